@@ -1,0 +1,1 @@
+"""convc.reference"""
