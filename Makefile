@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - the main job on built-in defaults
+#   make test   - the default test run
+# Each creates .venv and installs what it needs (Python packages, and
+# Debian's iverilog for the HDL tests); running them twice is safe.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.convc-installed
+OUT    ?= out
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test test-all bench venv iverilog clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  echo "installing Debian's iverilog"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iverilog </dev/null; }
+
+demo: $(STAMP)
+	mkdir -p $(OUT)
+	$(VENV)/bin/convc train --arch lenet --dataset digits -o $(OUT)/model.npz
+	$(VENV)/bin/convc info $(OUT)/model.npz
+
+test: $(STAMP) iverilog
+	$(PY) -m pytest -q
+
+test-all: $(STAMP) iverilog
+	$(PY) -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(PY) bench/bench_train_lenet.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,109 @@
+"""Architectures as data.
+
+An architecture spec is the graph part of a model file without weights or
+normalization (see :mod:`convc.reference.modelfile`): a JSON object with
+``name``, ``input.shape``, ``classes`` and ``layers``. ``in_channels`` of a
+``conv2d`` and ``in_features`` of a ``linear`` may be left out; they follow
+from the previous layer. Built-in specs: ``lenet`` and ``sceneparse``; any
+other name is read as a path to a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from convc.errors import ConvcError
+
+from .layers import random_table
+from .modelfile import network_from_graph
+from .network import Network
+
+__all__ = ["BUILTIN", "arch_spec", "build_network"]
+
+
+def lenet() -> dict:
+    """LeNet-5 style for 1x32x32 inputs (LeCun et al. 1998), 10 classes.
+
+    conv 5x5 (6) -> tanh -> max 2x2 -> conv 5x5 (16) -> tanh -> max 2x2
+    -> linear 400->120 -> tanh -> linear 120->10 -> log-softmax
+    """
+    return {
+        "name": "lenet",
+        "input": {"shape": [1, 32, 32]},
+        "classes": 10,
+        "layers": [
+            {"name": "conv1", "type": "conv2d", "attrs": {"out_channels": 6, "kernel": 5}},
+            {"name": "tanh1", "type": "tanh"},
+            {"name": "pool1", "type": "maxpool2d", "attrs": {"kernel": 2}},
+            {"name": "conv2", "type": "conv2d", "attrs": {"out_channels": 16, "kernel": 5}},
+            {"name": "tanh2", "type": "tanh"},
+            {"name": "pool2", "type": "maxpool2d", "attrs": {"kernel": 2}},
+            {"name": "flatten", "type": "flatten"},
+            {"name": "fc1", "type": "linear", "attrs": {"out_features": 120}},
+            {"name": "tanh3", "type": "tanh"},
+            {"name": "fc2", "type": "linear", "attrs": {"out_features": 10}},
+            {"name": "logsoftmax", "type": "logsoftmax"},
+        ],
+    }
+
+
+def sceneparse() -> dict:
+    """The scene-parsing net of Farabet et al. 2013 (one scale), 3x240x320 YUV.
+
+    LCN -> conv 7x7 (16) -> tanh -> max 2x2 -> conv 7x7 (64, each reads 8)
+    -> tanh -> max 2x2 -> conv 7x7 (256, each reads 32) -> conv 1x1 (8 classes).
+    The connection tables are fixed (seed 0) so every build is the same net.
+    """
+    rng = np.random.default_rng(0)
+    return {
+        "name": "sceneparse",
+        "input": {"shape": [3, 240, 320]},
+        "classes": 8,
+        "layers": [
+            {"name": "lcn", "type": "lcn", "attrs": {"kernel": 9}},
+            {"name": "conv1", "type": "conv2d", "attrs": {"out_channels": 16, "kernel": 7}},
+            {"name": "tanh1", "type": "tanh"},
+            {"name": "pool1", "type": "maxpool2d", "attrs": {"kernel": 2}},
+            {"name": "conv2", "type": "conv2d",
+             "attrs": {"out_channels": 64, "kernel": 7, "table": random_table(64, 16, 8, rng)}},
+            {"name": "tanh2", "type": "tanh"},
+            {"name": "pool2", "type": "maxpool2d", "attrs": {"kernel": 2}},
+            {"name": "conv3", "type": "conv2d",
+             "attrs": {"out_channels": 256, "kernel": 7, "table": random_table(256, 64, 32, rng)}},
+            {"name": "classifier", "type": "conv2d", "attrs": {"out_channels": 8, "kernel": 1}},
+        ],
+    }
+
+
+BUILTIN = {"lenet": lenet, "sceneparse": sceneparse}
+
+
+def arch_spec(arch: str) -> tuple[dict, str]:
+    """The spec for a built-in name or a JSON file path, and where it came from."""
+    if arch in BUILTIN:
+        return BUILTIN[arch](), f"arch {arch!r}"
+    path = Path(arch)
+    if not path.exists():
+        raise ConvcError(f"unknown architecture {arch!r}: not one of {', '.join(BUILTIN)} "
+                         "and no such spec file")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConvcError(f"{path}: cannot read spec ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ConvcError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(spec, dict):
+        raise ConvcError(f"{path}: a spec must be a JSON object")
+    spec.setdefault("name", path.stem)
+    return spec, str(path)
+
+
+def build_network(arch: str, seed: int = 0) -> Network:
+    """Build a network from a spec with freshly initialized weights."""
+    spec, where = arch_spec(arch)
+    net = network_from_graph(spec, where)
+    net.init_params(seed)
+    return net

@@ -1,0 +1,925 @@
+"""Vectorized NumPy reference layers (forward and backward).
+
+These layers define the floating-point semantics that the rest of convc
+(training, quantization, the compiler and the hardware simulator) is measured
+against.  Every layer works on a batch:
+
+* feature maps are ``(N, C, H, W)``,
+* vectors are ``(N, F)``.
+
+Shapes passed to :meth:`Layer.output_shape` and :meth:`Layer.macs` are
+*per sample* (no batch dimension): ``(C, H, W)`` or ``(F,)``.
+
+Layers compute in the dtype of their input and parameters (``float32`` for
+training, ``float64`` for gradient checks); nothing is upcast silently.
+
+Each concrete layer is a ``@dataclass(eq=False)`` whose dataclass fields are
+exactly its attributes as written to model files (see :meth:`Layer.attrs`).
+Parameters, gradients and forward caches are plain instance attributes set in
+``__post_init__``.
+
+The slow loop implementations in :mod:`convc.reference.naive` state the same
+equations element by element and are used by the tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "Layer",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "L2Pool2d",
+    "LocalContrastNorm",
+    "ReLU",
+    "Tanh",
+    "Abs",
+    "Linear",
+    "Flatten",
+    "LogSoftmax",
+    "LAYER_TYPES",
+    "nll_loss",
+    "random_table",
+]
+
+
+# ---------------------------------------------------------------------------
+# validation helpers
+# ---------------------------------------------------------------------------
+
+def _check_int(layer: str, name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as a Python int, or raise ValueError naming the field."""
+    # bool is an int subclass; ``kernel=True`` is always a mistake.
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_map_shape(layer: str, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    in_shape = tuple(in_shape)
+    if len(in_shape) != 3:
+        raise ValueError(f"{layer}: expected a per-sample input shape (C, H, W), got {in_shape}")
+    c, h, w = (int(v) for v in in_shape)
+    if c < 1 or h < 1 or w < 1:
+        raise ValueError(f"{layer}: input shape must be positive, got {in_shape}")
+    return c, h, w
+
+
+def _check_batch(layer: str, x: np.ndarray, ndim: int) -> None:
+    if x.ndim != ndim:
+        what = "(N, C, H, W)" if ndim == 4 else "(N, F)"
+        raise ValueError(f"{layer}: expected a batched input {what}, got shape {x.shape}")
+
+
+# ---------------------------------------------------------------------------
+# base class
+# ---------------------------------------------------------------------------
+
+class Layer:
+    """Base class of all reference layers.
+
+    Attributes
+    ----------
+    type : str
+        Name of the layer in model files (class variable), e.g. ``"conv2d"``.
+    params : dict[str, ndarray]
+        Trainable arrays; ``{}`` for layers without parameters.
+    grads : dict[str, ndarray]
+        Gradients of the loss with respect to ``params`` (same keys), written
+        by :meth:`backward`.
+    """
+
+    type: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache: Any = None
+
+    # -- parameters ---------------------------------------------------------
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Expected shape of each parameter array, from the attributes."""
+        return {}
+
+    def init_params(self, rng: np.random.Generator, dtype=np.float32) -> None:
+        """Fill ``params`` with fresh random values and ``grads`` with zeros."""
+        self.params = {}
+        self.grads = {}
+
+    def _zero_grads(self) -> None:
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def _require_params(self) -> None:
+        # Cheap check so that a wrongly loaded model fails loudly, not with a
+        # broadcasting error deep inside a matmul.
+        for name, shape in self.param_shapes().items():
+            p = self.params.get(name)
+            if p is None:
+                raise RuntimeError(
+                    f"{self.type}: parameter {name!r} not set; call init_params() or load weights"
+                )
+            if p.shape != shape:
+                raise ValueError(
+                    f"{self.type}: parameter {name!r} has shape {p.shape}, expected {shape}"
+                )
+
+    def _require_cache(self) -> Any:
+        if self._cache is None:
+            raise RuntimeError(f"{self.type}: backward() called before forward()")
+        return self._cache
+
+    # -- shapes and cost ----------------------------------------------------
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-sample output shape for per-sample input shape ``in_shape``."""
+        raise NotImplementedError
+
+    def macs(self, in_shape: tuple[int, ...]) -> int:
+        """Multiply-accumulates per sample (0 unless overridden)."""
+        self.output_shape(in_shape)  # validate
+        return 0
+
+    # -- computation --------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output for batch ``x`` and cache what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Return dL/dx for dL/dy ``dy`` of the last forward; set ``grads``."""
+        raise NotImplementedError
+
+    # -- serialization ------------------------------------------------------
+    def attrs(self) -> dict:
+        """JSON-serializable attributes (the dataclass fields)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+# ---------------------------------------------------------------------------
+# convolution
+# ---------------------------------------------------------------------------
+
+def random_table(out_channels: int, in_channels: int, fan_in: int,
+                 rng: np.random.Generator | int | None = None) -> list[list[int]]:
+    """Random connection table for :class:`Conv2d`.
+
+    Each output map reads ``fan_in`` distinct input maps, and the input maps
+    are used as evenly as possible: over the whole table, the number of
+    output maps reading any two input maps differs by at most one.
+
+    Rows are built greedily: each picks the ``fan_in`` least-used input maps
+    so far, breaking ties at random.  This keeps the usage spread <= 1 after
+    every row.
+
+    Parameters
+    ----------
+    out_channels, in_channels, fan_in : int
+        ``1 <= fan_in <= in_channels``.
+    rng : numpy.random.Generator or int or None
+        Random source (an int is used as a seed).
+
+    Returns
+    -------
+    list of list of int
+        ``out_channels`` sorted rows of ``fan_in`` input-map indices.
+    """
+    out_channels = _check_int("random_table", "out_channels", out_channels, 1)
+    in_channels = _check_int("random_table", "in_channels", in_channels, 1)
+    fan_in = _check_int("random_table", "fan_in", fan_in, 1)
+    if fan_in > in_channels:
+        raise ValueError(
+            f"random_table: fan_in {fan_in} larger than in_channels {in_channels}"
+        )
+    rng = np.random.default_rng(rng)
+    used = np.zeros(in_channels, dtype=np.int64)
+    table = []
+    for _ in range(out_channels):
+        # lexsort: last key is primary -> least used first, random tie-break.
+        order = np.lexsort((rng.random(in_channels), used))
+        row = np.sort(order[:fan_in])
+        used[row] += 1
+        table.append([int(i) for i in row])
+    return table
+
+
+@dataclass(eq=False)
+class Conv2d(Layer):
+    r"""2-D convolution (cross-correlation) with optional connection table.
+
+    .. math::
+
+        y[n, o, i, j] = b[o] + \sum_{c, p, q} W[o, c, p, q]\,
+                        x_{pad}[n, c, s i + p, s j + q]
+
+    with ``x_pad`` the input zero-padded by ``padding`` on each side and
+    ``s = stride``.  Output size is ``floor((H + 2 pad - K) / s) + 1``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel : int
+        Number of input and output maps, square kernel size ``K``.
+    stride : int, default 1
+    padding : int, default 0
+        Zero padding on each side.
+    table : list of list of int, optional
+        Torch7 ``SpatialConvolutionMap``-style connection table: ``table[o]``
+        is the sorted list of input maps read by output map ``o``; all rows
+        have the same length ``fan_in``.  Weights outside the table are held
+        at zero: :meth:`init_params` zeroes them, :meth:`forward` multiplies
+        the weights by the mask (so a wrongly loaded nonzero value has no
+        effect) and :meth:`backward` returns an exactly zero gradient for
+        them.  ``None`` means fully connected.
+
+    Notes
+    -----
+    ``params = {"weight": (out_channels, in_channels, K, K), "bias": (out_channels,)}``.
+    Forward is im2col (:func:`sliding_window_view`) followed by one BLAS
+    matmul; backward computes ``dW`` with one matmul and ``dx`` with a col2im
+    that loops over the ``K*K`` kernel offsets only.
+    """
+
+    type: ClassVar[str] = "conv2d"
+
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    table: list[list[int]] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        t = self.type
+        self.in_channels = _check_int(t, "in_channels", self.in_channels, 1)
+        self.out_channels = _check_int(t, "out_channels", self.out_channels, 1)
+        self.kernel = _check_int(t, "kernel", self.kernel, 1)
+        self.stride = _check_int(t, "stride", self.stride, 1)
+        self.padding = _check_int(t, "padding", self.padding, 0)
+        if self.table is not None:
+            self.table = self._check_table(self.table)
+        self._mask = self._build_mask()
+
+    def _check_table(self, table: Any) -> list[list[int]]:
+        t = self.type
+        try:
+            rows = [list(r) for r in table]
+        except TypeError:
+            raise ValueError(f"{t}: table must be a list of lists of int, got {table!r}") from None
+        if len(rows) != self.out_channels:
+            raise ValueError(
+                f"{t}: table has {len(rows)} rows, expected out_channels={self.out_channels}"
+            )
+        fan_in = len(rows[0])
+        clean = []
+        for o, row in enumerate(rows):
+            if len(row) != fan_in:
+                raise ValueError(
+                    f"{t}: table rows must all have the same length; row 0 has {fan_in}, "
+                    f"row {o} has {len(row)}"
+                )
+            if fan_in == 0:
+                raise ValueError(f"{t}: table row {o} is empty")
+            vals = []
+            for v in row:
+                if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                    raise ValueError(f"{t}: table[{o}] entry {v!r} is not an integer")
+                v = int(v)
+                if not 0 <= v < self.in_channels:
+                    raise ValueError(
+                        f"{t}: table[{o}] entry {v} out of range 0..{self.in_channels - 1}"
+                    )
+                vals.append(v)
+            if len(set(vals)) != len(vals):
+                raise ValueError(f"{t}: table[{o}] has repeated input maps: {vals}")
+            if vals != sorted(vals):
+                raise ValueError(f"{t}: table[{o}] must be sorted, got {vals}")
+            clean.append(vals)
+        return clean
+
+    def _build_mask(self) -> np.ndarray | None:
+        if self.table is None:
+            return None
+        mask = np.zeros((self.out_channels, self.in_channels), dtype=bool)
+        for o, row in enumerate(self.table):
+            mask[o, row] = True
+        return mask
+
+    @property
+    def fan_in(self) -> int:
+        """Number of input maps read by each output map."""
+        return self.in_channels if self.table is None else len(self.table[0])
+
+    def connection_mask(self) -> np.ndarray:
+        """Boolean ``(out_channels, in_channels)``: True where ``o`` reads ``c``."""
+        if self._mask is None:
+            return np.ones((self.out_channels, self.in_channels), dtype=bool)
+        return self._mask.copy()
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        k = self.kernel
+        return {
+            "weight": (self.out_channels, self.in_channels, k, k),
+            "bias": (self.out_channels,),
+        }
+
+    def init_params(self, rng: np.random.Generator, dtype=np.float32) -> None:
+        """LeCun-style uniform init ``U(-1/sqrt(fan_in K^2), +1/sqrt(fan_in K^2))``, bias 0.
+
+        Weights outside the connection table are set to exactly zero.
+        """
+        bound = 1.0 / math.sqrt(self.fan_in * self.kernel * self.kernel)
+        w = rng.uniform(-bound, bound, size=self.param_shapes()["weight"])
+        if self._mask is not None:
+            w *= self._mask[:, :, None, None]
+        self.params = {
+            "weight": w.astype(dtype),
+            "bias": np.zeros(self.out_channels, dtype=dtype),
+        }
+        self._zero_grads()
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = _check_map_shape(self.type, in_shape)
+        if c != self.in_channels:
+            raise ValueError(f"{self.type}: expected {self.in_channels} input maps, got {c}")
+        hp, wp = h + 2 * self.padding, w + 2 * self.padding
+        if self.kernel > hp or self.kernel > wp:
+            raise ValueError(
+                f"{self.type}: kernel {self.kernel} larger than padded input {hp}x{wp}"
+            )
+        return (
+            self.out_channels,
+            (hp - self.kernel) // self.stride + 1,
+            (wp - self.kernel) // self.stride + 1,
+        )
+
+    def macs(self, in_shape: tuple[int, ...]) -> int:
+        """``out_c * out_h * out_w * fan_in * K * K`` (connected maps only)."""
+        oc, oh, ow = self.output_shape(in_shape)
+        return oc * oh * ow * self.fan_in * self.kernel * self.kernel
+
+    def _effective_weight(self) -> np.ndarray:
+        w = self.params["weight"]
+        if self._mask is not None:
+            w = w * self._mask[:, :, None, None].astype(w.dtype)
+        return w
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x (N, C_in, H, W) -> y (N, C_out, OH, OW)``."""
+        _check_batch(self.type, x, 4)
+        _, oh, ow = self.output_shape(x.shape[1:])
+        self._require_params()
+        n, c = x.shape[:2]
+        k, s, p = self.kernel, self.stride, self.padding
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
+        # (N, C, H', W', K, K) view, strided to the output grid, then one copy
+        # into im2col layout rows=(n, i, j), cols=(c, p, q) to match weight.
+        win = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * k * k)
+        w = self._effective_weight()
+        y = cols @ w.reshape(self.out_channels, -1).T
+        y += self.params["bias"]
+        self._cache = (cols, xp.shape, x.shape, w)
+        return y.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Return ``dx``; set ``grads["weight"]`` (masked) and ``grads["bias"]``."""
+        cols, xp_shape, x_shape, w = self._require_cache()
+        n, c, hp, wp = xp_shape
+        o = self.out_channels
+        k, s, p = self.kernel, self.stride, self.padding
+        oh, ow = dy.shape[2], dy.shape[3]
+        dyr = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, o)
+        dw = (dyr.T @ cols).reshape(w.shape)
+        if self._mask is not None:
+            dw *= self._mask[:, :, None, None]
+        self.grads = {
+            "weight": dw.astype(self.params["weight"].dtype, copy=False),
+            "bias": dyr.sum(axis=0).astype(self.params["bias"].dtype, copy=False),
+        }
+        # col2im: each kernel offset (p, q) scatters one strided slab.
+        dcols = (dyr @ w.reshape(o, -1)).reshape(n, oh, ow, c, k, k).transpose(0, 3, 1, 2, 4, 5)
+        dxp = np.zeros(xp_shape, dtype=dcols.dtype)
+        for i in range(k):
+            for j in range(k):
+                dxp[:, :, i:i + s * oh:s, j:j + s * ow:s] += dcols[..., i, j]
+        if p:
+            dxp = dxp[:, :, p:hp - p, p:wp - p]
+        return dxp
+
+
+# ---------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class _Pool2d(Layer):
+    """Shared shape logic for square pooling windows without padding.
+
+    Output size is ``floor((H - kernel) / stride) + 1``; ``stride`` defaults to
+    ``kernel`` and is stored resolved.
+    """
+
+    kernel: int
+    stride: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.kernel = _check_int(self.type, "kernel", self.kernel, 1)
+        if self.stride is None:
+            self.stride = self.kernel
+        self.stride = _check_int(self.type, "stride", self.stride, 1)
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = _check_map_shape(self.type, in_shape)
+        if self.kernel > h or self.kernel > w:
+            raise ValueError(f"{self.type}: kernel {self.kernel} larger than input {h}x{w}")
+        return (c, (h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1)
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        """Read-only view ``(N, C, OH, OW, K, K)`` of the pooling windows."""
+        _check_batch(self.type, x, 4)
+        self.output_shape(x.shape[1:])
+        k, s = self.kernel, self.stride
+        return sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+
+    def _slab(self, a: np.ndarray, i: int, j: int, oh: int, ow: int) -> np.ndarray:
+        """Strided view of the elements at offset (i, j) of every window."""
+        s = self.stride
+        return a[:, :, i:i + s * oh:s, j:j + s * ow:s]
+
+
+@dataclass(eq=False)
+class MaxPool2d(_Pool2d):
+    """Max pooling.
+
+    ``y = max over the K x K window``.  Backward routes each output gradient
+    to the *first* maximum of its window in raster order (row by row), and
+    accumulates where overlapping windows (stride < kernel) share an input.
+    """
+
+    type: ClassVar[str] = "maxpool2d"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        win = self._windows(x)
+        n, c, oh, ow, k, _ = win.shape
+        flat = win.reshape(n, c, oh, ow, k * k)
+        idx = flat.argmax(axis=-1)  # argmax returns the first max: raster-order tie rule
+        y = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
+        self._cache = (idx, x.shape, x.dtype)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        idx, x_shape, dtype = self._require_cache()
+        k = self.kernel
+        oh, ow = idx.shape[2:]
+        dx = np.zeros(x_shape, dtype=np.result_type(dy, dtype))
+        zero = dx.dtype.type(0)
+        for i in range(k):
+            for j in range(k):
+                self._slab(dx, i, j, oh, ow)[...] += np.where(idx == i * k + j, dy, zero)
+        self.grads = {}
+        return dx
+
+
+@dataclass(eq=False)
+class AvgPool2d(_Pool2d):
+    """Average pooling: ``y = (1 / K^2) * sum over the K x K window``."""
+
+    type: ClassVar[str] = "avgpool2d"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        win = self._windows(x)
+        self._cache = (x.shape, x.dtype)
+        return win.mean(axis=(-2, -1))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape, dtype = self._require_cache()
+        k = self.kernel
+        oh, ow = dy.shape[2:]
+        g = dy / (k * k)
+        dx = np.zeros(x_shape, dtype=np.result_type(g, dtype))
+        for i in range(k):
+            for j in range(k):
+                self._slab(dx, i, j, oh, ow)[...] += g
+        self.grads = {}
+        return dx
+
+
+@dataclass(eq=False)
+class L2Pool2d(_Pool2d):
+    """L2 pooling: ``y = sqrt(sum over the K x K window of x^2)``.
+
+    This is the *sum* (an L2 norm), not the root-mean-square; divide by ``K``
+    to get the RMS.  Gradient ``dy/dx = x / y``, taken as 0 where ``y == 0``
+    (the subgradient of the norm at the origin).
+    """
+
+    type: ClassVar[str] = "l2pool2d"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        win = self._windows(x)
+        y = np.sqrt(np.einsum("ncijpq,ncijpq->ncij", win, win))
+        self._cache = (x, y)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, y = self._require_cache()
+        k = self.kernel
+        oh, ow = y.shape[2:]
+        g = np.zeros(np.broadcast_shapes(dy.shape, y.shape), dtype=np.result_type(dy, y))
+        np.divide(dy, y, out=g, where=y > 0)
+        dx = np.zeros(x.shape, dtype=np.result_type(g, x))
+        for i in range(k):
+            for j in range(k):
+                self._slab(dx, i, j, oh, ow)[...] += g * self._slab(x, i, j, oh, ow)
+        self.grads = {}
+        return dx
+
+
+# ---------------------------------------------------------------------------
+# local contrast normalization
+# ---------------------------------------------------------------------------
+
+def _filter_same(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Zero-padded "same" 2-D correlation of every ``a[n]`` with odd ``w``.
+
+    ``out[n, i, j] = sum_{p, q} w[p, q] * a[n, i + p - r, j + q - r]``, ``r = K // 2``,
+    out-of-range terms being zero.  Its adjoint is the same operation with
+    ``w[::-1, ::-1]``.
+    """
+    k = w.shape[0]
+    r = k // 2
+    ap = np.pad(a, ((0, 0), (r, r), (r, r)))
+    win = sliding_window_view(ap, (k, k), axis=(1, 2))  # (N, H, W, K, K)
+    return np.tensordot(win, w, axes=([3, 4], [0, 1]))
+
+
+@dataclass(eq=False)
+class LocalContrastNorm(Layer):
+    r"""Local (subtractive + divisive) contrast normalization.
+
+    After Jarrett et al. 2009 and Torch7 ``SpatialContrastiveNormalization``,
+    but with plain zero padding and *without* Torch's border coefficient
+    correction.  Output has the input's shape.  No parameters.
+
+    With ``g`` the normalized ``K x K`` Gaussian of :meth:`window` (sums to 1),
+    ``C`` the number of maps, and sums over ``c`` and ``p, q in [-r, r]``
+    (``r = K // 2``, zero outside the image):
+
+    .. math::
+
+        m(i,j) &= \sum_{c,p,q} \frac{g_{pq}}{C}\, x[c, i+p, j+q] \\
+        v[c,i,j] &= x[c,i,j] - m(i,j) \\
+        s(i,j) &= \sqrt{\sum_{c,p,q} \frac{g_{pq}}{C}\, v[c, i+p, j+q]^2} \\
+        d(i,j) &= \max\bigl(s(i,j),\ \overline{s},\ \varepsilon\bigr) \\
+        y[c,i,j] &= v[c,i,j] / d(i,j)
+
+    where :math:`\overline{s}` is the mean of ``s`` over the whole ``H x W``
+    map of the sample and :math:`\varepsilon` = :attr:`EPS` = 1e-4.
+
+    Backward is exact, including the path through :math:`\overline{s}`.  At
+    ties the maximum is attributed to the *first* argument attaining it in the
+    order ``(s, mean(s), eps)``: ``d = s`` where ``s >= mean(s)`` and
+    ``s >= eps``; else ``d = mean(s)`` where ``mean(s) >= eps``; else
+    ``d = eps`` (constant).  Where ``s == 0`` (an all-zero neighbourhood of
+    ``v``) the derivative of the square root is taken as 0, the subgradient of
+    the norm at the origin.
+
+    Parameters
+    ----------
+    kernel : int, default 9
+        Odd window size ``K``.
+    sigma : float, optional
+        Standard deviation of the Gaussian in pixels; default ``kernel / 4``,
+        stored resolved.
+    """
+
+    type: ClassVar[str] = "lcn"
+    EPS: ClassVar[float] = 1e-4
+
+    kernel: int = 9
+    sigma: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.kernel = _check_int(self.type, "kernel", self.kernel, 1)
+        if self.kernel % 2 != 1:
+            raise ValueError(f"{self.type}: kernel must be odd, got {self.kernel}")
+        if self.sigma is None:
+            self.sigma = self.kernel / 4
+        if isinstance(self.sigma, (bool, np.bool_)) or not isinstance(self.sigma, numbers.Real):
+            raise ValueError(f"{self.type}: sigma must be a positive number, got {self.sigma!r}")
+        self.sigma = float(self.sigma)
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"{self.type}: sigma must be a positive number, got {self.sigma!r}")
+
+    def window(self) -> np.ndarray:
+        """Normalized ``(kernel, kernel)`` float64 Gaussian (sums to 1, before ``/C``)."""
+        r = (self.kernel - 1) / 2
+        t = np.arange(self.kernel, dtype=np.float64) - r
+        g = np.exp(-(t * t) / (2.0 * self.sigma * self.sigma))
+        w = np.outer(g, g)
+        return w / w.sum()
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return _check_map_shape(self.type, in_shape)
+
+    def macs(self, in_shape: tuple[int, ...]) -> int:
+        """``2 * C * H * W * K * K``: the two Gaussian-weighted sums (mean and
+        variance) counted in the direct form of the equations above.  Squares,
+        the square root and the division are not counted."""
+        c, h, w = self.output_shape(in_shape)
+        return 2 * c * h * w * self.kernel * self.kernel
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        _check_batch(self.type, x, 4)
+        self.output_shape(x.shape[1:])
+        n, c, h, w = x.shape
+        # The window is the same for every map, so the sum over maps can be
+        # taken first: one 2-D filter per sample instead of C.
+        g = (self.window() / c).astype(x.dtype)
+        m = _filter_same(x.sum(axis=1), g)
+        v = x - m[:, None]
+        s = np.sqrt(_filter_same(np.einsum("nchw,nchw->nhw", v, v), g))
+        smean = s.mean(axis=(1, 2), keepdims=True)
+        eps = x.dtype.type(self.EPS) if x.dtype.kind == "f" else self.EPS
+        use_s = (s >= smean) & (s >= eps)
+        use_mean = ~use_s & (smean >= eps)
+        d = np.where(use_s, s, np.where(use_mean, smean, eps))
+        y = v / d[:, None]
+        self._cache = (g, v, s, d, use_s, use_mean)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        g, v, s, d, use_s, use_mean = self._require_cache()
+        n, c, h, w = v.shape
+        gflip = g[::-1, ::-1]  # adjoint of the correlation; g is symmetric anyway
+        zero = s.dtype.type(0)
+        # y = v / d
+        dv = dy / d[:, None]
+        dd = -np.einsum("nchw,nchw->nhw", dy, v) / (d * d)
+        # d = max(s, mean(s), eps)
+        dmean = np.where(use_mean, dd, zero).sum(axis=(1, 2), keepdims=True)
+        ds = np.where(use_s, dd, zero) + dmean / (h * w)
+        # s = sqrt(S2), d s / d S2 = 1 / (2 s); 0 at s == 0 (see class notes)
+        ds2 = np.zeros_like(s)
+        np.divide(ds, 2 * s, out=ds2, where=s > 0)
+        # S2 = filter(sum_c v^2) / C  (the 1/C is inside g)
+        dq = _filter_same(ds2, gflip)
+        dv += 2 * v * dq[:, None]
+        # v = x - m, m = filter(sum_c x) / C
+        dm = -dv.sum(axis=1)
+        dx = dv + _filter_same(dm, gflip)[:, None]
+        self.grads = {}
+        return dx
+
+
+# ---------------------------------------------------------------------------
+# elementwise nonlinearities
+# ---------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class _Elementwise(Layer):
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(int(v) for v in in_shape)
+
+
+@dataclass(eq=False)
+class ReLU(_Elementwise):
+    """``y = max(x, 0)``; gradient 1 where ``x > 0`` else 0."""
+
+    type: ClassVar[str] = "relu"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._cache = x > 0
+        return np.where(self._cache, x, x.dtype.type(0))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        pos = self._require_cache()
+        self.grads = {}
+        return np.where(pos, dy, dy.dtype.type(0))
+
+
+@dataclass(eq=False)
+class Tanh(_Elementwise):
+    """``y = tanh(x)``; gradient ``1 - y^2``."""
+
+    type: ClassVar[str] = "tanh"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.tanh(x)
+        self._cache = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._require_cache()
+        self.grads = {}
+        return dy * (1 - y * y)
+
+
+@dataclass(eq=False)
+class Abs(_Elementwise):
+    """``y = |x|``; gradient ``sign(x)`` (0 at ``x == 0``)."""
+
+    type: ClassVar[str] = "abs"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._cache = np.sign(x)
+        return np.abs(x)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        sign = self._require_cache()
+        self.grads = {}
+        return dy * sign
+
+
+# ---------------------------------------------------------------------------
+# vector layers
+# ---------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Linear(Layer):
+    r"""Fully connected layer ``y = x W^T + b``.
+
+    ``params = {"weight": (out_features, in_features), "bias": (out_features,)}``;
+    input ``(N, in_features)``, output ``(N, out_features)``.  Init is
+    ``U(-1/sqrt(in_features), +1/sqrt(in_features))``, bias 0.
+    """
+
+    type: ClassVar[str] = "linear"
+
+    in_features: int
+    out_features: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.in_features = _check_int(self.type, "in_features", self.in_features, 1)
+        self.out_features = _check_int(self.type, "out_features", self.out_features, 1)
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
+
+    def init_params(self, rng: np.random.Generator, dtype=np.float32) -> None:
+        bound = 1.0 / math.sqrt(self.in_features)
+        w = rng.uniform(-bound, bound, size=(self.out_features, self.in_features))
+        self.params = {
+            "weight": w.astype(dtype),
+            "bias": np.zeros(self.out_features, dtype=dtype),
+        }
+        self._zero_grads()
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        in_shape = tuple(int(v) for v in in_shape)
+        if len(in_shape) != 1:
+            raise ValueError(
+                f"{self.type}: expected a per-sample vector shape (F,), got {in_shape}; "
+                "insert a flatten layer"
+            )
+        if in_shape[0] != self.in_features:
+            raise ValueError(
+                f"{self.type}: expected {self.in_features} input features, got {in_shape[0]}"
+            )
+        return (self.out_features,)
+
+    def macs(self, in_shape: tuple[int, ...]) -> int:
+        """``in_features * out_features``."""
+        self.output_shape(in_shape)
+        return self.in_features * self.out_features
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        _check_batch(self.type, x, 2)
+        self.output_shape(x.shape[1:])
+        self._require_params()
+        self._cache = x
+        y = x @ self.params["weight"].T
+        y += self.params["bias"]
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x = self._require_cache()
+        w = self.params["weight"]
+        self.grads = {
+            "weight": (dy.T @ x).astype(w.dtype, copy=False),
+            "bias": dy.sum(axis=0).astype(self.params["bias"].dtype, copy=False),
+        }
+        return dy @ w
+
+
+@dataclass(eq=False)
+class Flatten(Layer):
+    """``(N, C, H, W) -> (N, C*H*W)`` in C order (any per-sample shape works)."""
+
+    type: ClassVar[str] = "flatten"
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        in_shape = tuple(int(v) for v in in_shape)
+        if len(in_shape) < 1:
+            raise ValueError(f"{self.type}: expected a per-sample shape, got {in_shape}")
+        return (math.prod(in_shape),)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim < 2:
+            raise ValueError(f"{self.type}: expected a batched input, got shape {x.shape}")
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        shape = self._require_cache()
+        self.grads = {}
+        return dy.reshape(shape)
+
+
+@dataclass(eq=False)
+class LogSoftmax(Layer):
+    r"""``y_k = x_k - log(sum_j exp(x_j))`` over the last axis.
+
+    Computed as ``z = x - max(x)``, ``y = z - log(sum exp z)`` so that it does
+    not overflow.  Backward: ``dx = dy - exp(y) * sum_k dy_k``.
+    """
+
+    type: ClassVar[str] = "logsoftmax"
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        in_shape = tuple(int(v) for v in in_shape)
+        if len(in_shape) < 1:
+            raise ValueError(f"{self.type}: expected a per-sample shape (F,), got {in_shape}")
+        return in_shape
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        z = x - x.max(axis=-1, keepdims=True)
+        y = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        self._cache = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._require_cache()
+        self.grads = {}
+        return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)
+
+
+def nll_loss(logp: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    r"""Mean negative log-likelihood and its gradient.
+
+    .. math::
+
+        L = -\frac{1}{N} \sum_n \mathrm{logp}[n, \mathrm{labels}[n]], \qquad
+        \frac{\partial L}{\partial \mathrm{logp}[n, k]} = -\frac{[k = \mathrm{labels}[n]]}{N}
+
+    Parameters
+    ----------
+    logp : ndarray, shape (N, K)
+        Log-probabilities (output of :class:`LogSoftmax`).
+    labels : ndarray of int, shape (N,)
+        Class indices in ``0..K-1``.
+
+    Returns
+    -------
+    loss : float
+    dlogp : ndarray, shape (N, K), dtype of ``logp``
+    """
+    logp = np.asarray(logp)
+    labels = np.asarray(labels)
+    if logp.ndim != 2:
+        raise ValueError(f"nll_loss: logp must be (N, K), got shape {logp.shape}")
+    n, k = logp.shape
+    if labels.shape != (n,):
+        raise ValueError(f"nll_loss: labels must have shape ({n},), got {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"nll_loss: labels must be integers, got dtype {labels.dtype}")
+    if n and (labels.min() < 0 or labels.max() >= k):
+        bad = labels[(labels < 0) | (labels >= k)][0]
+        raise ValueError(f"nll_loss: label {int(bad)} out of range 0..{k - 1}")
+    rows = np.arange(n)
+    loss = -float(logp[rows, labels].sum()) / n
+    grad = np.zeros_like(logp)
+    grad[rows, labels] = -1.0 / n
+    return loss, grad
+
+
+LAYER_TYPES: dict[str, type[Layer]] = {
+    cls.type: cls
+    for cls in (
+        Conv2d,
+        MaxPool2d,
+        AvgPool2d,
+        L2Pool2d,
+        LocalContrastNorm,
+        ReLU,
+        Tanh,
+        Abs,
+        Linear,
+        Flatten,
+        LogSoftmax,
+    )
+}

@@ -1,0 +1,512 @@
+"""Slow, loop-based reference implementations of every layer.
+
+Used only by the tests, on tiny shapes, to hold the vectorized layers of
+:mod:`convc.reference.layers` to the equations written out element by
+element.  Nothing here is vectorized beyond allocating the output arrays; no
+im2col, no sliding windows, no filtering helpers are shared with the fast
+code.  Arrays follow the layer conventions: maps are ``(N, C, H, W)``,
+vectors ``(N, F)``; results have the dtype of ``x``.
+
+Every function takes the parameters explicitly.  Connection tables are *not*
+handled here: the caller passes a weight that is already masked and masks
+``dweight`` itself.
+
+The LCN backward (:func:`lcn_backward`) is written with explicit loops and
+the chain rule in *scatter* form (each forward term pushes its gradient to its
+inputs), independent of the vectorized adjoint-filter form; it is also
+verified by the finite-difference checks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "l2pool2d_forward",
+    "l2pool2d_backward",
+    "lcn_forward",
+    "lcn_backward",
+    "relu_forward",
+    "relu_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "abs_forward",
+    "abs_backward",
+    "linear_forward",
+    "linear_backward",
+    "flatten_forward",
+    "flatten_backward",
+    "logsoftmax_forward",
+    "logsoftmax_backward",
+    "nll_loss",
+]
+
+
+# ---------------------------------------------------------------------------
+# convolution
+# ---------------------------------------------------------------------------
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv2d_forward(x, weight, bias, stride, padding):
+    """``y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] * x[n, c, s*i+p-pad, s*j+q-pad]``.
+
+    Out-of-range input positions count as zero (zero padding).
+
+    Parameters
+    ----------
+    x : (N, C, H, W)
+    weight : (O, C, K, K)
+    bias : (O,)
+    stride, padding : int
+
+    Returns
+    -------
+    y : (N, O, OH, OW)
+    """
+    n_, c_, h_, w_ = x.shape
+    o_, _, k, _ = weight.shape
+    oh, ow = _conv_out(h_, k, stride, padding), _conv_out(w_, k, stride, padding)
+    y = np.zeros((n_, o_, oh, ow), dtype=x.dtype)
+    for n in range(n_):
+        for o in range(o_):
+            for i in range(oh):
+                for j in range(ow):
+                    acc = bias[o]
+                    for c in range(c_):
+                        for p in range(k):
+                            for q in range(k):
+                                r = i * stride + p - padding
+                                s = j * stride + q - padding
+                                if 0 <= r < h_ and 0 <= s < w_:
+                                    acc += weight[o, c, p, q] * x[n, c, r, s]
+                    y[n, o, i, j] = acc
+    return y
+
+
+def conv2d_backward(x, weight, stride, padding, dy):
+    """Gradients of :func:`conv2d_forward`.
+
+    Returns
+    -------
+    dx : (N, C, H, W)
+    dweight : (O, C, K, K)  (unmasked; mask it for connection tables)
+    dbias : (O,)
+    """
+    n_, c_, h_, w_ = x.shape
+    o_, _, k, _ = weight.shape
+    _, _, oh, ow = dy.shape
+    dx = np.zeros_like(x)
+    dw = np.zeros_like(weight)
+    db = np.zeros(o_, dtype=weight.dtype)
+    for n in range(n_):
+        for o in range(o_):
+            for i in range(oh):
+                for j in range(ow):
+                    g = dy[n, o, i, j]
+                    db[o] += g
+                    for c in range(c_):
+                        for p in range(k):
+                            for q in range(k):
+                                r = i * stride + p - padding
+                                s = j * stride + q - padding
+                                if 0 <= r < h_ and 0 <= s < w_:
+                                    dw[o, c, p, q] += g * x[n, c, r, s]
+                                    dx[n, c, r, s] += g * weight[o, c, p, q]
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------------------
+# pooling (no padding; out = (H - k) // s + 1)
+# ---------------------------------------------------------------------------
+
+def _pool_out(x, kernel, stride):
+    _, _, h_, w_ = x.shape
+    return (h_ - kernel) // stride + 1, (w_ - kernel) // stride + 1
+
+
+def _window(x, n, c, i, j, kernel, stride):
+    """List of ((r, s), value) of one pooling window in raster order."""
+    out = []
+    for p in range(kernel):
+        for q in range(kernel):
+            r, s = i * stride + p, j * stride + q
+            out.append(((r, s), x[n, c, r, s]))
+    return out
+
+
+def maxpool2d_forward(x, kernel, stride):
+    """``y = max over the window``."""
+    n_, c_ = x.shape[:2]
+    oh, ow = _pool_out(x, kernel, stride)
+    y = np.zeros((n_, c_, oh, ow), dtype=x.dtype)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(oh):
+                for j in range(ow):
+                    y[n, c, i, j] = max(v for _, v in _window(x, n, c, i, j, kernel, stride))
+    return y
+
+
+def maxpool2d_backward(x, kernel, stride, dy):
+    """Gradient to the first maximum of each window in raster order; accumulates."""
+    n_, c_ = x.shape[:2]
+    oh, ow = _pool_out(x, kernel, stride)
+    dx = np.zeros_like(x)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(oh):
+                for j in range(ow):
+                    best_pos, best = None, None
+                    for pos, v in _window(x, n, c, i, j, kernel, stride):
+                        if best is None or v > best:  # strict: keeps the first max
+                            best_pos, best = pos, v
+                    dx[(n, c) + best_pos] += dy[n, c, i, j]
+    return dx
+
+
+def avgpool2d_forward(x, kernel, stride):
+    """``y = sum over the window / kernel^2``."""
+    n_, c_ = x.shape[:2]
+    oh, ow = _pool_out(x, kernel, stride)
+    y = np.zeros((n_, c_, oh, ow), dtype=x.dtype)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(oh):
+                for j in range(ow):
+                    y[n, c, i, j] = sum(v for _, v in _window(x, n, c, i, j, kernel, stride)) / (
+                        kernel * kernel
+                    )
+    return y
+
+
+def avgpool2d_backward(x, kernel, stride, dy):
+    n_, c_ = x.shape[:2]
+    oh, ow = _pool_out(x, kernel, stride)
+    dx = np.zeros_like(x)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(oh):
+                for j in range(ow):
+                    for pos, _ in _window(x, n, c, i, j, kernel, stride):
+                        dx[(n, c) + pos] += dy[n, c, i, j] / (kernel * kernel)
+    return dx
+
+
+def l2pool2d_forward(x, kernel, stride):
+    """``y = sqrt(sum over the window of x^2)`` (a sum, not a mean)."""
+    n_, c_ = x.shape[:2]
+    oh, ow = _pool_out(x, kernel, stride)
+    y = np.zeros((n_, c_, oh, ow), dtype=x.dtype)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(oh):
+                for j in range(ow):
+                    y[n, c, i, j] = math.sqrt(
+                        sum(v * v for _, v in _window(x, n, c, i, j, kernel, stride))
+                    )
+    return y
+
+
+def l2pool2d_backward(x, kernel, stride, dy):
+    """``dx += dy * x / y`` over each window; nothing where ``y == 0``."""
+    y = l2pool2d_forward(x, kernel, stride)
+    n_, c_, oh, ow = y.shape
+    dx = np.zeros_like(x)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(oh):
+                for j in range(ow):
+                    if y[n, c, i, j] == 0:
+                        continue
+                    for pos, v in _window(x, n, c, i, j, kernel, stride):
+                        dx[(n, c) + pos] += dy[n, c, i, j] * v / y[n, c, i, j]
+    return dx
+
+
+# ---------------------------------------------------------------------------
+# local contrast normalization
+# ---------------------------------------------------------------------------
+
+def _lcn_terms(x, window, eps):
+    """All intermediate values of the LCN forward, by loops.
+
+    ``window`` is the ``(K, K)`` Gaussian summing to 1; each map is weighted by
+    ``window / C``.  Returns per sample lists of ``m, v, s, mean, d``.
+    """
+    n_, c_, h_, w_ = x.shape
+    k = window.shape[0]
+    r = k // 2
+    out = []
+    for n in range(n_):
+        m = np.zeros((h_, w_))
+        for i in range(h_):
+            for j in range(w_):
+                acc = 0.0
+                for c in range(c_):
+                    for p in range(k):
+                        for q in range(k):
+                            a, b = i + p - r, j + q - r
+                            if 0 <= a < h_ and 0 <= b < w_:
+                                acc += window[p, q] / c_ * x[n, c, a, b]
+                m[i, j] = acc
+        v = np.zeros((c_, h_, w_))
+        for c in range(c_):
+            for i in range(h_):
+                for j in range(w_):
+                    v[c, i, j] = x[n, c, i, j] - m[i, j]
+        s = np.zeros((h_, w_))
+        for i in range(h_):
+            for j in range(w_):
+                acc = 0.0
+                for c in range(c_):
+                    for p in range(k):
+                        for q in range(k):
+                            a, b = i + p - r, j + q - r
+                            if 0 <= a < h_ and 0 <= b < w_:
+                                acc += window[p, q] / c_ * v[c, a, b] ** 2
+                s[i, j] = math.sqrt(acc)
+        mean = sum(s[i, j] for i in range(h_) for j in range(w_)) / (h_ * w_)
+        d = np.zeros((h_, w_))
+        branch = {}
+        for i in range(h_):
+            for j in range(w_):
+                # tie rule: first of (s, mean, eps) attaining the maximum
+                if s[i, j] >= mean and s[i, j] >= eps:
+                    d[i, j], branch[i, j] = s[i, j], "s"
+                elif mean >= eps:
+                    d[i, j], branch[i, j] = mean, "mean"
+                else:
+                    d[i, j], branch[i, j] = eps, "eps"
+        out.append((m, v, s, mean, d, branch))
+    return out
+
+
+def lcn_forward(x, window, eps):
+    """Local contrast normalization, ``y = v / max(s, mean(s), eps)``.
+
+    See :class:`convc.reference.layers.LocalContrastNorm` for the equations.
+
+    Parameters
+    ----------
+    x : (N, C, H, W)
+    window : (K, K) Gaussian summing to 1 (per-map weight is ``window / C``)
+    eps : float
+
+    Returns
+    -------
+    y : (N, C, H, W)
+    """
+    n_, c_, h_, w_ = x.shape
+    y = np.zeros_like(x)
+    for n, (_, v, _, _, d, _) in enumerate(_lcn_terms(x, window, eps)):
+        for c in range(c_):
+            for i in range(h_):
+                for j in range(w_):
+                    y[n, c, i, j] = v[c, i, j] / d[i, j]
+    return y
+
+
+def lcn_backward(x, window, eps, dy):
+    """Gradient of :func:`lcn_forward` by loops and the chain rule (scatter form).
+
+    Same tie rule as the vectorized layer; ``d sqrt(S)/dS`` taken as 0 where
+    ``s == 0``.
+    """
+    n_, c_, h_, w_ = x.shape
+    k = window.shape[0]
+    r = k // 2
+    dx = np.zeros_like(x)
+    for n, (m, v, s, mean, d, branch) in enumerate(_lcn_terms(x, window, eps)):
+        # y = v / d
+        dv = np.zeros((c_, h_, w_))
+        dd = np.zeros((h_, w_))
+        for c in range(c_):
+            for i in range(h_):
+                for j in range(w_):
+                    dv[c, i, j] += dy[n, c, i, j] / d[i, j]
+                    dd[i, j] += -dy[n, c, i, j] * v[c, i, j] / d[i, j] ** 2
+        # d = max(s, mean, eps); mean = sum(s) / (H W)
+        ds = np.zeros((h_, w_))
+        dmean = 0.0
+        for i in range(h_):
+            for j in range(w_):
+                if branch[i, j] == "s":
+                    ds[i, j] += dd[i, j]
+                elif branch[i, j] == "mean":
+                    dmean += dd[i, j]
+        for i in range(h_):
+            for j in range(w_):
+                ds[i, j] += dmean / (h_ * w_)
+        # s(i,j) = sqrt(sum w/C v[c, i+p-r, j+q-r]^2): push to each v term
+        for i in range(h_):
+            for j in range(w_):
+                if s[i, j] == 0:
+                    continue
+                g = ds[i, j] / (2 * s[i, j])
+                for c in range(c_):
+                    for p in range(k):
+                        for q in range(k):
+                            a, b = i + p - r, j + q - r
+                            if 0 <= a < h_ and 0 <= b < w_:
+                                dv[c, a, b] += g * window[p, q] / c_ * 2 * v[c, a, b]
+        # v = x - m
+        dm = np.zeros((h_, w_))
+        for c in range(c_):
+            for i in range(h_):
+                for j in range(w_):
+                    dx[n, c, i, j] += dv[c, i, j]
+                    dm[i, j] -= dv[c, i, j]
+        # m(i,j) = sum w/C x[c, i+p-r, j+q-r]: push to each x term
+        for i in range(h_):
+            for j in range(w_):
+                for c in range(c_):
+                    for p in range(k):
+                        for q in range(k):
+                            a, b = i + p - r, j + q - r
+                            if 0 <= a < h_ and 0 <= b < w_:
+                                dx[n, c, a, b] += dm[i, j] * window[p, q] / c_
+    return dx
+
+
+# ---------------------------------------------------------------------------
+# elementwise
+# ---------------------------------------------------------------------------
+
+def _map(x, f):
+    y = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        y[idx] = f(x[idx])
+    return y
+
+
+def relu_forward(x):
+    return _map(x, lambda v: v if v > 0 else 0.0)
+
+
+def relu_backward(x, dy):
+    dx = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        dx[idx] = dy[idx] if x[idx] > 0 else 0.0
+    return dx
+
+
+def tanh_forward(x):
+    return _map(x, math.tanh)
+
+
+def tanh_backward(x, dy):
+    dx = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        dx[idx] = dy[idx] * (1 - math.tanh(x[idx]) ** 2)
+    return dx
+
+
+def abs_forward(x):
+    return _map(x, abs)
+
+
+def abs_backward(x, dy):
+    dx = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        v = x[idx]
+        dx[idx] = dy[idx] * (1.0 if v > 0 else -1.0 if v < 0 else 0.0)
+    return dx
+
+
+# ---------------------------------------------------------------------------
+# vector layers
+# ---------------------------------------------------------------------------
+
+def linear_forward(x, weight, bias):
+    """``y[n, o] = b[o] + sum_f W[o, f] x[n, f]``."""
+    n_, f_ = x.shape
+    o_ = weight.shape[0]
+    y = np.zeros((n_, o_), dtype=x.dtype)
+    for n in range(n_):
+        for o in range(o_):
+            acc = bias[o]
+            for f in range(f_):
+                acc += weight[o, f] * x[n, f]
+            y[n, o] = acc
+    return y
+
+
+def linear_backward(x, weight, dy):
+    """Returns ``(dx, dweight, dbias)``."""
+    n_, f_ = x.shape
+    o_ = weight.shape[0]
+    dx = np.zeros_like(x)
+    dw = np.zeros_like(weight)
+    db = np.zeros(o_, dtype=weight.dtype)
+    for n in range(n_):
+        for o in range(o_):
+            db[o] += dy[n, o]
+            for f in range(f_):
+                dw[o, f] += dy[n, o] * x[n, f]
+                dx[n, f] += dy[n, o] * weight[o, f]
+    return dx, dw, db
+
+
+def flatten_forward(x):
+    """Copy each sample into a vector in C (row-major) order."""
+    n_ = x.shape[0]
+    per = x.shape[1:]
+    y = np.zeros((n_, int(np.prod(per))), dtype=x.dtype)
+    for n in range(n_):
+        for k, idx in enumerate(np.ndindex(per)):
+            y[n, k] = x[(n,) + idx]
+    return y
+
+
+def flatten_backward(x_shape, dy):
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for n in range(x_shape[0]):
+        for k, idx in enumerate(np.ndindex(tuple(x_shape[1:]))):
+            dx[(n,) + idx] = dy[n, k]
+    return dx
+
+
+def logsoftmax_forward(x):
+    """Row-wise ``y_k = x_k - log(sum_j exp(x_j))`` (max-shifted)."""
+    n_, k_ = x.shape
+    y = np.zeros_like(x)
+    for n in range(n_):
+        mx = max(x[n, k] for k in range(k_))
+        lse = mx + math.log(sum(math.exp(x[n, k] - mx) for k in range(k_)))
+        for k in range(k_):
+            y[n, k] = x[n, k] - lse
+    return y
+
+
+def logsoftmax_backward(x, dy):
+    """``dx_k = dy_k - softmax_k * sum_j dy_j``."""
+    y = logsoftmax_forward(x)
+    n_, k_ = x.shape
+    dx = np.zeros_like(x)
+    for n in range(n_):
+        total = sum(dy[n, k] for k in range(k_))
+        for k in range(k_):
+            dx[n, k] = dy[n, k] - math.exp(y[n, k]) * total
+    return dx
+
+
+def nll_loss(logp, labels):
+    """Mean negative log-likelihood and its gradient wrt ``logp``."""
+    n_ = logp.shape[0]
+    loss = 0.0
+    grad = np.zeros_like(logp)
+    for n in range(n_):
+        loss -= logp[n, labels[n]]
+        grad[n, labels[n]] = -1.0 / n_
+    return loss / n_, grad

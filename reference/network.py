@@ -1,0 +1,208 @@
+"""A network: an input description and an ordered chain of layers.
+
+The network is what ``model.npz`` stores (see :mod:`convc.reference.modelfile`)
+and what the compiler lowers. It owns the input normalization so that the
+float reference, the golden model and the hardware all see the same input:
+
+    x_norm[c] = (x_raw[c] - mean[c]) / std[c]
+
+Shapes are per sample: ``(C, H, W)`` for maps and ``(F,)`` for vectors; a
+batch adds a leading ``N``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layers import LAYER_TYPES, Layer
+
+__all__ = ["InputSpec", "LayerInfo", "Network", "build_layer"]
+
+
+@dataclass
+class InputSpec:
+    """The network input: per-sample shape and per-channel normalization.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(C, H, W)``.
+    mean, std : list of float
+        One value per channel; ``std`` entries must be positive.
+    """
+
+    shape: tuple[int, ...]
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.shape = tuple(int(v) for v in self.shape)
+        if len(self.shape) != 3 or any(v <= 0 for v in self.shape):
+            raise ValueError(f"input shape must be three positive sizes (C, H, W), got {list(self.shape)}")
+        channels = self.shape[0]
+        if not self.mean:
+            self.mean = [0.0] * channels
+        if not self.std:
+            self.std = [1.0] * channels
+        self.mean = [float(v) for v in self.mean]
+        self.std = [float(v) for v in self.std]
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != channels:
+                raise ValueError(f"input {name} must have one value per channel ({channels}), got {len(values)}")
+            if not all(np.isfinite(values)):
+                raise ValueError(f"input {name} has a value that is not finite: {values}")
+        if any(v <= 0 for v in self.std):
+            raise ValueError(f"input std must be positive, got {self.std}")
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """Apply ``(x - mean[c]) / std[c]`` to a batch ``(N, C, H, W)``."""
+        mean = np.asarray(self.mean, dtype=x.dtype).reshape(1, -1, 1, 1)
+        std = np.asarray(self.std, dtype=x.dtype).reshape(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def to_json(self) -> dict:
+        return {"shape": list(self.shape), "mean": self.mean, "std": self.std}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What ``convc info`` prints for one layer."""
+
+    index: int
+    name: str
+    type: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    params: int
+    macs: int
+
+
+def build_layer(type_name: str, attrs: dict, where: str) -> Layer:
+    """Instantiate a layer from its type name and attributes.
+
+    Raises ``ValueError`` naming ``where`` (e.g. ``"layer 3 'conv2'"``) for an
+    unknown type or bad attributes.
+    """
+    cls = LAYER_TYPES.get(type_name)
+    if cls is None:
+        raise ValueError(
+            f"{where}: unknown layer type {type_name!r}; supported: {', '.join(sorted(LAYER_TYPES))}"
+        )
+    try:
+        return cls(**attrs)
+    except TypeError as exc:
+        import inspect
+
+        allowed = [p for p in inspect.signature(cls).parameters]
+        raise ValueError(
+            f"{where} ({type_name}): bad attributes {sorted(attrs)}; allowed: {allowed} ({exc})"
+        ) from None
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+class Network:
+    """A chain of layers with a named input.
+
+    Parameters
+    ----------
+    input : InputSpec
+    layers : list of Layer
+    names : list of str, optional
+        One unique name per layer (default ``"<type><k>"``).
+    name : str
+        Architecture name (``"lenet"``, ``"sceneparse"``, or the user's).
+    classes : int
+        Number of output classes.
+    meta : dict
+        Free-form JSON-able facts (dataset, training settings, accuracy).
+    """
+
+    def __init__(self, input: InputSpec, layers: list[Layer], names: list[str] | None = None,
+                 name: str = "network", classes: int = 0, meta: dict | None = None):
+        self.input = input
+        self.layers = list(layers)
+        if names is None:
+            counts: dict[str, int] = {}
+            names = []
+            for layer in self.layers:
+                counts[layer.type] = counts.get(layer.type, 0) + 1
+                names.append(f"{layer.type}{counts[layer.type]}")
+        if len(names) != len(self.layers):
+            raise ValueError("one name per layer is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"layer names must be unique, got {names}")
+        self.names = list(names)
+        self.name = name
+        self.classes = int(classes)
+        self.meta = dict(meta or {})
+        self.shapes = self._infer_shapes()
+
+    def _infer_shapes(self) -> list[tuple[int, ...]]:
+        shapes = [self.input.shape]
+        for i, (name, layer) in enumerate(zip(self.names, self.layers)):
+            try:
+                shapes.append(tuple(layer.output_shape(shapes[-1])))
+            except ValueError as exc:
+                raise ValueError(f"layer {i} {name!r}: {exc}") from None
+        return shapes
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.shapes[-1]
+
+    def init_params(self, seed: int = 0, dtype=np.float32) -> None:
+        rng = np.random.default_rng(seed)
+        for layer in self.layers:
+            layer.init_params(rng, dtype)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """All weights, keyed ``"<layer name>.<param>"``."""
+        return {f"{n}.{k}": v for n, layer in zip(self.names, self.layers) for k, v in layer.params.items()}
+
+    def forward(self, x: np.ndarray, normalize: bool = True) -> np.ndarray:
+        """Run a batch ``(N, C, H, W)`` of raw inputs through every layer."""
+        h = self.input.normalize(x) if normalize else x
+        for layer in self.layers:
+            h = layer.forward(h)
+        return h
+
+    def forward_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output for a batch (index 0 is the normalized input)."""
+        outs = [self.input.normalize(x)]
+        for layer in self.layers:
+            outs.append(layer.forward(outs[-1]))
+        return outs
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class index per sample (argmax over the last axis of the output)."""
+        preds = [np.argmax(self.forward(x[i:i + batch_size]), axis=-1) for i in range(0, len(x), batch_size)]
+        return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+    def info(self) -> list[LayerInfo]:
+        rows = []
+        for i, (name, layer) in enumerate(zip(self.names, self.layers)):
+            if getattr(layer, "params", None):
+                params = sum(int(np.prod(v.shape)) for v in layer.params.values())
+            else:
+                params = sum(int(np.prod(s)) for s in layer.param_shapes().values())
+            rows.append(LayerInfo(i, name, layer.type, self.shapes[i], self.shapes[i + 1], params,
+                                  int(layer.macs(self.shapes[i]))))
+        return rows
+
+    def graph_json(self) -> dict:
+        return {
+            "name": self.name,
+            "input": self.input.to_json(),
+            "classes": self.classes,
+            "layers": [{"name": n, "type": layer.type, "attrs": layer.attrs()}
+                       for n, layer in zip(self.names, self.layers)],
+            "meta": self.meta,
+        }
