@@ -1,0 +1,1188 @@
+r"""The numeric specification of convc: fixed-point formats, rounding, saturation,
+accumulator limits and piecewise-linear (PWL) nonlinearities.
+
+This module is the *one* place where an arithmetic rule is defined.  The
+compiler, the bit-exact golden model, the cycle model and the HDL generator all
+import it; none of them re-derives a rule.  Every function is vectorized over
+numpy ``int64`` arrays and also accepts Python ints / numpy scalars (a scalar in
+gives a numpy scalar out).
+
+Number representation
+---------------------
+A value is stored as a two's-complement integer *code* ``q`` of ``width`` bits
+with ``frac`` fraction bits (:class:`QFormat`)::
+
+    value(q) = q * 2**(-frac)
+    signed:   q in [-2**(width-1), 2**(width-1) - 1]
+    unsigned: q in [0, 2**width - 1]
+
+The project default is Q8.8: 16 bits (``DEFAULT_BITS``), 8 fraction bits, the
+NeuFlow format.  ``frac`` may be any integer (negative: the LSB is worth more
+than 1; larger than ``width``: all codes are small fractions).
+
+Rounding -- the ONE rounding mode
+---------------------------------
+``ROUNDING = "round-half-up"``: round to nearest, ties toward +infinity::
+
+    round(v) = floor(v + 1/2)          e.g. 2.5 -> 3, -2.5 -> -2, -2.6 -> -3
+
+In integer form, dividing an integer ``a`` by ``2**s`` (``s > 0``) is::
+
+    round_shift(a, s) = (a + (1 << (s - 1))) >> s        (arithmetic shift)
+
+which is exactly what the hardware does: the constant ``1 << (s-1)`` is
+preloaded into the DSP48E1 accumulator (C port / rounding constant) and the
+result is taken ``s`` bits up (a wire shift).  ``s < 0`` is an exact left shift
+``a << -s`` and ``s == 0`` is the identity.  The same rule is used for
+quantizing real numbers (``QFormat.quantize``), for requantizing accumulators
+(:func:`requantize`) and inside PWL evaluation (:func:`pwl_eval`).
+
+Saturation
+----------
+Narrowing a value to a format clamps it to ``[fmt.min_int, fmt.max_int]``.
+Saturation is never silent: every function that may saturate returns the
+*number* of clamped elements next to the result, and callers (golden model,
+compiler statistics) are expected to report it.
+
+Accumulator
+-----------
+``ACC_BITS = 48`` is the width of the DSP48E1 P register (and of a cascade of
+DSP48E1 slices via PCOUT/PCIN).  A convolution of a Q(f_in) activation with a
+Q(f_w) weight accumulates products exactly, in fraction ``f_acc = f_in + f_w``::
+
+    acc = bias * 2**(f_acc - f_bias) + sum_k x_k * w_k        (exact integers)
+    out = requantize(acc, f_acc - f_out, out_fmt)
+        = saturate(round_shift(acc, f_acc - f_out), out_fmt)
+
+If ``acc`` leaves the signed 48-bit range the hardware wraps (:func:`wrap`);
+the golden model counts such values with :func:`check_acc` and reports them as
+overflow -- they are a compiler error, not a numeric mode.
+
+Multiplier ports
+----------------
+The DSP48E1 multiplier is 25 x 18 bits (``DSP_A_BITS``, ``DSP_B_BITS``).  PWL
+tables put the input code on the A port (so ``in_fmt.width <= 25``) and the
+segment slope on the B port (signed 18 bits).
+
+Piecewise-linear functions
+--------------------------
+See :class:`PWLTable` for the exact evaluation rule that the hardware
+implements, :func:`fit_pwl` for the minimax fitter, and :func:`make_tanh` /
+:func:`make_inv_sqrt` for the two nonlinearities of the project.
+
+Range limits
+------------
+All integer arithmetic is done in numpy ``int64``.  Inputs must fit ``int64``
+(Python ints that do not raise ``OverflowError``); :func:`round_shift` is exact
+for every ``int64`` input and every ``s >= 0``, and raises ``OverflowError`` if a
+left shift (``s < 0``) would not fit ``int64``.  Hardware-relevant values are
+much narrower (accumulators are 48-bit, activations 16-bit).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "ROUNDING",
+    "ACC_BITS",
+    "DEFAULT_BITS",
+    "DSP_A_BITS",
+    "DSP_B_BITS",
+    "QFormat",
+    "round_shift",
+    "saturate",
+    "requantize",
+    "check_acc",
+    "wrap",
+    "frac_for_range",
+    "PWLTable",
+    "pwl_eval",
+    "fit_pwl",
+    "make_tanh",
+    "make_inv_sqrt",
+]
+
+#: The one rounding mode of the project (see module docstring).
+ROUNDING = "round-half-up"
+#: Accumulator width: the DSP48E1 P register.
+ACC_BITS = 48
+#: Default activation / weight width (Q8.8).
+DEFAULT_BITS = 16
+#: DSP48E1 multiplier A-port width (signed); PWL input codes go here.
+DSP_A_BITS = 25
+#: DSP48E1 multiplier B-port width (signed); PWL slopes go here.
+DSP_B_BITS = 18
+
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+def _as_int64(a: Any, name: str = "a") -> np.ndarray:
+    """Convert integer input (array, numpy or Python scalar) to an int64 array.
+
+    Floats are rejected (``TypeError``) rather than silently truncated; Python
+    ints that do not fit int64 raise ``OverflowError``.
+    """
+    arr = np.asarray(a)
+    kind = arr.dtype.kind
+    if arr.dtype == np.int64:
+        return arr
+    if kind in "iub":
+        if arr.dtype == np.uint64 and arr.size and int(arr.max()) > _INT64_MAX:
+            raise OverflowError(f"{name}: value does not fit int64")
+        return arr.astype(np.int64)
+    if kind == "O":
+        flat = arr.ravel()
+        for v in flat:
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+                raise TypeError(f"{name} must be integer, got {type(v).__name__}")
+            if not (_INT64_MIN <= int(v) <= _INT64_MAX):
+                raise OverflowError(f"{name}: value {int(v)} does not fit int64")
+        return arr.astype(np.int64)
+    raise TypeError(f"{name} must be an integer array/scalar, got dtype {arr.dtype}")
+
+
+def _ret(arr: np.ndarray):
+    """Return a numpy scalar for 0-d arrays, the array otherwise."""
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def _signed_range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _round_half_up_float(v: float) -> int:
+    """floor(v + 1/2) of a finite Python float, exactly (no double rounding)."""
+    fl = math.floor(v)
+    return int(fl) + (1 if v - fl >= 0.5 else 0)
+
+
+# ----------------------------------------------------------------------------
+# QFormat
+# ----------------------------------------------------------------------------
+_QSTR_RE = re.compile(r"^(U?)Q(?:(-?\d+)\.(-?\d+)|\((\d+),f(-?\d+)\))$")
+
+
+@dataclass(frozen=True)
+class QFormat:
+    r"""A fixed-point format: ``width`` bits, ``frac`` fraction bits.
+
+    Value of a code ``q``: ``q * 2**-frac``.  Signed formats are two's
+    complement.
+
+    Parameters
+    ----------
+    width : int
+        Total number of bits including the sign bit, ``2 <= width <= 48``
+        (48 = ``ACC_BITS``, the widest register of the datapath).
+    frac : int
+        Number of fraction bits; any integer (negative or larger than
+        ``width`` are allowed).
+    signed : bool, default True
+        Two's complement if True, unsigned otherwise.
+
+    Notes
+    -----
+    String form (``str(fmt)``, parsed back by :meth:`parse`):
+
+    * signed, ``0 <= frac < width``: ``"Q{width-frac}.{frac}"`` -- integer
+      bits *including* the sign bit, then fraction bits: ``Q8.8`` (16 bits),
+      ``Q1.15``, ``Q2.14``.
+    * unsigned, ``0 <= frac <= width``: ``"UQ{width-frac}.{frac}"``
+      (``UQ0.16`` is a pure fraction).
+    * anything else (negative ``frac``, or ``frac >= width`` for signed):
+      ``"Q({width},f{frac})"`` / ``"UQ({width},f{frac})"``, e.g. ``Q(16,f18)``
+      or ``Q(16,f-2)``.
+    """
+
+    width: int
+    frac: int
+    signed: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("width", "frac"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"QFormat.{name} must be an int, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        if not isinstance(self.signed, (bool, np.bool_)):
+            raise TypeError(f"QFormat.signed must be a bool, got {self.signed!r}")
+        object.__setattr__(self, "signed", bool(self.signed))
+        if not (2 <= self.width <= ACC_BITS):
+            raise ValueError(
+                f"QFormat.width must be in [2, {ACC_BITS}], got {self.width}"
+            )
+
+    # -- ranges ---------------------------------------------------------------
+    @property
+    def min_int(self) -> int:
+        """Smallest code: ``-2**(width-1)`` (signed) or ``0`` (unsigned)."""
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_int(self) -> int:
+        """Largest code: ``2**(width-1) - 1`` (signed) or ``2**width - 1``."""
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def scale(self) -> float:
+        """Codes per unit: ``2.0**frac``."""
+        return math.ldexp(1.0, self.frac)
+
+    @property
+    def lsb(self) -> float:
+        """Value of one code step: ``2.0**-frac``."""
+        return math.ldexp(1.0, -self.frac)
+
+    @property
+    def min_value(self) -> float:
+        """Smallest representable value, ``min_int * lsb``."""
+        return math.ldexp(float(self.min_int), -self.frac)
+
+    @property
+    def max_value(self) -> float:
+        """Largest representable value, ``max_int * lsb``."""
+        return math.ldexp(float(self.max_int), -self.frac)
+
+    # -- text / json ------------------------------------------------------------
+    def __str__(self) -> str:
+        u = "" if self.signed else "U"
+        hi = self.width - 1 if self.signed else self.width
+        if 0 <= self.frac <= hi:
+            return f"{u}Q{self.width - self.frac}.{self.frac}"
+        return f"{u}Q({self.width},f{self.frac})"
+
+    @classmethod
+    def parse(cls, text: str) -> "QFormat":
+        """Inverse of ``str``: ``"Q8.8"``, ``"UQ0.16"``, ``"Q(16,f18)"``.
+
+        ``"Qm.n"`` always means ``width = m + n``, ``frac = n``.
+        """
+        m = _QSTR_RE.match(text.strip())
+        if not m:
+            raise ValueError(f"not a Q format string: {text!r}")
+        signed = m.group(1) == ""
+        if m.group(2) is not None:
+            i, f = int(m.group(2)), int(m.group(3))
+            return cls(i + f, f, signed)
+        return cls(int(m.group(4)), int(m.group(5)), signed)
+
+    def to_json(self) -> dict:
+        """``{"width": w, "frac": f, "signed": s}``."""
+        return {"width": self.width, "frac": self.frac, "signed": self.signed}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "QFormat":
+        """Inverse of :meth:`to_json`."""
+        return cls(int(d["width"]), int(d["frac"]), bool(d.get("signed", True)))
+
+    # -- conversion ---------------------------------------------------------------
+    def quantize(self, x: Any) -> tuple[Any, int]:
+        r"""Real values -> codes, rounding half up, then saturating.
+
+        .. math:: q = \mathrm{clamp}(\lfloor x \cdot 2^{frac} + 1/2 \rfloor,
+                  \mathrm{min\_int}, \mathrm{max\_int})
+
+        Parameters
+        ----------
+        x : array_like of float (or int)
+            Real values.  ``x * 2**frac`` is computed exactly (power-of-two
+            scaling) and the rounding has no double-rounding error.
+            ``+-inf`` saturates (and is counted); NaN raises ``ValueError``.
+
+        Returns
+        -------
+        q : int64 ndarray (numpy int64 for scalar input)
+        saturations : int
+            Number of elements that were clamped.
+        """
+        v = np.asarray(x, dtype=np.float64)
+        if np.isnan(v).any():
+            raise ValueError("cannot quantize NaN")
+        t = np.ldexp(v, self.frac)
+        fl = np.floor(t)
+        with np.errstate(invalid="ignore"):  # inf - inf for infinite inputs
+            r = fl + ((t - fl) >= 0.5)
+        r = np.where(np.isinf(t), t, r)
+        lo, hi = float(self.min_int), float(self.max_int)  # exact: width <= 48
+        count = int(np.count_nonzero((r < lo) | (r > hi)))
+        q = np.clip(r, lo, hi).astype(np.int64)
+        return _ret(q), count
+
+    def to_float(self, q: Any):
+        """Codes -> real values, ``q * 2**-frac`` as float64 (exact for
+        ``|q| < 2**53``)."""
+        qa = _as_int64(q, "q")
+        return _ret(np.ldexp(qa.astype(np.float64), -self.frac))
+
+
+# ----------------------------------------------------------------------------
+# integer rules
+# ----------------------------------------------------------------------------
+def round_shift(a: Any, s: int):
+    r"""Divide by ``2**s`` with round-half-up (``s > 0``), or multiply by
+    ``2**-s`` exactly (``s < 0``).
+
+    .. math::
+        \mathrm{round\_shift}(a, s) =
+        \begin{cases}
+          \lfloor a / 2^s + 1/2 \rfloor = (a + 2^{s-1}) \gg s & s > 0 \\
+          a & s = 0 \\
+          a \cdot 2^{-s} = a \ll (-s) & s < 0
+        \end{cases}
+
+    Parameters
+    ----------
+    a : array_like of int
+        Integers that fit int64.
+    s : int
+        Shift amount (a Python/numpy integer, not an array).
+
+    Returns
+    -------
+    int64 ndarray (numpy int64 for scalar input)
+
+    Raises
+    ------
+    OverflowError
+        If ``s < 0`` and ``a << -s`` does not fit int64.
+
+    Notes
+    -----
+    The hardware computes ``(a + (1 << (s-1))) >> s`` in a 48-bit
+    accumulator.  This function computes the same value for *every* int64
+    ``a`` without the risk of overflowing the addition, using the identity
+    (``q = floor(a / 2**(s-1))``)::
+
+        floor((a + 2**(s-1)) / 2**s) = floor((q + 1) / 2) = (q >> 1) + (q & 1)
+
+    (write ``a = q*2**(s-1) + r`` with ``0 <= r < 2**(s-1)``; then
+    ``(a + 2**(s-1)) / 2**s = (q+1)/2 + r/2**s`` and ``r/2**s < 1/2`` never
+    carries past the next integer).  For ``s - 1 >= 63``, ``a >> 63`` already
+    equals ``floor(a / 2**(s-1))`` for int64 ``a``.
+    """
+    s = operator.index(s)
+    arr = _as_int64(a)
+    if s == 0:
+        return _ret(arr.copy())
+    if s > 0:
+        q = arr >> min(s - 1, 63)
+        return _ret((q >> 1) + (q & 1))
+    k = -s
+    if k >= 64:
+        if np.any(arr != 0):
+            raise OverflowError(f"left shift by {k} does not fit int64")
+        return _ret(arr.copy())
+    out = arr << k
+    if np.any((out >> k) != arr):
+        raise OverflowError(f"left shift by {k} does not fit int64")
+    return _ret(out)
+
+
+def saturate(a: Any, fmt: QFormat) -> tuple[Any, int]:
+    """Clamp codes to ``[fmt.min_int, fmt.max_int]`` and count the clamps.
+
+    Parameters
+    ----------
+    a : array_like of int
+    fmt : QFormat
+
+    Returns
+    -------
+    clamped : int64 ndarray (numpy int64 for scalar input)
+    count : int
+        Number of elements outside the range (never silent).
+    """
+    arr = _as_int64(a)
+    lo, hi = fmt.min_int, fmt.max_int
+    count = int(np.count_nonzero((arr < lo) | (arr > hi)))
+    return _ret(np.clip(arr, lo, hi)), count
+
+
+def requantize(acc: Any, shift: int, fmt: QFormat) -> tuple[Any, int]:
+    r"""Wide accumulator -> narrow format: round_shift, then saturate.
+
+    .. math:: out = \mathrm{clamp}(\mathrm{round\_shift}(acc, shift))
+
+    with ``shift = f_acc - f_out`` (fraction bits of the accumulator minus
+    fraction bits of ``fmt``).
+
+    Returns
+    -------
+    out : int64 ndarray (numpy int64 for scalar input)
+    count : int
+        Number of saturated elements.
+    """
+    return saturate(round_shift(acc, shift), fmt)
+
+
+def check_acc(acc: Any, bits: int = ACC_BITS) -> int:
+    """Number of values that do not fit a signed ``bits``-bit accumulator.
+
+    The golden model reports a nonzero count as accumulator overflow.
+
+    Parameters
+    ----------
+    acc : array_like of int
+    bits : int, default ACC_BITS (48)
+        ``2 <= bits <= 64``.
+    """
+    bits = operator.index(bits)
+    if not 2 <= bits <= 64:
+        raise ValueError(f"bits must be in [2, 64], got {bits}")
+    arr = _as_int64(acc, "acc")
+    lo, hi = _signed_range(bits)
+    return int(np.count_nonzero((arr < lo) | (arr > hi)))
+
+
+def wrap(a: Any, bits: int = ACC_BITS):
+    """Two's-complement wrap-around to ``bits`` bits (what a hardware register
+    of that width does on overflow).
+
+    ``wrap(a) = ((a + 2**(bits-1)) mod 2**bits) - 2**(bits-1)``.
+    """
+    bits = operator.index(bits)
+    if not 2 <= bits <= 64:
+        raise ValueError(f"bits must be in [2, 64], got {bits}")
+    arr = _as_int64(a)
+    if bits == 64:
+        return _ret(arr.copy())
+    v = arr & np.int64((1 << bits) - 1)
+    v = v - (((v >> (bits - 1)) & 1) << bits)
+    return _ret(v)
+
+
+def frac_for_range(max_abs: float, width: int, signed: bool = True) -> int:
+    r"""Largest fraction-bit count ``f`` such that quantizing any value in
+    ``[-max_abs, max_abs]`` to ``QFormat(width, f, signed)`` does not saturate.
+
+    Quantization is monotone, so only the end points matter.  With
+    round-half-up, ``max_abs * 2**f`` rounds *up* at a tie, so the positive
+    side is the binding one:
+
+    .. math::
+        \lfloor m 2^f + 1/2 \rfloor \le 2^{w-1} - 1
+        \iff m 2^f < 2^{w-1} - 1/2
+
+    (the negative side, :math:`\lfloor -m 2^f + 1/2 \rfloor \ge -2^{w-1}
+    \iff m 2^f \le 2^{w-1} + 1/2`, is looser: it has one more code).
+    For unsigned formats the range is ``[0, max_abs]`` and the condition is
+    :math:`m 2^f < 2^w - 1/2`.
+
+    Parameters
+    ----------
+    max_abs : float
+        Finite, ``>= 0``.
+    width : int
+    signed : bool
+
+    Returns
+    -------
+    int
+        May be negative (huge ranges) or larger than ``width`` (tiny ranges).
+        For ``max_abs == 0`` every ``f`` works; the cap ``width - 1`` (signed,
+        i.e. Q1.(w-1)) or ``width`` (unsigned, UQ0.w) is returned.
+    """
+    m = float(max_abs)
+    if not math.isfinite(m) or m < 0:
+        raise ValueError(f"max_abs must be finite and >= 0, got {max_abs!r}")
+    width = operator.index(width)
+    QFormat(width, 0, signed)  # validates width
+    if m == 0.0:
+        return width - 1 if signed else width
+    limit = math.ldexp(1.0, width - 1 if signed else width) - 0.5  # exact
+    f = math.floor(math.log2(limit) - math.log2(m))
+
+    def ok(ff: int) -> bool:
+        try:
+            return math.ldexp(m, ff) < limit  # exact power-of-two scaling
+        except OverflowError:
+            return False
+
+    while not ok(f):
+        f -= 1
+    while ok(f + 1):
+        f += 1
+    return f
+
+
+# ----------------------------------------------------------------------------
+# Piecewise-linear functions
+# ----------------------------------------------------------------------------
+_SLOPE_MIN, _SLOPE_MAX = _signed_range(DSP_B_BITS)
+_ACC_MIN, _ACC_MAX = _signed_range(ACC_BITS)
+
+
+def _as_int_tuple(v: Any, name: str) -> tuple[int, ...]:
+    out = []
+    for e in v:
+        if isinstance(e, bool) or not isinstance(e, (int, np.integer)):
+            raise TypeError(f"PWLTable.{name} must contain ints, got {e!r}")
+        out.append(int(e))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PWLTable:
+    r"""A piecewise-linear function on fixed-point codes, exactly as the
+    hardware evaluates it (one DSP48E1: 25x18 multiply, 48-bit add).
+
+    Evaluation rule (:func:`pwl_eval`; this pseudo-code *is* the spec)::
+
+        # x: input code in in_fmt;  N = len(slopes) segments
+        i   = count(b in breakpoints if x >= b)        # segment index, 0..N-1
+        acc = slopes[i] * x + offsets[i]               # exact; fraction
+                                                       #   F = in_fmt.frac + slope_frac
+        y   = requantize(acc, F - out_fmt.frac, out_fmt)
+            = saturate(round_shift(acc, F - out_fmt.frac), out_fmt)
+
+    Segment ``i`` covers codes ``[breakpoints[i-1], breakpoints[i] - 1]``;
+    segment 0 extends down to ``in_fmt.min_int`` and segment ``N-1`` up to
+    ``in_fmt.max_int``.
+
+    Parameters
+    ----------
+    in_fmt : QFormat
+        Input format; ``in_fmt.width <= DSP_A_BITS`` (25).
+    out_fmt : QFormat
+        Output format.
+    slope_frac : int
+        Fraction bits of the slope integers.
+    breakpoints : tuple of int
+        ``N-1`` strictly increasing input codes, each in
+        ``(in_fmt.min_int, in_fmt.max_int]`` (so no segment is empty).
+    slopes : tuple of int
+        ``N`` slopes, ``real_slope = slopes[i] * 2**-slope_frac``; each must
+        fit a signed 18-bit DSP B port.
+    offsets : tuple of int
+        ``N`` offsets in the product format (fraction ``F``), each fitting
+        signed 48 bits.  In addition ``slopes[i]*x + offsets[i]`` must fit 48
+        bits for every code ``x`` of segment ``i`` (checked at the segment's
+        end points), so :func:`pwl_eval` never overflows the accumulator.
+
+    Raises
+    ------
+    ValueError
+        On any violated constraint.
+    """
+
+    in_fmt: QFormat
+    out_fmt: QFormat
+    slope_frac: int
+    breakpoints: tuple[int, ...]
+    slopes: tuple[int, ...]
+    offsets: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.in_fmt, QFormat) or not isinstance(self.out_fmt, QFormat):
+            raise TypeError("in_fmt and out_fmt must be QFormat")
+        if self.in_fmt.width > DSP_A_BITS:
+            raise ValueError(
+                f"PWL in_fmt.width must be <= {DSP_A_BITS} (DSP48E1 A port), "
+                f"got {self.in_fmt.width}"
+            )
+        sf = self.slope_frac
+        if isinstance(sf, bool) or not isinstance(sf, (int, np.integer)):
+            raise TypeError(f"slope_frac must be an int, got {sf!r}")
+        object.__setattr__(self, "slope_frac", int(sf))
+        bps = _as_int_tuple(self.breakpoints, "breakpoints")
+        slopes = _as_int_tuple(self.slopes, "slopes")
+        offsets = _as_int_tuple(self.offsets, "offsets")
+        object.__setattr__(self, "breakpoints", bps)
+        object.__setattr__(self, "slopes", slopes)
+        object.__setattr__(self, "offsets", offsets)
+        n = len(slopes)
+        if n < 1:
+            raise ValueError("a PWL table needs at least one segment")
+        if len(offsets) != n or len(bps) != n - 1:
+            raise ValueError(
+                f"need N slopes, N offsets and N-1 breakpoints; got "
+                f"{len(slopes)}, {len(offsets)}, {len(bps)}"
+            )
+        lo, hi = self.in_fmt.min_int, self.in_fmt.max_int
+        for j, b in enumerate(bps):
+            if not lo < b <= hi:
+                raise ValueError(
+                    f"breakpoint[{j}] = {b} outside ({lo}, {hi}] of {self.in_fmt}"
+                )
+            if j and b <= bps[j - 1]:
+                raise ValueError(f"breakpoints must be strictly increasing: {bps}")
+        for j, s in enumerate(slopes):
+            if not _SLOPE_MIN <= s <= _SLOPE_MAX:
+                raise ValueError(
+                    f"slope[{j}] = {s} does not fit a signed {DSP_B_BITS}-bit "
+                    f"DSP B port [{_SLOPE_MIN}, {_SLOPE_MAX}]"
+                )
+        for j, o in enumerate(offsets):
+            if not _ACC_MIN <= o <= _ACC_MAX:
+                raise ValueError(f"offset[{j}] = {o} does not fit {ACC_BITS} bits")
+        edges = [lo, *bps, hi + 1]
+        for j in range(n):
+            for x in (edges[j], edges[j + 1] - 1):
+                acc = slopes[j] * x + offsets[j]
+                if not _ACC_MIN <= acc <= _ACC_MAX:
+                    raise ValueError(
+                        f"segment {j}: slope*x + offset = {acc} at x = {x} "
+                        f"does not fit the {ACC_BITS}-bit accumulator"
+                    )
+
+    @property
+    def segments(self) -> int:
+        """Number of segments ``N``."""
+        return len(self.slopes)
+
+    @property
+    def acc_frac(self) -> int:
+        """Fraction bits of the accumulator: ``in_fmt.frac + slope_frac``."""
+        return self.in_fmt.frac + self.slope_frac
+
+    @property
+    def acc_shift(self) -> int:
+        """Requantization shift ``acc_frac - out_fmt.frac``."""
+        return self.acc_frac - self.out_fmt.frac
+
+    def to_json(self) -> dict:
+        """A JSON-able dict (lists for the tuples, dicts for the formats)."""
+        return {
+            "in_fmt": self.in_fmt.to_json(),
+            "out_fmt": self.out_fmt.to_json(),
+            "slope_frac": self.slope_frac,
+            "breakpoints": list(self.breakpoints),
+            "slopes": list(self.slopes),
+            "offsets": list(self.offsets),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PWLTable":
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            in_fmt=QFormat.from_json(d["in_fmt"]),
+            out_fmt=QFormat.from_json(d["out_fmt"]),
+            slope_frac=int(d["slope_frac"]),
+            breakpoints=tuple(int(v) for v in d["breakpoints"]),
+            slopes=tuple(int(v) for v in d["slopes"]),
+            offsets=tuple(int(v) for v in d["offsets"]),
+        )
+
+
+def pwl_eval(table: PWLTable, x: Any) -> tuple[Any, int]:
+    """Evaluate a :class:`PWLTable` on input codes (vectorized).
+
+    Implements exactly the rule in :class:`PWLTable`: segment index by
+    ``np.searchsorted(breakpoints, x, side="right")`` (= number of breakpoints
+    ``b`` with ``x >= b``), ``acc = slope*x + offset``, then
+    :func:`requantize`.
+
+    Parameters
+    ----------
+    table : PWLTable
+    x : array_like of int
+        Codes of ``table.in_fmt`` (``ValueError`` if out of its range).
+
+    Returns
+    -------
+    y : int64 ndarray (numpy int64 for scalar input)
+        Codes of ``table.out_fmt``.
+    saturations : int
+        Number of outputs clamped to ``out_fmt``.
+    """
+    xa = _as_int64(x, "x")
+    fmt = table.in_fmt
+    if xa.size and (int(xa.min()) < fmt.min_int or int(xa.max()) > fmt.max_int):
+        raise ValueError(f"pwl_eval: input codes outside {fmt}")
+    bp = np.asarray(table.breakpoints, dtype=np.int64)
+    idx = np.searchsorted(bp, xa, side="right")
+    slopes = np.asarray(table.slopes, dtype=np.int64)
+    offsets = np.asarray(table.offsets, dtype=np.int64)
+    acc = slopes[idx] * xa + offsets[idx]
+    return requantize(acc, table.acc_shift, table.out_fmt)
+
+
+# -- fitting ---------------------------------------------------------------------
+def _minimax_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Discrete Chebyshev (minimax) line ``y ~ a*x + b`` over sorted points.
+
+    Stiefel's single-point exchange on a 3-point reference (de la Vallée
+    Poussin: the levelled error ``|h|`` of any alternating reference is a lower
+    bound of the minimax error, and the exchange increases it until the max
+    residual equals it).  Returns ``(a, b, err)`` where ``err`` is the *actual*
+    max residual of the returned line (honest even if the iteration cap hits).
+    """
+    n = x.shape[0]
+    if n == 1:
+        return 0.0, float(y[0]), 0.0
+    if n == 2:
+        a = float((y[1] - y[0]) / (x[1] - x[0]))
+        b = float(y[0] - a * x[0])
+        return a, b, float(np.max(np.abs(y - (a * x + b))))
+    tol = 1e-13 * (1.0 + float(np.max(np.abs(y))))
+    i0, i1, i2 = 0, n // 2, n - 1
+    a = b = e = 0.0
+    for _ in range(100):
+        x0, x1, x2 = x[i0], x[i1], x[i2]
+        y0, y1, y2 = y[i0], y[i1], y[i2]
+        a = float((y2 - y0) / (x2 - x0))
+        c0 = float(y0 - a * x0)
+        c1 = float(y1 - a * x1)
+        b = 0.5 * (c0 + c1)
+        h = 0.5 * (c0 - c1)
+        r = y - a * x - b
+        k = int(np.argmax(np.abs(r)))
+        e = float(abs(r[k]))
+        if e <= abs(h) * (1.0 + 1e-9) + tol:
+            break
+        sh = 1.0 if h >= 0 else -1.0
+        sk = 1.0 if r[k] > 0 else -1.0
+        i0, i1, i2 = _exchange(i0, i1, i2, k, sk == sh)
+    return a, b, e
+
+
+def _exchange(i0: int, i1: int, i2: int, k: int, same_as_i0: bool):
+    """Single-point exchange of an alternating 3-point reference.
+
+    ``same_as_i0``: the new point ``k`` violates on the same side as ``i0``
+    (and ``i2``); the new reference keeps alternation."""
+    if k < i0:
+        return (k, i1, i2) if same_as_i0 else (k, i0, i1)
+    if k < i1:
+        return (k, i1, i2) if same_as_i0 else (i0, k, i2)
+    if k < i2:
+        return (i0, i1, k) if same_as_i0 else (i0, k, i2)
+    return (i0, i1, k) if same_as_i0 else (i1, i2, k)
+
+
+def _stab_line(
+    x: np.ndarray, lo: np.ndarray, hi: np.ndarray, need: float | None = None
+) -> tuple[float, float, float, bool]:
+    r"""Line ``L = a*x + b`` minimizing the worst interval violation
+
+    .. math:: v(L) = \max_j \max(lo_j - L(x_j),\; L(x_j) - hi_j)
+
+    (``v <= 0`` means the line passes through every interval; with
+    ``lo = y - e``, ``hi = y + e`` this is the Chebyshev line, ``v = err - e``).
+
+    Same exchange as :func:`_minimax_line` (it is the dual simplex of the
+    LP); an alternating reference ``x0 < x1 < x2`` with sides ``(s, -s, s)``
+    (``s = +1``: the line is *above* ``hi``) has the levelled violation
+    ``d``, a lower bound of the optimum.  If ``need`` is given, return as soon
+    as it is decided whether ``v <= -need`` is achievable (``d > -need``: no;
+    current ``v <= -need``: yes).  Returns ``(a, b, v, v <= -need)`` with
+    ``v`` the actual violation of the returned line.
+    """
+    n = x.shape[0]
+    thr = -np.inf if need is None else -need
+    if n <= 2:
+        m = 0.5 * (lo + hi)
+        if n == 1:
+            a, b = 0.0, float(m[0])
+        else:
+            a = float((m[1] - m[0]) / (x[1] - x[0]))
+            b = float(m[0] - a * x[0])
+        L = a * x + b
+        v = float(np.max(np.maximum(lo - L, L - hi)))
+        return a, b, v, v <= thr
+
+    def level(i0: int, i1: int, i2: int, s: float):
+        t0, t1, t2 = (hi[i0], lo[i1], hi[i2]) if s > 0 else (lo[i0], hi[i1], lo[i2])
+        a = float((t2 - t0) / (x[i2] - x[i0]))
+        c0 = float(t0 - a * x[i0])
+        c1 = float(t1 - a * x[i1])
+        return a, 0.5 * (c0 + c1), s * 0.5 * (c1 - c0)
+
+    tol = 1e-13 * (1.0 + float(np.max(np.abs(lo))))
+    i0, i1, i2 = 0, n // 2, n - 1
+    cand = (level(i0, i1, i2, 1.0), level(i0, i1, i2, -1.0))
+    s = 1.0 if cand[0][2] >= cand[1][2] else -1.0
+    a, b, d = cand[0] if s > 0 else cand[1]
+    v = np.inf
+    for _ in range(100):
+        L = a * x + b
+        vu = L - hi
+        vl = lo - L
+        ku = int(np.argmax(vu))
+        kl = int(np.argmax(vl))
+        if vu[ku] >= vl[kl]:
+            k, sk, v = ku, 1.0, float(vu[ku])
+        else:
+            k, sk, v = kl, -1.0, float(vl[kl])
+        if v <= d + tol or (need is not None and (v <= thr or d > thr)):
+            break
+        ni = _exchange(i0, i1, i2, k, sk == s)
+        if ni[0] != i0 and ni[1] == i0:  # shifted right: sides flip
+            s = -s
+        elif ni[0] == i1 and ni[1] == i2:  # shifted left: sides flip
+            s = -s
+        i0, i1, i2 = ni
+        a, b, d = level(i0, i1, i2, s)
+    return a, b, v, v <= thr
+
+
+def _greedy(ok: Callable[[int, int], bool], n: int, max_segs: int) -> list[int] | None:
+    """Fewest segments such that ``ok(start, end)`` holds for each (greedy:
+    each segment as long as possible, exponential then binary search for its
+    end; optimal when feasibility only gets easier on a sub-range).  Returns
+    the segment start indices, or None if more than ``max_segs`` are needed."""
+    starts: list[int] = []
+    start = 0
+    while start < n:
+        if len(starts) == max_segs:
+            return None
+        starts.append(start)
+        if ok(start, n):
+            break
+        good, bad, length = start + 1, n, 2
+        while start + length < n:
+            if ok(start, start + length):
+                good = start + length
+                length *= 2
+            else:
+                bad = start + length
+                break
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if ok(start, mid):
+                good = mid
+            else:
+                bad = mid
+        start = good
+    return starts
+
+
+def _largest_frac(m: float, limit: float) -> int:
+    """Largest f with m * 2**f <= limit (m > 0)."""
+    f = math.floor(math.log2(limit) - math.log2(m))
+    while math.ldexp(m, f) > limit:
+        f -= 1
+    while math.ldexp(m, f + 1) <= limit:
+        f += 1
+    return f
+
+
+def _acc_bounds(y: np.ndarray, err: float, out_fmt: QFormat, shift: int):
+    """Per input code, the inclusive accumulator range ``[A_lo, A_hi]`` whose
+    output ``saturate(round_shift(acc, shift))`` is within ``err`` of ``y``.
+
+    Output codes within ``err``: ``k in [kl, kh]``, ``kl = ceil((y-err)/lsb)``,
+    ``kh = floor((y+err)/lsb)`` (clipped to the format).  For ``shift >= 1``,
+    ``round_shift(acc) in [kl, kh]`` iff
+    ``(kl - 1/2) 2**shift <= acc <= (kh + 1/2) 2**shift - 1``; for
+    ``shift <= 0`` iff ``ceil(kl 2**shift) <= acc <= floor(kh 2**shift)``.
+    Where ``kl`` (``kh``) is the format minimum (maximum), saturation makes
+    any smaller (larger) accumulator acceptable; everything is clipped to the
+    48-bit accumulator.  Returns None if some code admits no output.
+    """
+    sy = np.ldexp(y, out_fmt.frac)
+    se = math.ldexp(err, out_fmt.frac)
+    kl = np.maximum(np.ceil(sy - se), out_fmt.min_int)
+    kh = np.minimum(np.floor(sy + se), out_fmt.max_int)
+    if np.any(kl > kh):
+        return None
+    if shift >= 1:
+        a_lo = np.ldexp(kl - 0.5, shift)
+        a_hi = np.ldexp(kh + 0.5, shift) - 1.0
+    else:
+        a_lo = np.ceil(np.ldexp(kl, shift))
+        a_hi = np.floor(np.ldexp(kh, shift))
+    a_lo = np.where(kl <= out_fmt.min_int, _ACC_MIN, a_lo)
+    a_hi = np.where(kh >= out_fmt.max_int, _ACC_MAX, a_hi)
+    a_lo = np.clip(a_lo, _ACC_MIN, _ACC_MAX)
+    a_hi = np.clip(a_hi, _ACC_MIN, _ACC_MAX)
+    if np.any(a_lo > a_hi):
+        return None
+    return a_lo.astype(np.int64), a_hi.astype(np.int64)
+
+
+def _int_lines(
+    cs: np.ndarray, a_lo: np.ndarray, a_hi: np.ndarray, slopes
+) -> list[tuple[int, int, int]]:
+    """For each integer slope ``S``, the integer offsets ``O`` with
+    ``a_lo <= S*cs + O <= a_hi`` on every code: ``[o_lo, o_hi]``.  Returns
+    ``(S, o_lo, o_hi)`` for the slopes where that range is non-empty."""
+    out = []
+    for S in slopes:
+        if not _SLOPE_MIN <= S <= _SLOPE_MAX:
+            continue
+        sx = S * cs
+        o_lo = int(np.max(a_lo - sx))
+        o_hi = int(np.min(a_hi - sx))
+        if o_lo <= o_hi:
+            out.append((S, o_lo, o_hi))
+    return out
+
+
+def fit_pwl(
+    func: Callable[[np.ndarray], np.ndarray],
+    lo: float,
+    hi: float,
+    segments: int,
+    in_fmt: QFormat,
+    out_fmt: QFormat,
+    slope_frac: int | None = None,
+) -> tuple[PWLTable, float]:
+    r"""Fit a minimax piecewise-linear table to ``func`` on ``[lo, hi]``.
+
+    The objective is the *final* error, after integer slopes/offsets and
+    output rounding:
+    ``max_c |to_float(pwl_eval(table, c)) - func(c * 2**-in_fmt.frac)|`` over
+    every input code ``c`` of ``in_fmt`` in ``[lo, hi]``.
+
+    Method
+    ------
+    1. Sample ``func`` at every code of ``[lo, hi]`` (clipped to the format).
+    2. ``slope_frac`` (if None): the largest value such that the steepest
+       slope of ``func`` between neighbouring codes, times
+       ``2**slope_frac``, fits a signed 18-bit integer; lowered if needed so
+       the accumulator stays well inside 48 bits.
+    3. For a target error ``E``, code ``c`` admits the output codes ``k`` with
+       ``|k * lsb - f(c)| <= E``; this is an exact integer interval
+       ``[A_lo(c), A_hi(c)]`` for the accumulator ``S*c + O`` (round-half-up
+       and saturation included, see ``_acc_bounds``).  A segment is feasible
+       iff some integer slope ``S`` (18-bit) and offset ``O`` meet all its
+       intervals: a Remez-type exchange finds a real line through the
+       intervals (the discrete minimax line with interval targets), then the
+       integer slopes next to it are checked exactly.  Segments need not be
+       continuous, so the greedy sweep (each segment as long as possible,
+       exponential + binary search for its end) uses the fewest segments for
+       that ``E``; ``E`` is bisected to the smallest value needing
+       ``<= segments`` (resolution ``max(1e-3 * E, out_fmt.lsb / 64)``).  If
+       fewer segments suffice, the longest are split so the table has exactly
+       ``segments``.  (With wide outputs this is the classic "minimax line per
+       segment, bisect eps" fit; the interval form also exploits the output
+       grid, which matters for coarse outputs such as Q8.8 and for flat
+       segments.)
+    4. Per segment, among the feasible integer slopes near the minimax line,
+       the one with the smallest exact error is kept, with the offset in the
+       middle of its feasible range.
+    5. The returned error is *measured* with :func:`pwl_eval` on every code of
+       ``[lo, hi]`` (it is ``<= E`` by construction).
+
+    Outside ``[lo, hi]`` the first and last segments simply extend (that is
+    what the evaluation rule does); the error there is NOT measured or
+    bounded.  To bound the error for every input the hardware can see, fit
+    over the whole input range (as :func:`make_tanh` does by default).
+
+    Parameters
+    ----------
+    func : callable
+        Vectorized real function (float64 array -> float64 array); must be
+        finite on ``[lo, hi]``.
+    lo, hi : float
+        Fitting interval (real units), ``lo <= hi``.
+    segments : int
+        Number of segments ``N >= 1``; there must be at least ``N`` codes in
+        the interval.
+    in_fmt, out_fmt : QFormat
+        Input (``width <= 25``) and output formats.
+    slope_frac : int, optional
+        Fraction bits of the slopes; chosen automatically if None.
+
+    Returns
+    -------
+    table : PWLTable
+    max_err : float
+        Measured maximum absolute error in real units over the codes of
+        ``[lo, hi]``, including output rounding and saturation.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, or a table whose accumulator would not fit 48 bits
+        over the whole input range (only possible with an explicit, too large
+        ``slope_frac``).
+    """
+    segments = operator.index(segments)
+    if segments < 1:
+        raise ValueError(f"segments must be >= 1, got {segments}")
+    if in_fmt.width > DSP_A_BITS:
+        raise ValueError(f"in_fmt.width must be <= {DSP_A_BITS}, got {in_fmt.width}")
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise ValueError(f"need finite lo <= hi, got [{lo}, {hi}]")
+    fi, fo = in_fmt.frac, out_fmt.frac
+    c_lo = max(math.ceil(math.ldexp(lo, fi)), in_fmt.min_int)
+    c_hi = min(math.floor(math.ldexp(hi, fi)), in_fmt.max_int)
+    n = c_hi - c_lo + 1
+    if n < segments:
+        raise ValueError(
+            f"[{lo}, {hi}] holds {max(n, 0)} codes of {in_fmt}, fewer than "
+            f"{segments} segments"
+        )
+    codes = np.arange(c_lo, c_hi + 1, dtype=np.int64)
+    xf = codes.astype(np.float64)
+    y = np.asarray(func(np.ldexp(xf, -fi)), dtype=np.float64)
+    if y.shape != codes.shape:
+        raise ValueError("func must map an array to an array of the same shape")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("func is not finite on every code of [lo, hi]")
+    lsb = out_fmt.lsb
+
+    # -- slope format -------------------------------------------------------------
+    if slope_frac is None:
+        dmax = math.ldexp(float(np.max(np.abs(np.diff(y)))), fi) if n > 1 else 0.0
+        if dmax > 0:
+            sf = _largest_frac(dmax, float(_SLOPE_MAX))
+        else:
+            sf = max(fo - fi, 0) + DSP_B_BITS - 1
+        # accumulator: |y| plus (twice) the steepest slope over the whole input
+        # span must stay below 2**46 (half the 48-bit range) in product units
+        mag = float(np.max(np.abs(y))) + 2.0 * dmax * (
+            in_fmt.max_value - in_fmt.min_value
+        ) + lsb
+        sf = min(sf, _largest_frac(mag, math.ldexp(1.0, ACC_BITS - 2)) - fi)
+    else:
+        sf = operator.index(slope_frac)
+    shift = fi + sf - fo
+
+    # -- segmentation: bisect the target error, greedy sweep ----------------------
+    def feasible(bnd, s: int, t: int) -> bool:
+        a_lo, a_hi = bnd
+        a, _, _, ok = _stab_line(
+            xf[s:t], a_lo[s:t].astype(np.float64), a_hi[s:t].astype(np.float64), -1.0
+        )
+        if not ok:
+            return False
+        f0 = math.floor(a)
+        return bool(_int_lines(codes[s:t], a_lo[s:t], a_hi[s:t], range(f0 - 1, f0 + 3)))
+
+    def attempt(err: float):
+        bnd = _acc_bounds(y, err, out_fmt, shift)
+        if bnd is None:
+            return None
+        return _greedy(lambda s, t: feasible(bnd, s, t), n, segments)
+
+    cuts = np.linspace(0, n, segments + 1).round().astype(int)
+    e_hi = lsb + max(
+        _minimax_line(xf[s:t], y[s:t])[2] for s, t in zip(cuts[:-1], cuts[1:])
+    )
+    starts = None
+    for _ in range(64):
+        starts = attempt(e_hi)
+        if starts is not None:
+            break
+        e_hi *= 2.0
+    if starts is None:
+        raise ValueError(f"cannot fit: slope_frac {sf} / {out_fmt} too coarse")
+    e_lo = 0.0
+    while e_hi - e_lo > max(1e-3 * e_hi, lsb / 64.0):
+        mid = 0.5 * (e_lo + e_hi)
+        s = attempt(mid)
+        if s is None:
+            e_lo = mid
+        else:
+            e_hi, starts = mid, s
+    while len(starts) < segments:  # pad by splitting the longest segments
+        ends = starts[1:] + [n]
+        j = max(range(len(starts)), key=lambda i: ends[i] - starts[i])
+        starts.insert(j + 1, (starts[j] + ends[j]) // 2)
+    ends = starts[1:] + [n]
+
+    # -- integer slope / offset per segment ---------------------------------------------
+    a_lo, a_hi = _acc_bounds(y, e_hi, out_fmt, shift)
+    slopes: list[int] = []
+    offsets: list[int] = []
+    for s, t in zip(starts, ends):
+        cs, ys = codes[s:t], y[s:t]
+        lo_s, hi_s = a_lo[s:t], a_hi[s:t]
+        a = _stab_line(xf[s:t], lo_s.astype(np.float64), hi_s.astype(np.float64))[0]
+        a_e = _stab_line(
+            xf[s:t], lo_s.astype(np.float64), hi_s.astype(np.float64), -1.0
+        )[0]
+        cands: list[tuple[int, int, int]] = []
+        for r in (4, 16, 64, 256, 1024):
+            f0, f1 = math.floor(a), math.floor(a_e)
+            cands = _int_lines(
+                cs, lo_s, hi_s, sorted({*range(f0 - r, f0 + r + 2), *range(f1 - 1, f1 + 3)})
+            )
+            if cands:
+                break
+        if not cands:  # cannot happen: the segment was verified feasible
+            raise RuntimeError("fit_pwl: no integer line for a verified segment")
+        best = None
+        for S, o_lo, o_hi in cands:
+            O = (o_lo + o_hi) // 2
+            yq, _ = requantize(S * cs + O, shift, out_fmt)
+            err = float(np.max(np.abs(np.ldexp(yq.astype(np.float64), -fo) - ys)))
+            if best is None or err < best[0]:
+                best = (err, S, O)
+        slopes.append(best[1])
+        offsets.append(best[2])
+
+    table = PWLTable(
+        in_fmt=in_fmt,
+        out_fmt=out_fmt,
+        slope_frac=sf,
+        breakpoints=tuple(int(codes[s]) for s in starts[1:]),
+        slopes=tuple(slopes),
+        offsets=tuple(offsets),
+    )
+    # -- honest measurement -----------------------------------------------------------
+    yq, _ = pwl_eval(table, codes)
+    err = float(np.max(np.abs(out_fmt.to_float(yq) - y)))
+    return table, err
+
+
+def make_tanh(
+    segments: int,
+    in_fmt: QFormat,
+    out_fmt: QFormat,
+    lo: float | None = None,
+    hi: float | None = None,
+    slope_frac: int | None = None,
+) -> tuple[PWLTable, float]:
+    """Minimax PWL ``tanh`` table (NeuFlow: 8 segments, Q8.8).
+
+    Range: by default the *whole* input range ``[in_fmt.min_value,
+    in_fmt.max_value]``.  tanh saturates, so the fitter spends the first and
+    last segments on (nearly) flat lines at -1 / +1 from about where
+    ``|tanh|`` is within an output LSB of 1; fitting the whole range makes the
+    returned error an honest bound for *every* input code (a table fitted
+    only up to the saturation point would extrapolate its last, sloped
+    segment beyond it).  Pass ``lo``/``hi`` to restrict the fit.
+
+    Returns
+    -------
+    (PWLTable, float)
+        The table and its measured max error (see :func:`fit_pwl`).
+    """
+    lo = in_fmt.min_value if lo is None else lo
+    hi = in_fmt.max_value if hi is None else hi
+    return fit_pwl(np.tanh, lo, hi, segments, in_fmt, out_fmt, slope_frac)
+
+
+def _inv_sqrt(x: np.ndarray) -> np.ndarray:
+    return 1.0 / np.sqrt(x)
+
+
+def make_inv_sqrt(
+    segments: int,
+    in_fmt: QFormat,
+    out_fmt: QFormat,
+    lo: float,
+    hi: float,
+    slope_frac: int | None = None,
+) -> tuple[PWLTable, float]:
+    """Minimax PWL ``1/sqrt(x)`` table on ``[lo, hi]``, ``0 < lo <= hi`` (the
+    divisor of local contrast normalization).
+
+    Inputs below ``lo`` / above ``hi`` extend the first / last segment (not
+    measured); callers should clamp the input (e.g. the variance floor of the
+    normalization) into ``[lo, hi]``.
+
+    Returns
+    -------
+    (PWLTable, float)
+        The table and its measured max error (see :func:`fit_pwl`).
+    """
+    if not lo > 0:
+        raise ValueError(f"inv_sqrt needs lo > 0, got {lo}")
+    return fit_pwl(_inv_sqrt, lo, hi, segments, in_fmt, out_fmt, slope_frac)

@@ -1,0 +1,223 @@
+"""Central finite-difference gradient checks of every layer, in float64.
+
+For a layer ``f`` and a fixed random projection ``R`` the scalar
+``L(x, theta) = sum(f(x; theta) * R)`` is differentiated numerically,
+
+    dL/dz ~ (L(z + h) - L(z - h)) / (2 h)      for every element z,
+
+and compared with the analytic gradient from ``backward(R)`` for the input
+and for every parameter.  The error measure is
+
+    max |analytic - numeric| / max(max |analytic|, max |numeric|, 1e-8),
+
+required to be below 1e-6 (central differences with ``h = 1e-6`` on O(1)
+data give about 1e-9).  Inputs are random continuous values so max-pool
+windows and the LCN floor are not at a tie.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convc.reference.layers import (
+    Abs,
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    L2Pool2d,
+    Linear,
+    LocalContrastNorm,
+    LogSoftmax,
+    MaxPool2d,
+    ReLU,
+    Tanh,
+    nll_loss,
+    random_table,
+)
+
+TOL = 1e-6
+H = 1e-6
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-8)
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+def numeric_grad(f, z: np.ndarray, h: float = H) -> np.ndarray:
+    """Central differences of scalar ``f()`` with respect to array ``z`` (in place)."""
+    g = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        old = z[idx]
+        z[idx] = old + h
+        fp = f()
+        z[idx] = old - h
+        fm = f()
+        z[idx] = old
+        g[idx] = (fp - fm) / (2 * h)
+    return g
+
+
+def check_layer(layer, x: np.ndarray, seed: int = 0, h: float = H) -> None:
+    """Check dx and every parameter gradient of ``layer`` at ``x``."""
+    rng = np.random.default_rng(seed)
+    y = layer.forward(x)
+    r = rng.standard_normal(y.shape)
+    dx = layer.backward(r)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    assert set(grads) == set(layer.params)
+
+    def loss() -> float:
+        return float(np.sum(layer.forward(x) * r))
+
+    err = rel_error(dx, numeric_grad(loss, x, h))
+    assert err < TOL, f"{layer.type}: input gradient relative error {err:.2e}"
+    for name, p in layer.params.items():
+        err = rel_error(grads[name], numeric_grad(loss, p, h))
+        assert err < TOL, f"{layer.type}: {name} gradient relative error {err:.2e}"
+
+
+def away_from_zero(rng, shape, margin=0.05):
+    """Normal samples pushed at least ``margin`` away from 0 (kinks of relu/abs)."""
+    x = rng.standard_normal(shape)
+    return np.where(x >= 0, x + margin, x - margin)
+
+
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "n, cin, cout, h, w, k, s, p, fan_in",
+    [
+        (2, 1, 3, 5, 5, 3, 1, 0, None),
+        (2, 3, 2, 6, 5, 3, 2, 1, None),
+        (1, 2, 2, 4, 4, 4, 1, 0, None),   # kernel equal to the image
+        (2, 4, 3, 5, 5, 3, 1, 1, 2),      # connection table
+        (1, 5, 4, 7, 7, 2, 3, 2, 3),      # table, stride 3, even kernel
+    ],
+)
+def test_conv2d(n, cin, cout, h, w, k, s, p, fan_in):
+    rng = np.random.default_rng(1)
+    table = None if fan_in is None else random_table(cout, cin, fan_in, rng)
+    layer = Conv2d(cin, cout, k, stride=s, padding=p, table=table)
+    layer.init_params(rng, dtype=np.float64)
+    layer.params["bias"] = rng.standard_normal(cout)
+    check_layer(layer, rng.standard_normal((n, cin, h, w)))
+    if table is not None:
+        assert np.all(layer.grads["weight"][~layer.connection_mask()] == 0)
+
+
+@pytest.mark.parametrize("cls", [MaxPool2d, AvgPool2d, L2Pool2d], ids=lambda c: c.type)
+@pytest.mark.parametrize("k, s", [(2, None), (3, 2), (3, 1), (2, 3)])
+def test_pools(cls, k, s):
+    rng = np.random.default_rng(2)
+    check_layer(cls(k, s), rng.standard_normal((2, 2, 7, 6)))
+
+
+@pytest.mark.parametrize(
+    "n, c, h, w, k, sigma",
+    [
+        (2, 1, 6, 6, 3, None),
+        (2, 3, 6, 5, 5, None),
+        (1, 2, 5, 5, 5, 2.0),     # kernel equal to the image
+        (1, 2, 4, 5, 7, 1.0),     # kernel larger than the image
+    ],
+)
+def test_lcn(n, c, h, w, k, sigma):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w)) * rng.uniform(0.3, 3.0, size=(n, 1, 1, 1))
+    layer = LocalContrastNorm(k, sigma)
+    layer.forward(x)
+    _, _, _, _, use_s, use_mean = layer._cache
+    assert use_s.any() and use_mean.any()  # both s and mean(s) paths are checked
+    check_layer(layer, x)
+
+
+def test_lcn_eps_branch():
+    # Tiny inputs: s < eps everywhere, so d = eps and y = v / eps is linear.
+    rng = np.random.default_rng(4)
+    x = 1e-7 * rng.standard_normal((2, 2, 5, 5))
+    layer = LocalContrastNorm(3)
+    layer.forward(x)
+    _, _, _, _, use_s, use_mean = layer._cache
+    assert not (use_s | use_mean).any()
+    check_layer(layer, x, h=1e-10)
+
+
+@pytest.mark.parametrize("cls", [ReLU, Tanh, Abs], ids=lambda c: c.type)
+def test_elementwise(cls):
+    rng = np.random.default_rng(5)
+    check_layer(cls(), away_from_zero(rng, (2, 3, 4, 4)))
+    check_layer(cls(), away_from_zero(rng, (3, 6)))
+
+
+def test_linear():
+    rng = np.random.default_rng(6)
+    layer = Linear(7, 4)
+    layer.init_params(rng, dtype=np.float64)
+    layer.params["bias"] = rng.standard_normal(4)
+    check_layer(layer, rng.standard_normal((3, 7)))
+
+
+def test_flatten():
+    check_layer(Flatten(), np.random.default_rng(7).standard_normal((2, 3, 2, 4)))
+
+
+def test_logsoftmax():
+    check_layer(LogSoftmax(), 3 * np.random.default_rng(8).standard_normal((4, 6)))
+
+
+def test_nll_loss():
+    rng = np.random.default_rng(9)
+    logp = rng.standard_normal((5, 4))
+    labels = rng.integers(0, 4, size=5)
+    _, grad = nll_loss(logp, labels)
+    num = numeric_grad(lambda: nll_loss(logp, labels)[0], logp)
+    assert rel_error(grad, num) < TOL
+
+
+def test_small_network_end_to_end():
+    """Chain every layer type and check d loss / d (input, all params)."""
+    rng = np.random.default_rng(10)
+    layers = [
+        Conv2d(2, 4, 3, padding=1),
+        Tanh(),
+        LocalContrastNorm(3),
+        MaxPool2d(2),
+        Conv2d(4, 3, 2, table=random_table(3, 4, 2, rng)),
+        Abs(),
+        L2Pool2d(2, 1),
+        AvgPool2d(1),
+        ReLU(),
+        Flatten(),
+        Linear(3 * 1 * 1, 5),
+        LogSoftmax(),
+    ]
+    shape = (2, 6, 6)
+    for layer in layers:
+        layer.init_params(rng, dtype=np.float64)
+        shape = layer.output_shape(shape)
+    assert shape == (5,)
+    layers[-2].params["bias"] = rng.standard_normal(5)
+    x = rng.standard_normal((3, 2, 6, 6))
+    labels = np.array([0, 3, 4])
+
+    def loss() -> float:
+        a = x
+        for layer in layers:
+            a = layer.forward(a)
+        return nll_loss(a, labels)[0]
+
+    loss()
+    a = x
+    for layer in layers:
+        a = layer.forward(a)
+    _, g = nll_loss(a, labels)
+    for layer in reversed(layers):
+        g = layer.backward(g)
+    analytic = {(i, k): v.copy() for i, layer in enumerate(layers) for k, v in layer.grads.items()}
+
+    assert rel_error(g, numeric_grad(loss, x)) < TOL
+    for (i, k), grad in analytic.items():
+        err = rel_error(grad, numeric_grad(loss, layers[i].params[k]))
+        assert err < TOL, f"layer {i} ({layers[i].type}) {k}: {err:.2e}"
