@@ -741,6 +741,8 @@ def _minimax_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
         e = float(abs(r[k]))
         if e <= abs(h) * (1.0 + 1e-9) + tol:
             break
+        if k in (i0, i1, i2):  # numerical stall (rounding noise)
+            break
         sh = 1.0 if h >= 0 else -1.0
         sk = 1.0 if r[k] > 0 else -1.0
         i0, i1, i2 = _exchange(i0, i1, i2, k, sk == sh)
@@ -816,6 +818,8 @@ def _stab_line(
         else:
             k, sk, v = kl, -1.0, float(vl[kl])
         if v <= d + tol or (need is not None and (v <= thr or d > thr)):
+            break
+        if k in (i0, i1, i2):  # numerical stall (rounding noise)
             break
         ni = _exchange(i0, i1, i2, k, sk == s)
         if ni[0] != i0 and ni[1] == i0:  # shifted right: sides flip
