@@ -66,9 +66,16 @@ segment slope on the B port (signed 18 bits).
 
 Piecewise-linear functions
 --------------------------
-See :class:`PWLTable` for the exact evaluation rule that the hardware
-implements, :func:`fit_pwl` for the minimax fitter, and :func:`make_tanh` /
-:func:`make_inv_sqrt` for the two nonlinearities of the project.
+A :class:`PWLTable` with ``N`` segments is evaluated on an input code ``x``
+exactly as the hardware does (one DSP48E1)::
+
+    i   = number of breakpoints b with x >= b            # 0 .. N-1
+    acc = slopes[i] * x + offsets[i]                     # fraction in.frac + slope_frac
+    y   = requantize(acc, in.frac + slope_frac - out.frac, out_fmt)
+
+:func:`fit_pwl` is the minimax fitter (its error is measured on every input
+code), :func:`make_tanh` / :func:`make_inv_sqrt` build the two nonlinearities
+of the project.
 
 Range limits
 ------------
@@ -296,8 +303,8 @@ class QFormat:
         Parameters
         ----------
         x : array_like of float (or int)
-            Real values.  ``x * 2**frac`` is computed exactly (power-of-two
-            scaling) and the rounding has no double-rounding error.
+            Real values (converted to float64).  ``x * 2**frac`` is computed
+            exactly (power-of-two scaling) and the rounding has no double-rounding error.
             ``+-inf`` saturates (and is counted); NaN raises ``ValueError``.
 
         Returns
@@ -523,6 +530,11 @@ _SLOPE_MIN, _SLOPE_MAX = _signed_range(DSP_B_BITS)
 _ACC_MIN, _ACC_MAX = _signed_range(ACC_BITS)
 
 
+def _a_port_bits(fmt: QFormat) -> int:
+    """Signed bits needed to carry codes of ``fmt`` on a multiplier port."""
+    return fmt.width if fmt.signed else fmt.width + 1
+
+
 def _as_int_tuple(v: Any, name: str) -> tuple[int, ...]:
     out = []
     for e in v:
@@ -553,7 +565,8 @@ class PWLTable:
     Parameters
     ----------
     in_fmt : QFormat
-        Input format; ``in_fmt.width <= DSP_A_BITS`` (25).
+        Input format; its codes must fit the signed 25-bit A port
+        (``width <= 25`` signed, ``<= 24`` unsigned).
     out_fmt : QFormat
         Output format.
     slope_frac : int
@@ -586,10 +599,10 @@ class PWLTable:
     def __post_init__(self) -> None:
         if not isinstance(self.in_fmt, QFormat) or not isinstance(self.out_fmt, QFormat):
             raise TypeError("in_fmt and out_fmt must be QFormat")
-        if self.in_fmt.width > DSP_A_BITS:
+        if _a_port_bits(self.in_fmt) > DSP_A_BITS:
             raise ValueError(
-                f"PWL in_fmt.width must be <= {DSP_A_BITS} (DSP48E1 A port), "
-                f"got {self.in_fmt.width}"
+                f"PWL input {self.in_fmt} does not fit the signed {DSP_A_BITS}-bit "
+                f"DSP48E1 A port"
             )
         sf = self.slope_frac
         if isinstance(sf, bool) or not isinstance(sf, (int, np.integer)):
@@ -764,71 +777,59 @@ def _exchange(i0: int, i1: int, i2: int, k: int, same_as_i0: bool):
 
 
 def _stab_line(
-    x: np.ndarray, lo: np.ndarray, hi: np.ndarray, need: float | None = None
+    x: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    slack: float = 0.0,
+    decide: bool = False,
 ) -> tuple[float, float, float, bool]:
-    r"""Line ``L = a*x + b`` minimizing the worst interval violation
+    r"""Line ``L = a*x + b`` through the intervals ``[lo_j - slack, hi_j + slack]``.
 
-    .. math:: v(L) = \max_j \max(lo_j - L(x_j),\; L(x_j) - hi_j)
+    Solved as the weighted Chebyshev problem
 
-    (``v <= 0`` means the line passes through every interval; with
-    ``lo = y - e``, ``hi = y + e`` this is the Chebyshev line, ``v = err - e``).
+    .. math:: \min_{a,b} \; r(L) = \max_j |L(x_j) - m_j| / w_j, \qquad
+              m_j = (lo_j + hi_j)/2,\; w_j = (hi_j - lo_j)/2 + slack > 0
 
-    Same exchange as :func:`_minimax_line` (it is the dual simplex of the
-    LP); an alternating reference ``x0 < x1 < x2`` with sides ``(s, -s, s)``
-    (``s = +1``: the line is *above* ``hi``) has the levelled violation
-    ``d``, a lower bound of the optimum.  If ``need`` is given, return as soon
-    as it is decided whether ``v <= -need`` is achievable (``d > -need``: no;
-    current ``v <= -need``: yes).  Returns ``(a, b, v, v <= -need)`` with
-    ``v`` the actual violation of the returned line.
+    so that the line meets every interval iff ``r <= 1``.  Same exchange as
+    :func:`_minimax_line`: an alternating reference ``x0 < x1 < x2`` solves
+    ``m_i - L(x_i) = (+h, -h, +h) * w_i``; ``|h|`` is a lower bound of the
+    optimum (de la Vallée Poussin) and rises until the worst point is in the
+    reference.  With ``decide=True`` it returns as soon as ``r <= 1`` is
+    decided (``|h| > 1``: impossible; current ``r <= 1``: found).  Returns
+    ``(a, b, r, r <= 1)`` with ``r`` the actual value of the returned line.
     """
     n = x.shape[0]
-    thr = -np.inf if need is None else -need
+    m = 0.5 * (lo + hi)
+    w = 0.5 * (hi - lo) + slack
     if n <= 2:
-        m = 0.5 * (lo + hi)
         if n == 1:
-            a, b = 0.0, float(m[0])
-        else:
-            a = float((m[1] - m[0]) / (x[1] - x[0]))
-            b = float(m[0] - a * x[0])
-        L = a * x + b
-        v = float(np.max(np.maximum(lo - L, L - hi)))
-        return a, b, v, v <= thr
-
-    def level(i0: int, i1: int, i2: int, s: float):
-        t0, t1, t2 = (hi[i0], lo[i1], hi[i2]) if s > 0 else (lo[i0], hi[i1], lo[i2])
-        a = float((t2 - t0) / (x[i2] - x[i0]))
-        c0 = float(t0 - a * x[i0])
-        c1 = float(t1 - a * x[i1])
-        return a, 0.5 * (c0 + c1), s * 0.5 * (c1 - c0)
-
-    tol = 1e-13 * (1.0 + float(np.max(np.abs(lo))))
+            return 0.0, float(m[0]), 0.0, True
+        a = float((m[1] - m[0]) / (x[1] - x[0]))
+        return a, float(m[0] - a * x[0]), 0.0, True
+    tol = 1e-12
     i0, i1, i2 = 0, n // 2, n - 1
-    cand = (level(i0, i1, i2, 1.0), level(i0, i1, i2, -1.0))
-    s = 1.0 if cand[0][2] >= cand[1][2] else -1.0
-    a, b, d = cand[0] if s > 0 else cand[1]
-    v = np.inf
+    a = b = r = 0.0
     for _ in range(100):
-        L = a * x + b
-        vu = L - hi
-        vl = lo - L
-        ku = int(np.argmax(vu))
-        kl = int(np.argmax(vl))
-        if vu[ku] >= vl[kl]:
-            k, sk, v = ku, 1.0, float(vu[ku])
-        else:
-            k, sk, v = kl, -1.0, float(vl[kl])
-        if v <= d + tol or (need is not None and (v <= thr or d > thr)):
+        x0, x1, x2 = float(x[i0]), float(x[i1]), float(x[i2])
+        m0, m1, m2 = float(m[i0]), float(m[i1]), float(m[i2])
+        w0, w1, w2 = float(w[i0]), float(w[i1]), float(w[i2])
+        det = (x1 - x0) * (w2 - w0) + (w1 + w0) * (x2 - x0)  # > 0
+        a = ((m1 - m0) * (w2 - w0) + (w1 + w0) * (m2 - m0)) / det
+        h = ((x1 - x0) * (m2 - m0) - (x2 - x0) * (m1 - m0)) / det
+        b = m0 - a * x0 - w0 * h
+        e = (m - (a * x + b)) / w
+        k = int(np.argmax(np.abs(e)))
+        r = float(abs(e[k]))
+        if r <= abs(h) * (1.0 + 1e-9) + tol:
+            break
+        if decide and (r <= 1.0 or abs(h) > 1.0):
             break
         if k in (i0, i1, i2):  # numerical stall (rounding noise)
             break
-        ni = _exchange(i0, i1, i2, k, sk == s)
-        if ni[0] != i0 and ni[1] == i0:  # shifted right: sides flip
-            s = -s
-        elif ni[0] == i1 and ni[1] == i2:  # shifted left: sides flip
-            s = -s
-        i0, i1, i2 = ni
-        a, b, d = level(i0, i1, i2, s)
-    return a, b, v, v <= thr
+        sh = 1.0 if h >= 0 else -1.0
+        sk = 1.0 if e[k] > 0 else -1.0
+        i0, i1, i2 = _exchange(i0, i1, i2, k, sk == sh)
+    return a, b, r, r <= 1.0
 
 
 def _greedy(ok: Callable[[int, int], bool], n: int, max_segs: int) -> list[int] | None:
@@ -897,8 +898,16 @@ def _acc_bounds(y: np.ndarray, err: float, out_fmt: QFormat, shift: int):
     else:
         a_lo = np.ceil(np.ldexp(kl, shift))
         a_hi = np.floor(np.ldexp(kh, shift))
-    a_lo = np.where(kl <= out_fmt.min_int, _ACC_MIN, a_lo)
-    a_hi = np.where(kh >= out_fmt.max_int, _ACC_MAX, a_hi)
+    # Saturation: below the minimum / above the maximum code anything goes.
+    # A line with an 18-bit slope cannot move more than 2**17 * span within
+    # the fitted codes, so extending by that much (instead of to the 48-bit
+    # limit) loses no line and keeps the numbers well conditioned.
+    ext = float(1 << (DSP_B_BITS - 1)) * float(y.shape[0]) + 1.0
+    sat_lo, sat_hi = kl <= out_fmt.min_int, kh >= out_fmt.max_int
+    ref_lo = float(np.min(np.where(sat_lo, a_hi, a_lo)))
+    ref_hi = float(np.max(np.where(sat_hi, a_lo, a_hi)))
+    a_lo = np.where(sat_lo, np.minimum(a_lo, ref_lo - ext), a_lo)
+    a_hi = np.where(sat_hi, np.maximum(a_hi, ref_hi + ext), a_hi)
     a_lo = np.clip(a_lo, _ACC_MIN, _ACC_MAX)
     a_hi = np.clip(a_hi, _ACC_MIN, _ACC_MAX)
     if np.any(a_lo > a_hi):
@@ -907,20 +916,23 @@ def _acc_bounds(y: np.ndarray, err: float, out_fmt: QFormat, shift: int):
 
 
 def _int_lines(
-    cs: np.ndarray, a_lo: np.ndarray, a_hi: np.ndarray, slopes
+    cs: np.ndarray, a_lo: np.ndarray, a_hi: np.ndarray, slopes, first: bool = False
 ) -> list[tuple[int, int, int]]:
     """For each integer slope ``S``, the integer offsets ``O`` with
     ``a_lo <= S*cs + O <= a_hi`` on every code: ``[o_lo, o_hi]``.  Returns
-    ``(S, o_lo, o_hi)`` for the slopes where that range is non-empty."""
+    ``(S, o_lo, o_hi)`` for the slopes where that range is non-empty (only
+    the first one if ``first``)."""
     out = []
     for S in slopes:
         if not _SLOPE_MIN <= S <= _SLOPE_MAX:
             continue
         sx = S * cs
-        o_lo = int(np.max(a_lo - sx))
-        o_hi = int(np.min(a_hi - sx))
+        o_lo = int((a_lo - sx).max())
+        o_hi = int((a_hi - sx).min())
         if o_lo <= o_hi:
             out.append((S, o_lo, o_hi))
+            if first:
+                break
     return out
 
 
@@ -940,8 +952,39 @@ def fit_pwl(
     ``max_c |to_float(pwl_eval(table, c)) - func(c * 2**-in_fmt.frac)|`` over
     every input code ``c`` of ``in_fmt`` in ``[lo, hi]``.
 
-    Method
+    Parameters
+    ----------
+    func : callable
+        Vectorized real function (float64 array -> float64 array); must be
+        finite on ``[lo, hi]``.
+    lo, hi : float
+        Fitting interval (real units), ``lo <= hi``.
+    segments : int
+        Number of segments ``N >= 1``; there must be at least ``N`` codes in
+        the interval.
+    in_fmt, out_fmt : QFormat
+        Input (must fit the signed 25-bit A port) and output formats.
+    slope_frac : int, optional
+        Fraction bits of the slopes; chosen automatically if None.
+
+    Returns
+    -------
+    table : PWLTable
+    max_err : float
+        Measured maximum absolute error in real units over the codes of
+        ``[lo, hi]``, including output rounding and saturation.
+
+    Raises
     ------
+    ValueError
+        Bad arguments, or a table whose accumulator would not fit 48 bits
+        over the whole input range (only possible with an explicit, too large
+        ``slope_frac``).
+
+    Notes
+    -----
+    Method:
+
     1. Sample ``func`` at every code of ``[lo, hi]`` (clipped to the format).
     2. ``slope_frac`` (if None): the largest value such that the steepest
        slope of ``func`` between neighbouring codes, times
@@ -974,41 +1017,14 @@ def fit_pwl(
     what the evaluation rule does); the error there is NOT measured or
     bounded.  To bound the error for every input the hardware can see, fit
     over the whole input range (as :func:`make_tanh` does by default).
-
-    Parameters
-    ----------
-    func : callable
-        Vectorized real function (float64 array -> float64 array); must be
-        finite on ``[lo, hi]``.
-    lo, hi : float
-        Fitting interval (real units), ``lo <= hi``.
-    segments : int
-        Number of segments ``N >= 1``; there must be at least ``N`` codes in
-        the interval.
-    in_fmt, out_fmt : QFormat
-        Input (``width <= 25``) and output formats.
-    slope_frac : int, optional
-        Fraction bits of the slopes; chosen automatically if None.
-
-    Returns
-    -------
-    table : PWLTable
-    max_err : float
-        Measured maximum absolute error in real units over the codes of
-        ``[lo, hi]``, including output rounding and saturation.
-
-    Raises
-    ------
-    ValueError
-        Bad arguments, or a table whose accumulator would not fit 48 bits
-        over the whole input range (only possible with an explicit, too large
-        ``slope_frac``).
     """
     segments = operator.index(segments)
     if segments < 1:
         raise ValueError(f"segments must be >= 1, got {segments}")
-    if in_fmt.width > DSP_A_BITS:
-        raise ValueError(f"in_fmt.width must be <= {DSP_A_BITS}, got {in_fmt.width}")
+    if _a_port_bits(in_fmt) > DSP_A_BITS:
+        raise ValueError(
+            f"PWL input {in_fmt} does not fit the signed {DSP_A_BITS}-bit A port"
+        )
     lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
         raise ValueError(f"need finite lo <= hi, got [{lo}, {hi}]")
@@ -1048,21 +1064,29 @@ def fit_pwl(
     shift = fi + sf - fo
 
     # -- segmentation: bisect the target error, greedy sweep ----------------------
-    def feasible(bnd, s: int, t: int) -> bool:
-        a_lo, a_hi = bnd
-        a, _, _, ok = _stab_line(
-            xf[s:t], a_lo[s:t].astype(np.float64), a_hi[s:t].astype(np.float64), -1.0
-        )
+    def seg_lines(bnd, s: int, t: int, radius: int = 1):
+        """Integer lines (S, o_lo, o_hi) meeting every interval of codes s..t-1,
+        searched next to a real line through the intervals ([] if none)."""
+        a_lo, a_hi, f_lo, f_hi = bnd
+        a, _, _, ok = _stab_line(xf[s:t], f_lo[s:t], f_hi[s:t], slack=1.0, decide=True)
         if not ok:
-            return False
+            return []
         f0 = math.floor(a)
-        return bool(_int_lines(codes[s:t], a_lo[s:t], a_hi[s:t], range(f0 - 1, f0 + 3)))
+        return _int_lines(
+            codes[s:t], a_lo[s:t], a_hi[s:t], range(f0 - radius, f0 + radius + 2), True
+        )
 
-    def attempt(err: float):
+    def bounds(err: float):
         bnd = _acc_bounds(y, err, out_fmt, shift)
         if bnd is None:
             return None
-        return _greedy(lambda s, t: feasible(bnd, s, t), n, segments)
+        return (*bnd, bnd[0].astype(np.float64), bnd[1].astype(np.float64))
+
+    def attempt(err: float):
+        bnd = bounds(err)
+        if bnd is None:
+            return None
+        return _greedy(lambda s, t: bool(seg_lines(bnd, s, t)), n, segments)
 
     cuts = np.linspace(0, n, segments + 1).round().astype(int)
     e_hi = lsb + max(
@@ -1084,32 +1108,31 @@ def fit_pwl(
             e_lo = mid
         else:
             e_hi, starts = mid, s
+    bnd = bounds(e_hi)
+    a_lo, a_hi, f_lo, f_hi = bnd
+    # integer slopes verified for each greedy segment (a single code needs none:
+    # any slope works); a split half can always reuse its parent's slopes
+    verified = {}
+    for s, t in zip(starts, starts[1:] + [n]):
+        verified[s] = [c[0] for c in seg_lines(bnd, s, t)] or [0]
     while len(starts) < segments:  # pad by splitting the longest segments
         ends = starts[1:] + [n]
         j = max(range(len(starts)), key=lambda i: ends[i] - starts[i])
-        starts.insert(j + 1, (starts[j] + ends[j]) // 2)
+        mid = (starts[j] + ends[j]) // 2
+        verified[mid] = verified[starts[j]]
+        starts.insert(j + 1, mid)
     ends = starts[1:] + [n]
 
     # -- integer slope / offset per segment ---------------------------------------------
-    a_lo, a_hi = _acc_bounds(y, e_hi, out_fmt, shift)
     slopes: list[int] = []
     offsets: list[int] = []
     for s, t in zip(starts, ends):
         cs, ys = codes[s:t], y[s:t]
         lo_s, hi_s = a_lo[s:t], a_hi[s:t]
-        a = _stab_line(xf[s:t], lo_s.astype(np.float64), hi_s.astype(np.float64))[0]
-        a_e = _stab_line(
-            xf[s:t], lo_s.astype(np.float64), hi_s.astype(np.float64), -1.0
-        )[0]
-        cands: list[tuple[int, int, int]] = []
-        for r in (4, 16, 64, 256, 1024):
-            f0, f1 = math.floor(a), math.floor(a_e)
-            cands = _int_lines(
-                cs, lo_s, hi_s, sorted({*range(f0 - r, f0 + r + 2), *range(f1 - 1, f1 + 3)})
-            )
-            if cands:
-                break
-        if not cands:  # cannot happen: the segment was verified feasible
+        a = _stab_line(xf[s:t], f_lo[s:t], f_hi[s:t], slack=1.0)[0]
+        f0 = math.floor(a)
+        cands = _int_lines(cs, lo_s, hi_s, sorted({*range(f0 - 4, f0 + 6), *verified[s]}))
+        if not cands:  # cannot happen: the verified slopes fit the segment
             raise RuntimeError("fit_pwl: no integer line for a verified segment")
         best = None
         for S, o_lo, o_hi in cands:
