@@ -50,7 +50,10 @@ Accumulator
 DSP48E1 slices via PCOUT/PCIN).  A convolution of a Q(f_in) activation with a
 Q(f_w) weight accumulates products exactly, in fraction ``f_acc = f_in + f_w``::
 
-    acc = bias * 2**(f_acc - f_bias) + sum_k x_k * w_k        (exact integers)
+    acc = round_shift(bias, f_bias - f_acc) + sum_k x_k * w_k      (integers)
+
+(the bias alignment is an exact left shift in the usual case
+``f_bias <= f_acc``; the products and the sum are always exact).
     out = requantize(acc, f_acc - f_out, out_fmt)
         = saturate(round_shift(acc, f_acc - f_out), out_fmt)
 
@@ -316,7 +319,8 @@ class QFormat:
         v = np.asarray(x, dtype=np.float64)
         if np.isnan(v).any():
             raise ValueError("cannot quantize NaN")
-        t = np.ldexp(v, self.frac)
+        with np.errstate(over="ignore"):  # +-inf saturates below
+            t = np.ldexp(v, self.frac)
         fl = np.floor(t)
         with np.errstate(invalid="ignore"):  # inf - inf for infinite inputs
             r = fl + ((t - fl) >= 0.5)
@@ -462,11 +466,8 @@ def wrap(a: Any, bits: int = ACC_BITS):
     if not 2 <= bits <= 64:
         raise ValueError(f"bits must be in [2, 64], got {bits}")
     arr = _as_int64(a)
-    if bits == 64:
-        return _ret(arr.copy())
-    v = arr & np.int64((1 << bits) - 1)
-    v = v - (((v >> (bits - 1)) & 1) << bits)
-    return _ret(v)
+    k = 64 - bits  # sign-extend from bit (bits - 1): shift up, arithmetic down
+    return _ret((arr << k) >> k)
 
 
 def frac_for_range(max_abs: float, width: int, signed: bool = True) -> int:
@@ -1017,6 +1018,10 @@ def fit_pwl(
     what the evaluation rule does); the error there is NOT measured or
     bounded.  To bound the error for every input the hardware can see, fit
     over the whole input range (as :func:`make_tanh` does by default).
+
+    Cost: linear in the number of codes times ``segments`` times about 10
+    bisection steps; a 16-bit input (65,536 codes) takes about 0.2-0.5 s,
+    a 20-bit input several seconds.
     """
     segments = operator.index(segments)
     if segments < 1:

@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from . import __version__
 from .errors import EXIT_USAGE, ConvcError
 
@@ -89,6 +91,132 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_boards(args) -> int:
+    from convc.boards import BOARDS
+
+    rows = [b.to_json() for b in BOARDS.values()]
+    text = "\n".join(f"{b.name:<10} {b.title}: {b.dsp} DSP48E1, {b.bram36} RAMB36, {b.luts:,} LUT6, {b.ffs:,} FF, "
+                     f"{b.clock_mhz:g} MHz, {b.mem_peak_gbs:g} GB/s peak ({b.mem_efficiency:.0%} assumed sustained)"
+                     for b in BOARDS.values())
+    _emit(args, {"boards": rows}, text)
+    return 0
+
+
+def _compile_options(args):
+    from convc.compiler.pipeline import CompileOptions
+
+    for name in ("bits", "pwl_segments", "calib", "in_lanes", "out_lanes"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ConvcError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    return CompileOptions(bits=args.bits, pwl_segments=args.pwl_segments, calib=args.calib,
+                          in_lanes=args.in_lanes, out_lanes=args.out_lanes)
+
+
+def cmd_compile(args) -> int:
+    from convc.boards import get_board
+    from convc.compiler.pipeline import compile_network, load_images, report_text, write_outputs
+    from convc.reference.modelfile import load_model
+
+    net = load_model(args.model)
+    board = get_board(args.board)
+    calib = load_images(args.images, net.input.shape) if args.images else None
+    result = compile_network(net, board, _compile_options(args), where=str(args.model), calib=calib)
+    files = write_outputs(result, args.output)
+    r = result.report
+    obj = {"out": str(args.output), "files": [f.name for f in files], "board": board.name,
+           "passes": r["passes"], "dsp": r["dsp"], "dsp_board": r["dsp_board"], "bram36": r["bram36"],
+           "bram36_board": r["bram36_board"], "macs": r["macs"], "cycles": r["cycles"],
+           "ms_per_frame": r["ms_per_frame"], "mac_utilization": r["mac_utilization"],
+           "in_lanes": r["hw"]["in_lanes"], "out_lanes": r["hw"]["out_lanes"],
+           "layers": [{k: l.get(k) for k in ("name", "in_fmt", "w_fmt", "conv_fmt", "out_fmt", "pwl_error",
+                                                "macs", "passes", "cycles")} for l in r["layers"]]}
+    _emit(args, obj, report_text(r) + f"wrote {', '.join(f.name for f in files)} to {args.output}")
+    return 0
+
+
+def _inputs_for(args, net, program=None):
+    """Inputs (and labels) for run/compare: --images, else the model's test split, else random."""
+    from convc.compiler.pipeline import calibration_inputs, load_images
+
+    shape = net.input.shape if net is not None else program.input.shape
+    if args.images:
+        x = load_images(args.images, shape)
+        labels = None
+        if args.labels:
+            labels = np.load(args.labels, allow_pickle=False).astype(np.int64).reshape(-1)
+            if len(labels) != len(x):
+                raise ConvcError(f"{args.labels}: {len(labels)} labels for {len(x)} images")
+        src = f"{args.images}"
+    else:
+        dataset = net.meta.get("dataset") if net is not None else None
+        if dataset in ("digits", "synthetic"):
+            from convc.reference.datasets import load_dataset
+
+            ds = load_dataset(dataset, net.input.shape, net.classes,
+                              seed=int(net.meta.get("train", {}).get("seed", 0)))
+            x, labels, src = ds.test_x, ds.test_y, f"{dataset} test split"
+        else:
+            x, src = calibration_inputs(net, args.limit or 1, seed=1)
+            labels = None
+    if args.limit:
+        x = x[:args.limit]
+        labels = labels[:args.limit] if labels is not None else None
+    return x, labels, src
+
+
+def cmd_run(args) -> int:
+    import time
+
+    from convc.compiler.program import load_program
+    from convc.sim import golden
+
+    program = load_program(args.compiled)
+    if not args.images:
+        raise ConvcError("convc run needs --images FILE.npy (raw inputs, (N, C, H, W))")
+    x, _, src = _inputs_for(args, None, program)
+    codes, in_sat = program.quantize_input(x)
+    t0 = time.perf_counter()
+    res = golden.run(program, np.asarray(codes, dtype=np.int64))
+    seconds = time.perf_counter() - t0
+    out = res.region(program.output)
+    top1 = np.argmax(out, axis=1).reshape(len(x), -1)
+    if args.save:
+        np.save(args.save, program.output.fmt.to_float(out))
+    sats = {k: int(v) for k, v in res.saturations.items() if v}
+    obj = {"images": len(x), "seconds": round(seconds, 4), "output_shape": list(program.output.shape),
+           "output_fmt": str(program.output.fmt), "predictions": top1[:, 0].tolist() if top1.shape[1] == 1
+           else None, "input_saturations": int(in_sat), "saturations": sats,
+           "overflows": {k: int(v) for k, v in res.overflows.items() if v}}
+    text = [f"ran {len(x)} images from {src} through the golden model in {seconds:.3f} s",
+            f"output {list(program.output.shape)} in {program.output.fmt}"]
+    if obj["predictions"] is not None:
+        text.append("predictions: " + " ".join(str(p) for p in obj["predictions"][:50])
+                    + (" ..." if len(x) > 50 else ""))
+    text.append("saturations: " + (", ".join(f"{k} {v}" for k, v in sats.items()) if sats or in_sat else "none")
+                + (f", input {in_sat}" if in_sat else ""))
+    if args.save:
+        text.append(f"wrote {args.save}")
+    _emit(args, obj, "\n".join(text))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from convc.compiler.program import load_program
+    from convc.reference.modelfile import load_model
+    from convc.sim.compare import compare
+
+    net = load_model(args.model)
+    program = load_program(args.compiled)
+    if tuple(program.input.shape) != tuple(net.input.shape):
+        raise ConvcError(f"{args.compiled} was compiled for inputs {list(program.input.shape)}, "
+                         f"{args.model} takes {list(net.input.shape)}")
+    x, labels, src = _inputs_for(args, net)
+    result = compare(net, program, x, labels, source=src)
+    _emit(args, result.to_json(), result.text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convc", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"convc {__version__}")
@@ -125,6 +253,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = common(sub.add_parser("info", help="layers, shapes, parameters and MACs of a model"))
     p.add_argument("model")
     p.set_defaults(func=cmd_info)
+
+    p = common(sub.add_parser("boards", help="the boards convc can size an accelerator for"))
+    p.set_defaults(func=cmd_boards)
+
+    p = common(sub.add_parser("compile", help="lower a model to a fixed-point schedule for a board"))
+    p.add_argument("model")
+    p.add_argument("--board", default="virtex6", help="see 'convc boards' (default virtex6)")
+    p.add_argument("-o", "--output", default="out/compiled", help="output folder (default out/compiled)")
+    p.add_argument("--bits", type=int, default=16, help="activation and weight width (default 16)")
+    p.add_argument("--pwl-segments", type=int, default=16, help="segments per PWL table (default 16)")
+    p.add_argument("--calib", type=int, help="calibration images (default: 256, or 2 for large inputs)")
+    p.add_argument("--images", help="calibrate on these raw inputs (.npy, (N, C, H, W)) instead")
+    p.add_argument("--in-lanes", type=int, help="force the input lanes (default: chosen for the board)")
+    p.add_argument("--out-lanes", type=int, help="force the output lanes (default: chosen for the board)")
+    p.set_defaults(func=cmd_compile)
+
+    p = common(sub.add_parser("run", help="run the bit-exact golden model of a compiled folder"))
+    p.add_argument("compiled", help="a folder written by 'convc compile'")
+    p.add_argument("--images", help="raw inputs (.npy, (N, C, H, W))")
+    p.add_argument("--labels", help=argparse.SUPPRESS)
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--save", help="write the outputs (real values) to this .npy file")
+    p.set_defaults(func=cmd_run)
+
+    p = common(sub.add_parser("compare", help="float reference against fixed point, layer by layer"))
+    p.add_argument("model")
+    p.add_argument("compiled", help="a folder written by 'convc compile' from this model")
+    p.add_argument("--images", help="raw inputs (.npy); default: the test split of the model's dataset")
+    p.add_argument("--labels", help="labels for --images (.npy of ints), for accuracy")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

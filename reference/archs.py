@@ -13,15 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from convc.errors import ConvcError
 
-from .layers import random_table
 from .modelfile import network_from_graph
 from .network import Network
 
-__all__ = ["BUILTIN", "arch_spec", "build_network"]
+__all__ = ["BUILTIN", "arch_spec", "build_network", "grouped_table"]
 
 
 def lenet() -> dict:
@@ -50,14 +47,30 @@ def lenet() -> dict:
     }
 
 
+def grouped_table(out_channels: int, in_channels: int, fan_in: int, groups: int) -> list[list[int]]:
+    """Output map ``o`` of group ``g = o * groups // out_channels`` reads
+    input maps ``g*fan_in .. g*fan_in + fan_in - 1`` (modulo ``in_channels``)."""
+    rows = []
+    for o in range(out_channels):
+        start = (o * groups // out_channels) * fan_in
+        rows.append(sorted((start + k) % in_channels for k in range(fan_in)))
+    return rows
+
+
 def sceneparse() -> dict:
     """The scene-parsing net of Farabet et al. 2013 (one scale), 3x240x320 YUV.
 
     LCN -> conv 7x7 (16) -> tanh -> max 2x2 -> conv 7x7 (64, each reads 8)
     -> tanh -> max 2x2 -> conv 7x7 (256, each reads 32) -> conv 1x1 (8 classes).
-    The connection tables are fixed (seed 0) so every build is the same net.
+
+    The partial connection tables are grouped (as AlexNet's two groups):
+    the first half of the output maps reads the first ``fan_in`` input maps,
+    the second half the next ``fan_in``. Farabet et al. drew random tables;
+    grouped tables read the same number of maps per output and let the
+    accelerator share each input stream among many outputs (a random table
+    gives every output its own input set). :func:`random_table` builds the
+    random kind for a user's spec.
     """
-    rng = np.random.default_rng(0)
     return {
         "name": "sceneparse",
         "input": {"shape": [3, 240, 320]},
@@ -68,11 +81,11 @@ def sceneparse() -> dict:
             {"name": "tanh1", "type": "tanh"},
             {"name": "pool1", "type": "maxpool2d", "attrs": {"kernel": 2}},
             {"name": "conv2", "type": "conv2d",
-             "attrs": {"out_channels": 64, "kernel": 7, "table": random_table(64, 16, 8, rng)}},
+             "attrs": {"out_channels": 64, "kernel": 7, "table": grouped_table(64, 16, 8, 2)}},
             {"name": "tanh2", "type": "tanh"},
             {"name": "pool2", "type": "maxpool2d", "attrs": {"kernel": 2}},
             {"name": "conv3", "type": "conv2d",
-             "attrs": {"out_channels": 256, "kernel": 7, "table": random_table(256, 64, 32, rng)}},
+             "attrs": {"out_channels": 256, "kernel": 7, "table": grouped_table(256, 64, 32, 2)}},
             {"name": "classifier", "type": "conv2d", "attrs": {"out_channels": 8, "kernel": 1}},
         ],
     }

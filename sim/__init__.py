@@ -1,1 +1,5 @@
 """convc.sim"""
+
+from .golden import GoldenResult
+
+__all__ = ["GoldenResult"]

@@ -1,0 +1,66 @@
+"""Board definitions: the device's resources, the clock and the memory.
+
+A :class:`Board` is data only; the Amaranth platform that writes a vendor
+project for it lives beside it (issue: end-to-end accelerator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["Board"]
+
+
+@dataclass(frozen=True)
+class Board:
+    """One FPGA board.
+
+    Parameters
+    ----------
+    name : str
+        Short name used on the command line (``--board virtex6``).
+    title : str
+        The board and device in words.
+    family, device, package, speed : str
+        As the vendor tools spell them.
+    dsp : int
+        DSP slices (DSP48E1 on Virtex-6).
+    bram36 : int
+        36 Kb block RAMs.
+    luts, ffs : int
+        6-input LUTs and flip-flops.
+    clock_mhz : float
+        The accelerator clock convc plans for.
+    mem_peak_gbs : float
+        External memory peak bandwidth, GB/s.
+    mem_efficiency : float
+        Fraction of the peak convc assumes it sustains (refresh, bank and
+        read/write turnarounds, burst overheads).
+    mem_mbytes : int
+        External memory size.
+    """
+
+    name: str
+    title: str
+    family: str
+    device: str
+    package: str
+    speed: str
+    dsp: int
+    bram36: int
+    luts: int
+    ffs: int
+    clock_mhz: float
+    mem_peak_gbs: float
+    mem_efficiency: float
+    mem_mbytes: int
+
+    @property
+    def mem_bytes_per_cycle(self) -> float:
+        """Sustained bytes per accelerator clock cycle."""
+        return self.mem_peak_gbs * 1e9 * self.mem_efficiency / (self.clock_mhz * 1e6)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["mem_bytes_per_cycle"] = self.mem_bytes_per_cycle
+        return d

@@ -1,0 +1,159 @@
+"""The one hardware configuration.
+
+The compiler fills a :class:`HardwareConfig` from the board and the network
+(:mod:`convc.compiler.passes.size`); the golden model, the cycle model and
+the HDL generator read it. Resource figures (DSP48E1 slices, RAMB36) are
+derived here, once, from the configuration.
+
+The convolution engine (NeuFlow's grid, as one wide engine)::
+
+    in_lanes input streams, one pixel each per cycle
+      -> per input lane: (kmax-1) line buffers -> a kmax x kmax window
+    in_lanes x out_lanes kernel units of kmax*kmax multipliers (DSP48E1),
+      output lane o sums its in_lanes windows' products each cycle
+    -> per output lane: a partial-sum buffer of psum_words 48-bit words,
+       so that input maps beyond in_lanes accumulate on chip
+    -> requantize -> activation (ReLU, abs, or a PWL table: one DSP) -> pool
+       (one line buffer of max_width words per pool row)
+
+The normalization (LCN) engine works on the per-pixel sum over maps, so its
+line buffers do not grow with the number of maps: two windows
+(``lcn_kmax`` rows each) for the mean and the variance, ``lcn_kmax`` taps
+each (separable is not assumed; one DSP a tap), plus the multipliers for the
+squares, the products ``v * r`` and the two PWL tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from convc.errors import ConvcError
+
+from .numeric import ACC_BITS
+
+__all__ = ["HardwareConfig"]
+
+BRAM36_BITS = 36 * 1024
+BRAM18_DEPTH = 1024  # a RAMB18E1 as 1024 x 18
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """Sizes of the accelerator.
+
+    Parameters
+    ----------
+    board : str
+        Board name (see ``convc boards``).
+    clock_mhz : float
+        Accelerator clock (an assumption for timing; open tools give no Fmax
+        for Virtex-6).
+    bits : int
+        Activation and weight width (2..16).
+    kmax : int
+        Largest convolution kernel (the window of every kernel unit).
+    in_lanes, out_lanes : int
+        Parallel input streams and output maps of the convolution engine.
+    max_width : int
+        Longest row a line buffer holds (input width incl. padding).
+    psum_words : int
+        Depth of each output lane's partial-sum buffer (48-bit words).
+    lcn_kmax : int
+        Largest LCN window (0: no LCN engine).
+    pwl_tables : int
+        Table slots (``pwl_id`` is 4 bits).
+    mem_bytes_per_cycle : float
+        Sustained external-memory bandwidth at ``clock_mhz``.
+    burst_words : int
+        Words per memory burst.
+    """
+
+    board: str
+    clock_mhz: float
+    bits: int
+    kmax: int
+    in_lanes: int
+    out_lanes: int
+    max_width: int
+    psum_words: int
+    lcn_kmax: int = 0
+    pwl_tables: int = 16
+    mem_bytes_per_cycle: float = 16.0
+    burst_words: int = 64
+    acc_bits: int = ACC_BITS
+
+    def __post_init__(self):
+        checks = {"bits": (2, 16), "kmax": (1, 31), "in_lanes": (1, 256), "out_lanes": (1, 256),
+                  "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31),
+                  "pwl_tables": (1, 16), "burst_words": (1, 4096)}
+        for name, (lo, hi) in checks.items():
+            v = getattr(self, name)
+            if not isinstance(v, int) or not lo <= v <= hi:
+                raise ConvcError(f"hardware configuration: {name}={v!r} outside [{lo}, {hi}]")
+        if not self.clock_mhz > 0 or not self.mem_bytes_per_cycle > 0:
+            raise ConvcError("hardware configuration: clock_mhz and mem_bytes_per_cycle must be > 0")
+
+    # ---- derived figures, defined once -----------------------------------
+    @property
+    def kernel_units(self) -> int:
+        return self.in_lanes * self.out_lanes
+
+    @property
+    def conv_macs_per_cycle(self) -> int:
+        return self.kernel_units * self.kmax * self.kmax
+
+    @property
+    def dsp_conv(self) -> int:
+        return self.conv_macs_per_cycle
+
+    @property
+    def dsp_post(self) -> int:
+        """One DSP a output lane for PWL activations and average pooling."""
+        return self.out_lanes
+
+    @property
+    def dsp_lcn(self) -> int:
+        if not self.lcn_kmax:
+            return 0
+        # two windows of lcn_kmax^2 taps would be large; the engine filters
+        # separably (rows then columns): 2 windows x 2 passes x kmax taps,
+        # plus v*v, v*r, the frame-mean multiply and two PWL tables.
+        return 4 * self.lcn_kmax + 5
+
+    @property
+    def dsp(self) -> int:
+        return self.dsp_conv + self.dsp_post + self.dsp_lcn
+
+    @property
+    def bram18(self) -> int:
+        """RAMB18E1 halves needed (a RAMB36 is two)."""
+        lines = -(-self.max_width // BRAM18_DEPTH)  # RAMB18s per line of max_width words
+        line_buffers = self.in_lanes * (self.kmax - 1) * lines
+        # 48-bit partial sums: 1024 x 36 (two RAMB18) + 1024 x 18 (one) per 1024 words
+        psum = self.out_lanes * 3 * -(-self.psum_words // BRAM18_DEPTH)
+        pool = self.out_lanes * lines  # one pooling row buffer (2x2 pooling; larger reuse psum rows)
+        lcn = 0
+        if self.lcn_kmax:
+            lcn = 2 * (self.lcn_kmax - 1) * lines + 2 * lines  # mean and variance windows
+        tables = 1  # all PWL tables fit one RAMB18
+        fifo = 2 * (self.in_lanes + self.out_lanes)  # memory-side FIFOs, 512 x 36 each
+        return line_buffers + psum + pool + lcn + tables + fifo
+
+    @property
+    def bram36(self) -> int:
+        return -(-self.bram18 // 2)
+
+    @property
+    def mem_words_per_cycle(self) -> float:
+        return self.mem_bytes_per_cycle / 2.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["derived"] = {"dsp": self.dsp, "dsp_conv": self.dsp_conv, "bram36": self.bram36,
+                        "conv_macs_per_cycle": self.conv_macs_per_cycle}
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "HardwareConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

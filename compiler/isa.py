@@ -1,0 +1,354 @@
+r"""The one instruction format: an engine pass is one 512-bit record.
+
+The compiler encodes records (:func:`encode`), the golden and cycle models
+decode them (:func:`decode`) and the HDL sequencer decodes the same bits. A
+record's fields are listed once, in :data:`FIELDS`, in the order they are
+packed, first field in the lowest bits (little-endian bit order; the record
+is 64 bytes, byte 0 holding bits 0..7).
+
+Memory
+------
+External memory is an array of 16-bit words with 32-bit word addresses.
+An activation code of ``bits`` <= 16 bits is stored sign-extended in one
+word. Feature maps are stored map after map, each a raster (row-major):
+map ``c`` of an ``H x W`` layer at ``addr + c*H*W``, pixel ``(y, x)`` at
+``+ y*W + x``. A vector of ``F`` features is ``F`` maps of ``1 x 1``, so a
+flattened ``(C, H, W)`` tensor needs no copy.
+
+Ops and their meaning (pseudo-code; ``requantize``, ``round_shift``,
+``saturate`` and ``pwl_eval`` are those of :mod:`convc.compiler.numeric`,
+``sat`` counts every clamp)
+--------------------------------------------------------------------------
+
+``OP_CONV``: convolution + bias + requantize + activation + pooling, for
+output maps ``o0 .. o0+n_out-1`` of a layer and final output rows
+``row0 .. row0+rows-1``::
+
+    K, S, P = kernel, stride, pad
+    X[j]    = map list[j] of the input (list[j] = word list_addr + j),
+              an in_h x in_w raster at in_addr, zero outside (padding)
+    W[o,j,p,q] = signed word at w_addr + ((o*n_in + j)*K + p)*K + q
+    B[o]    = int32 at w_addr + n_out*n_in*K*K + 2*o   (low word first)
+    for o in 0..n_out-1, for every conv output (y, x) the pool needs:
+        acc  = (B[o] << bias_shift)
+               + sum_{j,p,q} W[o,j,p,q] * X[j][y*S + p - P][x*S + q - P]
+        z    = requantize(acc, acc_shift, bits)           # sat
+        a    = z                       if act == ACT_NONE
+               max(z, 0)               if act == ACT_RELU
+               saturate(|z|, bits)     if act == ACT_ABS   # sat
+               pwl_eval(table[pwl_id], z)  if act == ACT_PWL   # sat
+    pooled over pool_k x pool_k windows at stride pool_s:
+        POOL_NONE: out = a                                (pool_k = pool_s = 1)
+        POOL_MAX:  out = max(a over the window)
+        POOL_AVG:  out = requantize(sum(a over window) * avg_mul, avg_shift, bits)
+    write out[o0 + o] at out_addr + (o0+o)*out_h*out_w + r*out_w + c
+
+``out_h, out_w`` are the layer's final (pooled) sizes; the conv output is
+``conv_h = (in_h + 2P - K) // S + 1`` (likewise ``conv_w``) and the pooled
+output ``(conv_h - pool_k) // pool_s + 1``.
+
+``OP_LCN``: local contrast normalization of ``in_c`` maps, one whole frame
+(the divisor's floor is the frame mean of ``s``, so it needs every pixel)::
+
+    h = K // 2;  G[p,q] = signed word at w_addr + p*K + q    (window / C)
+    X, SQ zero outside the frame
+    m     = requantize(sum_{c,p,q} G[p,q] X[c][y+p-h][x+q-h], m_shift, bits)  # sat
+    v[c]  = saturate(x[c] - m, bits)                                        # sat
+    sq[c] = requantize(v[c] * v[c], sq_shift, bits)                         # sat
+    s2    = requantize(sum_{c,p,q} G[p,q] SQ[c][y+p-h][x+q-h], s2_shift, bits)  # sat
+    s     = pwl_eval(table[pwl_id], s2)                                     # sat
+    mean  = round_shift(sum_{y,x} s * mean_mul, mean_shift)
+    d     = max(s, mean, eps)
+    r     = pwl_eval(table[pwl2_id], d)                                     # sat
+    y[c]  = requantize(v[c] * r, y_shift, bits)                             # sat
+    write y at out_addr (in_c maps of in_h x in_w); v and s may be kept in
+    scratch memory at scratch_addr (C*H*W + H*W words) between the sweeps.
+
+``OP_END``: the schedule ends; the accelerator raises done.
+
+PWL tables
+----------
+Loaded at configuration time from ``table_addr`` (in the manifest), table
+``i`` at ``table_addr + i*TABLE_WORDS``::
+
+    word 0           segments N (1..MAX_SEGMENTS)
+    word 1           acc_shift (signed) = in.frac + slope_frac - out.frac
+    word 2           out width in bits
+    words 3..34      breakpoints b[0..N-2] (signed 16), rest 0
+    words 35..98     slopes, int32 each, two words, low first
+    words 99..226    offsets, int64 each (48 bits used), four words, low first
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .numeric import PWLTable, QFormat
+
+__all__ = ["OP_NOP", "OP_CONV", "OP_LCN", "OP_END", "OP_NAMES", "ACT_NONE", "ACT_RELU", "ACT_ABS",
+           "ACT_PWL", "ACT_NAMES", "POOL_NONE", "POOL_MAX", "POOL_AVG", "POOL_NAMES", "Field", "FIELDS",
+           "RECORD_BITS", "RECORD_BYTES", "Instr", "encode", "decode", "encode_program", "decode_program",
+           "listing", "MAX_SEGMENTS", "TABLE_WORDS", "table_words", "read_table", "WORD_BITS"]
+
+WORD_BITS = 16
+
+OP_NOP, OP_CONV, OP_LCN, OP_END = 0, 1, 2, 15
+OP_NAMES = {OP_NOP: "nop", OP_CONV: "conv", OP_LCN: "lcn", OP_END: "end"}
+ACT_NONE, ACT_RELU, ACT_ABS, ACT_PWL = 0, 1, 2, 3
+ACT_NAMES = {ACT_NONE: "none", ACT_RELU: "relu", ACT_ABS: "abs", ACT_PWL: "pwl"}
+POOL_NONE, POOL_MAX, POOL_AVG = 0, 1, 2
+POOL_NAMES = {POOL_NONE: "none", POOL_MAX: "max", POOL_AVG: "avg"}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    bits: int
+    signed: bool
+    doc: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("op", 4, False, "OP_CONV, OP_LCN, OP_END (OP_NOP does nothing)"),
+    Field("bits", 5, False, "activation and weight width (2..16)"),
+    Field("act", 2, False, "CONV: ACT_NONE, ACT_RELU, ACT_ABS, ACT_PWL"),
+    Field("pool", 2, False, "CONV: POOL_NONE, POOL_MAX, POOL_AVG"),
+    Field("kernel", 5, False, "K: conv kernel, or LCN window"),
+    Field("stride", 4, False, "conv stride S"),
+    Field("pad", 4, False, "conv zero padding P on each side"),
+    Field("pool_k", 4, False, "pooling window"),
+    Field("pool_s", 4, False, "pooling stride"),
+    Field("pwl_id", 4, False, "CONV: activation table; LCN: sqrt table"),
+    Field("pwl2_id", 4, False, "LCN: reciprocal table"),
+    Field("in_c", 16, False, "input maps of the layer"),
+    Field("in_h", 12, False, "input rows"),
+    Field("in_w", 12, False, "input columns"),
+    Field("out_h", 12, False, "final (pooled) output rows of the layer"),
+    Field("out_w", 12, False, "final (pooled) output columns of the layer"),
+    Field("n_in", 16, False, "CONV: input maps read per output (length of the list)"),
+    Field("n_out", 16, False, "CONV: output maps in this pass"),
+    Field("o0", 16, False, "CONV: first output map of this pass"),
+    Field("row0", 12, False, "CONV: first final output row of this pass"),
+    Field("rows", 12, False, "CONV: final output rows in this pass"),
+    Field("in_addr", 32, False, "word address of input map 0"),
+    Field("out_addr", 32, False, "word address of output map 0 of the layer"),
+    Field("w_addr", 32, False, "word address of the weights (CONV) or window (LCN)"),
+    Field("list_addr", 32, False, "CONV: word address of the input-map list"),
+    Field("scratch_addr", 32, False, "LCN: scratch for v and s"),
+    Field("bias_shift", 6, False, "CONV: bias is shifted up by this into the accumulator"),
+    Field("acc_shift", 8, True, "CONV: accumulator -> activation shift; LCN: m_shift"),
+    Field("avg_mul", 18, False, "CONV: average pooling multiplier"),
+    Field("avg_shift", 6, False, "CONV: average pooling shift"),
+    Field("sq_shift", 8, True, "LCN: v*v -> sq shift"),
+    Field("s2_shift", 8, True, "LCN: window sum of sq -> s2 shift"),
+    Field("y_shift", 8, True, "LCN: v*r -> y shift"),
+    Field("mean_mul", 32, False, "LCN: frame-mean multiplier ~ 2**mean_shift / (H*W)"),
+    Field("mean_shift", 6, False, "LCN: frame-mean shift"),
+    Field("eps", 16, False, "LCN: smallest divisor, a code in the format of s"),
+)
+
+RECORD_BITS = 512
+RECORD_BYTES = RECORD_BITS // 8
+assert sum(f.bits for f in FIELDS) <= RECORD_BITS, "fields overflow the record"
+
+_FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Instr:
+    """One decoded record; every field of :data:`FIELDS`, default 0."""
+
+    op: int = OP_NOP
+    bits: int = 16
+    act: int = ACT_NONE
+    pool: int = POOL_NONE
+    kernel: int = 1
+    stride: int = 1
+    pad: int = 0
+    pool_k: int = 1
+    pool_s: int = 1
+    pwl_id: int = 0
+    pwl2_id: int = 0
+    in_c: int = 0
+    in_h: int = 0
+    in_w: int = 0
+    out_h: int = 0
+    out_w: int = 0
+    n_in: int = 0
+    n_out: int = 0
+    o0: int = 0
+    row0: int = 0
+    rows: int = 0
+    in_addr: int = 0
+    out_addr: int = 0
+    w_addr: int = 0
+    list_addr: int = 0
+    scratch_addr: int = 0
+    bias_shift: int = 0
+    acc_shift: int = 0
+    avg_mul: int = 0
+    avg_shift: int = 0
+    sq_shift: int = 0
+    s2_shift: int = 0
+    y_shift: int = 0
+    mean_mul: int = 0
+    mean_shift: int = 0
+    eps: int = 0
+
+    def __post_init__(self):
+        for f in FIELDS:
+            v = getattr(self, f.name)
+            lo, hi = ((-(1 << (f.bits - 1)), (1 << (f.bits - 1)) - 1) if f.signed else (0, (1 << f.bits) - 1))
+            if not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
+                raise ValueError(f"instruction field {f.name}={v!r} does not fit {f.bits} "
+                                 f"{'signed' if f.signed else 'unsigned'} bits [{lo}, {hi}]")
+            object.__setattr__(self, f.name, int(v))
+
+    # sizes every model derives the same way
+    @property
+    def conv_h(self) -> int:
+        return (self.in_h + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def conv_w(self) -> int:
+        return (self.in_w + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def weight_words(self) -> int:
+        """Weights then biases of a CONV pass, in words."""
+        return self.n_out * self.n_in * self.kernel * self.kernel + 2 * self.n_out
+
+    def replace(self, **changes) -> "Instr":
+        return dataclasses.replace(self, **changes)
+
+
+assert {f.name for f in FIELDS} == {f.name for f in dataclasses.fields(Instr)}
+
+
+def encode(instr: Instr) -> bytes:
+    """Pack one record into :data:`RECORD_BYTES` bytes."""
+    word, pos = 0, 0
+    for f in FIELDS:
+        v = getattr(instr, f.name) & ((1 << f.bits) - 1)
+        word |= v << pos
+        pos += f.bits
+    return word.to_bytes(RECORD_BYTES, "little")
+
+
+def decode(data: bytes) -> Instr:
+    """Unpack one record (the inverse of :func:`encode`)."""
+    if len(data) != RECORD_BYTES:
+        raise ValueError(f"a record is {RECORD_BYTES} bytes, got {len(data)}")
+    word = int.from_bytes(data, "little")
+    values, pos = {}, 0
+    for f in FIELDS:
+        v = (word >> pos) & ((1 << f.bits) - 1)
+        if f.signed and v >> (f.bits - 1):
+            v -= 1 << f.bits
+        values[f.name] = v
+        pos += f.bits
+    return Instr(**values)
+
+
+def encode_program(instrs: list[Instr]) -> bytes:
+    return b"".join(encode(i) for i in instrs)
+
+
+def decode_program(data: bytes) -> list[Instr]:
+    if len(data) % RECORD_BYTES:
+        raise ValueError(f"schedule image is {len(data)} bytes, not a whole number of "
+                         f"{RECORD_BYTES}-byte records")
+    return [decode(data[i:i + RECORD_BYTES]) for i in range(0, len(data), RECORD_BYTES)]
+
+
+def listing(instrs: list[Instr], names: list[str] | None = None) -> str:
+    """A readable listing: one line a record, only the fields its op uses."""
+    lines = []
+    for k, ins in enumerate(instrs):
+        tag = f"{k:5d}  {OP_NAMES.get(ins.op, ins.op):<4}"
+        if names:
+            tag += f" {names[k]:<12}"
+        if ins.op == OP_CONV:
+            lines.append(
+                f"{tag} in@{ins.in_addr:#x} {ins.in_c}x{ins.in_h}x{ins.in_w} list@{ins.list_addr:#x}"
+                f"[{ins.n_in}] k{ins.kernel} s{ins.stride} p{ins.pad} w@{ins.w_addr:#x}"
+                f" out[{ins.o0}:{ins.o0 + ins.n_out}] rows[{ins.row0}:{ins.row0 + ins.rows}]"
+                f" of {ins.out_h}x{ins.out_w} @{ins.out_addr:#x} bias<<{ins.bias_shift}"
+                f" acc>>{ins.acc_shift} act={ACT_NAMES[ins.act]}"
+                + (f"#{ins.pwl_id}" if ins.act == ACT_PWL else "")
+                + (f" pool={POOL_NAMES[ins.pool]}{ins.pool_k}/{ins.pool_s}" if ins.pool else "")
+                + (f" avg*{ins.avg_mul}>>{ins.avg_shift}" if ins.pool == POOL_AVG else "")
+                + f" q{ins.bits}")
+        elif ins.op == OP_LCN:
+            lines.append(
+                f"{tag} in@{ins.in_addr:#x} {ins.in_c}x{ins.in_h}x{ins.in_w} win{ins.kernel}@{ins.w_addr:#x}"
+                f" out@{ins.out_addr:#x} scratch@{ins.scratch_addr:#x} m>>{ins.acc_shift}"
+                f" sq>>{ins.sq_shift} s2>>{ins.s2_shift} sqrt#{ins.pwl_id} recip#{ins.pwl2_id}"
+                f" mean*{ins.mean_mul}>>{ins.mean_shift} eps={ins.eps} y>>{ins.y_shift} q{ins.bits}")
+        else:
+            lines.append(tag)
+    return "\n".join(lines) + "\n"
+
+
+MAX_SEGMENTS = 32
+_BP0, _SL0, _OF0 = 3, 3 + MAX_SEGMENTS, 3 + MAX_SEGMENTS + 2 * MAX_SEGMENTS
+TABLE_WORDS = _OF0 + 4 * MAX_SEGMENTS
+
+
+def _split(value: int, words: int) -> list[int]:
+    u = value & ((1 << (16 * words)) - 1)
+    return [(u >> (16 * k)) & 0xFFFF for k in range(words)]
+
+
+def _join(words: np.ndarray) -> int:
+    u = 0
+    for k, w in enumerate(words):
+        u |= (int(w) & 0xFFFF) << (16 * k)
+    bits = 16 * len(words)
+    return u - (1 << bits) if u >> (bits - 1) else u
+
+
+def _s16(v: int) -> int:
+    v &= 0xFFFF
+    return v - 0x10000 if v & 0x8000 else v
+
+
+def table_words(table: PWLTable) -> np.ndarray:
+    """The :data:`TABLE_WORDS` memory words of one PWL table (int64, 0..0xFFFF)."""
+    n = table.segments
+    if n > MAX_SEGMENTS:
+        raise ValueError(f"PWL table has {n} segments, the hardware holds at most {MAX_SEGMENTS}")
+    if table.in_fmt.width > 16:
+        raise ValueError("PWL input wider than 16 bits")
+    words = np.zeros(TABLE_WORDS, dtype=np.int64)
+    words[0] = n
+    words[1] = table.acc_shift & 0xFFFF
+    words[2] = table.out_fmt.width
+    for i, b in enumerate(table.breakpoints):
+        words[_BP0 + i] = b & 0xFFFF
+    for i, s in enumerate(table.slopes):
+        words[_SL0 + 2 * i:_SL0 + 2 * i + 2] = _split(s, 2)
+    for i, o in enumerate(table.offsets):
+        words[_OF0 + 4 * i:_OF0 + 4 * i + 4] = _split(o, 4)
+    return words
+
+
+def read_table(mem: np.ndarray, addr: int) -> PWLTable:
+    """Rebuild a table from memory words: a :class:`PWLTable` whose
+    :func:`~convc.compiler.numeric.pwl_eval` gives the same integers as the
+    original (formats are reduced to what the integers need: input fraction
+    0, slope fraction 0, output fraction ``-acc_shift``)."""
+    words = mem[addr:addr + TABLE_WORDS]
+    n = int(words[0])
+    if not 1 <= n <= MAX_SEGMENTS:
+        raise ValueError(f"PWL table at {addr:#x}: bad segment count {n}")
+    shift = _s16(int(words[1]))
+    width = int(words[2])
+    bps = tuple(_s16(int(words[_BP0 + i])) for i in range(n - 1))
+    slopes = tuple(_join(words[_SL0 + 2 * i:_SL0 + 2 * i + 2]) for i in range(n))
+    offsets = tuple(_join(words[_OF0 + 4 * i:_OF0 + 4 * i + 4]) for i in range(n))
+    return PWLTable(in_fmt=QFormat(16, 0), out_fmt=QFormat(width, -shift), slope_frac=0,
+                    breakpoints=bps, slopes=slopes, offsets=offsets)

@@ -1,0 +1,1 @@
+"""Compiler passes, one per file; :mod:`convc.compiler.pipeline` runs them in order."""

@@ -1,0 +1,162 @@
+"""Quantization: fixed-point formats from calibration, integer parameters.
+
+Every format has the configured width (``bits``, 16 by default: NeuFlow's
+Q8.8 width) and the most fraction bits that keep the largest magnitude seen
+on the calibration inputs (or in the weights) from saturating
+(:func:`~convc.compiler.numeric.frac_for_range`). Per convolution:
+
+    in_fmt    the previous node's output format
+    w_fmt     from max |weight|
+    acc       fraction in.frac + w.frac, 48 bits (DSP48E1 P register)
+    bias      int32 with fraction min(acc frac, what fits 32 bits),
+              shifted up by bias_shift into the accumulator
+    conv_fmt  from max |conv output| (before the activation)
+    out_fmt   tanh: from max |tanh| = 1; relu, abs, none: conv_fmt;
+              pooling keeps the format (average: sum * avg_mul >> avg_shift)
+
+Local contrast normalization gets formats for each of its steps (see
+:class:`~convc.compiler.ir.LCNQuant` and the LCN op in :mod:`..isa`).
+Calibration values come from the float reference network, layer by layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from convc.errors import ConvcError
+
+from ..ir import ConvNode, ConvQuant, IRGraph, LCNNode, LCNQuant
+from ..numeric import QFormat, frac_for_range
+
+BIAS_BITS = 32
+
+
+def _fmt(max_abs: float, bits: int) -> QFormat:
+    return QFormat(bits, frac_for_range(float(max_abs), bits))
+
+
+def _amax(a) -> float:
+    return float(np.max(np.abs(a))) if np.size(a) else 0.0
+
+
+def _avg_constants(k: int) -> tuple[int, int]:
+    """sum * mul >> shift ~ sum / k^2; exact when k*k is a power of two."""
+    n = k * k
+    if n & (n - 1) == 0:
+        return 1, n.bit_length() - 1
+    shift = 17 + (n.bit_length() - 1)  # mul = round(2^shift / n) < 2^18
+    return int(round(2 ** shift / n)), shift
+
+
+def _window_sum(a: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Zero-padded same-size correlation of (N, H, W) with a K x K window."""
+    k = window.shape[0]
+    h = k // 2
+    padded = np.pad(a, ((0, 0), (h, h), (h, h)))
+    return np.einsum("nhwpq,pq->nhw", sliding_window_view(padded, (k, k), axis=(1, 2)), window)
+
+
+def lcn_float(x: np.ndarray, window: np.ndarray, eps: float) -> dict[str, np.ndarray]:
+    """The float steps of local contrast normalization (for calibration)."""
+    c = x.shape[1]
+    m = _window_sum(x.sum(axis=1), window) / c
+    v = x - m[:, None]
+    sq = v * v
+    s2 = _window_sum(sq.sum(axis=1), window) / c
+    s = np.sqrt(s2)
+    mean = s.mean(axis=(1, 2))
+    d = np.maximum(np.maximum(s, mean[:, None, None]), eps)
+    return {"m": m, "v": v, "sq": sq, "s2": s2, "s": s, "mean": mean, "d": d, "y": v / d[:, None]}
+
+
+def _quantize_lcn(node: LCNNode, x: np.ndarray, x_fmt: QFormat, bits: int) -> LCNQuant:
+    c, h, w = node.in_shape
+    steps = lcn_float(x, node.window, node.eps)
+    g = node.window / c
+    g_frac = frac_for_range(_amax(g), bits)
+    g_fmt = QFormat(bits, g_frac)
+    window, _ = g_fmt.quantize(g)
+    sq_fmt = _fmt(max(_amax(steps["sq"]), _amax(steps["s2"])), bits)
+    # s = sqrt(s2) over the whole range of s2's format, so the table never saturates
+    s_fmt = _fmt(math.sqrt(sq_fmt.max_value), bits)
+    lo = max(node.eps, 0.5 * float(steps["mean"].min()), 2 * s_fmt.lsb)
+    eps_code = max(1, int(round(lo * s_fmt.scale)))
+    lo = eps_code * s_fmt.lsb
+    r_fmt = _fmt(1.0 / lo, bits)
+    y_fmt = _fmt(_amax(steps["y"]), bits)
+    mean_shift = 16 + math.ceil(math.log2(h * w))
+    mean_mul = int(round(2 ** mean_shift / (h * w)))
+    return LCNQuant(x_fmt=x_fmt, g_frac=g_frac, window=np.asarray(window, dtype=np.int64), sq_fmt=sq_fmt,
+                    s_fmt=s_fmt, r_fmt=r_fmt, y_fmt=y_fmt, mean_mul=mean_mul, mean_shift=mean_shift,
+                    eps=eps_code, recip_lo=lo)
+
+
+def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model") -> IRGraph:
+    """Fill ``graph.input_fmt`` and every node's ``quant`` from ``calib``.
+
+    Parameters
+    ----------
+    net : Network
+        The float reference the graph came from.
+    calib : ndarray, shape (N, C, H, W)
+        Raw calibration inputs (normalized here as the network does).
+    """
+    if not 2 <= bits <= 16:
+        raise ConvcError(f"--bits {bits}: the accelerator stores codes in 16-bit words; choose 2..16")
+    outs = [o.astype(np.float64) for o in net.forward_all(calib.astype(np.float64))]
+    index = {name: i for i, name in enumerate(net.names)}
+
+    def ref_out(layer_name: str) -> np.ndarray:
+        return outs[index[layer_name] + 1]
+
+    first = graph.nodes[0]
+    x0 = outs[0]
+    in_max = _amax(x0)
+    if isinstance(first, LCNNode):  # v = x - m shares the input's format
+        in_max = max(in_max, _amax(lcn_float(x0, first.window, first.eps)["v"]))
+    graph.input_fmt = cur = _fmt(in_max, bits)
+    for node in graph.nodes:
+        if isinstance(node, LCNNode):
+            node.quant = q = _quantize_lcn(node, ref_in(node, graph, outs, index), cur, bits)
+            cur = q.y_fmt
+            continue
+        assert isinstance(node, ConvNode), node
+        identity = node.sources[0] not in index or net.layers[index[node.sources[0]]].type not in ("conv2d",
+                                                                                                    "linear")
+        pre = ref_in(node, graph, outs, index) if identity else ref_out(node.sources[0])
+        w_fmt = _fmt(_amax(node.weight), bits)
+        qw, _ = w_fmt.quantize(node.weight)
+        acc_frac = cur.frac + w_fmt.frac
+        b_frac = min(acc_frac, frac_for_range(_amax(node.bias), BIAS_BITS))
+        if acc_frac - b_frac > 63:
+            raise ConvcError(f"{where}: layer {node.name!r}: bias {_amax(node.bias):g} is too large for "
+                             f"the accumulator format (shift {acc_frac - b_frac} > 63)")
+        qb, _ = QFormat(BIAS_BITS, b_frac).quantize(node.bias)
+        conv_fmt = _fmt(_amax(pre), bits)
+        out_fmt = conv_fmt
+        if node.act is not None and node.act.kind == "tanh":
+            out_fmt = _fmt(1.0, bits)
+        avg_mul = avg_shift = 0
+        if node.pool is not None and node.pool.kind == "avg":
+            avg_mul, avg_shift = _avg_constants(node.pool.kernel)
+        node.quant = ConvQuant(in_fmt=cur, w_fmt=w_fmt, conv_fmt=conv_fmt, out_fmt=out_fmt,
+                               weight=np.asarray(qw, dtype=np.int64).reshape(node.weight.shape),
+                               bias=np.asarray(qb, dtype=np.int64).reshape(-1), bias_frac=b_frac,
+                               avg_mul=avg_mul, avg_shift=avg_shift)
+        if not -128 <= node.quant.acc_shift <= 127:
+            raise ConvcError(f"{where}: layer {node.name!r}: accumulator shift {node.quant.acc_shift} "
+                             "out of range")
+        cur = out_fmt
+    return graph
+
+
+def ref_in(node, graph: IRGraph, outs: list[np.ndarray], index: dict[str, int]) -> np.ndarray:
+    """The float input of ``node``: the output of the reference layer before its first source."""
+    i = index[node.sources[0]]
+    x = outs[i]
+    if x.ndim == 2:
+        x = x.reshape(x.shape[0], -1, 1, 1)
+    return x.reshape((x.shape[0],) + tuple(node.in_shape))

@@ -1,0 +1,220 @@
+"""Tiling and scheduling: IR nodes -> instruction records and memory image.
+
+Memory map (16-bit words)::
+
+    0               PWL tables (isa.TABLE_WORDS each)
+    ...             per pass: input-map list, weights, biases (isa layout)
+    input           the network input (C, H, W)
+    per node        its output maps; LCN nodes also a scratch region
+
+A convolution is split into passes the engine can hold:
+
+- outputs are grouped by the set of input maps they read (all of them for a
+  dense layer; a connection table's rows), and each group is cut into
+  chunks of at most ``hw.out_lanes`` maps;
+- each chunk's rows are cut into bands whose partial sums fit the
+  ``hw.psum_words`` buffer of an output lane:
+  ``((rows - 1) * pool_s + pool_k) * conv_w <= psum_words``.
+
+One record per (chunk, band); the input maps stream through
+``ceil(n_in / hw.in_lanes)`` times per record, accumulating on chip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convc.errors import ConvcError
+
+from .. import isa
+from ..hwconfig import HardwareConfig
+from ..ir import ConvNode, IRGraph, LCNNode
+from ..program import Program, Region
+
+_ACT = {None: isa.ACT_NONE, "relu": isa.ACT_RELU, "abs": isa.ACT_ABS, "tanh": isa.ACT_PWL}
+_POOL = {None: isa.POOL_NONE, "max": isa.POOL_MAX, "avg": isa.POOL_AVG}
+
+
+def output_groups(node: ConvNode, out_lanes: int) -> list[tuple[list[int], list[int]]]:
+    """(outputs, input list) per pass chunk: outputs sharing their input set."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for o in range(node.out_c):
+        groups.setdefault(tuple(sorted(node.inputs_of(o))), []).append(o)
+    chunks = []
+    for inputs, outs in groups.items():
+        for run in _runs(outs):  # a record writes maps o0 .. o0+n_out-1
+            for k in range(0, len(run), out_lanes):
+                chunks.append((run[k:k + out_lanes], list(inputs)))
+    return chunks
+
+
+def band_rows(node: ConvNode, hw: HardwareConfig) -> int:
+    """Final output rows per pass so that the partial sums fit on chip."""
+    _, conv_h, conv_w = node.conv_shape
+    pk = node.pool.kernel if node.pool else 1
+    ps = node.pool.stride if node.pool else 1
+    out_h = node.out_shape[1]
+    if pk * conv_w > hw.psum_words:
+        raise ConvcError(f"layer {node.name!r}: one band needs {pk * conv_w} partial sums per lane, the "
+                         f"configuration holds {hw.psum_words}")
+    rows = (hw.psum_words // conv_w - pk) // ps + 1
+    return max(1, min(out_h, rows))
+
+
+def _check_fits(node, hw: HardwareConfig):
+    if isinstance(node, ConvNode):
+        if node.kernel > hw.kmax:
+            raise ConvcError(f"layer {node.name!r}: kernel {node.kernel} > configured kmax {hw.kmax}")
+        width = node.in_shape[2] + 2 * node.pad
+        if width > hw.max_width:
+            raise ConvcError(f"layer {node.name!r}: padded row of {width} words > line buffer {hw.max_width}")
+        if node.stride > 15 or node.pad > 15:
+            raise ConvcError(f"layer {node.name!r}: stride and padding must be <= 15")
+        if node.pool and (node.pool.kernel > 15 or node.pool.stride > 15):
+            raise ConvcError(f"layer {node.name!r}: pooling window and stride must be <= 15")
+    elif isinstance(node, LCNNode):
+        if node.kernel > hw.lcn_kmax:
+            raise ConvcError(f"layer {node.name!r}: LCN window {node.kernel} > configured {hw.lcn_kmax}")
+        if node.in_shape[2] + node.kernel - 1 > hw.max_width:
+            raise ConvcError(f"layer {node.name!r}: row too long for the LCN line buffers")
+
+
+def _tables(graph: IRGraph) -> tuple[list, dict[int, int]]:
+    """Distinct PWL tables in order of use, and the id of each by object id."""
+    tables, ids, seen = [], {}, {}
+    for node in graph.nodes:
+        q = node.quant
+        found = []
+        if isinstance(node, ConvNode) and q.pwl is not None:
+            found = [q.pwl]
+        elif isinstance(node, LCNNode):
+            found = [q.sqrt_pwl, q.recip_pwl]
+        for t in found:
+            key = repr(t.to_json())
+            if key not in seen:
+                seen[key] = len(tables)
+                tables.append(t)
+            ids[id(t)] = seen[key]
+    return tables, ids
+
+
+def _signed_words(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.int64) & 0xFFFF
+
+
+def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
+    """Lay out memory and emit the records; ``fill=False`` skips the image
+    contents (sizes and addresses only; used when searching configurations)."""
+    tables, table_ids = _tables(graph)
+    if len(tables) > hw.pwl_tables:
+        raise ConvcError(f"the network needs {len(tables)} PWL tables, the hardware holds {hw.pwl_tables}")
+    for node in graph.nodes:
+        _check_fits(node, hw)
+
+    # --- constant image: tables, then per pass lists and weights ---------------
+    chunks_of: dict[str, list] = {}
+    addr = len(tables) * isa.TABLE_WORDS
+    for node in graph.nodes:
+        if isinstance(node, ConvNode):
+            chunks = []
+            for outs, inputs in output_groups(node, hw.out_lanes):
+                list_addr = addr
+                w_addr = list_addr + len(inputs)
+                addr = w_addr + len(outs) * len(inputs) * node.kernel ** 2 + 2 * len(outs)
+                chunks.append((outs, inputs, list_addr, w_addr))
+            chunks_of[node.name] = chunks
+        elif isinstance(node, LCNNode):
+            chunks_of[node.name] = [addr]
+            addr += node.kernel ** 2
+    image_words = addr
+
+    # --- activations -----------------------------------------------------------
+    bits = graph.input_fmt.width
+    in_region = Region("input", image_words, tuple(graph.input_shape), graph.input_fmt)
+    addr = image_words + in_region.words
+    regions, scratch = [], {}
+    for node in graph.nodes:
+        fmt = node.quant.out_fmt if isinstance(node, ConvNode) else node.quant.y_fmt
+        regions.append(Region(node.name, addr, tuple(node.out_shape), fmt))
+        addr += regions[-1].words
+        if isinstance(node, LCNNode):
+            c, h, w = node.in_shape
+            scratch[node.name] = addr
+            addr += (c + 1) * h * w
+    memory_words = addr
+
+    image = np.zeros(image_words if fill else 0, dtype=np.int64)
+    if fill:
+        for i, t in enumerate(tables):
+            image[i * isa.TABLE_WORDS:(i + 1) * isa.TABLE_WORDS] = isa.table_words(t)
+
+    # --- records ---------------------------------------------------------------
+    instrs, names = [], []
+    src = in_region
+    for node, dst in zip(graph.nodes, regions):
+        if isinstance(node, ConvNode):
+            q = node.quant
+            rows_per = band_rows(node, hw)
+            c, h, w = node.in_shape
+            for outs, inputs, list_addr, w_addr in chunks_of[node.name]:
+                if fill:
+                    image[list_addr:list_addr + len(inputs)] = inputs
+                    wq = q.weight[np.ix_(outs, inputs)]
+                    nw = wq.size
+                    image[w_addr:w_addr + nw] = _signed_words(wq.reshape(-1))
+                    b = np.asarray(q.bias[outs], dtype=np.int64) & 0xFFFFFFFF
+                    image[w_addr + nw:w_addr + nw + 2 * len(outs):2] = b & 0xFFFF
+                    image[w_addr + nw + 1:w_addr + nw + 2 * len(outs):2] = b >> 16
+                for row0 in range(0, node.out_shape[1], rows_per):
+                    rows = min(rows_per, node.out_shape[1] - row0)
+                    instrs.append(isa.Instr(
+                        op=isa.OP_CONV, bits=bits, act=_ACT[node.act.kind if node.act else None],
+                        pool=_POOL[node.pool.kind if node.pool else None], kernel=node.kernel,
+                        stride=node.stride, pad=node.pad,
+                        pool_k=node.pool.kernel if node.pool else 1,
+                        pool_s=node.pool.stride if node.pool else 1,
+                        pwl_id=table_ids[id(q.pwl)] if q.pwl is not None else 0,
+                        in_c=c, in_h=h, in_w=w, out_h=node.out_shape[1], out_w=node.out_shape[2],
+                        n_in=len(inputs), n_out=len(outs), o0=outs[0], row0=row0, rows=rows,
+                        in_addr=src.addr, out_addr=dst.addr,
+                        w_addr=w_addr,
+                        list_addr=list_addr, bias_shift=q.bias_shift, acc_shift=q.acc_shift,
+                        avg_mul=q.avg_mul, avg_shift=q.avg_shift))
+                    names.append(node.name)
+        else:
+            q = node.quant
+            c, h, w = node.in_shape
+            w_addr = chunks_of[node.name][0]
+            if fill:
+                image[w_addr:w_addr + node.kernel ** 2] = _signed_words(q.window.reshape(-1))
+            instrs.append(isa.Instr(
+                op=isa.OP_LCN, bits=bits, kernel=node.kernel, in_c=c, in_h=h, in_w=w, out_h=h, out_w=w,
+                in_addr=src.addr, out_addr=dst.addr, w_addr=w_addr, scratch_addr=scratch[node.name],
+                pwl_id=table_ids[id(q.sqrt_pwl)], pwl2_id=table_ids[id(q.recip_pwl)], acc_shift=q.g_frac,
+                sq_shift=2 * q.x_fmt.frac - q.sq_fmt.frac, s2_shift=q.g_frac,
+                y_shift=q.x_fmt.frac + q.r_fmt.frac - q.y_fmt.frac, mean_mul=q.mean_mul,
+                mean_shift=q.mean_shift, eps=q.eps))
+            names.append(node.name)
+        src = dst
+    instrs.append(isa.Instr(op=isa.OP_END, bits=bits))
+    names.append("end")
+    return Program(hw=hw, instrs=instrs, names=names, image=image, memory_words=memory_words,
+                   table_addr=0, n_tables=len(tables), input=in_region, output=regions[-1], layers=regions,
+                   input_mean=list(graph.input_mean), input_std=list(graph.input_std),
+                   meta={"name": graph.name, "bits": bits, "classes": graph.classes, "notes": graph.notes,
+                         # the reference layer whose output each region holds (for comparisons)
+                         "ref_layers": {n.name: n.sources[-1] for n in graph.nodes}})
+
+
+def _runs(outs: list[int]) -> list[list[int]]:
+    """Split output indices into runs of consecutive maps (a record writes o0..o0+n_out-1)."""
+    runs = [[outs[0]]]
+    for o in outs[1:]:
+        if o == runs[-1][-1] + 1:
+            runs[-1].append(o)
+        else:
+            runs.append([o])
+    return runs
+
+
+__all__ = ["run", "output_groups", "band_rows"]

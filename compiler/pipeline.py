@@ -1,0 +1,253 @@
+"""The compiler driver: model -> IR -> passes -> program and report.
+
+Pass order::
+
+    frontend     Network -> IRGraph (refuses unsupported layers up front)
+    shapes       per-node input and output shapes
+    fuse         conv + act + pool -> one engine pass
+    standalone   what is left alone -> identity convolutions
+    quantize     formats from calibration inputs, integer weights
+    pwl          minimax tables for tanh, sqrt and 1/x
+    size         hardware configuration for the board
+    schedule     records and memory image
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from convc.errors import ConvcError
+
+from .cost import record_cost
+from .ir import ConvNode, IRGraph, LCNNode
+from .isa import OP_CONV, listing
+from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size
+from .program import Program, save_program
+
+__all__ = ["CompileOptions", "CompileResult", "compile_network", "write_outputs", "calibration_inputs",
+           "load_images"]
+
+
+@dataclass
+class CompileOptions:
+    bits: int = 16
+    pwl_segments: int = 16
+    calib: int | None = None        # calibration images (None: a default by input size)
+    in_lanes: int | None = None
+    out_lanes: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class CompileResult:
+    program: Program
+    graph: IRGraph
+    report: dict
+    candidates: list[dict] = field(default_factory=list)
+
+
+def load_images(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
+    """Raw inputs from a ``.npy`` file: ``(N, C, H, W)`` (or one ``(C, H, W)``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConvcError(f"{path}: no such file (--images expects a .npy array of inputs)")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ConvcError(f"{path}: cannot read as a .npy array without pickles ({exc})") from None
+    except OSError as exc:
+        raise ConvcError(f"{path}: cannot read ({exc})") from None
+    if not isinstance(x, np.ndarray):
+        raise ConvcError(f"{path}: expected one array (.npy), got an archive")
+    if x.ndim == len(shape):
+        x = x[None]
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise ConvcError(f"{path}: images have shape {list(x.shape[1:])}, the network expects {list(shape)}")
+    if x.dtype.kind not in "fiu":
+        raise ConvcError(f"{path}: dtype {x.dtype} is not numeric")
+    x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ConvcError(f"{path}: some input values are NaN or infinite")
+    return x
+
+
+def calibration_inputs(net, count: int | None, seed: int = 0, split: str = "train") -> tuple[np.ndarray, str]:
+    """Inputs to calibrate (or compare) with: the model's dataset, else random.
+
+    Returns the raw inputs and a description of where they came from.
+    """
+    pixels = int(np.prod(net.input.shape))
+    if count is None:
+        count = 256 if pixels <= 16384 else 2
+    dataset = net.meta.get("dataset")
+    if dataset in ("digits", "synthetic"):
+        from convc.reference.datasets import load_dataset
+
+        ds = load_dataset(dataset, net.input.shape, net.classes, seed=int(net.meta.get("train", {}).get("seed", 0)))
+        x = ds.train_x if split == "train" else ds.test_x
+        return x[:count], f"{dataset} {split} split, {min(count, len(x))} images"
+    rng = np.random.default_rng(seed)
+    return rng.random((count,) + tuple(net.input.shape), dtype=np.float32), \
+        f"{count} uniform random images (the model names no built-in dataset)"
+
+
+def compile_network(net, board, opts: CompileOptions, where: str = "model",
+                    calib: np.ndarray | None = None) -> CompileResult:
+    graph = frontend.run(net, where)
+    shapes.run(graph, where)
+    fuse.run(graph)
+    from .passes import standalone
+
+    standalone.run(graph)
+    if calib is None:
+        calib, calib_from = calibration_inputs(net, opts.calib, opts.seed)
+    else:
+        calib_from = f"{len(calib)} given images"
+    quantize.run(graph, net, calib, opts.bits, where)
+    pwl.run(graph, opts.pwl_segments)
+    hw, candidates = size.run(graph, board, opts.bits, opts.in_lanes, opts.out_lanes, where)
+    program = schedule.run(graph, hw)
+    program.meta.update({"model": str(where), "board": board.name, "pwl_segments": opts.pwl_segments,
+                         "calibration": calib_from})
+    report = make_report(graph, program, board)
+    return CompileResult(program, graph, report, candidates)
+
+
+def make_report(graph: IRGraph, program: Program, board) -> dict:
+    hw = program.hw
+    per = {}
+    for ins, name in zip(program.instrs, program.names):
+        c = record_cost(ins, hw)
+        d = per.setdefault(name, {"passes": 0, "cycles": 0, "compute_cycles": 0, "memory_cycles": 0,
+                                  "words_read": 0, "words_written": 0, "lane_slots": 0, "lanes_used": 0})
+        d["passes"] += 1
+        d["cycles"] += c.cycles
+        d["compute_cycles"] += c.compute_cycles
+        d["memory_cycles"] += c.memory_cycles
+        d["words_read"] += c.words_read
+        d["words_written"] += c.words_written
+        if ins.op == OP_CONV:  # kernel units holding a real (input, output) pair
+            groups = -(-ins.n_in // hw.in_lanes)
+            d["lane_slots"] += c.compute_cycles
+            d["lanes_used"] += c.compute_cycles * ins.n_in * ins.n_out / (groups * hw.kernel_units)
+    layers = []
+    total_macs = 0
+    for node in graph.nodes:
+        d = per[node.name]
+        row = {"name": node.name, "sources": node.sources, "type": "lcn" if isinstance(node, LCNNode) else "conv",
+               "in_shape": list(node.in_shape), "out_shape": list(node.out_shape), "passes": d["passes"],
+               "cycles": d["cycles"], "bound": "memory" if d["memory_cycles"] > d["compute_cycles"] else "compute",
+               "bytes_read": 2 * d["words_read"], "bytes_written": 2 * d["words_written"]}
+        if isinstance(node, ConvNode):
+            q = node.quant
+            macs = node.macs
+            row.update({"kernel": node.kernel, "stride": node.stride, "act": node.act.kind if node.act else None,
+                        "pool": f"{node.pool.kind}{node.pool.kernel}" if node.pool else None,
+                        "in_fmt": str(q.in_fmt), "w_fmt": str(q.w_fmt), "conv_fmt": str(q.conv_fmt),
+                        "out_fmt": str(q.out_fmt), "acc_shift": q.acc_shift,
+                        "pwl_error": q.pwl_error if q.pwl is not None else None,
+                        "pwl_segments": q.pwl.segments if q.pwl is not None else None,
+                        "lane_occupancy": round(d["lanes_used"] / d["lane_slots"], 4) if d["lane_slots"] else 0})
+        else:
+            q = node.quant
+            macs = int(2 * node.in_shape[1] * node.in_shape[2] * node.kernel ** 2 * node.in_shape[0])
+            row.update({"kernel": node.kernel, "in_fmt": str(q.x_fmt), "sq_fmt": str(q.sq_fmt), "s_fmt": str(q.s_fmt),
+                        "r_fmt": str(q.r_fmt), "out_fmt": str(q.y_fmt), "sqrt_error": q.sqrt_error,
+                        "recip_error": q.recip_error, "pwl_segments": q.sqrt_pwl.segments})
+        row["macs"] = macs
+        row["ms"] = d["cycles"] / (hw.clock_mhz * 1e3)
+        total_macs += macs
+        layers.append(row)
+    cycles = sum(r["cycles"] for r in layers) + record_cost(program.instrs[-1], hw).cycles
+    conv_macs = sum(r["macs"] for r in layers if r["type"] == "conv")
+    return {
+        "model": program.meta.get("model"), "name": graph.name, "board": board.to_json(), "hw": hw.to_json(),
+        "bits": hw.bits, "input_fmt": str(graph.input_fmt), "notes": graph.notes,
+        "calibration": program.meta.get("calibration"),
+        "layers": layers, "passes": len(program.instrs) - 1, "macs": total_macs, "cycles": cycles,
+        "ms_per_frame": cycles / (hw.clock_mhz * 1e3),
+        "mac_utilization": conv_macs / (cycles * hw.conv_macs_per_cycle) if cycles else 0.0,
+        "dsp": hw.dsp, "dsp_board": board.dsp, "bram36": hw.bram36, "bram36_board": board.bram36,
+        "memory_words": program.memory_words, "image_words": int(program.image.size),
+        "estimate": "compiler cost model (compiler/cost.py); the cycle-level simulator refines it",
+    }
+
+
+def report_text(report: dict) -> str:
+    hw = report["hw"]
+    lines = [f"convc compile report: {report['name']} for {report['board']['title']}",
+             f"fixed point: {report['bits']} bits, input {report['input_fmt']}, rounding round-half-up, "
+             f"48-bit accumulators; calibration: {report['calibration']}",
+             f"hardware: {hw['in_lanes']} input x {hw['out_lanes']} output lanes of {hw['kmax']}x{hw['kmax']} "
+             f"kernel units, partial sums {hw['psum_words']} words/lane, line buffers {hw['max_width']} words, "
+             f"LCN window {hw['lcn_kmax'] or '-'}, {hw['clock_mhz']:g} MHz",
+             f"resources: DSP48E1 {report['dsp']} / {report['dsp_board']}, RAMB36 {report['bram36']} / "
+             f"{report['bram36_board']} (estimate from the configuration)", ""]
+    head = f"{'layer':<12} {'formats (in, w, conv -> out)':<34} {'PWL err':>9} {'MACs':>14} {'passes':>6} " \
+           f"{'occup.':>6} {'cycles':>10} {'ms':>7} {'KB in':>8} {'KB out':>8} bound"
+    lines.append(head)
+    for r in report["layers"]:
+        if r["type"] == "conv":
+            fmts = f"{r['in_fmt']}, {r['w_fmt']}, {r['conv_fmt']} -> {r['out_fmt']}"
+            err = f"{r['pwl_error']:.2e}" if r["pwl_error"] is not None else "-"
+            occ = f"{r['lane_occupancy']:.2f}"
+        else:
+            fmts = f"{r['in_fmt']} sq {r['sq_fmt']} s {r['s_fmt']} -> {r['out_fmt']}"
+            err = f"{max(r['sqrt_error'], r['recip_error']):.2e}"
+            occ = "-"
+        lines.append(f"{r['name']:<12} {fmts:<34} {err:>9} {r['macs']:>14,} {r['passes']:>6} {occ:>6} "
+                     f"{r['cycles']:>10,} {r['ms']:>7.3f} {r['bytes_read'] / 1024:>8.1f} "
+                     f"{r['bytes_written'] / 1024:>8.1f} {r['bound']}")
+    lines += ["", f"total: {report['passes']} passes, {report['macs']:,} MACs, {report['cycles']:,} cycles = "
+                  f"{report['ms_per_frame']:.3f} ms per frame at {hw['clock_mhz']:g} MHz, convolution MAC "
+                  f"utilization {report['mac_utilization']:.1%} (compiler estimate)"]
+    for note in report["notes"]:
+        lines.append(f"note: {note}")
+    for r in report["layers"]:
+        if r.get("sqrt_error") is not None:
+            lines.append(f"note: {r['name']}: sqrt table error {r['sqrt_error']:.3e}, 1/x table error "
+                         f"{r['recip_error']:.3e} ({r['pwl_segments']} segments each)")
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_outputs(result: CompileResult, out: str | Path) -> list[Path]:
+    """Write every output file; each appears whole or not at all."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConvcError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    prog = result.program
+    staging = Path(tempfile.mkdtemp(prefix=".convc-", dir=out))
+    try:
+        save_program(prog, staging)
+        (staging / "schedule.txt").write_text(listing(prog.instrs, prog.names))
+        (staging / "hwconfig.json").write_text(json.dumps(prog.hw.to_json(), indent=1))
+        (staging / "report.json").write_text(json.dumps(result.report, indent=1))
+        (staging / "report.txt").write_text(report_text(result.report))
+        written = []
+        for f in sorted(staging.iterdir()):
+            _atomic_write(out / f.name, f.read_bytes())
+            written.append(out / f.name)
+    finally:
+        for f in staging.iterdir():
+            f.unlink()
+        staging.rmdir()
+    return written

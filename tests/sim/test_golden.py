@@ -1,0 +1,526 @@
+"""Tests of the golden models: the fast vectorized one (convc.sim.golden)
+against the slow literal one (convc.sim.naive), word for word, on small
+programs built by hand, plus a few results worked out by hand.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from functools import lru_cache
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from convc.compiler import isa
+from convc.compiler.hwconfig import HardwareConfig
+from convc.compiler.numeric import QFormat, fit_pwl, make_tanh
+from convc.compiler.program import Program, Region
+from convc.sim import golden, naive
+
+Q88 = QFormat(16, 8)
+HW = HardwareConfig(board="test", clock_mhz=100.0, bits=16, kmax=9, in_lanes=2, out_lanes=2,
+                    max_width=128, psum_words=1024, lcn_kmax=9)
+
+
+# ----------------------------------------------------------------------------
+# hand-built programs
+# ----------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def tanh_table():
+    return make_tanh(8, Q88, Q88)[0]
+
+
+@lru_cache(maxsize=None)
+def sqrt_table():
+    return fit_pwl(np.sqrt, 0.0, 127.0, 8, Q88, Q88)[0]
+
+
+@lru_cache(maxsize=None)
+def recip_table(lo: float):
+    return fit_pwl(lambda v: 1.0 / v, lo, 64.0, 16, Q88, QFormat(16, 12))[0]
+
+
+class Builder:
+    """Lays out a program by hand: constants from address 0 (weights, biases,
+    lists; the PWL tables are appended by :meth:`finish`), activations from
+    ``act_base`` up."""
+
+    def __init__(self, rng, in_shape, act_base: int = 1 << 14):
+        self.rng = rng
+        self.image: list[int] = []
+        self.tables: list = []
+        self.instrs: list[isa.Instr] = []
+        self.names: list[str] = []
+        self.layers: list[Region] = []
+        self.act_base = self.act_next = act_base
+        self.input = self.alloc("input", tuple(in_shape))
+
+    def const(self, values) -> int:
+        addr = len(self.image)
+        self.image.extend(int(v) & 0xFFFF for v in values)
+        return addr
+
+    def alloc(self, name: str, shape, fmt: QFormat = Q88) -> Region:
+        reg = Region(name, self.act_next, tuple(shape), fmt)
+        self.act_next += reg.words
+        return reg
+
+    def table(self, t) -> int:
+        self.tables.append(t)
+        return len(self.tables) - 1
+
+    def conv(self, name, src: Region, n_out, K, S=1, P=0, act=isa.ACT_NONE, pool=isa.POOL_NONE,
+             pool_k=1, pool_s=1, in_list=None, o_splits=None, row_splits=None, wmax=300,
+             bmax=1 << 12, bias_shift=8, acc_shift=8, avg_mul=0, avg_shift=0, pwl_id=0, bits=16,
+             weights=None, bias=None) -> Region:
+        C, H, W = src.shape
+        lst = list(range(C)) if in_list is None else list(in_list)
+        n_in = len(lst)
+        ch, cw = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
+        oh, ow = (ch - pool_k) // pool_s + 1, (cw - pool_k) // pool_s + 1
+        out = self.alloc(name, (n_out, oh, ow))
+        o_splits = o_splits or [(0, n_out)]
+        row_splits = row_splits or [(0, oh)]
+        list_addr = self.const(lst)
+        if weights is None:
+            weights = self.rng.integers(-wmax, wmax + 1, size=(n_out, n_in, K, K))
+        if bias is None:
+            bias = self.rng.integers(-bmax, bmax + 1, size=n_out)
+        for o0, no in o_splits:
+            w_addr = self.const(np.asarray(weights)[o0:o0 + no].ravel())  # ((o*n_in+j)*K+p)*K+q
+            for b in np.asarray(bias)[o0:o0 + no]:
+                u = int(b) & 0xFFFFFFFF
+                self.const([u & 0xFFFF, u >> 16])                         # int32, low word first
+            for row0, rows in row_splits:
+                self.instrs.append(isa.Instr(
+                    op=isa.OP_CONV, bits=bits, act=act, pool=pool, kernel=K, stride=S, pad=P,
+                    pool_k=pool_k, pool_s=pool_s, pwl_id=pwl_id, in_c=C, in_h=H, in_w=W,
+                    out_h=oh, out_w=ow, n_in=n_in, n_out=no, o0=o0, row0=row0, rows=rows,
+                    in_addr=src.addr, out_addr=out.addr, w_addr=w_addr, list_addr=list_addr,
+                    bias_shift=bias_shift, acc_shift=acc_shift, avg_mul=avg_mul,
+                    avg_shift=avg_shift))
+                self.names.append(name)
+        self.layers.append(out)
+        return out
+
+    def lcn(self, name, src: Region, K, G, sqrt_id, recip_id, eps, acc_shift=12, sq_shift=8,
+            s2_shift=12, y_shift=12, mean_shift=20, mean_mul=None, bits=16) -> Region:
+        C, H, W = src.shape
+        out = self.alloc(name, (C, H, W))
+        scratch = self.alloc(name + ".scratch", (C * H * W + H * W,))
+        if mean_mul is None:
+            mean_mul = round(2 ** mean_shift / (H * W))
+        self.instrs.append(isa.Instr(
+            op=isa.OP_LCN, bits=bits, kernel=K, pwl_id=sqrt_id, pwl2_id=recip_id, in_c=C, in_h=H,
+            in_w=W, out_h=H, out_w=W, in_addr=src.addr, out_addr=out.addr,
+            w_addr=self.const(np.asarray(G).ravel()), scratch_addr=scratch.addr,
+            acc_shift=acc_shift, sq_shift=sq_shift, s2_shift=s2_shift, y_shift=y_shift,
+            mean_mul=mean_mul, mean_shift=mean_shift, eps=eps))
+        self.names.append(name)
+        self.layers.append(out)
+        return out
+
+    def flat(self, reg: Region) -> Region:
+        """The same words seen as a vector of 1x1 maps (no copy)."""
+        return Region(reg.name + ".flat", reg.addr, (reg.words, 1, 1), reg.fmt)
+
+    def finish(self) -> Program:
+        table_addr = len(self.image)
+        for t in self.tables:
+            self.const(isa.table_words(t))
+        assert len(self.image) <= self.act_base, "constants overlap the activations"
+        instrs = self.instrs + [isa.Instr(op=isa.OP_END)]
+        return Program(hw=HW, instrs=instrs, names=self.names + ["end"],
+                       image=np.asarray(self.image, dtype=np.int64), memory_words=self.act_next,
+                       table_addr=table_addr, n_tables=len(self.tables), input=self.input,
+                       output=self.layers[-1], layers=list(self.layers))
+
+
+def inputs(rng, prog: Program, n: int, lim: int = 600) -> np.ndarray:
+    return rng.integers(-lim, lim + 1, size=(n, *prog.input.shape))
+
+
+def both(prog: Program, x: np.ndarray):
+    """Run fast and naive; assert every word and every count agree."""
+    fast = golden.run(prog, x)
+    slow = naive.run(prog, x)
+    assert fast.memory.dtype == np.int64 and fast.memory.shape == (x.shape[0], prog.memory_words)
+    np.testing.assert_array_equal(fast.memory, slow.memory)
+    assert fast.saturations == slow.saturations
+    assert fast.overflows == slow.overflows
+    # every written word fits a signed 16-bit memory word
+    assert fast.memory.min() >= -(1 << 15) and fast.memory.max() < (1 << 15)
+    return fast
+
+
+# ----------------------------------------------------------------------------
+# convolution cases: fast == naive
+# ----------------------------------------------------------------------------
+CONV_CASES = {
+    "k3s1": dict(shape=(1, 8, 8), n_out=4, K=3),
+    "stride2_pad1": dict(shape=(3, 9, 8), n_out=4, K=3, S=2, P=1),
+    "stride2_pad2_k5": dict(shape=(2, 7, 10), n_out=3, K=5, S=2, P=2),
+    "stride3": dict(shape=(2, 10, 11), n_out=2, K=2, S=3, P=1),
+    "kernel_is_image": dict(shape=(2, 5, 5), n_out=5, K=5),
+    "kernel_is_padded_image": dict(shape=(1, 3, 3), n_out=2, K=5, P=1),
+    "one_input_map_many_out": dict(shape=(1, 6, 7), n_out=9, K=3, P=1),
+    "many_maps": dict(shape=(12, 5, 5), n_out=3, K=3, wmax=80),
+    "fc_1x1": dict(shape=(12, 1, 1), n_out=7, K=1),
+    "fc_split": dict(shape=(20, 1, 1), n_out=9, K=1, o_splits=[(0, 4), (4, 3), (7, 2)]),
+    "list_subset_perm": dict(shape=(5, 6, 6), n_out=3, K=3, in_list=[3, 0, 4]),
+    "list_repeat": dict(shape=(3, 5, 5), n_out=2, K=3, in_list=[2, 2, 0, 1]),
+    "splits_o_rows": dict(shape=(2, 9, 7), n_out=5, K=3, P=1, o_splits=[(0, 3), (3, 2)],
+                          row_splits=[(0, 2), (2, 4), (6, 3)]),
+    "relu": dict(shape=(2, 6, 6), n_out=3, K=3, act=isa.ACT_RELU),
+    "abs": dict(shape=(2, 6, 6), n_out=3, K=3, act=isa.ACT_ABS),
+    "pwl_tanh": dict(shape=(2, 6, 6), n_out=3, K=3, act=isa.ACT_PWL, acc_shift=10),
+    "maxpool2": dict(shape=(2, 9, 9), n_out=3, K=2, pool=isa.POOL_MAX, pool_k=2, pool_s=2,
+                     row_splits=[(0, 1), (1, 3)]),
+    "maxpool3s2_overlap": dict(shape=(1, 10, 9), n_out=2, K=3, act=isa.ACT_RELU,
+                               pool=isa.POOL_MAX, pool_k=3, pool_s=2, row_splits=[(0, 2), (2, 1)]),
+    "maxpool2s3_gaps": dict(shape=(1, 11, 12), n_out=2, K=2, pool=isa.POOL_MAX, pool_k=2,
+                            pool_s=3, row_splits=[(0, 2), (2, 1)]),
+    "avgpool2": dict(shape=(2, 8, 8), n_out=3, K=3, P=1, act=isa.ACT_PWL, pool=isa.POOL_AVG,
+                     pool_k=2, pool_s=2, avg_mul=1 << 14, avg_shift=16, acc_shift=10),
+    "avgpool3_mul": dict(shape=(1, 9, 9), n_out=2, K=1, pool=isa.POOL_AVG, pool_k=3, pool_s=3,
+                         avg_mul=7282, avg_shift=16, row_splits=[(0, 1), (1, 2)]),
+    "bias_shift0": dict(shape=(2, 5, 5), n_out=2, K=3, bias_shift=0, bmax=1 << 20),
+    "bias_shift_big": dict(shape=(2, 5, 5), n_out=2, K=3, bias_shift=12, bmax=1 << 14, acc_shift=12),
+    "neg_acc_shift": dict(shape=(1, 4, 4), n_out=2, K=1, wmax=3, bmax=3, bias_shift=0, acc_shift=-2),
+    "bits8": dict(shape=(2, 6, 6), n_out=2, K=3, bits=8, acc_shift=12, act=isa.ACT_ABS),
+    "bits3_relu_maxpool": dict(shape=(1, 6, 6), n_out=2, K=3, bits=3, acc_shift=14,
+                               act=isa.ACT_RELU, pool=isa.POOL_MAX, pool_k=2, pool_s=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONV_CASES))
+def test_conv_fast_equals_naive(name):
+    case = dict(CONV_CASES[name])
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    b = Builder(rng, case.pop("shape"))
+    if case.get("act") == isa.ACT_PWL:
+        case["pwl_id"] = b.table(tanh_table())
+    b.conv("c", b.input, **case)
+    prog = b.finish()
+    both(prog, inputs(rng, prog, 3))
+
+
+def test_saturation_counted():
+    """Large weights and inputs: requantize, |z| and the average pooling all
+    clamp; the counts agree and are positive."""
+    rng = np.random.default_rng(1)
+    b = Builder(rng, (2, 6, 6))
+    t = b.table(tanh_table())
+    c1 = b.conv("sat_none", b.input, 3, 3, wmax=30000, acc_shift=8)
+    c2 = b.conv("sat_abs", c1, 2, 3, P=1, wmax=20000, acc_shift=12, act=isa.ACT_ABS)
+    c3 = b.conv("sat_avg", c2, 2, 1, weights=np.full((2, 2, 1, 1), 256), bias=[0, 0],
+                pool=isa.POOL_AVG, pool_k=2, pool_s=2, avg_mul=(1 << 18) - 1, avg_shift=16)
+    b.conv("sat_pwl", c3, 2, 1, wmax=20000, acc_shift=0, act=isa.ACT_PWL, pwl_id=t,
+           weights=np.array([[[[1]], [[0]]], [[[-1]], [[0]]]]))
+    prog = b.finish()
+    x = inputs(rng, prog, 2, lim=30000)
+    x[0, 0, 0, 0] = -(1 << 15)
+    res = both(prog, x)
+    for name in ("sat_none", "sat_abs", "sat_avg"):
+        assert res.saturations[name] > 0, name
+    # the tanh table's own output saturation is counted too (it saturates only
+    # where its segment lines overshoot; just require fast == naive there)
+    assert set(res.saturations) == {"sat_none", "sat_abs", "sat_avg", "sat_pwl"}
+
+
+def test_abs_of_most_negative_saturates():
+    """|z| of the most negative code saturates to the maximum and is counted."""
+    rng = np.random.default_rng(2)
+    b = Builder(rng, (1, 1, 2))
+    b.conv("abs", b.input, 1, 1, weights=[[[[1]]]], bias=[0], bias_shift=0, acc_shift=0,
+           act=isa.ACT_ABS)
+    prog = b.finish()
+    res = both(prog, np.array([[[[-32768, -5]]]]))
+    np.testing.assert_array_equal(res.region(prog.output), [[[[32767, 5]]]])
+    assert res.saturations == {"abs": 1}
+
+
+def test_overflow_counted():
+    """An accumulator beyond signed 48 bits is counted (not wrapped)."""
+    rng = np.random.default_rng(3)
+    b = Builder(rng, (1, 3, 3))
+    b.conv("ovf", b.input, 2, 1, weights=[[[[1]]], [[[0]]]], bias=[(1 << 31) - 1, -(1 << 31)],
+           bias_shift=20, acc_shift=40)
+    prog = b.finish()
+    res = both(prog, inputs(rng, prog, 2))
+    assert res.overflows == {"ovf": 2 * 2 * 9}
+    # exact (unwrapped) accumulator, then requantize: (2**51 - 2**20 + x) >> 40 -> 2048
+    np.testing.assert_array_equal(res.region(prog.output)[:, 0], 2048)
+    np.testing.assert_array_equal(res.region(prog.output)[:, 1], -2048)
+
+
+# ----------------------------------------------------------------------------
+# results worked out by hand
+# ----------------------------------------------------------------------------
+def test_hand_conv_rounding_and_padding():
+    """3x3 input, 3x3 all-ones kernel, pad 1, acc_shift 2: round half up of
+    the 3x3 neighbourhood sum / 4."""
+    x = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    rng = np.random.default_rng(0)
+    b = Builder(rng, (1, 3, 3))
+    b.conv("c", b.input, 1, 3, P=1, weights=np.ones((1, 1, 3, 3), int), bias=[1], bias_shift=1,
+           acc_shift=2)
+    prog = b.finish()
+    res = both(prog, x[None, None])
+    pad = np.pad(x, 1)
+    sums = np.array([[pad[i:i + 3, j:j + 3].sum() for j in range(3)] for i in range(3)]) + 2
+    expect = np.floor(sums / 4 + 0.5).astype(int)
+    np.testing.assert_array_equal(res.region(prog.output)[0, 0], expect)
+    assert res.saturations == {"c": 0} and res.overflows == {"c": 0}
+
+
+def test_hand_negative_ties_round_up():
+    """-2.5 -> -2 and 2.5 -> 3 (round half up), -2.75 -> -3."""
+    rng = np.random.default_rng(0)
+    b = Builder(rng, (1, 1, 3))
+    b.conv("c", b.input, 1, 1, weights=[[[[1]]]], bias=[0], bias_shift=0, acc_shift=2)
+    prog = b.finish()
+    res = both(prog, np.array([[[[-10, 10, -11]]]]))
+    np.testing.assert_array_equal(res.region(prog.output), [[[[-2, 3, -3]]]])
+
+
+def test_hand_maxpool_and_avgpool():
+    x = np.arange(16).reshape(4, 4) - 8
+    rng = np.random.default_rng(0)
+    b = Builder(rng, (1, 4, 4))
+    ident = dict(weights=[[[[1]]]], bias=[0], bias_shift=0, acc_shift=0)
+    mx = b.conv("max", b.input, 1, 1, pool=isa.POOL_MAX, pool_k=2, pool_s=2, **ident)
+    av = b.conv("avg", b.input, 1, 1, pool=isa.POOL_AVG, pool_k=2, pool_s=2, avg_mul=1,
+                avg_shift=2, **ident)
+    prog = b.finish()
+    res = both(prog, x[None, None])
+    blocks = x.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(2, 2, 4)
+    np.testing.assert_array_equal(res.region(mx)[0, 0], blocks.max(-1))
+    np.testing.assert_array_equal(res.region(av)[0, 0], np.floor(blocks.sum(-1) / 4 + 0.5))
+
+
+def test_hand_list_selects_maps():
+    """Output o = map list[o]'s pixel times 1 (an identity 1x1 conv through a list)."""
+    rng = np.random.default_rng(0)
+    b = Builder(rng, (4, 2, 2))
+    w = np.zeros((3, 3, 1, 1), int)
+    for o in range(3):
+        w[o, o] = 1
+    b.conv("sel", b.input, 3, 1, in_list=[2, 0, 3], weights=w, bias=[0, 0, 0], acc_shift=0)
+    prog = b.finish()
+    x = inputs(rng, prog, 2)
+    res = both(prog, x)
+    np.testing.assert_array_equal(res.region(prog.output), x[:, [2, 0, 3]])
+
+
+# ----------------------------------------------------------------------------
+# LCN
+# ----------------------------------------------------------------------------
+def gauss_window(K: int, C: int, frac: int = 12) -> np.ndarray:
+    r = np.arange(K) - K // 2
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * (K / 4) ** 2))
+    return np.round(g / g.sum() / C * 2 ** frac).astype(int)
+
+
+@pytest.mark.parametrize("K,shape,eps,lim", [
+    (5, (3, 7, 8), 64, 600),      # eps = 0.25 in Q8.8
+    (3, (1, 6, 5), 384, 400),     # eps = 1.5: mostly the floor
+    (4, (2, 5, 6), 32, 2000),     # even window
+])
+def test_lcn_fast_equals_naive(K, shape, eps, lim):
+    rng = np.random.default_rng(K)
+    b = Builder(rng, shape)
+    sq, rc = b.table(sqrt_table()), b.table(recip_table(eps / 256))
+    b.lcn("lcn", b.input, K, gauss_window(K, shape[0]), sq, rc, eps)
+    prog = b.finish()
+    x = inputs(rng, prog, 2, lim)
+    x[0, :, :2, :2] = 100               # a flat patch: s ~ 0, the floor decides
+    res = both(prog, x)
+    assert res.overflows == {"lcn": 0}
+
+
+def test_lcn_saturates_and_chains():
+    """Negative window taps, shifts that clamp m, v, sq, s2 and y; then a conv
+    reads the LCN output."""
+    rng = np.random.default_rng(7)
+    b = Builder(rng, (2, 6, 6))
+    sq, rc = b.table(sqrt_table()), b.table(recip_table(0.125))
+    G = rng.integers(-300, 700, size=(3, 3))
+    out = b.lcn("lcn", b.input, 3, G, sq, rc, 32, acc_shift=9, sq_shift=4, s2_shift=10, y_shift=9)
+    b.conv("c", out, 2, 3, P=1, act=isa.ACT_RELU)
+    prog = b.finish()
+    res = both(prog, inputs(rng, prog, 2, 20000))
+    assert res.saturations["lcn"] > 0
+
+
+def test_lcn_scratch_layout():
+    """v lands at scratch_addr (C maps), s right after, y at out_addr."""
+    rng = np.random.default_rng(8)
+    b = Builder(rng, (2, 4, 5))
+    sq, rc = b.table(sqrt_table()), b.table(recip_table(0.25))
+    out = b.lcn("lcn", b.input, 3, gauss_window(3, 2), sq, rc, 64)
+    prog = b.finish()
+    x = inputs(rng, prog, 1)
+    res = both(prog, x)
+    ins = prog.instrs[0]
+    scratch = res.memory[0, ins.scratch_addr:ins.scratch_addr + 2 * 20 + 20]
+    v, s = scratch[:40].reshape(2, 4, 5), scratch[40:].reshape(4, 5)
+    assert np.all(s >= 0)
+    # y = v * r >> 12 with r = recip(max(s, mean, eps)) >= 0: signs of y follow v
+    y = res.region(out)[0]
+    assert np.all(np.sign(y) * np.sign(v) >= 0)
+
+
+# ----------------------------------------------------------------------------
+# random geometry (hypothesis)
+# ----------------------------------------------------------------------------
+@st.composite
+def conv_case(draw):
+    C = draw(st.integers(1, 3))
+    H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    P = draw(st.integers(0, 2))
+    K = draw(st.integers(1, min(H, W) + 2 * P))
+    S = draw(st.integers(1, 3))
+    ch, cw = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
+    pool = draw(st.sampled_from([isa.POOL_NONE, isa.POOL_MAX, isa.POOL_AVG]))
+    pk = ps = 1
+    if pool != isa.POOL_NONE:
+        pk = draw(st.integers(1, min(ch, cw)))
+        ps = draw(st.integers(1, 3))
+    oh = (ch - pk) // ps + 1
+    n_out = draw(st.integers(1, 4))
+    n_in = draw(st.integers(1, 4))
+    lst = draw(st.lists(st.integers(0, C - 1), min_size=n_in, max_size=n_in))
+    cut_o = draw(st.integers(1, n_out))
+    cut_r = draw(st.integers(1, oh))
+    return dict(shape=(C, H, W), n_out=n_out, K=K, S=S, P=P, pool=pool, pool_k=pk, pool_s=ps,
+                in_list=lst, act=draw(st.sampled_from(sorted(isa.ACT_NAMES))),
+                o_splits=[(0, cut_o)] + ([(cut_o, n_out - cut_o)] if cut_o < n_out else []),
+                row_splits=[(0, cut_r)] + ([(cut_r, oh - cut_r)] if cut_r < oh else []),
+                bias_shift=draw(st.integers(0, 10)), acc_shift=draw(st.integers(-1, 12)),
+                avg_mul=draw(st.integers(0, (1 << 18) - 1)), avg_shift=draw(st.integers(0, 20)),
+                bits=draw(st.sampled_from([4, 8, 12, 16])), wmax=draw(st.sampled_from([3, 300, 32767])),
+                seed=draw(st.integers(0, 2 ** 32 - 1)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_case())
+def test_conv_random_geometry(case):
+    rng = np.random.default_rng(case.pop("seed"))
+    b = Builder(rng, case.pop("shape"))
+    if case["act"] == isa.ACT_PWL:
+        case["pwl_id"] = b.table(tanh_table())
+    if case["pool"] != isa.POOL_AVG:
+        case["avg_mul"] = case["avg_shift"] = 0
+    b.conv("c", b.input, **case)
+    prog = b.finish()
+    both(prog, inputs(rng, prog, 2, lim=int(rng.choice([50, 32767]))))
+
+
+# ----------------------------------------------------------------------------
+# a whole LeNet-like network, encode/decode
+# ----------------------------------------------------------------------------
+def lenet_program(rng) -> Program:
+    """conv5 (6) tanh max2 -> conv5 (16) tanh max2 -> fc 400->120 tanh -> fc 120->10,
+    on 1x32x32, with the layers split over several records as a compiler might."""
+    b = Builder(rng, (1, 32, 32), act_base=1 << 16)
+    t = b.table(tanh_table())
+    c1 = b.conv("conv1", b.input, 6, 5, act=isa.ACT_PWL, pwl_id=t, pool=isa.POOL_MAX, pool_k=2,
+                pool_s=2, wmax=120, acc_shift=8, row_splits=[(0, 7), (7, 7)])
+    c2 = b.conv("conv2", c1, 16, 5, act=isa.ACT_PWL, pwl_id=t, pool=isa.POOL_MAX, pool_k=2,
+                pool_s=2, wmax=60, acc_shift=8, o_splits=[(0, 8), (8, 8)])
+    f1 = b.conv("fc1", b.flat(c2), 120, 1, act=isa.ACT_PWL, pwl_id=t, wmax=25, acc_shift=8,
+                o_splits=[(0, 64), (64, 56)])
+    b.conv("fc2", b.flat(f1), 10, 1, wmax=60, acc_shift=8)
+    return b.finish()
+
+
+def test_lenet_program_fast_equals_naive():
+    rng = np.random.default_rng(11)
+    prog = lenet_program(rng)
+    res = both(prog, inputs(rng, prog, 2, 400))
+    assert set(res.saturations) == {"conv1", "conv2", "fc1", "fc2"}
+
+
+def test_encode_decode_round_trip():
+    rng = np.random.default_rng(12)
+    b = Builder(rng, (2, 8, 8))
+    sq, rc, t = b.table(sqrt_table()), b.table(recip_table(0.25)), b.table(tanh_table())
+    l0 = b.lcn("lcn", b.input, 5, gauss_window(5, 2), sq, rc, 64)
+    c1 = b.conv("c1", l0, 4, 3, S=2, P=1, act=isa.ACT_PWL, pwl_id=t, pool=isa.POOL_AVG,
+                pool_k=2, pool_s=2, avg_mul=1 << 14, avg_shift=16, row_splits=[(0, 1), (1, 1)])
+    b.conv("c2", b.flat(c1), 3, 1, in_list=[5, 0, 15, 2], act=isa.ACT_ABS)
+    prog = b.finish()
+    blob = isa.encode_program(prog.instrs)
+    assert len(blob) == isa.RECORD_BYTES * len(prog.instrs)
+    decoded = isa.decode_program(blob)
+    assert decoded == prog.instrs
+    x = inputs(rng, prog, 3)
+    ref = both(prog, x)
+    prog2 = Program(**{**prog.__dict__, "instrs": decoded})
+    again = golden.run(prog2, x)
+    np.testing.assert_array_equal(again.memory, ref.memory)
+    assert again.saturations == ref.saturations and again.overflows == ref.overflows
+
+
+def test_batch_rows_independent():
+    """Running images one at a time gives the same rows as the batch."""
+    rng = np.random.default_rng(13)
+    prog = lenet_program(rng)
+    x = inputs(rng, prog, 5, 400)
+    res = golden.run(prog, x)
+    for i in range(5):
+        np.testing.assert_array_equal(golden.run(prog, x[i:i + 1]).memory[0], res.memory[i])
+
+
+def test_lenet_360_speed():
+    """The digits test split through a LeNet-size program: well under seconds."""
+    rng = np.random.default_rng(14)
+    prog = lenet_program(rng)
+    x = inputs(rng, prog, 360, 400)
+    t0 = time.perf_counter()
+    res = golden.run(prog, x)
+    dt = time.perf_counter() - t0
+    assert res.region(prog.output).shape == (360, 10, 1, 1)
+    assert dt < 5.0, f"golden.run took {dt:.2f} s"
+
+
+@pytest.mark.slow
+def test_sceneparse_record_speed():
+    """One sceneparse-size record: 256 outputs x 32 inputs, 7x7 on 55x75 maps."""
+    rng = np.random.default_rng(15)
+    b = Builder(rng, (64, 55, 75), act_base=1 << 20)
+    b.conv("conv3", b.input, 256, 7, in_list=rng.permutation(64)[:32], wmax=100, acc_shift=10)
+    prog = b.finish()
+    x = inputs(rng, prog, 1)
+    t0 = time.perf_counter()
+    golden.run(prog, x)
+    dt = time.perf_counter() - t0
+    assert dt < 10.0, f"golden.run took {dt:.2f} s"
+
+
+# ----------------------------------------------------------------------------
+# malformed programs are errors, not silent results
+# ----------------------------------------------------------------------------
+def test_errors():
+    rng = np.random.default_rng(16)
+    b = Builder(rng, (1, 4, 4))
+    b.conv("c", b.input, 1, 3)
+    prog = b.finish()
+    x = inputs(rng, prog, 1)
+    with pytest.raises(ValueError, match="OP_END"):
+        golden.run(Program(**{**prog.__dict__, "instrs": prog.instrs[:-1],
+                              "names": prog.names[:-1]}), x)
+    with pytest.raises(ValueError, match="image"):
+        bad = prog.instrs[0].replace(out_addr=0)
+        golden.run(Program(**{**prog.__dict__, "instrs": [bad, prog.instrs[-1]]}), x)
+    with pytest.raises(ValueError, match="pooled"):
+        bad = prog.instrs[0].replace(out_h=3)
+        golden.run(Program(**{**prog.__dict__, "instrs": [bad, prog.instrs[-1]]}), x)
+    with pytest.raises(ValueError, match="shape"):
+        golden.run(prog, x[:, 0])
+    with pytest.raises(ValueError, match="outside"):
+        golden.run(prog, x + 40000)
