@@ -916,6 +916,27 @@ def _acc_bounds(y: np.ndarray, err: float, out_fmt: QFormat, shift: int):
     return a_lo.astype(np.int64), a_hi.astype(np.int64)
 
 
+def _slope_candidates(a: float, below: int, above: int) -> list[int]:
+    """Integer slopes to try next to a real slope ``a``: ``floor(a') - below``
+    .. ``floor(a') + above`` where ``a'`` is ``a`` clamped to the 18-bit slope
+    range, nearest first (and clipped to that range).
+
+    Why clamping is needed and sufficient: the integer lines meeting a set of
+    integer accumulator intervals are exactly the integer slopes ``S`` of the
+    real feasible slope interval ``I`` (for an integer ``S`` the offset bounds
+    ``max(a_lo - S*c)`` / ``min(a_hi - S*c)`` are integers), and ``I`` is an
+    interval.  If ``a`` lies in ``I`` but outside the slope range -- a flat
+    function on a coarse output grid admits very steep lines -- every integer
+    next to ``a`` is out of range, yet any in-range integer of ``I`` lies
+    between ``a`` and the nearest range end ``a'``, so ``a'`` is in ``I`` too.
+    """
+    if not math.isfinite(a):
+        a = 0.0
+    f0 = math.floor(min(max(a, float(_SLOPE_MIN)), float(_SLOPE_MAX)))
+    order = sorted(range(-below, above + 1), key=lambda d: (abs(d - 0.5), d))
+    return [f0 + d for d in order if _SLOPE_MIN <= f0 + d <= _SLOPE_MAX]
+
+
 def _int_lines(
     cs: np.ndarray, a_lo: np.ndarray, a_hi: np.ndarray, slopes, first: bool = False
 ) -> list[tuple[int, int, int]]:
@@ -1069,16 +1090,23 @@ def fit_pwl(
     shift = fi + sf - fo
 
     # -- segmentation: bisect the target error, greedy sweep ----------------------
-    def seg_lines(bnd, s: int, t: int, radius: int = 1):
+    def seg_lines(bnd, s: int, t: int):
         """Integer lines (S, o_lo, o_hi) meeting every interval of codes s..t-1,
-        searched next to a real line through the intervals ([] if none)."""
+        searched next to a real line through the intervals ([] if none).
+
+        The real line meets the intervals widened by ``slack = 1``; its slope
+        is then within 2 of the exact feasible slope interval (widening both
+        ends by 1 lets the slope drift by at most 2 / (code distance) <= 2),
+        so ``floor(a) - 3 .. floor(a) + 4`` (``a`` clamped to the 18-bit
+        range) contains an integer of that interval whenever it has one:
+        the check is exact, not a heuristic (one more slope on each side
+        covers the float rounding of ``r <= 1`` at 48-bit magnitudes)."""
         a_lo, a_hi, f_lo, f_hi = bnd
         a, _, _, ok = _stab_line(xf[s:t], f_lo[s:t], f_hi[s:t], slack=1.0, decide=True)
         if not ok:
             return []
-        f0 = math.floor(a)
         return _int_lines(
-            codes[s:t], a_lo[s:t], a_hi[s:t], range(f0 - radius, f0 + radius + 2), True
+            codes[s:t], a_lo[s:t], a_hi[s:t], _slope_candidates(a, 3, 4), True
         )
 
     def bounds(err: float):
@@ -1135,8 +1163,9 @@ def fit_pwl(
         cs, ys = codes[s:t], y[s:t]
         lo_s, hi_s = a_lo[s:t], a_hi[s:t]
         a = _stab_line(xf[s:t], f_lo[s:t], f_hi[s:t], slack=1.0)[0]
-        f0 = math.floor(a)
-        cands = _int_lines(cs, lo_s, hi_s, sorted({*range(f0 - 4, f0 + 6), *verified[s]}))
+        cands = _int_lines(
+            cs, lo_s, hi_s, sorted({*_slope_candidates(a, 4, 5), *verified[s]})
+        )
         if not cands:  # cannot happen: the verified slopes fit the segment
             raise RuntimeError("fit_pwl: no integer line for a verified segment")
         best = None

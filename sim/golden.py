@@ -250,16 +250,16 @@ class _Machine:
         sel_r = (ys - ys[0]) * S                # window origin of each needed conv row in the band
         sel_c = (xs - xs[0]) * S
 
-        # acc[n, y, x, o] by im2col + one exact matrix product per chunk
+        # acc[o, n, y, x] by im2col + one exact matrix product per chunk
         max_w, max_x = _max_abs(wq), _max_abs(band)
         if max_w * max_x * L + _max_abs(bterm) >= _I64_LIMIT:
             raise OverflowError("conv accumulator may exceed int64")
         use_f64 = max_w * max_x * L < _F64_EXACT   # see _exact_matmul
         src = band.astype(np.float64) if use_f64 else band
-        wt = np.ascontiguousarray(wq.T, dtype=np.float64 if use_f64 else np.int64)
+        wm = wq.astype(np.float64 if use_f64 else np.int64)
         win = sliding_window_view(src, (K, K), axis=(2, 3)).transpose(0, 2, 3, 1, 4, 5)
         ny, nx = ys.size, xs.size
-        acc = np.empty((n, ny, nx, n_out), dtype=np.int64)
+        acc = np.empty((n_out, n, ny, nx), dtype=np.int64)
         per_row = nx * L
         rows_step = max(1, min(ny, _CHUNK_ELEMS // max(per_row, 1)))
         imgs_step = max(1, _CHUNK_ELEMS // max(per_row * ny, 1)) if rows_step == ny else 1
@@ -267,11 +267,20 @@ class _Machine:
             i1 = min(n, i0 + imgs_step)
             for y0 in range(0, ny, rows_step):
                 y1 = min(ny, y0 + rows_step)
-                # (imgs, rows, nx, n_in, K, K) copied contiguous, then flattened
-                cols = win[i0:i1, sel_r[y0:y1, None], sel_c[None, :]]
-                prod = cols.reshape(-1, L) @ wt
-                acc[i0:i1, y0:y1] = prod.astype(np.int64).reshape(i1 - i0, y1 - y0, nx, n_out)
-        acc = acc.transpose(0, 3, 1, 2) + bterm[None, :, None, None]   # (n, o, y, x)
+                # (imgs, rows, nx, n_in, K, K) copied contiguous, then flattened;
+                # basic slicing is several times faster than fancy indexing and
+                # applies whenever the needed rows / columns are evenly spaced
+                # (always unless pool_s > pool_k)
+                rs, cs = _as_slice(sel_r[y0:y1]), _as_slice(sel_c)
+                if rs is not None and cs is not None:
+                    cols = win[i0:i1, rs, cs]
+                else:
+                    cols = win[i0:i1, sel_r[y0:y1, None], sel_c[None, :]]
+                # W @ cols.T: (n_out, pixels); BLAS runs this layout several
+                # times faster than cols @ W.T when n_out is small
+                prod = wm @ cols.reshape(-1, L).T
+                acc[:, i0:i1, y0:y1] = prod.reshape(n_out, i1 - i0, y1 - y0, nx)  # exact -> int64
+        acc = acc.transpose(1, 0, 2, 3) + bterm[None, :, None, None]   # (n, o, y, x)
 
         ovf = check_acc(acc)
         z, sat = requantize(acc, ins.acc_shift, fmt)
@@ -376,6 +385,17 @@ def _conv_geometry(ins: isa.Instr) -> tuple[int, int]:
     if ins.row0 + ins.rows > ins.out_h:
         raise ValueError(f"rows {ins.row0}..{ins.row0 + ins.rows - 1} beyond out_h={ins.out_h}")
     return ins.pool_k, ins.pool_s
+
+
+def _as_slice(idx: np.ndarray) -> slice | None:
+    """``idx`` (increasing, non-empty) as an equivalent slice, if it is an
+    arithmetic progression."""
+    if idx.size == 1:
+        return slice(int(idx[0]), int(idx[0]) + 1)
+    step = int(idx[1] - idx[0])
+    if step > 0 and np.all(np.diff(idx) == step):
+        return slice(int(idx[0]), int(idx[-1]) + 1, step)
+    return None
 
 
 def _activation(m: _Machine, ins: isa.Instr, z: np.ndarray, fmt: QFormat) -> tuple[np.ndarray, int]:

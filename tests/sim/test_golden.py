@@ -466,6 +466,25 @@ def test_encode_decode_round_trip():
     assert again.saturations == ref.saturations and again.overflows == ref.overflows
 
 
+def test_chunking_and_int64_paths(monkeypatch):
+    """Tiny im2col chunks (row and batch chunking) and the int64 matrix
+    product (no float64 shortcut) give the same words."""
+    rng = np.random.default_rng(17)
+    b = Builder(rng, (3, 9, 8))
+    sq, rc = b.table(sqrt_table()), b.table(recip_table(0.25))
+    l0 = b.lcn("lcn", b.input, 3, gauss_window(3, 3), sq, rc, 64)
+    b.conv("c", l0, 4, 3, P=1, pool=isa.POOL_MAX, pool_k=2, pool_s=2, row_splits=[(0, 1), (1, 3)])
+    prog = b.finish()
+    x = inputs(rng, prog, 4)
+    ref = both(prog, x)
+    for chunk, exact in [(1, 1 << 53), (200, 1 << 53), (5000, 1 << 53), (1 << 23, 0)]:
+        monkeypatch.setattr(golden, "_CHUNK_ELEMS", chunk)
+        monkeypatch.setattr(golden, "_F64_EXACT", exact)
+        res = golden.run(prog, x)
+        np.testing.assert_array_equal(res.memory, ref.memory)
+        assert res.saturations == ref.saturations and res.overflows == ref.overflows
+
+
 def test_batch_rows_independent():
     """Running images one at a time gives the same rows as the batch."""
     rng = np.random.default_rng(13)
