@@ -8,13 +8,23 @@ CONV record (``n_in`` input maps, ``n_out`` outputs, a band of ``rows``)::
 
     conv_rows = (rows - 1) * pool_s + pool_k
     in_rows   = min((conv_rows - 1) * stride + K, the rows that exist + padding)
-    sweep     = in_rows * (in_w + 2 * pad)          one pixel a cycle, per lane
-    compute   = ceil(n_in / in_lanes) * sweep       input groups accumulate on chip
+    Wp        = in_w + 2 * pad                      one pixel a cycle, per lane
+    groups    = ceil(n_in / in_lanes)               input groups accumulate on chip
+    warmup    = (K - 1) * Wp                        the first group's first K-1 rows
+    sweep     = max(in_rows - (K - 1), K - 1) * Wp  later groups' first rows are
+                                                    preloaded into the second bank
+                                                    while the previous group streams
+    compute   = warmup + groups * sweep
     words     = n_in * in_rows * in_w               input (re-read per record)
               + n_out * n_in * K * K + 2 * n_out    weights and biases
               + n_out * rows * out_w                output
     memory    = words / (bytes_per_cycle / 2)
     cycles    = max(compute, memory) + SETUP
+
+FC record (the matrix-vector engine; ``pixels = rows * out_w``)::
+
+    compute   = pixels * ceil(n_in / fc_in_lanes)
+    words     = n_in * pixels + n_out * n_in + 2 * n_out + n_in + n_out * pixels
 
 LCN record: two sweeps of the frame, one pixel (all maps) a cycle; the first
 writes v and s to scratch, the second reads them back.
@@ -51,14 +61,24 @@ def record_cost(ins: isa.Instr, hw: HardwareConfig) -> RecordCost:
     if ins.op == isa.OP_CONV:
         conv_rows = (ins.rows - 1) * ins.pool_s + ins.pool_k
         in_rows = min((conv_rows - 1) * ins.stride + ins.kernel, ins.in_h + 2 * ins.pad)
-        sweep = in_rows * (ins.in_w + 2 * ins.pad)
+        wp = ins.in_w + 2 * ins.pad
         groups = -(-ins.n_in // hw.in_lanes)
-        compute = groups * sweep
+        warmup = (ins.kernel - 1) * wp
+        sweep = max(in_rows - (ins.kernel - 1), ins.kernel - 1) * wp
+        compute = warmup + groups * sweep
         read = ins.n_in * min(in_rows, ins.in_h) * ins.in_w + ins.weight_words + ins.n_in
         written = ins.n_out * ins.rows * ins.out_w
         memory = int(-(-(read + written) // wpc))
         conv_w = ins.conv_w
         macs = ins.n_out * ins.n_in * conv_rows * conv_w * ins.kernel * ins.kernel
+        return RecordCost(max(compute, memory) + SETUP, compute, memory, macs, read, written)
+    if ins.op == isa.OP_FC:
+        pixels = ins.rows * ins.out_w
+        compute = pixels * -(-ins.n_in // hw.fc_in_lanes)
+        read = ins.n_in * pixels + ins.weight_words + ins.n_in
+        written = ins.n_out * pixels
+        memory = int(-(-(read + written) // wpc))
+        macs = ins.n_out * ins.n_in * pixels
         return RecordCost(max(compute, memory) + SETUP, compute, memory, macs, read, written)
     if ins.op == isa.OP_LCN:
         h, w, c = ins.in_h, ins.in_w, ins.in_c

@@ -16,6 +16,15 @@ The convolution engine (NeuFlow's grid, as one wide engine)::
     -> requantize -> activation (ReLU, abs, or a PWL table: one DSP) -> pool
        (one line buffer of max_width words per pool row)
 
+Each input lane's line buffers have a second bank: while one input group
+streams, the first ``kmax-1`` rows of the next group's maps are loaded into
+the other bank, so the window warm-up is paid once per record, not once per
+input group.
+
+The fully connected engine computes ``fc_in_lanes x fc_out_lanes`` products
+a cycle (a matrix-vector product per pixel) for linear layers and 1x1
+convolutions, with ``fc_psum_words`` accumulators per output lane.
+
 The normalization (LCN) engine works on the per-pixel sum over maps, so its
 line buffers do not grow with the number of maps: two windows
 (``lcn_kmax`` rows each) for the mean and the variance, ``lcn_kmax`` taps
@@ -60,6 +69,10 @@ class HardwareConfig:
         Depth of each output lane's partial-sum buffer (48-bit words).
     lcn_kmax : int
         Largest LCN window (0: no LCN engine).
+    fc_in_lanes, fc_out_lanes : int
+        The fully connected engine's inputs and outputs a cycle (0: none).
+    fc_psum_words : int
+        Accumulators per FC output lane (pixels per FC pass).
     pwl_tables : int
         Table slots (``pwl_id`` is 4 bits).
     mem_bytes_per_cycle : float
@@ -77,6 +90,9 @@ class HardwareConfig:
     max_width: int
     psum_words: int
     lcn_kmax: int = 0
+    fc_in_lanes: int = 0
+    fc_out_lanes: int = 0
+    fc_psum_words: int = 1024
     pwl_tables: int = 16
     mem_bytes_per_cycle: float = 16.0
     burst_words: int = 64
@@ -85,6 +101,7 @@ class HardwareConfig:
     def __post_init__(self):
         checks = {"bits": (2, 16), "kmax": (1, 31), "in_lanes": (1, 256), "out_lanes": (1, 256),
                   "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31),
+                  "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024), "fc_psum_words": (1, 1 << 20),
                   "pwl_tables": (1, 16), "burst_words": (1, 4096)}
         for name, (lo, hi) in checks.items():
             v = getattr(self, name)
@@ -103,13 +120,18 @@ class HardwareConfig:
         return self.kernel_units * self.kmax * self.kmax
 
     @property
+    def macs_per_cycle(self) -> int:
+        """Multipliers of both engines (the peak MACs a cycle)."""
+        return self.conv_macs_per_cycle + self.dsp_fc
+
+    @property
     def dsp_conv(self) -> int:
         return self.conv_macs_per_cycle
 
     @property
     def dsp_post(self) -> int:
-        """One DSP a output lane for PWL activations and average pooling."""
-        return self.out_lanes
+        """One DSP an output lane (both engines) for PWL activations and average pooling."""
+        return self.out_lanes + (self.fc_out_lanes if self.has_fc else 0)
 
     @property
     def dsp_lcn(self) -> int:
@@ -121,23 +143,32 @@ class HardwareConfig:
         return 4 * self.lcn_kmax + 5
 
     @property
+    def dsp_fc(self) -> int:
+        return self.fc_in_lanes * self.fc_out_lanes
+
+    @property
+    def has_fc(self) -> bool:
+        return self.fc_in_lanes > 0 and self.fc_out_lanes > 0
+
+    @property
     def dsp(self) -> int:
-        return self.dsp_conv + self.dsp_post + self.dsp_lcn
+        return self.dsp_conv + self.dsp_post + self.dsp_lcn + self.dsp_fc
 
     @property
     def bram18(self) -> int:
         """RAMB18E1 halves needed (a RAMB36 is two)."""
         lines = -(-self.max_width // BRAM18_DEPTH)  # RAMB18s per line of max_width words
-        line_buffers = self.in_lanes * (self.kmax - 1) * lines
+        line_buffers = 2 * self.in_lanes * (self.kmax - 1) * lines  # two banks (preload)
         # 48-bit partial sums: 1024 x 36 (two RAMB18) + 1024 x 18 (one) per 1024 words
         psum = self.out_lanes * 3 * -(-self.psum_words // BRAM18_DEPTH)
         pool = self.out_lanes * lines  # one pooling row buffer (2x2 pooling; larger reuse psum rows)
         lcn = 0
         if self.lcn_kmax:
             lcn = 2 * (self.lcn_kmax - 1) * lines + 2 * lines  # mean and variance windows
+        fc = self.fc_out_lanes * 3 * -(-self.fc_psum_words // BRAM18_DEPTH) if self.has_fc else 0
         tables = 1  # all PWL tables fit one RAMB18
         fifo = 2 * (self.in_lanes + self.out_lanes)  # memory-side FIFOs, 512 x 36 each
-        return line_buffers + psum + pool + lcn + tables + fifo
+        return line_buffers + psum + pool + lcn + fc + tables + fifo
 
     @property
     def bram36(self) -> int:
@@ -149,7 +180,8 @@ class HardwareConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["derived"] = {"dsp": self.dsp, "dsp_conv": self.dsp_conv, "bram36": self.bram36,
+        d["derived"] = {"dsp": self.dsp, "dsp_conv": self.dsp_conv, "dsp_fc": self.dsp_fc, "bram36": self.bram36,
+                        "macs_per_cycle": self.macs_per_cycle,
                         "conv_macs_per_cycle": self.conv_macs_per_cycle}
         return d
 

@@ -47,6 +47,11 @@ output maps ``o0 .. o0+n_out-1`` of a layer and final output rows
 ``conv_h = (in_h + 2P - K) // S + 1`` (likewise ``conv_w``) and the pooled
 output ``(conv_h - pool_k) // pool_s + 1``.
 
+``OP_FC``: exactly ``OP_CONV`` with ``kernel = stride = 1``, ``pad = 0``
+and ``pool = POOL_NONE``, run by the fully connected (matrix-vector) engine
+instead of the convolution engine: a linear layer (F maps of 1x1) or a 1x1
+convolution (a matrix-vector product per pixel).
+
 ``OP_LCN``: local contrast normalization of ``in_c`` maps, one whole frame
 (the divisor's floor is the frame mean of ``s``, so it needs every pixel)::
 
@@ -57,12 +62,20 @@ output ``(conv_h - pool_k) // pool_s + 1``.
     sq[c] = requantize(v[c] * v[c], sq_shift, bits)                         # sat
     s2    = requantize(sum_{c,p,q} G[p,q] SQ[c][y+p-h][x+q-h], s2_shift, bits)  # sat
     s     = pwl_eval(table[pwl_id], s2)                                     # sat
-    mean  = round_shift(sum_{y,x} s * mean_mul, mean_shift)
-    d     = max(s, mean, eps)
+    mean  = saturate(round_shift(sum_{y,x} s * mean_mul, mean_shift), bits)  # sat
+    d     = max(s, mean, eps)                      (eps <= 2**(bits-1) - 1)
     r     = pwl_eval(table[pwl2_id], d)                                     # sat
     y[c]  = requantize(v[c] * r, y_shift, bits)                             # sat
-    write y at out_addr (in_c maps of in_h x in_w); v and s may be kept in
-    scratch memory at scratch_addr (C*H*W + H*W words) between the sweeps.
+    write v (in_c maps) at scratch_addr and s (one map) right after it
+    (the engine's first sweep keeps them there for the second), then y at
+    out_addr (in_c maps of in_h x in_w).
+
+Accumulators are exact in the models; the hardware's are 48 bits and wrap.
+The models count every accumulator value outside 48 bits (the convolution
+sum, the average-pool product, the LCN window sums, ``v*v``, the frame-mean
+sum and ``v*r``) as an overflow: a run that reports one is a compiler error.
+Where two records of one layer share conv rows at a band edge, both compute
+(and count the saturations of) those rows, as the hardware does.
 
 ``OP_END``: the schedule ends; the accelerator raises done.
 
@@ -88,15 +101,15 @@ import numpy as np
 
 from .numeric import PWLTable, QFormat
 
-__all__ = ["OP_NOP", "OP_CONV", "OP_LCN", "OP_END", "OP_NAMES", "ACT_NONE", "ACT_RELU", "ACT_ABS",
+__all__ = ["OP_NOP", "OP_CONV", "OP_LCN", "OP_FC", "OP_END", "OP_NAMES", "ACT_NONE", "ACT_RELU", "ACT_ABS",
            "ACT_PWL", "ACT_NAMES", "POOL_NONE", "POOL_MAX", "POOL_AVG", "POOL_NAMES", "Field", "FIELDS",
            "RECORD_BITS", "RECORD_BYTES", "Instr", "encode", "decode", "encode_program", "decode_program",
            "listing", "MAX_SEGMENTS", "TABLE_WORDS", "table_words", "read_table", "WORD_BITS"]
 
 WORD_BITS = 16
 
-OP_NOP, OP_CONV, OP_LCN, OP_END = 0, 1, 2, 15
-OP_NAMES = {OP_NOP: "nop", OP_CONV: "conv", OP_LCN: "lcn", OP_END: "end"}
+OP_NOP, OP_CONV, OP_LCN, OP_FC, OP_END = 0, 1, 2, 3, 15
+OP_NAMES = {OP_NOP: "nop", OP_CONV: "conv", OP_LCN: "lcn", OP_FC: "fc", OP_END: "end"}
 ACT_NONE, ACT_RELU, ACT_ABS, ACT_PWL = 0, 1, 2, 3
 ACT_NAMES = {ACT_NONE: "none", ACT_RELU: "relu", ACT_ABS: "abs", ACT_PWL: "pwl"}
 POOL_NONE, POOL_MAX, POOL_AVG = 0, 1, 2
@@ -112,7 +125,7 @@ class Field:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("op", 4, False, "OP_CONV, OP_LCN, OP_END (OP_NOP does nothing)"),
+    Field("op", 4, False, "OP_CONV, OP_FC, OP_LCN, OP_END (OP_NOP does nothing)"),
     Field("bits", 5, False, "activation and weight width (2..16)"),
     Field("act", 2, False, "CONV: ACT_NONE, ACT_RELU, ACT_ABS, ACT_PWL"),
     Field("pool", 2, False, "CONV: POOL_NONE, POOL_MAX, POOL_AVG"),
@@ -271,7 +284,7 @@ def listing(instrs: list[Instr], names: list[str] | None = None) -> str:
         tag = f"{k:5d}  {OP_NAMES.get(ins.op, ins.op):<4}"
         if names:
             tag += f" {names[k]:<12}"
-        if ins.op == OP_CONV:
+        if ins.op in (OP_CONV, OP_FC):
             lines.append(
                 f"{tag} in@{ins.in_addr:#x} {ins.in_c}x{ins.in_h}x{ins.in_w} list@{ins.list_addr:#x}"
                 f"[{ins.n_in}] k{ins.kernel} s{ins.stride} p{ins.pad} w@{ins.w_addr:#x}"

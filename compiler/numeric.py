@@ -1019,16 +1019,19 @@ def fit_pwl(
        iff some integer slope ``S`` (18-bit) and offset ``O`` meet all its
        intervals: a Remez-type exchange finds a real line through the
        intervals (the discrete minimax line with interval targets), then the
-       integer slopes next to it are checked exactly.  Segments need not be
-       continuous, so the greedy sweep (each segment as long as possible,
-       exponential + binary search for its end) uses the fewest segments for
-       that ``E``; ``E`` is bisected to the smallest value needing
-       ``<= segments`` (resolution ``max(1e-3 * E, out_fmt.lsb / 64)``).  If
-       fewer segments suffice, the longest are split so the table has exactly
-       ``segments``.  (With wide outputs this is the classic "minimax line per
-       segment, bisect eps" fit; the interval form also exploits the output
-       grid, which matters for coarse outputs such as Q8.8 and for flat
-       segments.)
+       integer slopes next to it -- next to its slope *clamped to the 18-bit
+       range*: a flat function on a coarse output grid admits real lines far
+       steeper than any B-port slope -- are checked exactly; this finds an
+       integer line whenever one exists (see ``_slope_candidates``).
+       Segments need not be continuous, so the greedy sweep (each segment as
+       long as possible, exponential + binary search for its end) uses the
+       fewest segments for that ``E``; ``E`` is bisected to the smallest
+       value needing ``<= segments`` (resolution
+       ``max(1e-3 * E, out_fmt.lsb / 64)``).  If fewer segments suffice, the
+       longest are split so the table has exactly ``segments``.  (With wide
+       outputs this is the classic "minimax line per segment, bisect eps"
+       fit; the interval form also exploits the output grid, which matters
+       for coarse outputs such as Q8.8 and for flat segments.)
     4. Per segment, among the feasible integer slopes near the minimax line,
        the one with the smallest exact error is kept, with the offset in the
        middle of its feasible range.

@@ -26,7 +26,7 @@ from convc.errors import ConvcError
 
 from .cost import record_cost
 from .ir import ConvNode, IRGraph, LCNNode
-from .isa import OP_CONV, listing
+from .isa import OP_CONV, OP_FC, listing
 from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size
 from .program import Program, save_program
 
@@ -132,6 +132,10 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
         d["memory_cycles"] += c.memory_cycles
         d["words_read"] += c.words_read
         d["words_written"] += c.words_written
+        if ins.op == OP_FC:
+            groups = -(-ins.n_in // hw.fc_in_lanes)
+            d["lane_slots"] += c.compute_cycles
+            d["lanes_used"] += c.compute_cycles * ins.n_in * ins.n_out / (groups * hw.dsp_fc)
         if ins.op == OP_CONV:  # kernel units holding a real (input, output) pair
             groups = -(-ins.n_in // hw.in_lanes)
             d["lane_slots"] += c.compute_cycles
@@ -165,14 +169,14 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
         total_macs += macs
         layers.append(row)
     cycles = sum(r["cycles"] for r in layers) + record_cost(program.instrs[-1], hw).cycles
-    conv_macs = sum(r["macs"] for r in layers if r["type"] == "conv")
+    conv_macs = sum(r["macs"] for r in layers if r["type"] == "conv")  # conv and FC engines' MACs
     return {
         "model": program.meta.get("model"), "name": graph.name, "board": board.to_json(), "hw": hw.to_json(),
         "bits": hw.bits, "input_fmt": str(graph.input_fmt), "notes": graph.notes,
         "calibration": program.meta.get("calibration"),
         "layers": layers, "passes": len(program.instrs) - 1, "macs": total_macs, "cycles": cycles,
         "ms_per_frame": cycles / (hw.clock_mhz * 1e3),
-        "mac_utilization": conv_macs / (cycles * hw.conv_macs_per_cycle) if cycles else 0.0,
+        "mac_utilization": conv_macs / (cycles * hw.macs_per_cycle) if cycles else 0.0,
         "dsp": hw.dsp, "dsp_board": board.dsp, "bram36": hw.bram36, "bram36_board": board.bram36,
         "memory_words": program.memory_words, "image_words": int(program.image.size),
         "estimate": "compiler cost model (compiler/cost.py); the cycle-level simulator refines it",
@@ -185,8 +189,9 @@ def report_text(report: dict) -> str:
              f"fixed point: {report['bits']} bits, input {report['input_fmt']}, rounding round-half-up, "
              f"48-bit accumulators; calibration: {report['calibration']}",
              f"hardware: {hw['in_lanes']} input x {hw['out_lanes']} output lanes of {hw['kmax']}x{hw['kmax']} "
-             f"kernel units, partial sums {hw['psum_words']} words/lane, line buffers {hw['max_width']} words, "
-             f"LCN window {hw['lcn_kmax'] or '-'}, {hw['clock_mhz']:g} MHz",
+             f"kernel units, partial sums {hw['psum_words']} words/lane, line buffers {hw['max_width']} words; "
+             + (f"FC engine {hw['fc_in_lanes']} x {hw['fc_out_lanes']}; " if hw['fc_in_lanes'] else "")
+             + f"LCN window {hw['lcn_kmax'] or '-'}; {hw['clock_mhz']:g} MHz",
              f"resources: DSP48E1 {report['dsp']} / {report['dsp_board']}, RAMB36 {report['bram36']} / "
              f"{report['bram36_board']} (estimate from the configuration)", ""]
     head = f"{'layer':<12} {'formats (in, w, conv -> out)':<34} {'PWL err':>9} {'MACs':>14} {'passes':>6} " \
@@ -205,8 +210,9 @@ def report_text(report: dict) -> str:
                      f"{r['cycles']:>10,} {r['ms']:>7.3f} {r['bytes_read'] / 1024:>8.1f} "
                      f"{r['bytes_written'] / 1024:>8.1f} {r['bound']}")
     lines += ["", f"total: {report['passes']} passes, {report['macs']:,} MACs, {report['cycles']:,} cycles = "
-                  f"{report['ms_per_frame']:.3f} ms per frame at {hw['clock_mhz']:g} MHz, convolution MAC "
-                  f"utilization {report['mac_utilization']:.1%} (compiler estimate)"]
+                  f"{report['ms_per_frame']:.3f} ms per frame at {hw['clock_mhz']:g} MHz, MAC utilization "
+                  f"{report['mac_utilization']:.1%} of {hw['derived']['macs_per_cycle']} multipliers "
+                  f"(compiler estimate)"]
     for note in report["notes"]:
         lines.append(f"note: {note}")
     for r in report["layers"]:

@@ -22,15 +22,21 @@ memory, :func:`run` rejects a record that writes into the image.
 
 Convolution
 -----------
+``OP_FC`` records are ``OP_CONV`` records restricted to 1x1 kernels, stride
+1, no pad and no pooling (checked), and run exactly the same way.
+
 A CONV record computes only the conv outputs its row band's pooling windows
-need (as the pseudo-code says), by im2col (``sliding_window_view``) and one
-matrix product per chunk.  The product is done in float64 (BLAS) when it is
-exact: every product ``w*x`` and every partial sum of a dot product of
-length ``L = n_in*K*K`` is an integer of magnitude at most
-``max|w| * max|x| * L``; if that bound is below ``2**53`` every intermediate
-float64 value is an exactly representable integer, whatever the summation
-order (FMA included), so the result is exact.  Otherwise the product falls
-back to int64, which is exact while the bound stays below ``2**63`` (checked;
+need (as the pseudo-code says): the input band those outputs read is gathered
+once, laid out as im2col columns by ``K*K`` block copies, and multiplied by
+the weight matrix, in chunks of images / rows that bound temporary memory.
+The product is done in float64 (BLAS) when that is exact: every product
+``w*x`` and every partial sum of a dot product of length ``L = n_in*K*K`` is
+an integer of magnitude at most ``max|w| * max|x| * L``; if that bound is
+below ``2**53`` every intermediate float64 value is an exactly representable
+integer, whatever the summation order (FMA included), so the result is
+exact.  It holds for all 16-bit data with ``L < 2**23``.  Otherwise the
+product is done in int64, exact because memory words are 16-bit so
+``|acc| <= max|w| * 2**15 * L + |bias term| < 2**63`` (checked;
 ``OverflowError`` otherwise).
 
 Accumulators are exact (not wrapped to 48 bits); every value an accumulator
@@ -53,7 +59,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from convc.compiler import isa
 from convc.compiler.numeric import (
@@ -121,7 +126,8 @@ def _max_abs(a: np.ndarray) -> int:
 
 
 def _exact_matmul(a: np.ndarray, b: np.ndarray, max_a: int, max_b: int) -> np.ndarray:
-    """Exact integer ``a @ b`` (int64 result) for int64 ``a`` (M, L), ``b`` (L, n).
+    """Exact integer ``a @ b`` (int64 result) for int64 ``a`` (M, L), ``b`` (L, n),
+    ``max_a`` / ``max_b`` bounding their magnitudes.
 
     float64 (BLAS) when ``max_a * max_b * L < 2**53`` -- then every partial
     sum is an integer float64 holds exactly -- else int64 (exact below
@@ -236,51 +242,13 @@ class _Machine:
         xs, c_pos = np.unique(c_idx, return_inverse=True)
         r_pos, c_pos = r_pos.reshape(r_idx.shape), c_pos.reshape(c_idx.shape)
 
-        # the input band, zero padded: rows iy0..iy1-1, columns ix0..ix1-1
-        iy0, iy1 = int(ys[0]) * S - P, int(ys[-1]) * S - P + K
-        ix0, ix1 = int(xs[0]) * S - P, int(xs[-1]) * S - P + K
-        vy0, vy1 = max(iy0, 0), min(iy1, H)
-        vx0, vx1 = max(ix0, 0), min(ix1, W)
+        # acc[n, o, y, x]: exact dot products, then the bias term.  Memory words
+        # are signed 16-bit, so |dot| <= max|w| * 2**15 * L; int64 must hold it.
         self._check(ins.in_addr, ins.in_c * H * W, "conv input")
-        band = np.zeros((n, n_in, iy1 - iy0, ix1 - ix0), dtype=np.int64)
-        if vy1 > vy0 and vx1 > vx0:
-            addr = (ins.in_addr + lst[:, None, None] * (H * W)
-                    + np.arange(vy0, vy1)[None, :, None] * W + np.arange(vx0, vx1)[None, None, :])
-            band[:, :, vy0 - iy0:vy1 - iy0, vx0 - ix0:vx1 - ix0] = self.mem[:, addr]
-        sel_r = (ys - ys[0]) * S                # window origin of each needed conv row in the band
-        sel_c = (xs - xs[0]) * S
-
-        # acc[o, n, y, x] by im2col + one exact matrix product per chunk
-        max_w, max_x = _max_abs(wq), _max_abs(band)
-        if max_w * max_x * L + _max_abs(bterm) >= _I64_LIMIT:
+        if _max_abs(wq) * (1 << (isa.WORD_BITS - 1)) * L + _max_abs(bterm) >= _I64_LIMIT:
             raise OverflowError("conv accumulator may exceed int64")
-        use_f64 = max_w * max_x * L < _F64_EXACT   # see _exact_matmul
-        src = band.astype(np.float64) if use_f64 else band
-        wm = wq.astype(np.float64 if use_f64 else np.int64)
-        win = sliding_window_view(src, (K, K), axis=(2, 3)).transpose(0, 2, 3, 1, 4, 5)
-        ny, nx = ys.size, xs.size
-        acc = np.empty((n_out, n, ny, nx), dtype=np.int64)
-        per_row = nx * L
-        rows_step = max(1, min(ny, _CHUNK_ELEMS // max(per_row, 1)))
-        imgs_step = max(1, _CHUNK_ELEMS // max(per_row * ny, 1)) if rows_step == ny else 1
-        for i0 in range(0, n, imgs_step):
-            i1 = min(n, i0 + imgs_step)
-            for y0 in range(0, ny, rows_step):
-                y1 = min(ny, y0 + rows_step)
-                # (imgs, rows, nx, n_in, K, K) copied contiguous, then flattened;
-                # basic slicing is several times faster than fancy indexing and
-                # applies whenever the needed rows / columns are evenly spaced
-                # (always unless pool_s > pool_k)
-                rs, cs = _as_slice(sel_r[y0:y1]), _as_slice(sel_c)
-                if rs is not None and cs is not None:
-                    cols = win[i0:i1, rs, cs]
-                else:
-                    cols = win[i0:i1, sel_r[y0:y1, None], sel_c[None, :]]
-                # W @ cols.T: (n_out, pixels); BLAS runs this layout several
-                # times faster than cols @ W.T when n_out is small
-                prod = wm @ cols.reshape(-1, L).T
-                acc[:, i0:i1, y0:y1] = prod.reshape(n_out, i1 - i0, y1 - y0, nx)  # exact -> int64
-        acc = acc.transpose(1, 0, 2, 3) + bterm[None, :, None, None]   # (n, o, y, x)
+        acc = self._conv_dots(ins, lst, wq, ys, xs)
+        acc = acc.transpose(1, 0, 2, 3) + bterm[None, :, None, None]
 
         ovf = check_acc(acc)
         z, sat = requantize(acc, ins.acc_shift, fmt)
@@ -304,6 +272,49 @@ class _Machine:
         self._check_write(int(addr.min()), int(addr.max()) + 1, "conv output")
         self.mem[:, addr.ravel()] = out.reshape(n, -1)
         return int(sat), int(ovf)
+
+    def _band(self, ins: isa.Instr, maps: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Input maps ``maps`` over the rows / columns the conv outputs ``ys`` x
+        ``xs`` read, zero padded: (N, len(maps), BH, BW) int64, band row 0 being
+        input row ``ys[0]*S - P`` (likewise columns)."""
+        K, S, P, H, W = ins.kernel, ins.stride, ins.pad, ins.in_h, ins.in_w
+        iy0, iy1 = int(ys[0]) * S - P, int(ys[-1]) * S - P + K
+        ix0, ix1 = int(xs[0]) * S - P, int(xs[-1]) * S - P + K
+        vy0, vy1 = max(iy0, 0), min(iy1, H)
+        vx0, vx1 = max(ix0, 0), min(ix1, W)
+        band = np.zeros((self.n, maps.size, iy1 - iy0, ix1 - ix0), dtype=np.int64)
+        if vy1 > vy0 and vx1 > vx0:
+            addr = (ins.in_addr + maps[:, None, None] * (H * W)
+                    + np.arange(vy0, vy1)[None, :, None] * W + np.arange(vx0, vx1)[None, None, :])
+            band[:, :, vy0 - iy0:vy1 - iy0, vx0 - ix0:vx1 - ix0] = self.mem[:, addr]
+        return band
+
+    def _conv_dots(self, ins: isa.Instr, lst: np.ndarray, wq: np.ndarray, ys: np.ndarray,
+                   xs: np.ndarray) -> np.ndarray:
+        """``sum_{j,p,q} W[o,j,p,q] X[j][y*S+p-P][x*S+q-P]`` for the conv outputs
+        ``ys`` x ``xs``: (n_out, N, len(ys), len(xs)) int64, exact."""
+        n, n_out, n_in, K, S = self.n, ins.n_out, ins.n_in, ins.kernel, ins.stride
+        ny, nx = ys.size, xs.size
+        sel_r = (ys - ys[0]) * S        # band row of each needed conv row's window
+        sel_c = (xs - xs[0]) * S
+
+        # im2col of the list's maps, in chunks of images / rows
+        band = self._band(ins, lst, ys, xs)
+        L = n_in * K * K
+        use_f64 = _max_abs(wq) * _max_abs(band) * L < _F64_EXACT   # see _exact_matmul
+        dtype = np.float64 if use_f64 else np.int64
+        wm = wq.astype(dtype)
+        acc = np.empty((n_out, n, ny, nx), dtype=np.int64)
+        per_row = max(nx * L, 1)
+        rows_step = max(1, min(ny, _CHUNK_ELEMS // per_row))
+        imgs_step = max(1, _CHUNK_ELEMS // (per_row * ny)) if rows_step == ny else 1
+        for i0 in range(0, n, imgs_step):
+            i1 = min(n, i0 + imgs_step)
+            for y0 in range(0, ny, rows_step):
+                y1 = min(ny, y0 + rows_step)
+                cols = _im2col(band[i0:i1], K, sel_r[y0:y1], sel_c, dtype)
+                acc[:, i0:i1, y0:y1] = (wm @ cols).reshape(n_out, i1 - i0, y1 - y0, nx)  # exact
+        return acc
 
     def lcn(self, ins: isa.Instr) -> tuple[int, int]:
         """Execute one OP_LCN record; returns (saturations, overflows)."""
@@ -337,7 +348,8 @@ class _Machine:
         # an object array makes the numeric functions raise rather than wrap past int64
         total = np.array([int(t) * ins.mean_mul for t in s.reshape(n, -1).sum(axis=1)], dtype=object)
         ovf += check_acc(total)
-        mean = np.asarray(round_shift(total, ins.mean_shift), dtype=np.int64)
+        mean, c8 = saturate(np.asarray(round_shift(total, ins.mean_shift), dtype=np.int64), fmt)
+        sat += c8
         d = np.maximum(np.maximum(s, mean[:, None, None]), ins.eps)
         r, c6 = pwl_eval(t_recip, d)
         vr = v * r[:, None]
@@ -352,6 +364,13 @@ class _Machine:
         self.mem[:, sa + C * hw:sa + C * hw + hw] = s.reshape(n, -1)
         self.mem[:, ins.out_addr:ins.out_addr + C * hw] = y.reshape(n, -1)
         return int(sat), int(ovf)
+
+
+def _check_fc(ins: isa.Instr) -> None:
+    """OP_FC is OP_CONV restricted to 1x1 kernels, stride 1, no pad, no pool."""
+    if (ins.kernel, ins.stride, ins.pad, ins.pool) != (1, 1, 0, isa.POOL_NONE):
+        raise ValueError(f"OP_FC needs kernel = stride = 1, pad = 0, no pooling; got kernel "
+                         f"{ins.kernel}, stride {ins.stride}, pad {ins.pad}, pool {ins.pool}")
 
 
 def _word_fmt(bits: int) -> QFormat:
@@ -387,6 +406,31 @@ def _conv_geometry(ins: isa.Instr) -> tuple[int, int]:
     return ins.pool_k, ins.pool_s
 
 
+def _im2col(band: np.ndarray, K: int, sel_r: np.ndarray, sel_c: np.ndarray, dtype) -> np.ndarray:
+    """Columns for a matrix product: (m*K*K, n*len(sel_r)*len(sel_c)) of ``dtype``,
+    row ``(j*K + p)*K + q`` (the weight layout), column ``(i*ny + y)*nx + x``
+    holding ``band[i, j, sel_r[y] + p, sel_c[x] + q]``.
+
+    Built by K*K block copies whose inner rows are contiguous (basic slicing
+    when the needed rows / columns are evenly spaced, which they are unless
+    pool_s > pool_k); several times faster than gathering a strided
+    sliding-window view.
+    """
+    n, m = band.shape[:2]
+    bt = band.transpose(1, 0, 2, 3)
+    cols = np.empty((m, K, K, n, sel_r.size, sel_c.size), dtype=dtype)
+    rs, cs = _as_slice(sel_r), _as_slice(sel_c)
+    for p in range(K):
+        rows = bt[:, :, _shift(rs, p)] if rs is not None else bt[:, :, sel_r + p]
+        for q in range(K):
+            cols[:, p, q] = rows[..., _shift(cs, q)] if cs is not None else rows[..., sel_c + q]
+    return cols.reshape(m * K * K, -1)
+
+
+def _shift(sl: slice, d: int) -> slice:
+    return slice(sl.start + d, sl.stop + d, sl.step)
+
+
 def _as_slice(idx: np.ndarray) -> slice | None:
     """``idx`` (increasing, non-empty) as an equivalent slice, if it is an
     arithmetic progression."""
@@ -411,16 +455,20 @@ def _activation(m: _Machine, ins: isa.Instr, z: np.ndarray, fmt: QFormat) -> tup
 def _window_sum(p: np.ndarray, g: np.ndarray, K: int, h: int) -> np.ndarray:
     """``sum_{p,q} G[p,q] P[y+p-h][x+q-h]`` of (N, H, W) int64 maps, zero outside."""
     n, H, W = p.shape
-    pad = np.zeros((n, H + K - 1, W + K - 1), dtype=np.int64)
-    pad[:, h:h + H, h:h + W] = p
-    win = sliding_window_view(pad, (K, K), axis=(1, 2))       # (N, H, W, K, K)
+    pad = np.zeros((n, 1, H + K - 1, W + K - 1), dtype=np.int64)
+    pad[:, 0, h:h + H, h:h + W] = p
     max_p, max_g = _max_abs(p), _max_abs(g)
     out = np.empty((n, H, W), dtype=np.int64)
-    step = max(1, _CHUNK_ELEMS // max(H * W * K * K, 1))
-    for i0 in range(0, n, step):
-        i1 = min(n, i0 + step)
-        cols = win[i0:i1].reshape(-1, K * K)
-        out[i0:i1] = _exact_matmul(cols, g[:, None], max_p, max_g).reshape(i1 - i0, H, W)
+    rows_step = max(1, min(H, _CHUNK_ELEMS // max(W * K * K, 1)))
+    imgs_step = max(1, _CHUNK_ELEMS // max(H * W * K * K, 1)) if rows_step == H else 1
+    ys, xs = np.arange(H), np.arange(W)
+    for i0 in range(0, n, imgs_step):
+        i1 = min(n, i0 + imgs_step)
+        for y0 in range(0, H, rows_step):
+            y1 = min(H, y0 + rows_step)
+            cols = _im2col(pad[i0:i1], K, ys[y0:y1], xs, np.int64)      # (K*K, pixels)
+            out[i0:i1, y0:y1] = _exact_matmul(g[None, :], cols, max_g, max_p).reshape(
+                i1 - i0, y1 - y0, W)
     return out
 
 
@@ -447,7 +495,8 @@ def run(program: Program, x_codes: np.ndarray) -> GoldenResult:
     ValueError
         A malformed program: an access outside memory, a write into the
         constant image, inconsistent record sizes, a missing table, no
-        ``OP_END``, or a PWL input outside its 16-bit range.
+        ``OP_END``, an ``OP_FC`` record that is not a 1x1 convolution, or a
+        PWL input outside its 16-bit range.
     OverflowError
         An intermediate value beyond int64 (only with absurd shifts).
     """
@@ -462,6 +511,9 @@ def run(program: Program, x_codes: np.ndarray) -> GoldenResult:
         if ins.op == isa.OP_NOP:
             continue
         if ins.op == isa.OP_CONV:
+            s, o = m.conv(ins)
+        elif ins.op == isa.OP_FC:
+            _check_fc(ins)
             s, o = m.conv(ins)
         elif ins.op == isa.OP_LCN:
             s, o = m.lcn(ins)

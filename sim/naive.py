@@ -167,7 +167,7 @@ def _lcn(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[int
     for y in range(H):
         for x in range(W):
             total += s[y][x] * ins.mean_mul
-    mean = int(round_shift(cnt.acc(total), ins.mean_shift))
+    mean = cnt.q(saturate(int(round_shift(cnt.acc(total), ins.mean_shift)), fmt))
     writes = []
     sa = ins.scratch_addr
     for c in range(C):
@@ -215,6 +215,10 @@ def run(program: Program, x_codes: np.ndarray) -> GoldenResult:
                 continue
             cnt = _Counts()
             if ins.op == isa.OP_CONV:
+                writes = _conv(mem, ins, tables, cnt)
+            elif ins.op == isa.OP_FC:  # OP_CONV with a 1x1 kernel, stride 1, no pad, no pool
+                if (ins.kernel, ins.stride, ins.pad, ins.pool) != (1, 1, 0, isa.POOL_NONE):
+                    raise ValueError("OP_FC needs kernel = stride = 1, pad = 0, no pooling")
                 writes = _conv(mem, ins, tables, cnt)
             elif ins.op == isa.OP_LCN:
                 writes = _lcn(mem, ins, tables, cnt)

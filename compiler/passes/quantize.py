@@ -83,7 +83,7 @@ def _quantize_lcn(node: LCNNode, x: np.ndarray, x_fmt: QFormat, bits: int) -> LC
     # s = sqrt(s2) over the whole range of s2's format, so the table never saturates
     s_fmt = _fmt(math.sqrt(sq_fmt.max_value), bits)
     lo = max(node.eps, 0.5 * float(steps["mean"].min()), 2 * s_fmt.lsb)
-    eps_code = max(1, int(round(lo * s_fmt.scale)))
+    eps_code = min(max(1, int(round(lo * s_fmt.scale))), s_fmt.max_int)
     lo = eps_code * s_fmt.lsb
     r_fmt = _fmt(1.0 / lo, bits)
     y_fmt = _fmt(_amax(steps["y"]), bits)
@@ -135,6 +135,9 @@ def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model")
             raise ConvcError(f"{where}: layer {node.name!r}: bias {_amax(node.bias):g} is too large for "
                              f"the accumulator format (shift {acc_frac - b_frac} > 63)")
         qb, _ = QFormat(BIAS_BITS, b_frac).quantize(node.bias)
+        if int(np.max(np.abs(qb), initial=0)) << (acc_frac - b_frac) >= 1 << 46:
+            raise ConvcError(f"{where}: layer {node.name!r}: bias {_amax(node.bias):g} does not fit the 48-bit "
+                             f"accumulator at fraction {acc_frac}")
         conv_fmt = _fmt(_amax(pre), bits)
         out_fmt = conv_fmt
         if node.act is not None and node.act.kind == "tanh":

@@ -48,9 +48,19 @@ def output_groups(node: ConvNode, out_lanes: int) -> list[tuple[list[int], list[
     return chunks
 
 
+def on_fc(node: ConvNode, hw: HardwareConfig) -> bool:
+    """Does the fully connected engine run this node (a 1x1, unpooled convolution)?"""
+    return (hw.has_fc and node.kernel == 1 and node.stride == 1 and node.pad == 0 and node.pool is None)
+
+
 def band_rows(node: ConvNode, hw: HardwareConfig) -> int:
     """Final output rows per pass so that the partial sums fit on chip."""
     _, conv_h, conv_w = node.conv_shape
+    if on_fc(node, hw):
+        if conv_w > hw.fc_psum_words:
+            raise ConvcError(f"layer {node.name!r}: a row of {conv_w} outputs exceeds the {hw.fc_psum_words} "
+                             "accumulators of the fully connected engine")
+        return max(1, min(node.out_shape[1], hw.fc_psum_words // conv_w))
     pk = node.pool.kernel if node.pool else 1
     ps = node.pool.stride if node.pool else 1
     out_h = node.out_shape[1]
@@ -62,7 +72,7 @@ def band_rows(node: ConvNode, hw: HardwareConfig) -> int:
 
 
 def _check_fits(node, hw: HardwareConfig):
-    if isinstance(node, ConvNode):
+    if isinstance(node, ConvNode) and not on_fc(node, hw):
         if node.kernel > hw.kmax:
             raise ConvcError(f"layer {node.name!r}: kernel {node.kernel} > configured kmax {hw.kmax}")
         width = node.in_shape[2] + 2 * node.pad
@@ -117,7 +127,7 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
     for node in graph.nodes:
         if isinstance(node, ConvNode):
             chunks = []
-            for outs, inputs in output_groups(node, hw.out_lanes):
+            for outs, inputs in output_groups(node, hw.fc_out_lanes if on_fc(node, hw) else hw.out_lanes):
                 list_addr = addr
                 w_addr = list_addr + len(inputs)
                 addr = w_addr + len(outs) * len(inputs) * node.kernel ** 2 + 2 * len(outs)
@@ -168,7 +178,7 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
                 for row0 in range(0, node.out_shape[1], rows_per):
                     rows = min(rows_per, node.out_shape[1] - row0)
                     instrs.append(isa.Instr(
-                        op=isa.OP_CONV, bits=bits, act=_ACT[node.act.kind if node.act else None],
+                        op=isa.OP_FC if on_fc(node, hw) else isa.OP_CONV, bits=bits, act=_ACT[node.act.kind if node.act else None],
                         pool=_POOL[node.pool.kind if node.pool else None], kernel=node.kernel,
                         stride=node.stride, pad=node.pad,
                         pool_k=node.pool.kernel if node.pool else 1,
@@ -217,4 +227,4 @@ def _runs(outs: list[int]) -> list[list[int]]:
     return runs
 
 
-__all__ = ["run", "output_groups", "band_rows"]
+__all__ = ["run", "output_groups", "band_rows", "on_fc"]

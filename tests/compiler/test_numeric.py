@@ -587,6 +587,23 @@ def test_fit_random_cubics_honest(c, n, fi, fo):
     assert e <= one + out_fmt.lsb * (1 + 1 / 32) + 1e-12
 
 
+def test_fit_flat_function_coarse_output_is_optimal():
+    # Regression: on a coarse output grid a nearly flat function admits real
+    # lines far steeper than any 18-bit slope (the first one the fitter found
+    # had slope 2**18); the integer slopes next to it were all out of range,
+    # so every error target looked infeasible.  The candidates are now taken
+    # next to the slope clamped to the B-port range.
+    f = lambda x: 1 + 0.015625 * x
+    t, e = fit_pwl(f, -2, 2, 1, QFormat(10, 2), QFormat(16, 2))
+    assert e == 0.03125  # output code 4 (1.0) everywhere: the optimum
+    assert e == measured_error(t, f, -2, 2)
+    # two codes, 2-bit output: the exact line 0 -> 0, 1 -> 1 (was 1.0 off)
+    g = lambda x: x**3
+    fmt_in, fmt_out = QFormat(3, 0, signed=False), QFormat(2, 0, signed=False)
+    t, e = fit_pwl(g, 0, 1, 1, fmt_in, fmt_out)
+    assert e == 0.0 and pwl_eval(t, np.array([0, 1]))[0].tolist() == [0, 1]
+
+
 # -- tanh / inv_sqrt --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tanh_tables():
