@@ -31,6 +31,8 @@ demo: $(STAMP)
 	mkdir -p $(OUT)
 	$(VENV)/bin/convc train --arch lenet --dataset digits -o $(OUT)/model.npz
 	$(VENV)/bin/convc info $(OUT)/model.npz
+	$(VENV)/bin/convc compile $(OUT)/model.npz --board virtex6 -o $(OUT)/lenet-virtex6
+	$(VENV)/bin/convc compare $(OUT)/model.npz $(OUT)/lenet-virtex6
 
 test: $(STAMP) iverilog
 	$(PY) -m pytest -q
@@ -40,6 +42,9 @@ test-all: $(STAMP) iverilog
 
 bench: $(STAMP)
 	$(PY) bench/bench_train_lenet.py
+	$(PY) bench/bench_pwl.py
+	$(PY) bench/bench_golden.py
+	$(PY) bench/bench_sceneparse.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache

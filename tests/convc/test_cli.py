@@ -55,3 +55,48 @@ def test_bad_input_exit_code_no_traceback(tmp_path):
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "unknown architecture" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_boards(capsys):
+    assert main(["boards", "--json"]) == 0
+    boards = _json(capsys)["boards"]
+    v6 = [b for b in boards if b["name"] == "virtex6"][0]
+    assert (v6["dsp"], v6["bram36"], v6["luts"], v6["ffs"]) == (768, 416, 150720, 301440)
+    assert main(["boards"]) == 0
+    assert "ML605" in capsys.readouterr().out
+
+
+def test_compile_run_compare_on_synthetic(tmp_path, capsys):
+    import numpy as np
+
+    model = tmp_path / "m.npz"
+    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "-o", str(model), "-q"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "c"
+    assert main(["compile", str(model), "-o", str(out), "--calib", "16"]) == 0
+    assert "DSP48E1" in capsys.readouterr().out
+    images = tmp_path / "x.npy"
+    np.save(images, np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32))
+    assert main(["run", str(out), "--images", str(images), "--json"]) == 0
+    run = _json(capsys)
+    assert run["images"] == 3 and len(run["predictions"]) == 3
+    assert main(["compare", str(model), str(out), "--limit", "20", "--json"]) == 0
+    cmp = _json(capsys)
+    for key in ("top1_agreement", "accuracy_float", "accuracy_fixed"):
+        assert key in cmp
+    assert all("sqnr_db" in l and "saturations" in l for l in cmp["layers"])
+    assert main(["compare", str(model), str(out), "--limit", "5"]) == 0
+    assert "top-1 agreement" in capsys.readouterr().out
+
+
+def test_compile_errors(tmp_path, capsys):
+    assert main(["compile", str(tmp_path / "none.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    model = tmp_path / "m.npz"
+    main(["init", "--arch", "lenet", "-o", str(model)])
+    assert main(["compile", str(model), "--board", "zynq"]) == 2
+    assert "unknown board 'zynq'" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "nofolder"), "--images", "x.npy"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["compile", str(model), "-o", str(tmp_path / "c"), "--images", str(tmp_path / "x.npy")]) == 2
+    assert "x.npy" in capsys.readouterr().err
