@@ -885,7 +885,9 @@ def _acc_bounds(y: np.ndarray, err: float, out_fmt: QFormat, shift: int):
     ``shift <= 0`` iff ``ceil(kl 2**shift) <= acc <= floor(kh 2**shift)``.
     Where ``kl`` (``kh``) is the format minimum (maximum), saturation makes
     any smaller (larger) accumulator acceptable; everything is clipped to the
-    48-bit accumulator.  Returns None if some code admits no output.
+    48-bit accumulator.  Returns None if some code admits no output (also
+    when its admissible accumulators all lie outside 48 bits, which an
+    explicit, too large ``slope_frac`` can cause).
     """
     sy = np.ldexp(y, out_fmt.frac)
     se = math.ldexp(err, out_fmt.frac)
@@ -909,8 +911,10 @@ def _acc_bounds(y: np.ndarray, err: float, out_fmt: QFormat, shift: int):
     ref_hi = float(np.max(np.where(sat_hi, a_lo, a_hi)))
     a_lo = np.where(sat_lo, np.minimum(a_lo, ref_lo - ext), a_lo)
     a_hi = np.where(sat_hi, np.maximum(a_hi, ref_hi + ext), a_hi)
-    a_lo = np.clip(a_lo, _ACC_MIN, _ACC_MAX)
-    a_hi = np.clip(a_hi, _ACC_MIN, _ACC_MAX)
+    # one-sided: an interval entirely outside 48 bits must stay empty (a
+    # two-sided clip would turn it into [ACC_MAX, ACC_MAX], a false "feasible")
+    a_lo = np.maximum(a_lo, float(_ACC_MIN))
+    a_hi = np.minimum(a_hi, float(_ACC_MAX))
     if np.any(a_lo > a_hi):
         return None
     return a_lo.astype(np.int64), a_hi.astype(np.int64)

@@ -471,6 +471,24 @@ def test_stab_line_is_optimal(m, w):
     assert ok == (r <= 1.0)
 
 
+def test_acc_bounds_outside_48_bits_is_infeasible():
+    # Regression: 550 and 936 in UQ(7,f-3) need output codes 69 and 117, i.e.
+    # accumulators >= 68.5 * 2**41 > 2**47 with shift 41 (an explicit, too
+    # large slope_frac).  A two-sided clip to 48 bits turned those empty
+    # intervals into [ACC_MAX, ACC_MAX] and reported them feasible.
+    out = QFormat(7, -3, signed=False)
+    assert nm._acc_bounds(np.array([550.0, 936.0]), 2.0, out, 41) is None
+    # when the admissible range straddles the limit it is clipped, not lost
+    # (codes -130..-120 and 120..130, shift 40: 130.5 * 2**40 > 2**47)
+    lo, hi = nm._acc_bounds(np.array([-1000.0, 1000.0]), 40.0, QFormat(12, -3), 40)
+    assert lo.tolist() == [-(2**47), 119.5 * 2**40]
+    assert hi.tolist() == [-119.5 * 2**40 - 1, 2**47 - 1]
+    t, e = fit_pwl(lambda x: 2 * (x * 16) ** 2 + 4 * (x * 16) ** 3, 5 / 16, 6 / 16, 1,
+                   QFormat(3, 4, signed=False), out, slope_frac=34)
+    assert e == measured_error(t, lambda x: 2 * (x * 16) ** 2 + 4 * (x * 16) ** 3,
+                               5 / 16, 6 / 16)
+
+
 def test_greedy_is_optimal_against_dp():
     rng = np.random.default_rng(5)
     for trial in range(12):
