@@ -69,6 +69,8 @@ class HardwareConfig:
         Depth of each output lane's partial-sum buffer (48-bit words).
     lcn_kmax : int
         Largest LCN window (0: no LCN engine).
+    pool_kmax : int
+        Largest pooling window (``pool_kmax - 1`` row buffers an output lane).
     fc_in_lanes, fc_out_lanes : int
         The fully connected engine's inputs and outputs a cycle (0: none).
     fc_psum_words : int
@@ -90,6 +92,7 @@ class HardwareConfig:
     max_width: int
     psum_words: int
     lcn_kmax: int = 0
+    pool_kmax: int = 2
     fc_in_lanes: int = 0
     fc_out_lanes: int = 0
     fc_psum_words: int = 1024
@@ -100,7 +103,7 @@ class HardwareConfig:
 
     def __post_init__(self):
         checks = {"bits": (2, 16), "kmax": (1, 31), "in_lanes": (1, 256), "out_lanes": (1, 256),
-                  "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31),
+                  "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31), "pool_kmax": (1, 15),
                   "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024), "fc_psum_words": (1, 1 << 20),
                   "pwl_tables": (1, 16), "burst_words": (1, 4096)}
         for name, (lo, hi) in checks.items():
@@ -161,7 +164,7 @@ class HardwareConfig:
         line_buffers = 2 * self.in_lanes * (self.kmax - 1) * lines  # two banks (preload)
         # 48-bit partial sums: 1024 x 36 (two RAMB18) + 1024 x 18 (one) per 1024 words
         psum = self.out_lanes * 3 * -(-self.psum_words // BRAM18_DEPTH)
-        pool = self.out_lanes * lines  # one pooling row buffer (2x2 pooling; larger reuse psum rows)
+        pool = self.out_lanes * (self.pool_kmax - 1) * lines
         lcn = 0
         if self.lcn_kmax:
             lcn = 2 * (self.lcn_kmax - 1) * lines + 2 * lines  # mean and variance windows

@@ -80,8 +80,9 @@ def _check_fits(node, hw: HardwareConfig):
             raise ConvcError(f"layer {node.name!r}: padded row of {width} words > line buffer {hw.max_width}")
         if node.stride > 15 or node.pad > 15:
             raise ConvcError(f"layer {node.name!r}: stride and padding must be <= 15")
-        if node.pool and (node.pool.kernel > 15 or node.pool.stride > 15):
-            raise ConvcError(f"layer {node.name!r}: pooling window and stride must be <= 15")
+        if node.pool and (node.pool.kernel > hw.pool_kmax or node.pool.stride > 15):
+            raise ConvcError(f"layer {node.name!r}: pooling window {node.pool.kernel} > configured "
+                             f"{hw.pool_kmax}, or stride {node.pool.stride} > 15")
     elif isinstance(node, LCNNode):
         if node.kernel > hw.lcn_kmax:
             raise ConvcError(f"layer {node.name!r}: LCN window {node.kernel} > configured {hw.lcn_kmax}")

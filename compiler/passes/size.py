@@ -64,7 +64,9 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
         need_min = max([(n.pool.kernel if n.pool else 1) * n.conv_shape[2] for n in engine] or [1])
         fc_psum = max([n.conv_shape[1] * n.conv_shape[2] for n in fcs] or [1]) if use_fc else 1024
         fc_psum = min(-(-fc_psum // 1024) * 1024, 4096)
+        pool_kmax = max([n.pool.kernel for n in engine if n.pool] or [1])
         common = dict(board=name, clock_mhz=board.clock_mhz, bits=bits, kmax=kmax, max_width=max_width,
+                      pool_kmax=pool_kmax,
                       lcn_kmax=lcn_kmax, mem_bytes_per_cycle=board.mem_bytes_per_cycle, fc_psum_words=fc_psum)
         smallest = HardwareConfig(in_lanes=1, out_lanes=1, psum_words=need_min,
                                   fc_in_lanes=1 if use_fc else 0, fc_out_lanes=1 if use_fc else 0, **common)
