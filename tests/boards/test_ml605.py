@@ -1,6 +1,7 @@
 """The ML605 platform writes an ISE project without ISE installed."""
 
 from amaranth import Elaboratable, Module, Signal
+from amaranth.lib import io
 
 from convc.boards import get_board
 from convc.boards.ml605 import ML605Platform
@@ -11,7 +12,8 @@ class Blinky(Elaboratable):
         m = Module()
         counter = Signal(28)
         m.d.sync += counter.eq(counter + 1)
-        m.d.comb += platform.request("led", 0).o.eq(counter[-1])
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        m.d.comb += led.o.eq(counter[-1])
         return m
 
 
