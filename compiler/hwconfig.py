@@ -69,6 +69,8 @@ class HardwareConfig:
         Depth of each output lane's partial-sum buffer (48-bit words).
     lcn_kmax : int
         Largest LCN window (0: no LCN engine).
+    lcn_channels : int
+        Maps the LCN engine normalizes together (one pixel of each a cycle).
     pool_kmax : int
         Largest pooling window (``pool_kmax - 1`` row buffers an output lane).
     fc_in_lanes, fc_out_lanes : int
@@ -92,6 +94,7 @@ class HardwareConfig:
     max_width: int
     psum_words: int
     lcn_kmax: int = 0
+    lcn_channels: int = 0
     pool_kmax: int = 2
     fc_in_lanes: int = 0
     fc_out_lanes: int = 0
@@ -103,7 +106,7 @@ class HardwareConfig:
 
     def __post_init__(self):
         checks = {"bits": (2, 16), "kmax": (1, 31), "in_lanes": (1, 256), "out_lanes": (1, 256),
-                  "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31), "pool_kmax": (1, 15),
+                  "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31), "lcn_channels": (0, 64), "pool_kmax": (1, 15),
                   "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024), "fc_psum_words": (1, 1 << 20),
                   "pwl_tables": (1, 16), "burst_words": (1, 4096)}
         for name, (lo, hi) in checks.items():

@@ -140,7 +140,9 @@ class LCNQuant:
 
     x_fmt: QFormat       # input, m and v
     g_frac: int          # window codes' fraction
-    window: np.ndarray   # int64 (K, K): (gaussian / C) codes
+    window: np.ndarray   # int64 (K, K): (gaussian / C) codes, = outer(row_taps, col_taps)
+    row_taps: np.ndarray  # int64 (K,): the 1-D gaussian / C
+    col_taps: np.ndarray  # int64 (K,): the 1-D gaussian
     sq_fmt: QFormat      # v*v and s2
     s_fmt: QFormat       # s, mean, d
     r_fmt: QFormat       # 1 / d

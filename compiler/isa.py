@@ -56,6 +56,9 @@ convolution (a matrix-vector product per pixel).
 (the divisor's floor is the frame mean of ``s``, so it needs every pixel)::
 
     h = K // 2;  G[p,q] = signed word at w_addr + p*K + q    (window / C)
+    the compiler makes G an exact outer product: G[p,q] = R[p] * Q[q], with
+    R at w_addr + K*K and Q at w_addr + K*K + K (K signed words each), so an
+    engine may sum rows then columns and stay bit-exact
     X, SQ zero outside the frame
     m     = requantize(sum_{c,p,q} G[p,q] X[c][y+p-h][x+q-h], m_shift, bits)  # sat
     v[c]  = saturate(x[c] - m, bits)                                        # sat

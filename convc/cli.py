@@ -217,6 +217,42 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from convc.compiler.program import load_program
+    from convc.hdl.engines import build_engine
+    from convc.hdl.synth import synthesize
+
+    program = load_program(args.compiled)
+    hw = program.hw
+    board = program.meta.get("board", hw.board)
+    rows = {}
+    for name in args.engine:
+        engine = build_engine(name, hw)
+        if not args.json:
+            print(f"synthesizing the {name} engine with Yosys (synth_xilinx -family xc6v"
+                  f"{'' if args.full else ' -run :map_luts'}) ...", file=sys.stderr)
+        try:
+            counts = synthesize(engine, top=f"convc_{name}", full=args.full)
+        except RuntimeError as exc:
+            raise ConvcError(f"Yosys failed on the {name} engine: {exc}") from None
+        rows[name] = {k: counts.get(k) for k in ("DSP48E1", "RAMB18E1", "RAMB36E1", "LUT", "FF", "LUTRAM",
+                                                  "seconds")}
+    from convc.boards import get_board
+
+    b = get_board(board)
+    lines = [f"Yosys resource counts for {args.compiled} ({b.title}); LUTs only with --full",
+             f"{'engine':<10} {'DSP48E1':>8} {'RAMB18E1':>9} {'RAMB36E1':>9} {'LUT':>9} {'FF':>9} {'seconds':>8}"]
+    for name, r in rows.items():
+        lut = "-" if r["LUT"] is None else f"{r['LUT']:,}"
+        lines.append(f"{name:<10} {r['DSP48E1']:>8} {r['RAMB18E1']:>9} {r['RAMB36E1']:>9} {lut:>9} "
+                     f"{r['FF']:>9,} {r['seconds']:>8.1f}")
+    lines.append(f"{'device':<10} {b.dsp:>8} {2 * b.bram36:>9} {b.bram36:>9} {b.luts:>9,} {b.ffs:>9,}")
+    _emit(args, {"compiled": str(args.compiled), "board": b.name, "engines": rows,
+                 "device": {"DSP48E1": b.dsp, "RAMB36E1": b.bram36, "LUT": b.luts, "FF": b.ffs}},
+          "\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convc", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"convc {__version__}")
@@ -269,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-lanes", type=int, help="force the output lanes (default: chosen for the board)")
     p.set_defaults(func=cmd_compile)
 
+    p = common(sub.add_parser("synth", help="Yosys resource counts of a compiled folder's engines"))
+    p.add_argument("compiled", help="a folder written by 'convc compile'")
+    p.add_argument("--engine", action="append", choices=["conv", "pool", "fc", "lcn", "pointwise"],
+                   help="engine to synthesize (repeatable; default conv)")
+    p.add_argument("--full", action="store_true", help="full flow with LUT mapping (minutes for large engines)")
+    p.set_defaults(func=cmd_synth)
+
     p = common(sub.add_parser("run", help="run the bit-exact golden model of a compiled folder"))
     p.add_argument("compiled", help="a folder written by 'convc compile'")
     p.add_argument("--images", help="raw inputs (.npy, (N, C, H, W))")
@@ -290,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "synth" and not args.engine:
+        args.engine = ["conv"]
     try:
         return int(args.func(args) or 0)
     except ConvcError as exc:

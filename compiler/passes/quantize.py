@@ -75,10 +75,17 @@ def lcn_float(x: np.ndarray, window: np.ndarray, eps: float) -> dict[str, np.nda
 def _quantize_lcn(node: LCNNode, x: np.ndarray, x_fmt: QFormat, bits: int) -> LCNQuant:
     c, h, w = node.in_shape
     steps = lcn_float(x, node.window, node.eps)
-    g = node.window / c
-    g_frac = frac_for_range(_amax(g), bits)
-    g_fmt = QFormat(bits, g_frac)
-    window, _ = g_fmt.quantize(g)
+    # the window is an exact outer product of two integer vectors, so hardware
+    # may filter rows then columns and still match the 2-D sum bit for bit
+    w1 = node.window.sum(axis=1)                  # the 1-D Gaussian (window = w1 w1^T)
+    top = math.isqrt((1 << (bits - 1)) - 1)       # each factor <= sqrt(max code)
+    row_frac = int(math.floor(math.log2(top / float(np.max(w1 / c)))))
+    col_frac = int(math.floor(math.log2(top / float(np.max(w1)))))
+    row_taps, _ = QFormat(bits, row_frac).quantize(w1 / c)
+    col_taps, _ = QFormat(bits, col_frac).quantize(w1)
+    g_frac = row_frac + col_frac
+    window = np.outer(np.asarray(row_taps, dtype=np.int64), np.asarray(col_taps, dtype=np.int64))
+    assert int(np.max(np.abs(window))) <= (1 << (bits - 1)) - 1
     sq_fmt = _fmt(max(_amax(steps["sq"]), _amax(steps["s2"])), bits)
     # s = sqrt(s2) over the whole range of s2's format, so the table never saturates
     s_fmt = _fmt(math.sqrt(sq_fmt.max_value), bits)
@@ -89,7 +96,8 @@ def _quantize_lcn(node: LCNNode, x: np.ndarray, x_fmt: QFormat, bits: int) -> LC
     y_fmt = _fmt(_amax(steps["y"]), bits)
     mean_shift = 16 + math.ceil(math.log2(h * w))
     mean_mul = int(round(2 ** mean_shift / (h * w)))
-    return LCNQuant(x_fmt=x_fmt, g_frac=g_frac, window=np.asarray(window, dtype=np.int64), sq_fmt=sq_fmt,
+    return LCNQuant(x_fmt=x_fmt, g_frac=g_frac, window=window, row_taps=np.asarray(row_taps, dtype=np.int64),
+                    col_taps=np.asarray(col_taps, dtype=np.int64), sq_fmt=sq_fmt,
                     s_fmt=s_fmt, r_fmt=r_fmt, y_fmt=y_fmt, mean_mul=mean_mul, mean_shift=mean_shift,
                     eps=eps_code, recip_lo=lo)
 

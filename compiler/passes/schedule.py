@@ -84,8 +84,9 @@ def _check_fits(node, hw: HardwareConfig):
             raise ConvcError(f"layer {node.name!r}: pooling window {node.pool.kernel} > configured "
                              f"{hw.pool_kmax}, or stride {node.pool.stride} > 15")
     elif isinstance(node, LCNNode):
-        if node.kernel > hw.lcn_kmax:
-            raise ConvcError(f"layer {node.name!r}: LCN window {node.kernel} > configured {hw.lcn_kmax}")
+        if node.kernel > hw.lcn_kmax or node.in_shape[0] > hw.lcn_channels:
+            raise ConvcError(f"layer {node.name!r}: LCN window {node.kernel} or {node.in_shape[0]} maps exceed "
+                             f"the configured {hw.lcn_kmax} and {hw.lcn_channels}")
         if node.in_shape[2] + node.kernel - 1 > hw.max_width:
             raise ConvcError(f"layer {node.name!r}: row too long for the LCN line buffers")
 
@@ -136,7 +137,7 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
             chunks_of[node.name] = chunks
         elif isinstance(node, LCNNode):
             chunks_of[node.name] = [addr]
-            addr += node.kernel ** 2
+            addr += node.kernel ** 2 + 2 * node.kernel  # window, then its row and column factors
     image_words = addr
 
     # --- activations -----------------------------------------------------------
@@ -197,7 +198,10 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
             c, h, w = node.in_shape
             w_addr = chunks_of[node.name][0]
             if fill:
-                image[w_addr:w_addr + node.kernel ** 2] = _signed_words(q.window.reshape(-1))
+                k2 = node.kernel ** 2
+                image[w_addr:w_addr + k2] = _signed_words(q.window.reshape(-1))
+                image[w_addr + k2:w_addr + k2 + node.kernel] = _signed_words(q.row_taps)
+                image[w_addr + k2 + node.kernel:w_addr + k2 + 2 * node.kernel] = _signed_words(q.col_taps)
             instrs.append(isa.Instr(
                 op=isa.OP_LCN, bits=bits, kernel=node.kernel, in_c=c, in_h=h, in_w=w, out_h=h, out_w=w,
                 in_addr=src.addr, out_addr=dst.addr, w_addr=w_addr, scratch_addr=scratch[node.name],

@@ -49,6 +49,7 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
     lcns = [n for n in graph.nodes if isinstance(n, LCNNode)]
     fcs = [n for n in convs if _fc_eligible(n)]
     lcn_kmax = max([n.kernel for n in lcns] or [0])
+    lcn_channels = max([n.in_shape[0] for n in lcns] or [0])
     name = board.name
     tried, best = [], None
     errors = []
@@ -66,7 +67,7 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
         fc_psum = min(-(-fc_psum // 1024) * 1024, 4096)
         pool_kmax = max([n.pool.kernel for n in engine if n.pool] or [1])
         common = dict(board=name, clock_mhz=board.clock_mhz, bits=bits, kmax=kmax, max_width=max_width,
-                      pool_kmax=pool_kmax,
+                      pool_kmax=pool_kmax, lcn_channels=lcn_channels,
                       lcn_kmax=lcn_kmax, mem_bytes_per_cycle=board.mem_bytes_per_cycle, fc_psum_words=fc_psum)
         smallest = HardwareConfig(in_lanes=1, out_lanes=1, psum_words=need_min,
                                   fc_in_lanes=1 if use_fc else 0, fc_out_lanes=1 if use_fc else 0, **common)

@@ -120,3 +120,16 @@ def test_saturation_is_counted_not_silent(lenet_digits):
     codes, in_sat = res.program.quantize_input(x)
     out = golden.run(res.program, np.asarray(codes))
     assert in_sat > 0 or sum(out.saturations.values()) > 0
+
+
+def test_lcn_window_is_an_exact_outer_product():
+    """The LCN window in memory factors into its row and column taps (separable hardware stays exact)."""
+    net = build_network("sceneparse")
+    prog = compile_network(net, V6, CompileOptions(calib=1)).program
+    ins = [i for i in prog.instrs if i.op == isa.OP_LCN][0]
+    k = ins.kernel
+    words = prog.image[ins.w_addr:ins.w_addr + k * k + 2 * k]
+    signed = np.where(words >= 1 << 15, words - (1 << 16), words)
+    g, r, q = signed[:k * k].reshape(k, k), signed[k * k:k * k + k], signed[k * k + k:]
+    np.testing.assert_array_equal(g, np.outer(r, q))
+    assert g.max() > 1000  # the taps keep precision

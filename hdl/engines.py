@@ -1,0 +1,57 @@
+"""The engines of an accelerator, built from one hardware configuration.
+
+``build_engine(name, hw)`` instantiates an engine sized by a
+:class:`~convc.compiler.hwconfig.HardwareConfig`; ``convc synth`` uses it
+to report Yosys resource counts for a compiled folder.
+"""
+
+from __future__ import annotations
+
+from convc.compiler.hwconfig import HardwareConfig
+from convc.errors import ConvcError
+
+__all__ = ["ENGINES", "build_engine"]
+
+
+def _conv(hw: HardwareConfig):
+    from .conv import ConvEngine
+
+    return ConvEngine(hw)
+
+
+def _pool(hw: HardwareConfig):
+    from .pool import PoolEngine
+
+    return PoolEngine(lanes=hw.out_lanes, bits=hw.bits, kmax=max(hw.pool_kmax, 1), max_width=hw.max_width)
+
+
+def _fc(hw: HardwareConfig):
+    from .fc import FCEngine
+
+    if not hw.has_fc:
+        raise ConvcError("this configuration has no fully connected engine (fc_in_lanes = 0)")
+    return FCEngine(in_lanes=hw.fc_in_lanes, out_lanes=hw.fc_out_lanes, bits=hw.bits,
+                    psum_words=hw.fc_psum_words)
+
+
+def _lcn(hw: HardwareConfig):
+    from .lcn import LCNEngine
+
+    if not hw.lcn_kmax:
+        raise ConvcError("this configuration has no LCN engine (lcn_kmax = 0)")
+    return LCNEngine(channels=hw.lcn_channels, bits=hw.bits, kmax=hw.lcn_kmax, max_width=hw.max_width)
+
+
+def _pointwise(hw: HardwareConfig):
+    from .pointwise import PointwiseEngine
+
+    return PointwiseEngine(hw.bits)
+
+
+ENGINES = {"conv": _conv, "pool": _pool, "fc": _fc, "lcn": _lcn, "pointwise": _pointwise}
+
+
+def build_engine(name: str, hw: HardwareConfig):
+    if name not in ENGINES:
+        raise ConvcError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    return ENGINES[name](hw)
