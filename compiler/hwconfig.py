@@ -34,6 +34,7 @@ squares, the products ``v * r`` and the two PWL tables.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, fields
 
 from convc.errors import ConvcError
@@ -41,6 +42,13 @@ from convc.errors import ConvcError
 from .numeric import ACC_BITS
 
 __all__ = ["HardwareConfig"]
+
+
+@functools.lru_cache(maxsize=None)
+def _lcn_dsp(channels: int, kmax: int, bits: int) -> int:
+    from convc.hdl.lcn import lcn_dsp_count  # the engine defines its own count
+
+    return lcn_dsp_count(max(channels, 1), kmax, bits)
 
 BRAM36_BITS = 36 * 1024
 BRAM18_DEPTH = 1024  # a RAMB18E1 as 1024 x 18
@@ -141,12 +149,10 @@ class HardwareConfig:
 
     @property
     def dsp_lcn(self) -> int:
+        """The LCN engine's multipliers, as the engine itself counts them."""
         if not self.lcn_kmax:
             return 0
-        # two windows of lcn_kmax^2 taps would be large; the engine filters
-        # separably (rows then columns): 2 windows x 2 passes x kmax taps,
-        # plus v*v, v*r, the frame-mean multiply and two PWL tables.
-        return 4 * self.lcn_kmax + 5
+        return _lcn_dsp(self.lcn_channels, self.lcn_kmax, self.bits)
 
     @property
     def dsp_fc(self) -> int:
@@ -170,7 +176,8 @@ class HardwareConfig:
         pool = self.out_lanes * (self.pool_kmax - 1) * lines
         lcn = 0
         if self.lcn_kmax:
-            lcn = 2 * (self.lcn_kmax - 1) * lines + 2 * lines  # mean and variance windows
+            # two window generators, and two FIFOs holding x and v while their windows fill
+            lcn = 2 * (self.lcn_kmax - 1) * lines + 2 * 5 * lines
         fc = self.fc_out_lanes * 3 * -(-self.fc_psum_words // BRAM18_DEPTH) if self.has_fc else 0
         tables = 1  # all PWL tables fit one RAMB18
         fifo = 2 * (self.in_lanes + self.out_lanes)  # memory-side FIFOs, 512 x 36 each
