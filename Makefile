@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_pwl.py
 	$(PY) bench/bench_golden.py
 	$(PY) bench/bench_sceneparse.py
+	$(PY) bench/bench_conv_engine.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache
