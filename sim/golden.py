@@ -215,7 +215,7 @@ class _Machine:
     def conv(self, ins: isa.Instr) -> tuple[int, int]:
         """Execute one OP_CONV record; returns (saturations, overflows)."""
         fmt = _word_fmt(ins.bits)
-        K, S, P = ins.kernel, ins.stride, ins.pad
+        K = ins.kernel
         pk, ps = _conv_geometry(ins)
         if ins.n_out == 0 or ins.rows == 0:
             return 0, 0

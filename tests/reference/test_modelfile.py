@@ -1,7 +1,6 @@
 """model.npz: round trip, and one clear error for each kind of bad file."""
 
 import json
-import zipfile
 
 import numpy as np
 import pytest
