@@ -27,7 +27,7 @@ from convc.errors import ConvcError
 from .cost import record_cost
 from .ir import ConvNode, IRGraph, LCNNode
 from .isa import OP_CONV, OP_FC, listing
-from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size
+from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size, standalone
 from .program import Program, save_program
 
 __all__ = ["CompileOptions", "CompileResult", "compile_network", "write_outputs", "calibration_inputs",
@@ -102,8 +102,6 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
     graph = frontend.run(net, where)
     shapes.run(graph, where)
     fuse.run(graph)
-    from .passes import standalone
-
     standalone.run(graph)
     if calib is None:
         calib, calib_from = calibration_inputs(net, opts.calib, opts.seed)

@@ -145,8 +145,8 @@ def _window(x, n, c, i, j, kernel, stride):
     return out
 
 
-def maxpool2d_forward(x, kernel, stride):
-    """``y = max over the window``."""
+def _pool_forward(x, kernel, stride, reduce):
+    """``y[n, c, i, j] = reduce(values of the window)`` for every window."""
     n_, c_ = x.shape[:2]
     oh, ow = _pool_out(x, kernel, stride)
     y = np.zeros((n_, c_, oh, ow), dtype=x.dtype)
@@ -154,8 +154,13 @@ def maxpool2d_forward(x, kernel, stride):
         for c in range(c_):
             for i in range(oh):
                 for j in range(ow):
-                    y[n, c, i, j] = max(v for _, v in _window(x, n, c, i, j, kernel, stride))
+                    y[n, c, i, j] = reduce([v for _, v in _window(x, n, c, i, j, kernel, stride)])
     return y
+
+
+def maxpool2d_forward(x, kernel, stride):
+    """``y = max over the window``."""
+    return _pool_forward(x, kernel, stride, max)
 
 
 def maxpool2d_backward(x, kernel, stride, dy):
@@ -177,17 +182,7 @@ def maxpool2d_backward(x, kernel, stride, dy):
 
 def avgpool2d_forward(x, kernel, stride):
     """``y = sum over the window / kernel^2``."""
-    n_, c_ = x.shape[:2]
-    oh, ow = _pool_out(x, kernel, stride)
-    y = np.zeros((n_, c_, oh, ow), dtype=x.dtype)
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(oh):
-                for j in range(ow):
-                    y[n, c, i, j] = sum(v for _, v in _window(x, n, c, i, j, kernel, stride)) / (
-                        kernel * kernel
-                    )
-    return y
+    return _pool_forward(x, kernel, stride, lambda vs: sum(vs) / (kernel * kernel))
 
 
 def avgpool2d_backward(x, kernel, stride, dy):
@@ -205,17 +200,7 @@ def avgpool2d_backward(x, kernel, stride, dy):
 
 def l2pool2d_forward(x, kernel, stride):
     """``y = sqrt(sum over the window of x^2)`` (a sum, not a mean)."""
-    n_, c_ = x.shape[:2]
-    oh, ow = _pool_out(x, kernel, stride)
-    y = np.zeros((n_, c_, oh, ow), dtype=x.dtype)
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(oh):
-                for j in range(ow):
-                    y[n, c, i, j] = math.sqrt(
-                        sum(v * v for _, v in _window(x, n, c, i, j, kernel, stride))
-                    )
-    return y
+    return _pool_forward(x, kernel, stride, lambda vs: math.sqrt(sum(v * v for v in vs)))
 
 
 def l2pool2d_backward(x, kernel, stride, dy):
