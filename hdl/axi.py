@@ -98,7 +98,7 @@ class AXI4Signature(wiring.Signature):
     data_width : int
         32, 64 (default), 128 or 256.
     id_width : int
-        1..4 (default 1).
+        1..8 (default 1).
     read, write : bool
         Include the read channels (AR, R) / the write channels (AW, W, B).  Default both.
     """
@@ -107,7 +107,7 @@ class AXI4Signature(wiring.Signature):
                  read: bool = True, write: bool = True):
         _check(self, "addr_width", addr_width, range(12, 65))
         _check(self, "data_width", data_width, DATA_WIDTHS)
-        _check(self, "id_width", id_width, range(1, 5))
+        _check(self, "id_width", id_width, range(1, 9))
         if not (read or write):
             raise ValueError("AXI4Signature: needs read or write channels (or both)")
         self._params = (addr_width, data_width, id_width, bool(read), bool(write))

@@ -117,7 +117,7 @@ def _check_common(owner, data_width, max_burst, max_outstanding, addr_width, id_
         raise ValueError(f"{type(owner).__name__}: max_burst={max_burst} is not a power of two")
     check_param(owner, "max_outstanding", max_outstanding, 1, 64)
     check_param(owner, "addr_width", addr_width, 12, 64)
-    check_param(owner, "id_width", id_width, 1, 4)
+    check_param(owner, "id_width", id_width, 1, 8)
     check_param(owner, "axi_id", axi_id, 0, (1 << id_width) - 1)
     return max_burst
 
