@@ -625,8 +625,8 @@ def test_parameter_checks():
         MemWriter(64, max_outstanding=0)
     with pytest.raises(ValueError, match="axi_id=2"):
         MemReader(64, id_width=1, axi_id=2)
-    with pytest.raises(ValueError, match="id_width=5"):
-        axi.AXI4Signature(id_width=5)
+    with pytest.raises(ValueError, match="id_width=9"):
+        axi.AXI4Signature(id_width=9)
     with pytest.raises(ValueError, match="data_width=512"):
         axi.AXI4Signature(data_width=512)
     with pytest.raises(ValueError, match="data_width=128"):
