@@ -253,6 +253,18 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    from convc.sim.cycle import run_cli
+
+    return run_cli(args)
+
+
+def cmd_verify(args) -> int:
+    from convc.sim.verify import run_cli
+
+    return run_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convc", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"convc {__version__}")
@@ -327,6 +339,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="labels for --images (.npy of ints), for accuracy")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.set_defaults(func=cmd_compare)
+
+    p = common(sub.add_parser("simulate", help="cycle-level simulation: cycles, ms per frame, MAC use"))
+    p.add_argument("target", help="a folder written by 'convc compile', or a model.npz (then --board)")
+    p.add_argument("--board", default="virtex6", help="board, when TARGET is a model (default virtex6)")
+    p.add_argument("--memory", choices=["board", "axi-ram"], default="board",
+                   help="memory timing: the board's DDR3 (default) or the testbenches' AXI RAM model")
+    p.add_argument("--records", action="store_true", help="also list every record")
+    p.set_defaults(func=cmd_simulate)
+
+    p = common(sub.add_parser("verify", help="run the accelerator's Verilog on test images against the "
+                                             "golden model; bit-accuracy report"))
+    p.add_argument("compiled", help="a folder written by 'convc compile'")
+    p.add_argument("--images", type=int, default=10, help="test images to run in RTL (default 10)")
+    p.add_argument("--model", help="the float model (default: the one recorded at compile time)")
+    p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus", help="HDL simulator")
+    p.add_argument("--report", help="report folder (default COMPILED/verify)")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 
