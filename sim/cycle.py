@@ -1,0 +1,843 @@
+r"""The cycle-level model: how many clock cycles the accelerator of :mod:`convc.hdl.accel`
+takes to run a compiled :class:`~convc.compiler.program.Program`, record by record.
+
+It is exact *accounting*, not a cycle-by-cycle simulation: every record is split into
+the sequencer's phases (the contract in ``hdl/accel.py``'s docstring), each phase's
+length comes from the engines' own timing (their ``latency`` properties and
+:meth:`ConvEngine.band_cycles <convc.hdl.conv.ConvEngine.band_cycles>`) and from a
+memory timing model (:class:`MemoryTiming`), and the output side is a small per-row
+event recurrence.  A 3x240x320 scene-parsing frame takes well under a second.
+
+API::
+
+    rep = simulate(program, MemoryTiming.board(program.hw))   # or MemoryTiming.axi_ram()
+    rep.cycles, rep.ms_per_frame, rep.mac_utilization
+    rep.records   # RecordTiming: name, op, cycles, phases, bound, words read/written, MACs
+    rep.layers    # LayerTiming: cycles, ms, MACs, utilization, bytes, bound, compiler estimate
+    rep.to_json(), rep.text()
+
+``convc simulate COMPILED|MODEL.npz [--memory board|axi-ram] [--records] [--json]`` is
+:func:`run_cli`.
+
+Per record (no two records overlap; the sequencer starts the next FETCH when the
+previous record has ended)
+------------------------------------------------------------------------------------
+A *read phase* of ``n`` words on the parameter reader costs
+``SEQ_PHASE_GAP + mem.read_latency + n`` cycles (command issue, the reader's
+command-to-first-word latency, then one word a cycle)::
+
+    FETCH   read phase of isa.RECORD_BYTES/2 = 32 words, + SEQ_DECODE
+    TABLE   CONV/FC with act == ACT_PWL whose pwl_id is not the table loaded since start:
+            read phase of isa.TABLE_WORDS words (LCN: its sqrt and 1/x tables, always)
+    LIST    read phase of n_in words            (LCN: WINDOW, the 2K words of R and Q)
+    BIAS    read phase of 2 * n_out words
+    STREAM  SEQ_PHASE_GAP + mem.read_latency (the weight reader and the map feeders
+            start together, so their first words arrive together), then the engine's
+            timeline (below), stretched by the row writer's back-pressure
+    DRAIN   after the last output row is complete: the row writer's last rows, then the
+            memory writer's last burst and its response (``mem.write_drain``)
+
+Each record is also bounded below by the words it moves over the memory's sustained
+bandwidth: ``cycles >= ceil(words_read + words_written) / mem.words_per_cycle``; the
+streaming part alone likewise (``BANDWIDTH`` phase: the extra, if any).
+
+OP_CONV streaming
+    ``G = ceil(n_in / in_lanes)``; the band's input rows
+    ``R = (conv_rows - 1) * stride + K`` with ``conv_rows = (rows - 1) * pool_s + pool_k``
+    (the golden model's band: input rows ``row0*pool_s*stride - pad ..`` plus ``R``; rows
+    outside the map are padding the feeders insert, not read), ``Wp = in_w + 2*pad``.
+    The engine's time is exactly ``ConvEngine(hw).band_cycles(K, Wp, R, G,
+    preload=True, stride)``.  From it the model places every conv output of the last
+    group (pixel time + ``ConvEngine.latency``), then ``PointwiseEngine.latency``, then
+    ``PoolEngine.latency``.  The pooling engine holds the last output of each pooled row
+    until the next row's first output (or the frame's end) arrives (``hdl/pool.py``), so
+    row ``r`` is complete one cycle before row ``r+1`` starts.
+OP_FC streaming
+    ``G = ceil(n_in / fc_in_lanes)``, ``P = rows * out_w`` pixels.  Per group the
+    weight assembler reads ``fc_in_lanes`` commands of ``n_out`` words (zeros, one a
+    cycle, for lanes without an input) and hands the matrix to the engine's one-deep
+    "next" buffer, free once the previous group has started (double buffering); the
+    group streams ``P`` elements, one a cycle, or as fast as its map feeders deliver
+    (``rows`` commands of ``in_w`` words per lane).  Outputs after
+    ``FCEngine.latency + PointwiseEngine.latency``.
+OP_LCN (NOT RUN BY THE RTL YET: modelled from ``hdl/lcn.py``'s documented timing, flagged
+    ``verified = False``): sweep A streams the ``in_c`` maps (one feeder a map, one pixel
+    of all maps a cycle; ``(H+2hp)(W+hp)`` elements with the padding, first output after
+    ``2D + LCNEngine.latency_a``) and writes ``v`` and ``s`` to scratch (``in_c + 1``
+    commands of ``W`` words a row); sweep B starts when the writer is idle (reads must
+    follow the writes), streams ``(v, s)`` back (``in_c + 1`` feeders) and writes
+    ``y`` (``in_c`` commands a row), ``LCNEngine.latency_b``.
+
+The row writer (output side of every engine)
+    Finished rows go into a two-row buffer (``ROW_BUFFERS``); each finished row is
+    written as ``n_out`` commands of ``out_w`` words (a vector output: one command of
+    ``n_out`` words), one word a cycle, ``mem.write_cmd_cycles`` a command, after
+    ``WRITER_CMD_TO_WORD`` cycles.  When row ``r`` starts while its buffer still holds
+    row ``r-2`` (not yet written), every engine stalls until it is free, so all later
+    events shift: the recurrence is ::
+
+        start[r] = A[r] + D;  if start[r] < wend[r-2]: D += wend[r-2] - start[r]
+        wstart[r] = max(C[r] + D + WRITER_CMD_TO_WORD, wend[r-1])
+        wend[r] = wstart[r] + row_cost                  (row_cost: its commands back to back)
+
+    (``A``/``C``: when row ``r``'s first element reaches the buffer and when the row is
+    complete, without stalls; ``D``: the stall so far).  A record whose last group
+    produces rows faster than ``row_cost`` is thus bounded by the writer.
+
+Constants: which are measured and which derived or assumed
+----------------------------------------------------------
+* Engine latencies and the conv band timing are READ FROM THE ENGINES (``ConvEngine``,
+  ``PointwiseEngine``, ``PoolEngine``, ``FCEngine``, ``LCNEngine``): derived from
+  their pipelines; ``band_cycles`` is checked against the engine's simulation within 3
+  cycles (``hdl/conv.py``).
+* MEASURED (cocotb + Icarus, ``MemReader``/``MemWriter`` of ``hdl/memport.py`` at 256
+  bits, ``max_burst`` 32, ``max_outstanding`` 4, against cocotbext-axi's ``AxiRam``
+  without pauses): a read command's first word comes 7 cycles after its handshake
+  (:data:`AXI_RAM_READ_LATENCY`), back-to-back commands stream with no gap
+  (``cmd_overhead`` 0; 1-word commands take 1.6 cycles each: the
+  ``read_latency / READER_OUTSTANDING`` floor); the writer takes words 2 cycles after
+  its first command (:data:`WRITER_CMD_TO_WORD`), back-to-back commands with no gap, and
+  is idle 4 cycles plus the last burst's beats after its last word
+  (:data:`AXI_RAM_WRITE_LATENCY`).  ``READER_CMD_TO_AR`` and ``READER_R_TO_WORD`` are
+  the port's own figures from the memport docstring (also measured).
+* ASSUMED, TO CALIBRATE against the accelerator RTL's CYCLES register (the target: within
+  1% on LeNet and three small nets): :data:`SEQ_START`, :data:`SEQ_DECODE`,
+  :data:`SEQ_PHASE_GAP`, :data:`SEQ_DONE`, :data:`ROW_BUFFER_LATENCY`,
+  :data:`ROW_WRITER_CMD_GAP`, :data:`LCN_SWEEP_GAP`, :data:`ZERO_WORD_CYCLES` (the
+  sequencer does not exist yet).
+* ASSUMED, TO CALIBRATE on the board (no ML605 measurement yet): the DDR3 controller's
+  :data:`DDR3_AR_TO_R` and :data:`DDR3_W_TO_B`, and the sustained bandwidth, which is
+  the board's figure ``hw.mem_bytes_per_cycle`` (ML605: 6.4 GB/s peak x 0.7 assumed
+  efficiency = 22.4 bytes = 11.2 words a cycle at 200 MHz; boards/virtex6.py).
+* Simplifications: the conv weight commands (``K*K`` words each) are taken to stream
+  back to back (true when ``K*K >= read_latency / READER_OUTSTANDING``); memory is one
+  shared bandwidth figure (reads and writes together); the read arbiter and AXI
+  contention between the feeders are not modelled beyond that bound.
+
+MACs and utilization follow the compiler's report: a layer's MACs are its whole conv
+output's (``out_c * conv_h * conv_w * fan_in * K * K``; band-edge rows computed twice
+count once), an FC record's ``n_out * n_in * P``; ``mac_utilization`` = conv and FC
+MACs / (cycles * ``hw.macs_per_cycle``).  LCN MACs are reported but not in the
+utilization (its DSPs are not in ``macs_per_cycle``), as in the compiler's report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from convc.compiler import isa
+from convc.compiler.hwconfig import HardwareConfig
+from convc.errors import ConvcError
+
+__all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cli",
+           "AXI_RAM_READ_LATENCY", "AXI_RAM_WRITE_LATENCY", "DDR3_AR_TO_R", "DDR3_W_TO_B",
+           "READER_CMD_TO_AR", "READER_R_TO_WORD", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
+           "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE",
+           "SEQ_PHASE_GAP", "SEQ_DONE", "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP",
+           "LCN_SWEEP_GAP", "ZERO_WORD_CYCLES", "RECORD_WORDS"]
+
+# ---- memory ports (hdl/memport.py docstring; measured in simulation) ----------------------
+READER_CMD_TO_AR = 3        # MemReader: ARVALID 3 cycles after the command handshake
+READER_R_TO_WORD = 2        # MemReader: first word on ``o`` 2 cycles after the first R beat
+WRITER_CMD_TO_WORD = 2      # MemWriter: words accepted from 2 cycles after the command
+WRITER_WORD_TO_AW = 2       # MemWriter: AWVALID/WVALID 2 cycles after a burst's last word
+WRITER_B_TO_IDLE = 1        # MemWriter: ``idle`` the cycle after the last B
+READER_OUTSTANDING = 4      # MemReader/MemWriter default max_outstanding (bursts in flight)
+WRITER_OUTSTANDING = 4
+
+# ---- AxiRam (cocotbext-axi), measured: see the module docstring -------------------------
+AXI_RAM_READ_LATENCY = 7    # read command handshake -> first word (3 + AxiRam 2 + 2)
+AXI_RAM_WRITE_LATENCY = 4   # writer's last word -> idle, beyond the last burst's beats
+
+# ---- ML605 DDR3 through the MIG, assumed (calibrate on the board) -----------------------
+DDR3_AR_TO_R = 28           # AR accepted -> first R beat, MIG AXI at the 200 MHz UI clock
+DDR3_W_TO_B = 12            # last W beat -> B response
+
+# ---- sequencer and row writer (hdl/accel.py contract), assumed (calibrate on the RTL) ---
+SEQ_START = 2               # CTRL start -> the first FETCH command
+SEQ_DECODE = 1              # the record's last word -> decoded
+SEQ_PHASE_GAP = 1           # one phase's last word -> the next phase's command
+SEQ_DONE = 1                # OP_END: writer idle -> done
+ROW_BUFFERS = 2             # the row writer's two-row buffer (contract)
+ROW_BUFFER_LATENCY = 1      # an engine's output element -> in the row buffer
+ROW_WRITER_CMD_GAP = 0      # cycles between two of the row writer's commands
+LCN_SWEEP_GAP = 1           # sweep A's writer idle -> sweep B's commands
+ZERO_WORD_CYCLES = 1        # a zero weight word for an FC lane without an input (not read)
+
+RECORD_WORDS = isa.RECORD_BYTES // 2   # 32: one record, read by FETCH
+
+
+def _ceil(x: float) -> int:
+    return int(math.ceil(x - 1e-9))
+
+
+# =========================================================================================
+# memory timing
+# =========================================================================================
+@dataclass(frozen=True)
+class MemoryTiming:
+    """How the external memory looks to the accelerator's ports.
+
+    Attributes
+    ----------
+    name : str
+    words_per_cycle : float
+        Sustained 16-bit words a cycle, all ports together (the bandwidth bound).
+    read_latency : int
+        A reader's command handshake to its first word on the stream side.
+    write_latency : int
+        The writer's last word to its ``idle``, beyond the beats of its last burst.
+    cmd_overhead : int
+        Cycles a command costs a port beyond its words (back-to-back commands).
+    data_width : int
+        AXI data width (bits): words a beat = ``data_width // 16``.
+    max_burst : int
+        Beats a burst (``memport.default_max_burst``).
+    note : str
+        Where the figures come from.
+    """
+
+    name: str
+    words_per_cycle: float
+    read_latency: int
+    write_latency: int
+    cmd_overhead: int = 0
+    data_width: int = 256
+    max_burst: int = 32
+    note: str = ""
+
+    def __post_init__(self):
+        if not self.words_per_cycle > 0:
+            raise ConvcError(f"memory timing {self.name!r}: words_per_cycle must be > 0")
+        for f in ("read_latency", "write_latency", "cmd_overhead"):
+            if getattr(self, f) < 0:
+                raise ConvcError(f"memory timing {self.name!r}: {f} must be >= 0")
+
+    @property
+    def words_per_beat(self) -> int:
+        return self.data_width // isa.WORD_BITS
+
+    def read_cmd_cycles(self, words: int) -> float:
+        """Cycles one read command of ``words`` costs in a run of back-to-back commands
+        (a command is at least one burst; ``READER_OUTSTANDING`` bursts in flight)."""
+        return max(words, self.read_latency / READER_OUTSTANDING) + self.cmd_overhead
+
+    def write_cmd_cycles(self, words: int) -> float:
+        """Likewise for the writer (bursts waiting for their B response)."""
+        return max(words, self.write_latency / WRITER_OUTSTANDING) + self.cmd_overhead
+
+    def write_drain(self, last_cmd_words: int) -> int:
+        """The writer's last word to ``idle``: the last burst's beats, then the response."""
+        beats = min(-(-max(last_cmd_words, 1) // self.words_per_beat), self.max_burst)
+        return self.write_latency + beats
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def board(cls, hw: HardwareConfig) -> "MemoryTiming":
+        """The board's memory: ``hw.mem_bytes_per_cycle`` (the board's peak times its
+        assumed efficiency, at ``hw.clock_mhz``) and the DDR3 controller's latencies
+        (:data:`DDR3_AR_TO_R`, :data:`DDR3_W_TO_B`, assumed) behind the ports."""
+        from convc.hdl.accel import DEFAULT_DATA_WIDTH
+        from convc.hdl.memport import default_max_burst
+
+        return cls(name="board", words_per_cycle=hw.mem_bytes_per_cycle / 2.0,
+                   read_latency=READER_CMD_TO_AR + DDR3_AR_TO_R + READER_R_TO_WORD,
+                   write_latency=WRITER_WORD_TO_AW + DDR3_W_TO_B + WRITER_B_TO_IDLE,
+                   data_width=DEFAULT_DATA_WIDTH, max_burst=default_max_burst(DEFAULT_DATA_WIDTH),
+                   note=f"{hw.board} DDR3: {hw.mem_bytes_per_cycle:g} bytes/cycle sustained at "
+                        f"{hw.clock_mhz:g} MHz (board peak x assumed efficiency); latencies assumed "
+                        f"(AR->R {DDR3_AR_TO_R}, W->B {DDR3_W_TO_B} cycles)")
+
+    @classmethod
+    def axi_ram(cls, data_width: int = 256) -> "MemoryTiming":
+        """The testbenches' cocotbext-axi ``AxiRam``: one beat a cycle, latencies
+        measured (:data:`AXI_RAM_READ_LATENCY`, :data:`AXI_RAM_WRITE_LATENCY`)."""
+        from convc.hdl import axi
+        from convc.hdl.memport import default_max_burst
+
+        if data_width not in axi.DATA_WIDTHS:
+            raise ConvcError(f"memory timing axi-ram: data_width={data_width!r} not in {axi.DATA_WIDTHS}")
+        return cls(name="axi-ram", words_per_cycle=data_width / isa.WORD_BITS,
+                   read_latency=AXI_RAM_READ_LATENCY, write_latency=AXI_RAM_WRITE_LATENCY,
+                   data_width=data_width, max_burst=default_max_burst(data_width),
+                   note=f"cocotbext-axi AxiRam, {data_width}-bit, one beat a cycle; latencies measured")
+
+
+# =========================================================================================
+# results
+# =========================================================================================
+@dataclass
+class RecordTiming:
+    """One record's accounting.  ``phases`` sums to ``cycles``."""
+
+    index: int
+    name: str
+    op: str
+    start: int
+    cycles: int
+    phases: dict
+    compute_cycles: int        # the engine's own timeline (conv: band_cycles), no writer stalls
+    writer_stall: int          # cycles the engines stalled on the row buffer
+    memory_cycles: int         # words moved / words per cycle (the bandwidth bound)
+    bound: str                 # compute, writer, memory, weights, setup
+    words_read: int
+    words_written: int
+    macs: int
+    verified: bool = True      # False: the RTL does not run this op yet (LCN)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LayerTiming:
+    name: str
+    op: str
+    passes: int
+    cycles: int
+    ms: float
+    macs: int
+    utilization: float | None
+    bytes_read: int
+    bytes_written: int
+    bound: str
+    writer_stall: int
+    estimate_cycles: int       # the compiler's cost model (compiler/cost.py)
+    verified: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CycleReport:
+    """The result of :func:`simulate`."""
+
+    hw: HardwareConfig
+    memory: MemoryTiming
+    cycles: int
+    records: list[RecordTiming]
+    layers: list[LayerTiming]
+    overhead_cycles: int                 # start and OP_END
+    estimate_cycles: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ms_per_frame(self) -> float:
+        return self.cycles / (self.hw.clock_mhz * 1e3)
+
+    @property
+    def macs(self) -> int:
+        """Conv and FC MACs (the utilization's numerator)."""
+        return sum(r.macs for r in self.records if r.op in ("conv", "fc"))
+
+    @property
+    def mac_utilization(self) -> float:
+        return self.macs / (self.cycles * self.hw.macs_per_cycle) if self.cycles else 0.0
+
+    @property
+    def words_read(self) -> int:
+        return sum(r.words_read for r in self.records)
+
+    @property
+    def words_written(self) -> int:
+        return sum(r.words_written for r in self.records)
+
+    @property
+    def estimate_ms(self) -> float:
+        return self.estimate_cycles / (self.hw.clock_mhz * 1e3)
+
+    def bound_cycles(self) -> dict:
+        """Cycles per bound label over all records."""
+        out: dict[str, int] = {}
+        for r in self.records:
+            out[r.bound] = out.get(r.bound, 0) + r.cycles
+        return out
+
+    def to_json(self, records: bool = True) -> dict:
+        d = {
+            "cycles": self.cycles, "ms_per_frame": self.ms_per_frame, "mac_utilization": self.mac_utilization,
+            "clock_mhz": self.hw.clock_mhz, "macs": self.macs, "macs_per_cycle": self.hw.macs_per_cycle,
+            "bytes_read": 2 * self.words_read, "bytes_written": 2 * self.words_written,
+            "memory": self.memory.to_json(),
+            "layers": [lt.to_json() for lt in self.layers],
+            "totals": {"cycles": self.cycles, "ms_per_frame": self.ms_per_frame, "macs": self.macs,
+                       "mac_utilization": self.mac_utilization, "passes": len(self.records) - 1,
+                       "bytes_read": 2 * self.words_read, "bytes_written": 2 * self.words_written,
+                       "overhead_cycles": self.overhead_cycles,
+                       "writer_stall": sum(r.writer_stall for r in self.records),
+                       "bound_cycles": self.bound_cycles(),
+                       "estimate_cycles": self.estimate_cycles, "estimate_ms": self.estimate_ms},
+            "unverified": sorted({r.op for r in self.records if not r.verified}),
+            "notes": list(self.notes),
+        }
+        if records:
+            d["records"] = [r.to_json() for r in self.records]
+        return d
+
+    def text(self, records: bool = False) -> str:
+        hw, mem = self.hw, self.memory
+        lines = [f"cycle model: {hw.board} at {hw.clock_mhz:g} MHz, memory {mem.name} "
+                 f"({mem.words_per_cycle:g} words/cycle, read latency {mem.read_latency}, "
+                 f"write latency {mem.write_latency} cycles)", ""]
+        head = (f"{'layer':<12} {'op':<4} {'passes':>6} {'cycles':>11} {'ms':>8} {'MACs':>15} {'util':>6} "
+                f"{'KB in':>9} {'KB out':>9} {'stall':>9} {'estimate':>11} bound")
+        lines.append(head)
+        for lt in self.layers:
+            util = f"{lt.utilization:.1%}" if lt.utilization is not None else "-"
+            flag = "  (not verified against RTL)" if not lt.verified else ""
+            lines.append(f"{lt.name:<12} {lt.op:<4} {lt.passes:>6} {lt.cycles:>11,} {lt.ms:>8.3f} {lt.macs:>15,} "
+                         f"{util:>6} {lt.bytes_read / 1024:>9.1f} {lt.bytes_written / 1024:>9.1f} "
+                         f"{lt.writer_stall:>9,} {lt.estimate_cycles:>11,} {lt.bound}{flag}")
+        lines.append(f"{'(start/end)':<12} {'':<4} {'':>6} {self.overhead_cycles:>11,}")
+        bounds = ", ".join(f"{k} {v / self.cycles:.0%}" for k, v in
+                           sorted(self.bound_cycles().items(), key=lambda kv: -kv[1])) if self.cycles else ""
+        lines += ["", f"total: {self.cycles:,} cycles = {self.ms_per_frame:.3f} ms per frame at {hw.clock_mhz:g} MHz, "
+                      f"MAC utilization {self.mac_utilization:.1%} of {hw.macs_per_cycle} multipliers; "
+                      f"compiler estimate {self.estimate_cycles:,} cycles = {self.estimate_ms:.3f} ms",
+                  f"records by bound (share of the time): {bounds}; engines stalled on the row writer "
+                  f"{sum(r.writer_stall for r in self.records):,} cycles"]
+        lines += [f"note: {n}" for n in self.notes]
+        if records:
+            lines += ["", f"{'#':>5} {'layer':<12} {'op':<4} {'start':>11} {'cycles':>10} {'compute':>10} "
+                          f"{'stall':>8} {'memory':>9} {'read':>9} {'written':>9} bound  phases"]
+            for r in self.records:
+                ph = " ".join(f"{k}={v}" for k, v in r.phases.items() if v)
+                lines.append(f"{r.index:>5} {r.name:<12} {r.op:<4} {r.start:>11,} {r.cycles:>10,} "
+                             f"{r.compute_cycles:>10,} {r.writer_stall:>8,} {r.memory_cycles:>9,} "
+                             f"{r.words_read:>9,} {r.words_written:>9,} {r.bound:<6} {ph}")
+        return "\n".join(lines)
+
+
+# =========================================================================================
+# the model
+# =========================================================================================
+def _quiet(engine):
+    """An engine built only to read its timing properties is never elaborated: silence
+    Amaranth's ``UnusedElaboratable`` warning for it."""
+    engine._MustUse__silence = True
+    return engine
+
+
+class _Engines:
+    """The engines' timing figures for ``hw`` (constructed once: cheap)."""
+
+    def __init__(self, hw: HardwareConfig):
+        from convc.hdl.pointwise import PointwiseEngine
+        from convc.hdl.pool import PoolEngine
+
+        self.hw = hw
+        try:
+            from convc.hdl.conv import ConvEngine
+
+            self.conv = _quiet(ConvEngine(hw))
+        except (ValueError, TypeError) as exc:
+            raise ConvcError(f"hardware configuration: the convolution engine cannot be built ({exc})") from None
+        self.conv_latency = self.conv.latency
+        self.pw_latency = _quiet(PointwiseEngine(hw.bits)).latency
+        # the pooling latency does not depend on the lane count (at most 64 lanes an engine)
+        self.pool_latency = _quiet(PoolEngine(lanes=min(hw.out_lanes, 64), bits=hw.bits, kmax=hw.pool_kmax,
+                                              max_width=hw.max_width)).latency
+        self._fc = None
+        self._lcn = None
+
+    @property
+    def fc(self):
+        if self._fc is None:
+            from convc.hdl.fc import FCEngine
+
+            hw = self.hw
+            self._fc = _quiet(FCEngine(in_lanes=hw.fc_in_lanes, out_lanes=hw.fc_out_lanes, bits=hw.bits,
+                                       psum_words=hw.fc_psum_words))
+        return self._fc
+
+    def lcn(self, channels: int):
+        if self._lcn is None:
+            from convc.hdl.lcn import LCNEngine
+
+            hw = self.hw
+            self._lcn = _quiet(LCNEngine(channels=max(channels, 1), bits=hw.bits, kmax=hw.lcn_kmax,
+                                         max_width=hw.max_width))
+        return self._lcn
+
+
+@dataclass
+class _Out:
+    """The output side of a streaming phase: per row, when its first element reaches the
+    row buffer (``first``) and when it is complete (``done``), without stalls; each row
+    is written as ``cmds`` commands of ``words`` words."""
+
+    first: list
+    done: list
+    cmds: int
+    words: int
+
+    def shifted(self, d: float) -> "_Out":
+        return _Out([a + d for a in self.first], [c + d for c in self.done], self.cmds, self.words)
+
+
+def _row_cost(out: _Out, mem: MemoryTiming) -> float:
+    """The row writer's time for one row, its commands back to back."""
+    return out.cmds * (mem.write_cmd_cycles(out.words) + ROW_WRITER_CMD_GAP)
+
+
+def _row_writer(out: _Out, mem: MemoryTiming) -> tuple[float, float]:
+    """The two-row buffer recurrence (module docstring); returns (the engines' stall D,
+    the time the writer takes the last word).  A row's first command is issued when the
+    row is complete; its words go in ``WRITER_CMD_TO_WORD`` cycles later, or right after
+    the previous row's (back-to-back commands have no gap)."""
+    cost = _row_cost(out, mem)
+    D = 0.0
+    wend: list[float] = []
+    for r, (a, c) in enumerate(zip(out.first, out.done)):
+        if r >= ROW_BUFFERS and a + D < wend[r - ROW_BUFFERS]:
+            D += wend[r - ROW_BUFFERS] - (a + D)
+        ws = max(c + D + WRITER_CMD_TO_WORD, wend[-1] if wend else 0.0)
+        wend.append(ws + cost)
+    return D, (wend[-1] if wend else 0.0)
+
+
+def _read_phase(words: int, mem: MemoryTiming) -> int:
+    return SEQ_PHASE_GAP + mem.read_latency + words
+
+
+def _useful_conv_macs(ins: isa.Instr) -> int:
+    """The compiler's MAC count, per record: the conv rows this band adds to the layer
+    (rows shared with the previous band count once; the last band takes the layer's
+    trailing conv rows), times conv_w, n_out, n_in, K*K."""
+    pk, ps = ins.pool_k, ins.pool_s
+    lo = ins.row0 * ps
+    if ins.row0 > 0:
+        lo = max(lo, (ins.row0 - 1) * ps + pk)          # rows the previous band computed
+    hi = (ins.row0 + ins.rows - 1) * ps + pk
+    if ins.row0 + ins.rows >= ins.out_h:
+        hi = ins.conv_h
+    return max(hi - lo, 0) * ins.conv_w * ins.n_out * ins.n_in * ins.kernel * ins.kernel
+
+
+def _band_input_rows(ins: isa.Instr) -> tuple[int, int]:
+    """(R, rows of the band inside the map): the band's input rows start at
+    ``row0 * pool_s * stride - pad`` (sim/golden.py's ``_band``)."""
+    conv_rows = (ins.rows - 1) * ins.pool_s + ins.pool_k
+    R = (conv_rows - 1) * ins.stride + ins.kernel
+    y0 = ins.row0 * ins.pool_s * ins.stride - ins.pad
+    inside = max(0, min(y0 + R, ins.in_h) - max(y0, 0))
+    return R, inside
+
+
+class _Model:
+    def __init__(self, hw: HardwareConfig, mem: MemoryTiming):
+        self.hw, self.mem = hw, mem
+        self.eng = _Engines(hw)
+        self.table_loaded: int | None = None
+
+    # ---- common pieces -------------------------------------------------------------
+    def _setup(self, ins: isa.Instr, phases: dict) -> int:
+        """FETCH, TABLE, LIST, BIAS of CONV/FC records; returns the words read."""
+        mem = self.mem
+        phases["fetch"] = _read_phase(RECORD_WORDS, mem) + SEQ_DECODE
+        words = RECORD_WORDS
+        phases["table"] = 0
+        if ins.act == isa.ACT_PWL and ins.pwl_id != self.table_loaded:
+            phases["table"] = _read_phase(isa.TABLE_WORDS, mem)
+            self.table_loaded = ins.pwl_id
+            words += isa.TABLE_WORDS
+        phases["list"] = _read_phase(ins.n_in, mem)
+        phases["bias"] = _read_phase(2 * ins.n_out, mem)
+        return words + ins.n_in + 2 * ins.n_out
+
+    def _finish(self, k: int, name: str, ins: isa.Instr, start: int, phases: dict, setup_words: int,
+                stream_words_read: int, words_written: int, engine_end: float, out: _Out,
+                compute: int, macs: int, label: str) -> RecordTiming:
+        """The streaming phase's end (engine, row writer, drain), the bandwidth bounds,
+        the label; ``engine_end``/``out`` are relative to the engine's start (after
+        the stream's first read latency)."""
+        mem = self.mem
+        D, w_last = _row_writer(out, mem)
+        lead = SEQ_PHASE_GAP + mem.read_latency
+        engine_done = engine_end + D
+        writer_done = w_last + mem.write_drain(out.words)
+        phases["stream"] = _ceil(lead + engine_done)
+        phases["drain"] = max(0, _ceil(lead + max(engine_done, writer_done)) - phases["stream"])
+        stream_total = phases["stream"] + phases["drain"]
+        stream_mem = _ceil((stream_words_read + words_written) / mem.words_per_cycle)
+        phases["bandwidth"] = max(0, stream_mem - stream_total)
+        words_read = setup_words + stream_words_read
+        memory_cycles = _ceil((words_read + words_written) / mem.words_per_cycle)
+        cycles = sum(phases.values())
+        if memory_cycles > cycles:
+            phases["bandwidth"] += memory_cycles - cycles
+            cycles = memory_cycles
+        setup = sum(v for p, v in phases.items() if p in ("fetch", "table", "list", "bias"))
+        if phases["bandwidth"] > 0:
+            bound = "memory"
+        elif D > 0:
+            bound = "writer"
+        elif setup > stream_total:
+            bound = "setup"
+        else:
+            bound = label
+        return RecordTiming(k, name, isa.OP_NAMES[ins.op], start, cycles, phases, compute, _ceil(D),
+                            memory_cycles, bound, words_read, words_written, macs)
+
+    # ---- OP_CONV ---------------------------------------------------------------------
+    def conv(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
+        hw, eng = self.hw, self.eng
+        phases: dict[str, int] = {}
+        setup_words = self._setup(ins, phases)
+        K, S, ps, pk = ins.kernel, ins.stride, ins.pool_s, ins.pool_k
+        G = -(-ins.n_in // hw.in_lanes)
+        Wp = ins.in_w + 2 * ins.pad
+        R, inside = _band_input_rows(ins)
+        conv_rows = (ins.rows - 1) * ps + pk
+        conv_w = (Wp - K) // S + 1
+        try:
+            eng.conv.check_band(K, S, Wp, R, max(G, 1), ins.acc_shift, ins.bias_shift)
+        except ValueError as exc:
+            raise ConvcError(f"record {k} ({name}): {exc}") from None
+        band = eng.conv.band_cycles(K, Wp, R, max(G, 1), preload=True, stride=S)
+        # invert band_cycles' end = last_px + max(4, latency - tail + 2) to place the outputs
+        P = (K - 1) * Wp if K > 1 else 0
+        M = R * Wp - P
+        tail = R * Wp - 1 - ((K - 1 + (R - K) // S * S) * Wp + K - 1 + (Wp - K) // S * S)
+        L = eng.conv_latency
+        last_px = band - max(4, L - tail + 2)
+        post = eng.pw_latency + eng.pool_latency + ROW_BUFFER_LATENCY
+
+        def t_out(y: int, x: int) -> int:      # conv output (y, x) of the band, into the row buffer
+            idx = (y * S + K - 1) * Wp + x * S + K - 1 - P
+            return last_px - (M - 1 - idx) + L + post
+
+        first, done = [], []
+        for r in range(ins.rows):
+            first.append(t_out(r * ps + pk - 1, pk - 1))
+            done.append(t_out(r * ps + pk - 1, (ins.out_w - 1) * ps + pk - 1))
+        for r in range(ins.rows - 1):                # a row's last output waits for the next row
+            done[r] = max(done[r], first[r + 1] - 1)
+        done[-1] = max(done[-1], t_out(conv_rows - 1, conv_w - 1) - 1)
+        out = _Out(first, done, ins.n_out, ins.out_w)
+        weights = ins.n_out * ins.n_in * K * K
+        stream_read = weights + ins.n_in * inside * ins.in_w
+        written = ins.n_out * ins.rows * ins.out_w
+        return self._finish(k, name, ins, start, phases, setup_words, stream_read, written, band, out,
+                            band, _useful_conv_macs(ins), "compute")
+
+    # ---- OP_FC -----------------------------------------------------------------------
+    def fc(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
+        hw, mem, eng = self.hw, self.mem, self.eng
+        if not hw.has_fc:
+            raise ConvcError(f"record {k} ({name}): OP_FC but the configuration has no fully connected engine")
+        phases: dict[str, int] = {}
+        setup_words = self._setup(ins, phases)
+        IL = hw.fc_in_lanes
+        G = max(-(-ins.n_in // IL), 1)
+        P = ins.rows * ins.out_w
+        rl = mem.read_latency
+        # per group: the weight matrix (one command of n_out words a lane with an input,
+        # n_out zeros otherwise) and each lane's rows (one command of in_w words a row)
+        feed = ins.rows * mem.read_cmd_cycles(ins.in_w)
+        asm_start, swap_prev, s_end = float(rl), None, 0.0
+        w_total = 0.0
+        s = 0.0
+        for g in range(G):
+            lanes = min(IL, ins.n_in - g * IL)
+            wg = lanes * mem.read_cmd_cycles(ins.n_out) + (IL - lanes) * ins.n_out * ZERO_WORD_CYCLES
+            w_total += wg
+            asm_end = asm_start + wg
+            handed = asm_end if swap_prev is None else max(asm_end, swap_prev)
+            s = max(handed, s_end, float(rl))
+            s_end = max(s + P, rl + (g + 1) * feed)
+            swap_prev, asm_start = s, handed
+        lat = eng.fc.latency + eng.pw_latency + ROW_BUFFER_LATENCY
+        rate = (s_end - s) / P                         # the last group's pace (>= 1)
+
+        def t_px(p: int) -> float:
+            return s + (p + 1) * rate + lat
+
+        vector = ins.out_h == 1 and ins.out_w == 1
+        first = [t_px(r * ins.out_w) for r in range(ins.rows)]
+        done = [t_px((r + 1) * ins.out_w - 1) for r in range(ins.rows)]
+        out = _Out(first, done, 1, ins.n_out) if vector else _Out(first, done, ins.n_out, ins.out_w)
+        engine_end = s_end + eng.fc.latency
+        compute = _ceil(engine_end - rl)
+        label = "weights" if w_total > G * max(P, feed) else "compute"
+        stream_read = ins.n_out * ins.n_in + ins.n_in * ins.rows * ins.in_w
+        written = ins.n_out * P
+        macs = ins.n_out * ins.n_in * P
+        return self._finish(k, name, ins, start, phases, setup_words, stream_read, written,
+                            engine_end - rl, out.shifted(-rl), compute, macs, label)
+
+    # ---- OP_LCN (not run by the RTL yet) -----------------------------------------------
+    def lcn(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
+        hw, mem = self.hw, self.mem
+        if not hw.lcn_kmax:
+            raise ConvcError(f"record {k} ({name}): OP_LCN but the configuration has no LCN engine")
+        C, H, W, K = ins.in_c, ins.in_h, ins.in_w, ins.kernel
+        eng = self.eng.lcn(hw.lcn_channels)
+        hp = K - 1 - K // 2
+        phases: dict[str, int] = {}
+        phases["fetch"] = _read_phase(RECORD_WORDS, mem) + SEQ_DECODE
+        phases["table"] = 2 * _read_phase(isa.TABLE_WORDS, mem)
+        phases["list"] = _read_phase(2 * K, mem)          # the window's R and Q
+        setup_words = RECORD_WORDS + 2 * isa.TABLE_WORDS + 2 * K
+        rl = mem.read_latency
+        lead = SEQ_PHASE_GAP + rl
+        # sweep A: x in (C feeders), (v, s) out: C + 1 commands of W words a row
+        Dw = hp * (W + hp) + hp
+        a_first = [2 * Dw + eng.latency_a + r * (W + hp) + ROW_BUFFER_LATENCY for r in range(H)]
+        a_done = [a + W - 1 for a in a_first]
+        out_a = _Out(a_first, a_done, C + 1, W)
+        Da, wa = _row_writer(out_a, mem)
+        a_engine = (H + 2 * hp) * (W + hp) + hp - 1 + eng.latency_a + Da
+        sweep_a = lead + max(a_engine, wa + mem.write_drain(W))
+        # sweep B: (v, s) in (C + 1 feeders), y out: C commands of W words a row
+        b_first = [eng.latency_b + r * W + ROW_BUFFER_LATENCY for r in range(H)]
+        b_done = [b + W - 1 for b in b_first]
+        out_b = _Out(b_first, b_done, C, W)
+        Db, wb = _row_writer(out_b, mem)
+        b_engine = H * W + eng.latency_b + Db
+        sweep_b = LCN_SWEEP_GAP + lead + max(b_engine, wb + mem.write_drain(W))
+        phases["sweep_a"] = _ceil(sweep_a)
+        phases["sweep_b"] = _ceil(sweep_b)
+        read = setup_words + C * H * W + (C + 1) * H * W
+        written = (C + 1) * H * W + C * H * W
+        memory_cycles = _ceil((read + written) / mem.words_per_cycle)
+        cycles = sum(phases.values())
+        phases["bandwidth"] = max(0, memory_cycles - cycles)
+        cycles += phases["bandwidth"]
+        compute = _ceil((H + 2 * hp) * (W + hp) + eng.latency_a + H * W + eng.latency_b)
+        D = Da + Db
+        bound = "memory" if phases["bandwidth"] else ("writer" if D > 0 else "compute")
+        macs = 2 * H * W * K * K * C
+        return RecordTiming(k, name, "lcn", start, cycles, phases, compute, _ceil(D), memory_cycles, bound,
+                            read, written, macs, verified=False)
+
+    def end(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
+        phases = {"fetch": _read_phase(RECORD_WORDS, self.mem) + SEQ_DECODE, "done": SEQ_DONE}
+        return RecordTiming(k, name, isa.OP_NAMES.get(ins.op, str(ins.op)), start, sum(phases.values()), phases,
+                            0, 0, 0, "setup", RECORD_WORDS, 0, 0)
+
+
+def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
+    """Cycles of one run of ``program`` (a :class:`~convc.compiler.program.Program`, or
+    anything with ``hw``, ``instrs`` and ``names``) from start to done; ``memory``
+    defaults to :meth:`MemoryTiming.board`."""
+    from convc.compiler.cost import record_cost
+
+    hw = program.hw
+    mem = memory or MemoryTiming.board(hw)
+    instrs, names = list(program.instrs), list(program.names)
+    if len(names) != len(instrs):
+        raise ConvcError(f"program: {len(instrs)} records but {len(names)} names")
+    model = _Model(hw, mem)
+    t = SEQ_START
+    records: list[RecordTiming] = []
+    ended = False
+    for k, (ins, name) in enumerate(zip(instrs, names)):
+        if ins.op == isa.OP_CONV:
+            rec = model.conv(k, name, ins, t)
+        elif ins.op == isa.OP_FC:
+            rec = model.fc(k, name, ins, t)
+        elif ins.op == isa.OP_LCN:
+            rec = model.lcn(k, name, ins, t)
+        elif ins.op == isa.OP_END:
+            rec = model.end(k, name, ins, t)
+            ended = True
+        elif ins.op == isa.OP_NOP:
+            rec = RecordTiming(k, name, "nop", t, _read_phase(RECORD_WORDS, mem) + SEQ_DECODE,
+                               {"fetch": _read_phase(RECORD_WORDS, mem) + SEQ_DECODE}, 0, 0, 0, "setup",
+                               RECORD_WORDS, 0, 0)
+        else:
+            raise ConvcError(f"record {k} ({name}): unknown op {ins.op}")
+        records.append(rec)
+        t += rec.cycles
+        if ended:
+            break
+    if not ended:
+        raise ConvcError("program: the schedule has no OP_END record")
+    cycles = t
+
+    # per layer, in order of first appearance; the OP_END record and the start are overhead
+    layers: list[LayerTiming] = []
+    by_name: dict[str, list[RecordTiming]] = {}
+    est: dict[str, int] = {}
+    for rec, ins in zip(records, instrs):
+        est[rec.name] = est.get(rec.name, 0) + record_cost(ins, hw).cycles
+        if rec.op in ("conv", "fc", "lcn"):
+            by_name.setdefault(rec.name, []).append(rec)
+    overhead = cycles - sum(r.cycles for rs in by_name.values() for r in rs)
+    for lname, rs in by_name.items():
+        cyc = sum(r.cycles for r in rs)
+        macs = sum(r.macs for r in rs)
+        ops = sorted({r.op for r in rs})
+        per_bound: dict[str, int] = {}
+        for r in rs:
+            per_bound[r.bound] = per_bound.get(r.bound, 0) + r.cycles
+        util = macs / (cyc * hw.macs_per_cycle) if cyc and "lcn" not in ops else None
+        layers.append(LayerTiming(
+            name=lname, op="/".join(ops), passes=len(rs), cycles=cyc, ms=cyc / (hw.clock_mhz * 1e3), macs=macs,
+            utilization=util, bytes_read=2 * sum(r.words_read for r in rs),
+            bytes_written=2 * sum(r.words_written for r in rs),
+            bound=max(per_bound.items(), key=lambda kv: kv[1])[0], writer_stall=sum(r.writer_stall for r in rs),
+            estimate_cycles=est[lname], verified=all(r.verified for r in rs)))
+    estimate = sum(est.values())
+    notes = []
+    if any(not r.verified for r in records):
+        notes.append("OP_LCN is not run by the RTL yet: its timing is modelled from hdl/lcn.py's documented "
+                     "sweeps and is not verified against RTL")
+    notes.append(f"memory: {mem.note}" if mem.note else f"memory: {mem.name}")
+    return CycleReport(hw=hw, memory=mem, cycles=cycles, records=records, layers=layers,
+                       overhead_cycles=overhead, estimate_cycles=estimate, notes=notes)
+
+
+# =========================================================================================
+# command line
+# =========================================================================================
+def _load_target(args):
+    from pathlib import Path
+
+    from convc.compiler.program import load_program
+
+    target = Path(args.target)
+    if target.is_dir():
+        return load_program(target)
+    if not target.exists():
+        raise ConvcError(f"{target}: no such file or folder (expected a 'convc compile' output folder "
+                         "or a model .npz)")
+    from convc.boards import get_board
+    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.reference.modelfile import load_model
+
+    net = load_model(target)
+    board = get_board(getattr(args, "board", None) or "virtex6")
+    # timing does not depend on the calibration (it only picks fixed-point formats)
+    return compile_network(net, board, CompileOptions(calib=1), where=str(target)).program
+
+
+def run_cli(args) -> int:
+    """``convc simulate``: ``args.target``, ``args.board``, ``args.memory``,
+    ``args.records``, ``args.json``."""
+    import json
+
+    from convc.hdl.accel import DEFAULT_DATA_WIDTH
+
+    program = _load_target(args)
+    kind = getattr(args, "memory", "board") or "board"
+    if kind == "board":
+        mem = MemoryTiming.board(program.hw)
+    elif kind == "axi-ram":
+        mem = MemoryTiming.axi_ram(DEFAULT_DATA_WIDTH)
+    else:
+        raise ConvcError(f"--memory {kind!r}: expected 'board' or 'axi-ram'")
+    rep = simulate(program, mem)
+    records = bool(getattr(args, "records", False))
+    if getattr(args, "json", False):
+        obj = rep.to_json(records=records)
+        obj["target"] = str(args.target)
+        print(json.dumps(obj))
+    else:
+        print(rep.text(records=records))
+    return 0
