@@ -87,6 +87,9 @@ class HardwareConfig:
         Accumulators per FC output lane (pixels per FC pass).
     pwl_tables : int
         Table slots (``pwl_id`` is 4 bits).
+    list_words : int
+        Depth of the input-map list memory (one RAMB18 of 16-bit words by
+        default): the most input maps one output may read.
     mem_bytes_per_cycle : float
         Sustained external-memory bandwidth at ``clock_mhz``.
     burst_words : int
@@ -108,6 +111,7 @@ class HardwareConfig:
     fc_out_lanes: int = 0
     fc_psum_words: int = 1024
     pwl_tables: int = 16
+    list_words: int = 1024
     mem_bytes_per_cycle: float = 16.0
     burst_words: int = 64
     acc_bits: int = ACC_BITS
@@ -116,7 +120,7 @@ class HardwareConfig:
         checks = {"bits": (2, 16), "kmax": (1, 31), "in_lanes": (1, 256), "out_lanes": (1, 256),
                   "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31), "lcn_channels": (0, 64), "pool_kmax": (1, 15),
                   "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024), "fc_psum_words": (1, 1 << 20),
-                  "pwl_tables": (1, 16), "burst_words": (1, 4096)}
+                  "pwl_tables": (1, 16), "list_words": (1, 65536), "burst_words": (1, 4096)}
         for name, (lo, hi) in checks.items():
             v = getattr(self, name)
             if not isinstance(v, int) or not lo <= v <= hi:

@@ -50,7 +50,15 @@ output ``(conv_h - pool_k) // pool_s + 1``.
 ``OP_FC``: exactly ``OP_CONV`` with ``kernel = stride = 1``, ``pad = 0``
 and ``pool = POOL_NONE``, run by the fully connected (matrix-vector) engine
 instead of the convolution engine: a linear layer (F maps of 1x1) or a 1x1
-convolution (a matrix-vector product per pixel).
+convolution (a matrix-vector product per pixel). Only the weight layout
+differs: ``OP_FC`` weights are stored input-major::
+
+    W[o,j]  = signed word at w_addr + j*n_out + o
+    B[o]    = int32 at w_addr + n_out*n_in + 2*o          (low word first)
+
+so the ``n_out`` weights of input ``j`` (the column an FC input lane
+multiplies) are contiguous: the hardware loads each input lane's weights of
+a group with one read command per lane per input group.
 
 ``OP_LCN``: local contrast normalization of ``in_c`` maps, one whole frame
 (the divisor's floor is the frame mean of ``s``, so it needs every pixel)::
@@ -234,7 +242,7 @@ class Instr:
 
     @property
     def weight_words(self) -> int:
-        """Weights then biases of a CONV pass, in words."""
+        """Weights then biases of a CONV or FC pass, in words (the same count in both layouts)."""
         return self.n_out * self.n_in * self.kernel * self.kernel + 2 * self.n_out
 
     def replace(self, **changes) -> "Instr":

@@ -23,7 +23,9 @@ memory, :func:`run` rejects a record that writes into the image.
 Convolution
 -----------
 ``OP_FC`` records are ``OP_CONV`` records restricted to 1x1 kernels, stride
-1, no pad and no pooling (checked), and run exactly the same way.
+1, no pad and no pooling (checked), and run exactly the same way once their
+input-major weights (``W[o, j]`` at ``w_addr + j*n_out + o``) are read into
+the same ``(n_out, n_in)`` matrix.
 
 A CONV record computes only the conv outputs its row band's pooling windows
 need (as the pseudo-code says): the input band those outputs read is gathered
@@ -213,7 +215,7 @@ class _Machine:
 
     # -- ops --------------------------------------------------------------------
     def conv(self, ins: isa.Instr) -> tuple[int, int]:
-        """Execute one OP_CONV record; returns (saturations, overflows)."""
+        """Execute one OP_CONV (or OP_FC) record; returns (saturations, overflows)."""
         fmt = _word_fmt(ins.bits)
         K = ins.kernel
         pk, ps = _conv_geometry(ins)
@@ -229,7 +231,10 @@ class _Machine:
         if n_in and int(lst.max()) >= ins.in_c:
             raise ValueError(f"input-map list entry {int(lst.max())} >= in_c={ins.in_c}")
         self._check_const(ins.w_addr, ins.weight_words, "weights")
-        wq = self.const[ins.w_addr:ins.w_addr + n_out * L].reshape(n_out, L)
+        if ins.op == isa.OP_FC:  # input-major (K = 1): W[o, j] at w_addr + j*n_out + o
+            wq = self.const[ins.w_addr:ins.w_addr + n_out * L].reshape(L, n_out).T
+        else:                    # W[o, j, p, q] at w_addr + ((o*n_in + j)*K + p)*K + q
+            wq = self.const[ins.w_addr:ins.w_addr + n_out * L].reshape(n_out, L)
         bw = self.raw[ins.w_addr + n_out * L:ins.w_addr + n_out * L + 2 * n_out]
         b = bw[0::2] | (bw[1::2] << 16)
         b = b - ((b >> 31) << 32)              # int32, low word first

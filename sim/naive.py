@@ -54,7 +54,7 @@ class _Counts:
 
 
 def _conv(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[int, int]]:
-    """One OP_CONV record on one image; returns the (address, code) writes."""
+    """One OP_CONV (or OP_FC) record on one image; returns the (address, code) writes."""
     fmt = QFormat(ins.bits, 0)
     K, S, P = ins.kernel, ins.stride, ins.pad
     H, W = ins.in_h, ins.in_w
@@ -76,6 +76,8 @@ def _conv(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[in
         return 0  # zero padding
 
     def Wt(o: int, j: int, p: int, q: int) -> int:
+        if ins.op == isa.OP_FC:  # input-major, K = 1
+            return mem[ins.w_addr + j * ins.n_out + o]
         return mem[ins.w_addr + ((o * ins.n_in + j) * K + p) * K + q]
 
     def B(o: int) -> int:

@@ -18,6 +18,8 @@ A convolution is split into passes the engine can hold:
 
 One record per (chunk, band); the input maps stream through
 ``ceil(n_in / hw.in_lanes)`` times per record, accumulating on chip.
+``OP_FC`` records (:func:`on_fc`) get their weights input-major (see
+:mod:`~convc.compiler.isa`), ``OP_CONV`` records output-major.
 """
 
 from __future__ import annotations
@@ -72,7 +74,16 @@ def band_rows(node: ConvNode, hw: HardwareConfig) -> int:
 
 
 def _check_fits(node, hw: HardwareConfig):
-    if isinstance(node, ConvNode) and not on_fc(node, hw):
+    if isinstance(node, ConvNode):
+        reads = max((len(node.inputs_of(o)) for o in range(node.out_c)), default=0)
+        if reads > hw.list_words:
+            raise ConvcError(f"layer {node.name!r}: an output reads {reads} input maps, the input-map list "
+                             f"memory holds {hw.list_words}")
+    if isinstance(node, ConvNode) and on_fc(node, hw):
+        if node.out_shape[2] > hw.max_width:
+            raise ConvcError(f"layer {node.name!r}: output row of {node.out_shape[2]} words > output row "
+                             f"buffer {hw.max_width}")
+    elif isinstance(node, ConvNode):
         if node.kernel > hw.kmax:
             raise ConvcError(f"layer {node.name!r}: kernel {node.kernel} > configured kmax {hw.kmax}")
         width = node.in_shape[2] + 2 * node.pad
@@ -173,6 +184,8 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
                     image[list_addr:list_addr + len(inputs)] = inputs
                     wq = q.weight[np.ix_(outs, inputs)]
                     nw = wq.size
+                    if on_fc(node, hw):  # input-major: W[o, j] at w_addr + j*n_out + o (K = 1)
+                        wq = wq.reshape(len(outs), len(inputs)).T
                     image[w_addr:w_addr + nw] = _signed_words(wq.reshape(-1))
                     b = np.asarray(q.bias[outs], dtype=np.int64) & 0xFFFFFFFF
                     image[w_addr + nw:w_addr + nw + 2 * len(outs):2] = b & 0xFFFF

@@ -30,7 +30,10 @@ def _program(ins_kw: dict, n_in: int, n_out: int, k: int, in_shape, out_shape, w
     nw = n_out * n_in * k * k
     image = np.zeros(w_addr + nw + 2 * n_out, dtype=np.int64)
     image[list_addr:list_addr + n_in] = np.arange(n_in)
-    image[w_addr:w_addr + nw] = np.asarray(weights, dtype=np.int64).reshape(-1) & 0xFFFF
+    wg = np.asarray(weights, dtype=np.int64)
+    if ins_kw["op"] == isa.OP_FC:                  # input-major: W[o, j] at w_addr + j*n_out + o
+        wg = wg.reshape(n_out, n_in).T
+    image[w_addr:w_addr + nw] = wg.reshape(-1) & 0xFFFF
     b = np.asarray(bias, dtype=np.int64) & 0xFFFFFFFF
     image[w_addr + nw::2] = b & 0xFFFF
     image[w_addr + nw + 1::2] = b >> 16

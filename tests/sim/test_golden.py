@@ -91,7 +91,10 @@ class Builder:
         if bias is None:
             bias = self.rng.integers(-bmax, bmax + 1, size=n_out)
         for o0, no in o_splits:
-            w_addr = self.const(np.asarray(weights)[o0:o0 + no].ravel())  # ((o*n_in+j)*K+p)*K+q
+            wg = np.asarray(weights)[o0:o0 + no]
+            if op == isa.OP_FC:                                           # input-major: j*n_out + o
+                wg = wg.reshape(no, n_in).T
+            w_addr = self.const(wg.ravel())                               # CONV: ((o*n_in+j)*K+p)*K+q
             for b in np.asarray(bias)[o0:o0 + no]:
                 u = int(b) & 0xFFFFFFFF
                 self.const([u & 0xFFFF, u >> 16])                         # int32, low word first
@@ -323,6 +326,31 @@ def test_hand_list_selects_maps():
     x = inputs(rng, prog, 2)
     res = both(prog, x)
     np.testing.assert_array_equal(res.region(prog.output), x[:, [2, 0, 3]])
+
+
+def test_hand_fc_weights_input_major():
+    """OP_FC reads W[o, j] at w_addr + j*n_out + o (OP_CONV: w_addr + o*n_in + j):
+    the same words give the transposed matrix, so the two ops differ exactly by it."""
+    n_in, n_out = 3, 2
+    words = np.arange(1, n_in * n_out + 1)                  # the weight words in memory order
+    image = np.concatenate([np.arange(n_in), words, [0, 0] * n_out])   # list, weights, zero biases
+    inp = Region("input", 64, (n_in, 1, 1), Q88)
+    outs = {}
+    instrs, names = [], []
+    for name, op in (("fc", isa.OP_FC), ("conv", isa.OP_CONV)):
+        outs[name] = Region(name, 64 + 16 * (len(outs) + 1), (n_out, 1, 1), Q88)
+        instrs.append(isa.Instr(op=op, kernel=1, in_c=n_in, in_h=1, in_w=1, out_h=1, out_w=1, n_in=n_in,
+                                n_out=n_out, rows=1, in_addr=inp.addr, out_addr=outs[name].addr,
+                                w_addr=n_in, list_addr=0))
+        names.append(name)
+    prog = Program(hw=HW, instrs=instrs + [isa.Instr(op=isa.OP_END)], names=names + ["end"],
+                   image=image.astype(np.int64), memory_words=128, table_addr=0, n_tables=0, input=inp,
+                   output=outs["conv"], layers=list(outs.values()))
+    x = np.array([[[[5]], [[-7]], [[11]]]])
+    res = both(prog, x)
+    v = x[0, :, 0, 0]
+    np.testing.assert_array_equal(res.region(outs["fc"])[0, :, 0, 0], words.reshape(n_in, n_out).T @ v)
+    np.testing.assert_array_equal(res.region(outs["conv"])[0, :, 0, 0], words.reshape(n_out, n_in) @ v)
 
 
 # ----------------------------------------------------------------------------
