@@ -79,19 +79,31 @@ AR, R routed by RID); one :class:`~convc.hdl.memport.MemWriter` on the write cha
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 
 from . import axi
+from .arbiter import ReadArbiter
 from .arith import check_param
+from .conv import ConvEngine
+from .fc import FCEngine
+from .feeder import MapFeeder
+from .memport import MemReader, MemWriter
+from .pointwise import PointwiseEngine
+from .pool import PoolEngine
+from .regs import HostRegisters
+from .rowwriter import RowWriter
 
-__all__ = ["Accelerator", "schedule_addr", "DEFAULT_DATA_WIDTH"]
+__all__ = ["Accelerator", "schedule_addr", "reader_count", "record_layout", "DEFAULT_DATA_WIDTH",
+           "RECORD_WORDS"]
 
 DEFAULT_DATA_WIDTH = 256   # the ML605 MIG's user interface: 256 bits at 200 MHz (6.4 GB/s)
 SCHEDULE_ALIGN = 32        # words: one record
+RECORD_WORDS = isa.RECORD_BYTES // 2
 
 
 def schedule_addr(memory_words: int) -> int:
@@ -100,10 +112,20 @@ def schedule_addr(memory_words: int) -> int:
     return -(-int(memory_words) // SCHEDULE_ALIGN) * SCHEDULE_ALIGN
 
 
+def record_layout() -> data.StructLayout:
+    """The record as an Amaranth layout, built from :data:`convc.compiler.isa.FIELDS`
+    (first field in the low bits, as :func:`convc.compiler.isa.encode` packs it)."""
+    return data.StructLayout({f.name: signed(f.bits) if f.signed else unsigned(f.bits)
+                              for f in isa.FIELDS})
+
+
+def main_feeders(hw: HardwareConfig) -> int:
+    return max(hw.in_lanes, hw.fc_in_lanes if hw.has_fc else 0)
+
+
 def reader_count(hw: HardwareConfig) -> int:
     """Memory readers: parameters, main-stream feeders, preload feeders."""
-    main = max(hw.in_lanes, hw.fc_in_lanes if hw.has_fc else 0)
-    return 1 + main + hw.in_lanes
+    return 1 + main_feeders(hw) + hw.in_lanes
 
 
 def id_width_for(hw: HardwareConfig) -> int:
@@ -143,7 +165,448 @@ class Accelerator(wiring.Component):
     def readers(self) -> int:
         return reader_count(self._hw)
 
+    @property
+    def lanes(self) -> int:
+        """Pointwise engines and row-writer lanes: ``max(out_lanes, fc_out_lanes)``."""
+        hw = self._hw
+        return max(hw.out_lanes, hw.fc_out_lanes if hw.has_fc else 0)
+
     def elaborate(self, platform):
         m = Module()
-        # skeleton: the sequencer and datapath are being built (issue 5)
+        hw = self._hw
+        dw, iw = self._dw, id_width_for(hw)
+        Pi, Po, bits = hw.in_lanes, hw.out_lanes, hw.bits
+        has_fc = hw.has_fc
+        fi, fo = (hw.fc_in_lanes, hw.fc_out_lanes) if has_fc else (0, 0)
+        NF, NL, NR = main_feeders(hw), self.lanes, reader_count(hw)
+
+        # ---- blocks ---------------------------------------------------------------------
+        m.submodules.regs = regs = HostRegisters()
+        wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
+        readers = [MemReader(dw, id_width=iw, axi_id=k) for k in range(NR)]
+        for k, r in enumerate(readers):
+            m.submodules[f"reader{k}"] = r
+        m.submodules.arb = arb = ReadArbiter(NR, data_width=dw, id_width=iw)
+        for k, r in enumerate(readers):
+            wiring.connect(m, r.m_axi, arb.s[k])
+        m.submodules.writer = writer = MemWriter(dw, id_width=iw, axi_id=0)
+        axi.join_halves(m, self.m_axi, read=arb.m, write=writer.m_axi)
+        pr = readers[0]                                     # parameter reader
+
+        m.submodules.conv = conv = ConvEngine(hw)
+        fc = None
+        if has_fc:
+            m.submodules.fc = fc = FCEngine(in_lanes=fi, out_lanes=fo, bits=bits, psum_words=hw.fc_psum_words)
+        pws = [PointwiseEngine(bits) for _ in range(NL)]
+        for k, pw in enumerate(pws):
+            m.submodules[f"pw{k}"] = pw
+        m.submodules.pool = pool = PoolEngine(lanes=Po, bits=bits, kmax=max(1, hw.pool_kmax),
+                                              max_width=hw.max_width)
+        m.submodules.rw = rw = RowWriter(lanes=NL, bits=bits, max_width=hw.max_width)
+        wiring.connect(m, rw.cmd, writer.cmd)
+        m.d.comb += [writer.i.payload.eq(rw.word.payload), writer.i.valid.eq(rw.word.valid),
+                     rw.word.ready.eq(writer.i.ready)]
+
+        mains = [MapFeeder(bits=bits, list_words=hw.list_words) for _ in range(NF)]
+        pres = [MapFeeder(bits=bits, list_words=hw.list_words) for _ in range(Pi)]
+        m.submodules.lists = lists = memory.Memory(shape=32, depth=hw.list_words, init=[])
+        for k, f in enumerate(mains + pres):
+            m.submodules[f"feed{k}"] = f
+            rp = lists.read_port(domain="sync")
+            m.d.comb += [rp.addr.eq(f.list_addr), f.list_data.eq(rp.data)]
+            wiring.connect(m, readers[1 + k].o, f.word)
+            wiring.connect(m, f.cmd, readers[1 + k].cmd)
+        lw = lists.write_port()
+
+        # ---- run state ------------------------------------------------------------------
+        running = Signal(name="running")
+        done = Signal(name="done")
+        error = Signal(name="error")
+        cycles = Signal(64, name="cycles")
+        records = Signal(32, name="records")
+        rec_idx = Signal(32, name="rec_idx")
+        m.d.comb += [regs.busy.eq(running), regs.done.eq(done), regs.error.eq(error),
+                     regs.cycles.eq(cycles), regs.records.eq(records), self.irq.eq(done)]
+        with m.If(running):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        raw = Signal(isa.RECORD_BITS, name="record_raw")
+        lay = record_layout()
+        R = data.View(lay, raw[:lay.size])
+
+        # derived per-record values (registered in DECODE / DERIVE)
+        is_fc = Signal(name="is_fc")
+        kk = Signal(10, name="kk")
+        wp = Signal(13, name="wp")
+        conv_rows = Signal(13, name="conv_rows")
+        r_in = Signal(13, name="band_in_rows")
+        rs0 = Signal(13, name="band_row0")
+        conv_w = Signal(13, name="conv_w")
+        map_in = Signal(24, name="map_in")
+        map_out = Signal(24, name="map_out")
+        out_base = Signal(32, name="out_base")
+        bias_addr = Signal(32, name="bias_addr")
+        n_kk = Signal(26, name="n_in_kk")
+        pixels = Signal(24, name="pixels")
+        groups = Signal(16, name="groups")
+        lane_ctr = Signal(16, name="lane_ctr")
+        table_ok = Signal(name="table_ok")
+        table_id = Signal(4, name="table_id")
+        k = Signal(21, name="word_ctr")
+        bias = [Signal(32, name=f"bias{o}") for o in range(NL)]
+        L_lanes = Mux(is_fc, max(fi, 1), Pi)
+
+        word = pr.o.payload.data
+        start = regs.start
+        start_stream = Signal(name="start_stream")
+        stream_busy = Signal(name="stream_busy")
+        w_done = Signal(name="weights_done")
+        bias_pending = Signal(name="bias_pending")
+        fault = Signal(name="fault")
+        m.d.comb += fault.eq(pr.error | writer.error | Cat(*[r.error for r in readers]).any() | conv.err)
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.sync += [running.eq(1), done.eq(0), error.eq(0), cycles.eq(0), records.eq(0),
+                                 rec_idx.eq(regs.sched_addr), table_ok.eq(0)]
+                    m.next = "FETCH_CMD"
+            with m.State("FETCH_CMD"):
+                m.d.comb += [pr.cmd.payload.addr.eq(rec_idx), pr.cmd.payload.length.eq(RECORD_WORDS),
+                             pr.cmd.valid.eq(1)]
+                with m.If(pr.cmd.ready):
+                    m.d.sync += k.eq(0)
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += pr.o.ready.eq(1)
+                with m.If(pr.o.valid):
+                    m.d.sync += [raw.eq(Cat(raw[16:], word)), k.eq(k + 1)]
+                    with m.If(k == RECORD_WORDS - 1):
+                        m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.sync += [
+                    is_fc.eq(R.op == isa.OP_FC),
+                    kk.eq(R.kernel * R.kernel),
+                    wp.eq(R.in_w + 2 * R.pad),
+                    conv_rows.eq((R.rows - 1) * R.pool_s + R.pool_k),
+                    rs0.eq(R.row0 * R.pool_s * R.stride),
+                    map_in.eq(R.in_h * R.in_w),
+                    map_out.eq(R.out_h * R.out_w),
+                    pixels.eq(R.rows * R.out_w),
+                    n_kk.eq(R.n_in * R.kernel * R.kernel),
+                    records.eq(records + 1),
+                ]
+                m.d.sync += [b.eq(0) for b in bias]
+                with m.If(R.op == isa.OP_END):
+                    m.next = "END"
+                with m.Elif(R.op == isa.OP_NOP):
+                    m.next = "NEXT"
+                with m.Elif(((R.op == isa.OP_CONV) | ((R.op == isa.OP_FC) & has_fc)) & (R.n_in != 0)
+                            & (R.n_out != 0) & (R.rows != 0)):
+                    m.next = "DERIVE"
+                with m.Else():
+                    m.next = "ERROR"
+            with m.State("DERIVE"):
+                m.d.sync += [
+                    r_in.eq((conv_rows - 1) * R.stride + R.kernel),
+                    conv_w.eq((wp - R.kernel) // Mux(R.stride == 0, 1, R.stride) + 1),
+                    out_base.eq(R.out_addr + R.o0 * map_out + R.row0 * R.out_w),
+                    bias_addr.eq(R.w_addr + R.n_out * n_kk),
+                ]
+                with m.If(is_fc):
+                    m.d.sync += rs0.eq(R.row0)
+                with m.If((R.act == isa.ACT_PWL) & ~(table_ok & (table_id == R.pwl_id))):
+                    m.next = "TABLE_CMD"
+                with m.Else():
+                    m.next = "LIST_CMD"
+            with m.State("TABLE_CMD"):
+                m.d.comb += [pr.cmd.payload.addr.eq(regs.image_addr + R.pwl_id * isa.TABLE_WORDS),
+                             pr.cmd.payload.length.eq(isa.TABLE_WORDS), pr.cmd.valid.eq(1)]
+                with m.If(pr.cmd.ready):
+                    m.d.sync += [k.eq(0), table_ok.eq(0)]
+                    m.next = "TABLE"
+            with m.State("TABLE"):
+                m.d.comb += pr.o.ready.eq(1)
+                for pw in pws:
+                    m.d.comb += [pw.table.addr.eq(k), pw.table.data.eq(word), pw.table.en.eq(pr.o.valid)]
+                with m.If(pr.o.valid):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == isa.TABLE_WORDS - 1):
+                        m.d.sync += [table_ok.eq(1), table_id.eq(R.pwl_id)]
+                        m.next = "LIST_CMD"
+            with m.State("LIST_CMD"):
+                m.d.comb += [pr.cmd.payload.addr.eq(R.list_addr), pr.cmd.payload.length.eq(R.n_in),
+                             pr.cmd.valid.eq(1)]
+                with m.If(pr.cmd.ready):
+                    m.d.sync += [k.eq(0), groups.eq(0), lane_ctr.eq(0)]
+                    m.next = "LIST"
+            with m.State("LIST"):
+                m.d.comb += [pr.o.ready.eq(1), lw.addr.eq(k), lw.data.eq(R.in_addr + word * map_in),
+                             lw.en.eq(pr.o.valid)]
+                with m.If(pr.o.valid):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(lane_ctr == L_lanes - 1):
+                        m.d.sync += [lane_ctr.eq(0), groups.eq(groups + 1)]
+                    with m.Else():
+                        m.d.sync += lane_ctr.eq(lane_ctr + 1)
+                    with m.If(k == R.n_in - 1):
+                        m.next = "BIAS_CMD"
+            with m.State("BIAS_CMD"):
+                with m.If(lane_ctr != 0):                  # a last, partly filled group
+                    m.d.sync += [groups.eq(groups + 1), lane_ctr.eq(0)]
+                m.d.comb += [pr.cmd.payload.addr.eq(bias_addr), pr.cmd.payload.length.eq(2 * R.n_out),
+                             pr.cmd.valid.eq(1)]
+                with m.If(pr.cmd.ready):
+                    m.d.sync += k.eq(0)
+                    m.next = "BIAS"
+            with m.State("BIAS"):
+                m.d.comb += pr.o.ready.eq(1)
+                with m.If(pr.o.valid):
+                    m.d.sync += k.eq(k + 1)
+                    for o in range(NL):
+                        with m.If(k[1:] == o):
+                            with m.If(k[0]):
+                                m.d.sync += bias[o][16:].eq(word)
+                            with m.Else():
+                                m.d.sync += bias[o][:16].eq(word)
+                    with m.If(k == 2 * R.n_out - 1):
+                        m.next = "START"
+            with m.State("START"):
+                m.d.comb += start_stream.eq(1)
+                m.d.sync += bias_pending.eq(1)
+                m.next = "STREAM"
+            with m.State("STREAM"):
+                with m.If(~stream_busy & w_done & ~bias_pending):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(writer.idle):
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.sync += rec_idx.eq(rec_idx + RECORD_WORDS)
+                m.next = "FETCH_CMD"
+            with m.State("END"):
+                with m.If(writer.idle):
+                    m.d.sync += [running.eq(0), done.eq(1)]
+                    m.next = "IDLE"
+            with m.State("ERROR"):
+                m.d.sync += [running.eq(0), done.eq(1), error.eq(1)]
+                m.next = "IDLE"
+        with m.If(fault & running):
+            m.d.sync += [running.eq(0), done.eq(1), error.eq(1)]
+            # the FSM is sent back by a reset of the run: the host must reset after an error
+
+        # ---- feeders ----------------------------------------------------------------------
+        K = R.kernel
+        pre = K > 1
+        for l, f in enumerate(mains):
+            conv_lane = l < Pi
+            fc_lane = l < fi
+            m.d.comb += [
+                f.start.eq(start_stream & Mux(is_fc, fc_lane, conv_lane)),
+                f.lane.eq(l), f.lanes.eq(L_lanes), f.groups.eq(groups), f.n_in.eq(R.n_in),
+                f.rs.eq(Mux(is_fc, rs0, rs0 + Mux(pre, K - 1, 0))),
+                f.nr.eq(Mux(is_fc, R.rows, r_in - Mux(pre, K - 1, 0))),
+                f.pad.eq(Mux(is_fc, 0, R.pad)), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
+                f.width.eq(Mux(is_fc, R.in_w, wp)),
+            ]
+        for l, f in enumerate(pres):
+            m.d.comb += [
+                f.start.eq(start_stream & ~is_fc & pre),
+                f.lane.eq(l), f.lanes.eq(Pi), f.groups.eq(groups), f.n_in.eq(R.n_in),
+                f.rs.eq(rs0), f.nr.eq(K - 1), f.pad.eq(R.pad), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
+                f.width.eq(wp),
+            ]
+        feeders_busy = Cat(*[f.busy for f in mains + pres]).any()
+
+        def join(feeds, sink, enable):
+            """All lanes' feeders -> one pixel element (they move in step)."""
+            allv = Cat(*[f.o.valid for f in feeds]).all()
+            m.d.comb += sink.valid.eq(enable & allv)
+            for i, f in enumerate(feeds):
+                m.d.comb += sink.payload.data[i].eq(f.o.payload.data)
+                with m.If(enable):
+                    m.d.comb += f.o.ready.eq(sink.ready & allv)
+            m.d.comb += [sink.payload.first.eq(feeds[0].o.payload.first),
+                         sink.payload.last.eq(feeds[0].o.payload.last)]
+
+        join(mains[:Pi], conv.i, ~is_fc)
+        join(pres, conv.ip, ~is_fc)
+        if has_fc:
+            join(mains[:fi], fc.i, is_fc)
+
+        # ---- engine configuration ---------------------------------------------------------
+        m.d.comb += [
+            conv.kernel.eq(K), conv.stride.eq(R.stride), conv.width.eq(wp), conv.rows.eq(r_in),
+            conv.groups.eq(groups), conv.acc_shift.eq(R.acc_shift), conv.bias_shift.eq(R.bias_shift),
+            conv.preload.eq(1),
+            pool.kind.eq(R.pool), pool.k.eq(R.pool_k), pool.s.eq(R.pool_s), pool.width.eq(conv_w),
+            pool.avg_mul.eq(R.avg_mul), pool.avg_shift.eq(R.avg_shift),
+        ]
+        for pw in pws:
+            m.d.comb += pw.act.eq(R.act)
+        for o in range(Po):
+            m.d.comb += conv.bias.payload[o].eq(bias[o])
+        m.d.comb += conv.bias.valid.eq(bias_pending & ~is_fc)
+        with m.If(conv.bias.valid & conv.bias.ready):
+            m.d.sync += bias_pending.eq(0)
+        if has_fc:
+            m.d.comb += [fc.groups.eq(groups), fc.pixels.eq(pixels), fc.acc_shift.eq(R.acc_shift),
+                         fc.bias_shift.eq(R.bias_shift), fc.bias.valid.eq(bias_pending & is_fc)]
+            for o in range(fo):
+                m.d.comb += fc.bias.payload[o].eq(bias[o])
+            with m.If(fc.bias.valid & fc.bias.ready):
+                m.d.sync += bias_pending.eq(0)
+
+        # ---- weights from the parameter reader ---------------------------------------------
+        w_active = Signal(name="w_active")
+        with m.If(start_stream):
+            m.d.sync += w_active.eq(1)
+        m.d.comb += w_done.eq(~w_active)
+
+        # convolution: (g, o, i) blocks of K*K words; command loop runs ahead of the data loop
+        cg = Signal(16, name="wc_g")
+        co = Signal(16, name="wc_o")
+        ci = Signal(16, name="wc_i")
+        cj = Signal(17, name="wc_j")                        # g*Pi + i
+        c_oaddr = Signal(32, name="wc_oaddr")               # w_addr + o*n_in*K*K
+        c_jaddr = Signal(32, name="wc_jaddr")               # j*K*K
+        c_active = Signal(name="wc_active")
+        dg = Signal(16, name="wd_g")
+        do = Signal(16, name="wd_o")
+        di = Signal(16, name="wd_i")
+        dj = Signal(17, name="wd_j")
+        dq = Signal(10, name="wd_q")
+        c_real = (co < R.n_out) & (cj < R.n_in)
+        d_real = (do < R.n_out) & (dj < R.n_in)
+        conv_w_mode = w_active & ~is_fc
+        with m.If(start_stream):
+            m.d.sync += [cg.eq(0), co.eq(0), ci.eq(0), cj.eq(0), c_oaddr.eq(R.w_addr), c_jaddr.eq(0),
+                         c_active.eq(1), dg.eq(0), do.eq(0), di.eq(0), dj.eq(0), dq.eq(0)]
+        with m.If(conv_w_mode & c_active):
+            m.d.comb += [pr.cmd.valid.eq(c_real), pr.cmd.payload.addr.eq(c_oaddr + c_jaddr),
+                         pr.cmd.payload.length.eq(kk)]
+            with m.If(~c_real | pr.cmd.ready):
+                with m.If(ci == Pi - 1):
+                    m.d.sync += [ci.eq(0), cj.eq(cj - (Pi - 1)), c_jaddr.eq(c_jaddr - (Pi - 1) * kk)]
+                    with m.If(co == Po - 1):
+                        m.d.sync += [co.eq(0), c_oaddr.eq(R.w_addr), cg.eq(cg + 1), cj.eq(cj + 1),
+                                     c_jaddr.eq(c_jaddr + kk)]
+                        with m.If(cg == groups - 1):
+                            m.d.sync += c_active.eq(0)
+                    with m.Else():
+                        m.d.sync += [co.eq(co + 1), c_oaddr.eq(c_oaddr + n_kk)]
+                with m.Else():
+                    m.d.sync += [ci.eq(ci + 1), cj.eq(cj + 1), c_jaddr.eq(c_jaddr + kk)]
+        with m.If(conv_w_mode):
+            m.d.comb += [conv.weight.valid.eq(~d_real | pr.o.valid),
+                         conv.weight.payload.eq(Mux(d_real, word[:bits].as_signed(), 0)),
+                         pr.o.ready.eq(d_real & conv.weight.ready)]
+            with m.If(conv.weight.valid & conv.weight.ready):
+                m.d.sync += dq.eq(dq + 1)
+                with m.If(dq == kk - 1):
+                    m.d.sync += dq.eq(0)
+                    with m.If(di == Pi - 1):
+                        m.d.sync += [di.eq(0), dj.eq(dj - (Pi - 1))]
+                        with m.If(do == Po - 1):
+                            m.d.sync += [do.eq(0), dg.eq(dg + 1), dj.eq(dj + 1)]
+                            with m.If(dg == groups - 1):
+                                m.d.sync += w_active.eq(0)
+                        with m.Else():
+                            m.d.sync += do.eq(do + 1)
+                    with m.Else():
+                        m.d.sync += [di.eq(di + 1), dj.eq(dj + 1)]
+
+        if has_fc:
+            # fully connected: per (g, i) one command of n_out words (input-major weights)
+            fc_w_mode = w_active & is_fc
+            fj = Signal(17, name="fwc_j")
+            f_addr = Signal(32, name="fwc_addr")
+            f_cact = Signal(name="fwc_active")
+            f_ncmd = Signal(17, name="fwc_n")               # commands in total: G * fi
+            with m.If(start_stream):
+                m.d.sync += [fj.eq(0), f_addr.eq(R.w_addr), f_cact.eq(1)]
+            with m.If(fc_w_mode & f_cact):
+                f_real = fj < R.n_in
+                m.d.comb += [pr.cmd.valid.eq(f_real), pr.cmd.payload.addr.eq(f_addr),
+                             pr.cmd.payload.length.eq(R.n_out)]
+                with m.If(~f_real | pr.cmd.ready):
+                    m.d.sync += [fj.eq(fj + 1), f_addr.eq(f_addr + R.n_out)]
+                    with m.If(fj == groups * fi - 1):
+                        m.d.sync += f_cact.eq(0)
+            # data: fill the group's matrix, hand it to the engine, clear it
+            mat = [[Signal(signed(bits), name=f"fw_o{o}_i{i}") for i in range(fi)] for o in range(fo)]
+            mfull = Signal(name="fw_full")
+            fdj = Signal(17, name="fwd_j")
+            fdi = Signal(16, name="fwd_i")
+            fdo = Signal(16, name="fwd_o")
+            fdg = Signal(16, name="fwd_g")
+            with m.If(start_stream):
+                m.d.sync += [fdj.eq(0), fdi.eq(0), fdo.eq(0), fdg.eq(0), mfull.eq(0)]
+            fd_real = fdj < R.n_in
+            for o in range(fo):
+                for i in range(fi):
+                    m.d.comb += fc.weights.payload[o][i].eq(mat[o][i])
+            m.d.comb += fc.weights.valid.eq(fc_w_mode & mfull)
+            with m.If(fc.weights.valid & fc.weights.ready):
+                m.d.sync += [mfull.eq(0), fdg.eq(fdg + 1)]
+                m.d.sync += [mat[o][i].eq(0) for o in range(fo) for i in range(fi)]
+                with m.If(fdg == groups - 1):
+                    m.d.sync += w_active.eq(0)
+            with m.If(fc_w_mode & ~mfull):
+                take = Signal(name="fw_take")
+                step = Signal(name="fw_step")
+                m.d.comb += [pr.o.ready.eq(fd_real), take.eq(fd_real & pr.o.valid),
+                             step.eq(~fd_real | pr.o.valid)]
+                for o in range(fo):
+                    for i in range(fi):
+                        with m.If(take & (fdo == o) & (fdi == i)):
+                            m.d.sync += mat[o][i].eq(word[:bits].as_signed())
+                with m.If(step):
+                    with m.If(~fd_real | (fdo == R.n_out - 1)):
+                        m.d.sync += [fdo.eq(0), fdj.eq(fdj + 1)]
+                        with m.If(fdi == fi - 1):
+                            m.d.sync += [fdi.eq(0), mfull.eq(1)]
+                        with m.Else():
+                            m.d.sync += fdi.eq(fdi + 1)
+                    with m.Else():
+                        m.d.sync += fdo.eq(fdo + 1)
+
+        # ---- outputs: engine -> pointwise -> (pool) -> row writer ---------------------------
+        src_valid = Mux(is_fc, fc.o.valid if has_fc else 0, conv.o.valid)
+        pw_ready = Cat(*[pw.i.ready for pw in pws]).all()
+        m.d.comb += conv.o.ready.eq(~is_fc & pw_ready)
+        if has_fc:
+            m.d.comb += fc.o.ready.eq(is_fc & pw_ready)
+        for n, pw in enumerate(pws):
+            cd = conv.o.payload.data[n] if n < Po else 0
+            fd = fc.o.payload.data[n] if has_fc and n < fo else 0
+            m.d.comb += [
+                pw.i.valid.eq(src_valid & pw_ready),
+                pw.i.payload.data.eq(Mux(is_fc, fd, cd)),
+                pw.i.payload.first.eq(Mux(is_fc, fc.o.payload.first if has_fc else 0, conv.o.payload.first)),
+                pw.i.payload.last.eq(Mux(is_fc, fc.o.payload.last if has_fc else 0, conv.o.payload.last)),
+            ]
+        pw_valid = Cat(*[pw.o.valid for pw in pws]).all()
+        sink_ready = Mux(is_fc, rw.i.ready, pool.i.ready)
+        for pw in pws:
+            m.d.comb += pw.o.ready.eq(sink_ready & pw_valid)
+        m.d.comb += [
+            pool.i.valid.eq(~is_fc & pw_valid),
+            pool.i.payload.first.eq(pws[0].o.payload.first),
+            pool.i.payload.last.eq(pws[0].o.payload.last),
+        ]
+        for o in range(Po):
+            m.d.comb += pool.i.payload.data[o].eq(pws[o].o.payload.data)
+        m.d.comb += [
+            pool.o.ready.eq(~is_fc & rw.i.ready),
+            rw.i.valid.eq(Mux(is_fc, pw_valid, pool.o.valid)),
+        ]
+        for n in range(NL):
+            pd = pool.o.payload.data[n] if n < Po else 0
+            m.d.comb += rw.i.payload.data[n].eq(Mux(is_fc, pws[n].o.payload.data, pd))
+        m.d.comb += [
+            rw.start.eq(start_stream), rw.base.eq(out_base), rw.map_words.eq(map_out),
+            rw.out_w.eq(R.out_w), rw.rows.eq(R.rows), rw.n_out.eq(R.n_out), rw.vector.eq(map_out == 1),
+        ]
+        m.d.comb += stream_busy.eq(rw.busy | feeders_busy)
         return m

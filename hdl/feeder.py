@@ -1,0 +1,155 @@
+r"""Map feeder: one input lane's pixel stream for a band, read from memory with the
+padding inserted.
+
+For groups ``g < G``, the lane's map is ``j = g * L + lane`` (``L`` lanes share the
+groups); its base word address ``base[j]`` (``in_addr + list[j] * in_h * in_w``) comes
+from the accelerator's list memory.  The feeder sends, group after group, the band's
+rows ``rs .. rs + nr - 1`` in *padded* coordinates, ``Wp`` pixels each::
+
+    x[g][r][c] = mem[base[j] + (rs + r - pad) * in_w + (c - pad)]
+                    if j < n_in and 0 <= rs + r - pad < in_h and 0 <= c - pad < in_w
+                 0  otherwise (padding, or a lane with no map: nothing is read)
+
+``first`` on each group's first pixel, ``last`` on its last.  Each row inside the map is
+one read command of ``in_w`` words to the feeder's own
+:class:`~convc.hdl.memport.MemReader`; a command loop runs ahead of the pixel loop (as
+far as the reader takes commands), so reads stream while the pixels go out one a cycle.
+
+Ports
+-----
+``start``      In(1): pulse; the configuration inputs are sampled with it
+``lane``, ``lanes`` (``L``), ``groups`` (``G``), ``n_in``, ``rs``, ``nr``, ``pad``, ``in_h``,
+``in_w``, ``width`` (``Wp = in_w + 2 * pad``)   In: configuration
+``list_addr``  Out: list-memory read address (a synchronous read port)
+``list_data``  In(32): its data, the cycle after the address
+``cmd``        Out(stream of :func:`~convc.hdl.memport.cmd_layout`): to the reader
+``word``       In(stream of :func:`~convc.hdl.memport.word_layout`): from the reader
+``o``          Out(stream of :func:`~convc.hdl.pointwise.code_layout`\ ``(bits)``)
+``busy``       Out(1): from ``start`` until the last pixel has left
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .arith import check_param
+from .memport import cmd_layout, word_layout
+from .pointwise import code_layout
+
+__all__ = ["MapFeeder"]
+
+RC_BITS = 12
+
+
+class MapFeeder(wiring.Component):
+    def __init__(self, *, bits: int = 16, list_words: int = 1024):
+        check_param(self, "bits", bits, 2, 16)
+        check_param(self, "list_words", list_words, 1, 1 << 16)
+        self._bits, self._list_words = bits, list_words
+        super().__init__({
+            "start": In(1),
+            "lane": In(16), "lanes": In(16), "groups": In(16), "n_in": In(16),
+            "rs": In(RC_BITS), "nr": In(RC_BITS), "pad": In(4),
+            "in_h": In(RC_BITS), "in_w": In(RC_BITS), "width": In(RC_BITS + 1),
+            "list_addr": Out(range(list_words)),
+            "list_data": In(32),
+            "cmd": Out(stream.Signature(cmd_layout())),
+            "word": In(stream.Signature(word_layout())),
+            "o": Out(stream.Signature(code_layout(bits))),
+            "busy": Out(1),
+        })
+
+    bits = property(lambda self: self._bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        # configuration, sampled at start
+        L = Signal(16, name="cfg_lanes")
+        G = Signal(16, name="cfg_groups")
+        n_in = Signal(16, name="cfg_n_in")
+        rs = Signal(RC_BITS, name="cfg_rs")
+        nr = Signal(RC_BITS, name="cfg_nr")
+        pad = Signal(4, name="cfg_pad")
+        in_h = Signal(RC_BITS, name="cfg_in_h")
+        in_w = Signal(RC_BITS, name="cfg_in_w")
+        wp = Signal(RC_BITS + 1, name="cfg_wp")
+        lane = Signal(16, name="cfg_lane")
+        with m.If(self.start):
+            m.d.sync += [L.eq(self.lanes), G.eq(self.groups), n_in.eq(self.n_in), rs.eq(self.rs),
+                         nr.eq(self.nr), pad.eq(self.pad), in_h.eq(self.in_h), in_w.eq(self.in_w),
+                         wp.eq(self.width), lane.eq(self.lane)]
+
+        # ---- command loop: one read command per row inside the map -----------------
+        c_g = Signal(16, name="c_group")
+        c_j = Signal(17, name="c_map")
+        c_r = Signal(RC_BITS, name="c_row")
+        c_rr = Signal(signed(RC_BITS + 2), name="c_map_row")    # rs + r - pad
+        c_addr = Signal(32, name="c_addr")
+        base = Signal(32, name="c_base")
+        m.d.comb += self.list_addr.eq(c_j[:len(self.list_addr)])
+        with m.FSM(name="cmd_fsm"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [c_g.eq(0), c_j.eq(self.lane)]
+                    with m.If((self.groups != 0) & (self.nr != 0)):
+                        m.next = "LOOK"
+            with m.State("LOOK"):                    # list address out; data next cycle
+                m.next = "BASE"
+            with m.State("BASE"):
+                m.d.sync += [c_r.eq(0), c_rr.eq(rs - pad),
+                             c_addr.eq(self.list_data + (rs - pad).as_signed() * in_w)]
+                with m.If(c_j < n_in):
+                    m.next = "ROWS"
+                with m.Else():
+                    m.next = "NEXT"
+            with m.State("ROWS"):
+                inside = (c_rr >= 0) & (c_rr < in_h)
+                m.d.comb += [self.cmd.payload.addr.eq(c_addr), self.cmd.payload.length.eq(in_w),
+                             self.cmd.valid.eq(inside)]
+                with m.If(~inside | self.cmd.ready):
+                    m.d.sync += [c_r.eq(c_r + 1), c_rr.eq(c_rr + 1), c_addr.eq(c_addr + in_w)]
+                    with m.If(c_r == nr - 1):
+                        m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.sync += [c_g.eq(c_g + 1), c_j.eq(c_j + L)]
+                with m.If(c_g == G - 1):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "LOOK"
+
+        # ---- pixel loop -------------------------------------------------------------
+        active = Signal(name="pix_active")
+        d_g = Signal(16, name="d_group")
+        d_j = Signal(17, name="d_map")
+        d_r = Signal(RC_BITS, name="d_row")
+        d_rr = Signal(signed(RC_BITS + 2), name="d_map_row")
+        d_c = Signal(RC_BITS + 1, name="d_col")
+        row_in = (d_rr >= 0) & (d_rr < in_h) & (d_j < n_in)
+        col_in = (d_c >= pad) & (d_c < pad + in_w)
+        real = Signal(name="real")
+        m.d.comb += real.eq(row_in & col_in)
+        m.d.comb += self.o.valid.eq(active & (~real | self.word.valid))
+        with m.If(real):
+            m.d.comb += self.o.payload.data.eq(self.word.payload.data[:self._bits].as_signed())
+        last_col = d_c == wp - 1
+        last_row = d_r == nr - 1
+        m.d.comb += [
+            self.o.payload.first.eq((d_r == 0) & (d_c == 0)),
+            self.o.payload.last.eq(last_row & last_col),
+            self.word.ready.eq(active & real & self.o.ready),
+        ]
+        with m.If(self.start):
+            m.d.sync += [active.eq((self.groups != 0) & (self.nr != 0)), d_g.eq(0), d_j.eq(self.lane),
+                         d_r.eq(0), d_c.eq(0), d_rr.eq(self.rs - self.pad)]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += d_c.eq(d_c + 1)
+            with m.If(last_col):
+                m.d.sync += [d_c.eq(0), d_r.eq(d_r + 1), d_rr.eq(d_rr + 1)]
+                with m.If(last_row):
+                    m.d.sync += [d_r.eq(0), d_rr.eq(rs - pad), d_g.eq(d_g + 1), d_j.eq(d_j + L)]
+                    with m.If(d_g == G - 1):
+                        m.d.sync += active.eq(0)
+        m.d.comb += self.busy.eq(active)
+        return m
