@@ -51,14 +51,18 @@ output ``(conv_h - pool_k) // pool_s + 1``.
 and ``pool = POOL_NONE``, run by the fully connected (matrix-vector) engine
 instead of the convolution engine: a linear layer (F maps of 1x1) or a 1x1
 convolution (a matrix-vector product per pixel). Only the weight layout
-differs: ``OP_FC`` weights are stored input-major::
+differs: ``OP_FC`` weights are stored input-major, each input's column
+padded to ``ld = fc_ld(n_out)`` words (``n_out`` rounded up to
+``FC_ALIGN = 16``, zeros after ``n_out``), from a ``w_addr`` that is a
+multiple of ``FC_ALIGN``::
 
-    W[o,j]  = signed word at w_addr + j*n_out + o
-    B[o]    = int32 at w_addr + n_out*n_in + 2*o          (low word first)
+    W[o,j]  = signed word at w_addr + j*ld + o
+    B[o]    = int32 at w_addr + n_in*ld + 2*o          (low word first)
 
-so the ``n_out`` weights of input ``j`` (the column an FC input lane
-multiplies) are contiguous: the hardware loads each input lane's weights of
-a group with one read command per lane per input group.
+so the weights of consecutive inputs (an input group of the FC engine's
+lanes) are one aligned block: the hardware reads it with one command, a
+whole memory beat (up to 256 bits) a cycle. :func:`weight_image` and
+:func:`read_weights` pack and unpack both layouts.
 
 ``OP_LCN``: local contrast normalization of ``in_c`` maps, one whole frame
 (the divisor's floor is the frame mean of ``s``, so it needs every pixel)::
@@ -115,7 +119,7 @@ from .numeric import PWLTable, QFormat
 __all__ = ["OP_NOP", "OP_CONV", "OP_LCN", "OP_FC", "OP_END", "OP_NAMES", "ACT_NONE", "ACT_RELU", "ACT_ABS",
            "ACT_PWL", "ACT_NAMES", "POOL_NONE", "POOL_MAX", "POOL_AVG", "POOL_NAMES", "Field", "FIELDS",
            "RECORD_BITS", "RECORD_BYTES", "Instr", "encode", "decode", "encode_program", "decode_program",
-           "listing", "MAX_SEGMENTS", "TABLE_WORDS", "table_words", "read_table", "WORD_BITS"]
+           "listing", "FC_ALIGN", "fc_ld", "weight_image", "read_weights", "MAX_SEGMENTS", "TABLE_WORDS", "table_words", "read_table", "WORD_BITS"]
 
 WORD_BITS = 16
 
@@ -180,6 +184,51 @@ assert sum(f.bits for f in FIELDS) <= RECORD_BITS, "fields overflow the record"
 
 _FIELD_BY_NAME = {f.name: f for f in FIELDS}
 
+FC_ALIGN = 16  # words: a 256-bit memory beat
+
+
+def fc_ld(n_out):
+    """Column stride of ``OP_FC`` weights: ``n_out`` rounded up to :data:`FC_ALIGN` (an int,
+    or an Amaranth value in the hardware)."""
+    return ((n_out + FC_ALIGN - 1) >> 4) << 4
+
+
+def weight_image(op: int, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The words (int64, 0..0xFFFF) of a record's weights ``w`` (n_out, n_in, K, K) and
+    int32 biases ``b`` (n_out), in the layout of ``op`` (``OP_CONV`` or ``OP_FC``)."""
+    w = np.asarray(w, dtype=np.int64)
+    n_out, n_in = w.shape[:2]
+    if op == OP_FC:
+        if w.shape[2:] != (1, 1):
+            raise ValueError(f"OP_FC weights must be 1x1, got {w.shape}")
+        cols = np.zeros((n_in, fc_ld(n_out)), dtype=np.int64)
+        cols[:, :n_out] = w[:, :, 0, 0].T
+        body = cols.reshape(-1)
+    else:
+        body = w.reshape(-1)
+    u = np.asarray(b, dtype=np.int64) & 0xFFFFFFFF
+    bias = np.stack([u & 0xFFFF, u >> 16], axis=1).reshape(-1)
+    return np.concatenate([body & 0xFFFF, bias])
+
+
+def read_weights(ins: "Instr", words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`weight_image` for record ``ins``: ``words`` (its
+    ``weight_words`` words from ``w_addr``) -> (signed weights (n_out, n_in, K, K), int32
+    biases)."""
+    words = np.asarray(words, dtype=np.int64)
+    n_out, n_in, K = ins.n_out, ins.n_in, ins.kernel
+    s = words - ((words >> 15) << 16)
+    if ins.op == OP_FC:
+        ld = fc_ld(n_out)
+        w = s[:n_in * ld].reshape(n_in, ld)[:, :n_out].T.reshape(n_out, n_in, 1, 1)
+        nb = n_in * ld
+    else:
+        nb = n_out * n_in * K * K
+        w = s[:nb].reshape(n_out, n_in, K, K)
+    bw = words[nb:nb + 2 * n_out]
+    u = bw[0::2] | (bw[1::2] << 16)
+    return w, u - ((u >> 31) << 32)
+
 
 @dataclass(frozen=True)
 class Instr:
@@ -242,7 +291,9 @@ class Instr:
 
     @property
     def weight_words(self) -> int:
-        """Weights then biases of a CONV or FC pass, in words (the same count in both layouts)."""
+        """Weights then biases of a CONV or FC pass, in words."""
+        if self.op == OP_FC:
+            return self.n_in * fc_ld(self.n_out) + 2 * self.n_out
         return self.n_out * self.n_in * self.kernel * self.kernel + 2 * self.n_out
 
     def replace(self, **changes) -> "Instr":

@@ -247,6 +247,8 @@ class Accelerator(wiring.Component):
         out_base = Signal(32, name="out_base")
         bias_addr = Signal(32, name="bias_addr")
         n_kk = Signal(26, name="n_in_kk")
+        ld = Signal(17, name="fc_ld")                      # FC weight column stride
+        ld_beats = Signal(17, name="fc_ld_beats")
         pixels = Signal(24, name="pixels")
         groups = Signal(16, name="groups")
         lane_ctr = Signal(16, name="lane_ctr")
@@ -294,6 +296,7 @@ class Accelerator(wiring.Component):
                     map_out.eq(R.out_h * R.out_w),
                     pixels.eq(R.rows * R.out_w),
                     n_kk.eq(R.n_in * R.kernel * R.kernel),
+                    ld.eq(isa.fc_ld(R.n_out)),
                     records.eq(records + 1),
                 ]
                 m.d.sync += [b.eq(0) for b in bias]
@@ -311,7 +314,8 @@ class Accelerator(wiring.Component):
                     r_in.eq((conv_rows - 1) * R.stride + R.kernel),
                     conv_w.eq((wp - R.kernel) // Mux(R.stride == 0, 1, R.stride) + 1),
                     out_base.eq(R.out_addr + R.o0 * map_out + R.row0 * R.out_w),
-                    bias_addr.eq(R.w_addr + R.n_out * n_kk),
+                    bias_addr.eq(R.w_addr + Mux(is_fc, R.n_in * ld, R.n_out * n_kk)),
+                    ld_beats.eq(ld >> (dw // 16).bit_length() - 1),
                 ]
                 with m.If(is_fc):
                     m.d.sync += rs0.eq(R.row0)
@@ -517,32 +521,34 @@ class Accelerator(wiring.Component):
                         m.d.sync += [di.eq(di + 1), dj.eq(dj + 1)]
 
         if has_fc:
-            # fully connected: per (g, i) one command of n_out words (input-major weights)
+            # fully connected: group g's weights are one aligned block of the input-major
+            # layout (isa.py: input j's column at w_addr + j*ld, ld = n_out rounded up to
+            # isa.FC_ALIGN words), read in wide mode, a beat a cycle
+            W = dw // 16
             fc_w_mode = w_active & is_fc
-            fj = Signal(17, name="fwc_j")
+            m.d.comb += pr.wide.eq(fc_w_mode)
             f_addr = Signal(32, name="fwc_addr")
+            f_left = Signal(17, name="fwc_left")           # inputs not yet requested
             f_cact = Signal(name="fwc_active")
-            f_ncmd = Signal(17, name="fwc_n")               # commands in total: G * fi
             with m.If(start_stream):
-                m.d.sync += [fj.eq(0), f_addr.eq(R.w_addr), f_cact.eq(1)]
+                m.d.sync += [f_addr.eq(R.w_addr), f_left.eq(R.n_in), f_cact.eq(1)]
             with m.If(fc_w_mode & f_cact):
-                f_real = fj < R.n_in
-                m.d.comb += [pr.cmd.valid.eq(f_real), pr.cmd.payload.addr.eq(f_addr),
-                             pr.cmd.payload.length.eq(R.n_out)]
-                with m.If(~f_real | pr.cmd.ready):
-                    m.d.sync += [fj.eq(fj + 1), f_addr.eq(f_addr + R.n_out)]
-                    with m.If(fj == groups * fi - 1):
+                nl = Mux(f_left >= fi, fi, f_left)
+                m.d.comb += [pr.cmd.valid.eq(1), pr.cmd.payload.addr.eq(f_addr),
+                             pr.cmd.payload.length.eq(nl * ld)]
+                with m.If(pr.cmd.ready):
+                    m.d.sync += [f_addr.eq(f_addr + fi * ld), f_left.eq(f_left - nl)]
+                    with m.If(f_left <= fi):
                         m.d.sync += f_cact.eq(0)
-            # data: fill the group's matrix, hand it to the engine, clear it
+            # data: fill the group's matrix beat by beat, hand it to the engine, clear it
             mat = [[Signal(signed(bits), name=f"fw_o{o}_i{i}") for i in range(fi)] for o in range(fo)]
             mfull = Signal(name="fw_full")
-            fdj = Signal(17, name="fwd_j")
-            fdi = Signal(16, name="fwd_i")
-            fdo = Signal(16, name="fwd_o")
+            fd_left = Signal(17, name="fwd_left")
+            fdi = Signal(range(fi + 1), name="fwd_i")
+            fdb = Signal(16, name="fwd_beat")
             fdg = Signal(16, name="fwd_g")
             with m.If(start_stream):
-                m.d.sync += [fdj.eq(0), fdi.eq(0), fdo.eq(0), fdg.eq(0), mfull.eq(0)]
-            fd_real = fdj < R.n_in
+                m.d.sync += [fd_left.eq(R.n_in), fdi.eq(0), fdb.eq(0), fdg.eq(0), mfull.eq(0)]
             for o in range(fo):
                 for i in range(fi):
                     m.d.comb += fc.weights.payload[o][i].eq(mat[o][i])
@@ -553,23 +559,21 @@ class Accelerator(wiring.Component):
                 with m.If(fdg == groups - 1):
                     m.d.sync += w_active.eq(0)
             with m.If(fc_w_mode & ~mfull):
-                take = Signal(name="fw_take")
-                step = Signal(name="fw_step")
-                m.d.comb += [pr.o.ready.eq(fd_real), take.eq(fd_real & pr.o.valid),
-                             step.eq(~fd_real | pr.o.valid)]
-                for o in range(fo):
-                    for i in range(fi):
-                        with m.If(take & (fdo == o) & (fdi == i)):
-                            m.d.sync += mat[o][i].eq(word[:bits].as_signed())
-                with m.If(step):
-                    with m.If(~fd_real | (fdo == R.n_out - 1)):
-                        m.d.sync += [fdo.eq(0), fdj.eq(fdj + 1)]
-                        with m.If(fdi == fi - 1):
-                            m.d.sync += [fdi.eq(0), mfull.eq(1)]
+                m.d.comb += pr.beat.ready.eq(1)
+                with m.If(pr.beat.valid):
+                    bw = pr.beat.payload.data
+                    for o in range(fo):
+                        for i in range(fi):
+                            with m.If((fdi == i) & (fdb == o // W)):
+                                m.d.sync += mat[o][i].eq(bw[16 * (o % W):16 * (o % W) + bits].as_signed())
+                    with m.If(fdb == ld_beats - 1):
+                        m.d.sync += [fdb.eq(0), fdi.eq(fdi + 1)]
+                        with m.If((fdi == fi - 1) | (fd_left == 1)):
+                            m.d.sync += [fdi.eq(0), mfull.eq(1), fd_left.eq(fd_left - 1)]
                         with m.Else():
-                            m.d.sync += fdi.eq(fdi + 1)
+                            m.d.sync += fd_left.eq(fd_left - 1)
                     with m.Else():
-                        m.d.sync += fdo.eq(fdo + 1)
+                        m.d.sync += fdb.eq(fdb + 1)
 
         # ---- outputs: engine -> pointwise -> (pool) -> row writer ---------------------------
         src_valid = Mux(is_fc, fc.o.valid if has_fc else 0, conv.o.valid)

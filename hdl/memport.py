@@ -69,7 +69,7 @@ from amaranth.lib.wiring import In, Out
 from . import axi
 from .arith import check_param
 
-__all__ = ["MemReader", "MemWriter", "cmd_layout", "word_layout", "LENGTH_BITS", "MAX_LENGTH",
+__all__ = ["MemReader", "MemWriter", "cmd_layout", "word_layout", "beat_layout", "LENGTH_BITS", "MAX_LENGTH",
            "default_max_burst"]
 
 WORD_BITS = 16
@@ -81,6 +81,12 @@ def cmd_layout() -> data.StructLayout:
     """Command payload: ``addr`` (32-bit word address, low bits), ``length`` (words, 21
     bits, 0..2**20)."""
     return data.StructLayout({"addr": 32, "length": LENGTH_BITS})
+
+
+def beat_layout(data_width: int) -> data.StructLayout:
+    """Wide-mode reader output: ``data`` (a whole beat, word ``k`` in bits ``16k +: 16``),
+    ``last`` (the command's last beat)."""
+    return data.StructLayout({"data": data_width, "last": 1})
 
 
 def word_layout() -> data.StructLayout:
@@ -214,6 +220,10 @@ class MemReader(wiring.Component):
     -----
     ``cmd``    In(stream of :func:`cmd_layout`)
     ``o``      Out(stream of :func:`word_layout`)
+    ``wide``   In(1): while high, data leaves on ``beat`` instead of ``o``, a whole beat a
+               cycle; for commands whose address and length are multiples of the beat's
+               words only (change it only while no data is buffered)
+    ``beat``   Out(stream of :func:`beat_layout`)
     ``m_axi``  Out(:class:`~convc.hdl.axi.AXI4Signature` read half)
     ``idle``   Out(1): no command pending or in progress and no word left to deliver
     ``error``  Out(1): sticky, a read response was SLVERR/DECERR; ``clear_error`` In(1)
@@ -229,6 +239,8 @@ class MemReader(wiring.Component):
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout())),
             "o": Out(stream.Signature(word_layout())),
+            "wide": In(1),
+            "beat": Out(stream.Signature(beat_layout(data_width))),
             "m_axi": Out(axi.AXI4Signature(addr_width, data_width, id_width, write=False)),
             "idle": Out(1),
             "error": Out(1),
@@ -305,17 +317,24 @@ class MemReader(wiring.Component):
             end_idx.eq(Mux(beat_last, d.end, W - 1)),
         ]
         beat_done = cur_idx == end_idx
+        avail = beats.r_rdy & desc.r_rdy
         m.d.comb += [
-            self.o.valid.eq(beats.r_rdy & desc.r_rdy),
+            self.o.valid.eq(avail & ~self.wide),
+            self.beat.valid.eq(avail & self.wide),
+            self.beat.payload.data.eq(beat_data),
+            self.beat.payload.last.eq(beat_last & d.last),
             self.o.payload.data.eq(beat_data.word_select(cur_idx, WORD_BITS)),
             self.o.payload.first.eq(fresh & bfirst & d.first),
             self.o.payload.last.eq(beat_done & beat_last & d.last),
         ]
         take = self.o.valid & self.o.ready
+        take_beat = self.beat.valid & self.beat.ready
         pop = Signal()
-        m.d.comb += [pop.eq(take & beat_done), beats.r_en.eq(pop),
+        m.d.comb += [pop.eq((take & beat_done) | take_beat), beats.r_en.eq(pop),
                      desc.r_en.eq(pop & beat_last)]
-        with m.If(take):
+        with m.If(take_beat):
+            m.d.sync += [fresh.eq(1), bfirst.eq(beat_last)]
+        with m.Elif(take):
             with m.If(beat_done):
                 m.d.sync += [fresh.eq(1), bfirst.eq(beat_last)]
             with m.Else():

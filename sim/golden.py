@@ -24,7 +24,7 @@ Convolution
 -----------
 ``OP_FC`` records are ``OP_CONV`` records restricted to 1x1 kernels, stride
 1, no pad and no pooling (checked), and run exactly the same way once their
-input-major weights (``W[o, j]`` at ``w_addr + j*n_out + o``) are read into
+input-major weights (``W[o, j]`` at ``w_addr + j*ld + o``) are read into
 the same ``(n_out, n_in)`` matrix.
 
 A CONV record computes only the conv outputs its row band's pooling windows
@@ -231,11 +231,17 @@ class _Machine:
         if n_in and int(lst.max()) >= ins.in_c:
             raise ValueError(f"input-map list entry {int(lst.max())} >= in_c={ins.in_c}")
         self._check_const(ins.w_addr, ins.weight_words, "weights")
-        if ins.op == isa.OP_FC:  # input-major (K = 1): W[o, j] at w_addr + j*n_out + o
-            wq = self.const[ins.w_addr:ins.w_addr + n_out * L].reshape(L, n_out).T
+        if ins.op == isa.OP_FC:  # input-major (K = 1): W[o, j] at w_addr + j*ld + o
+            if ins.w_addr % isa.FC_ALIGN:
+                raise ValueError(f"OP_FC weights at word {ins.w_addr}: not a multiple of "
+                                 f"isa.FC_ALIGN = {isa.FC_ALIGN}")
+            ld = isa.fc_ld(n_out)
+            nb = L * ld
+            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(L, ld)[:, :n_out].T
         else:                    # W[o, j, p, q] at w_addr + ((o*n_in + j)*K + p)*K + q
-            wq = self.const[ins.w_addr:ins.w_addr + n_out * L].reshape(n_out, L)
-        bw = self.raw[ins.w_addr + n_out * L:ins.w_addr + n_out * L + 2 * n_out]
+            nb = n_out * L
+            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(n_out, L)
+        bw = self.raw[ins.w_addr + nb:ins.w_addr + nb + 2 * n_out]
         b = bw[0::2] | (bw[1::2] << 16)
         b = b - ((b >> 31) << 32)              # int32, low word first
         bterm = round_shift(b, -ins.bias_shift)  # B << bias_shift, exact (raises past int64)

@@ -77,11 +77,11 @@ def _conv(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[in
 
     def Wt(o: int, j: int, p: int, q: int) -> int:
         if ins.op == isa.OP_FC:  # input-major, K = 1
-            return mem[ins.w_addr + j * ins.n_out + o]
+            return mem[ins.w_addr + j * isa.fc_ld(ins.n_out) + o]
         return mem[ins.w_addr + ((o * ins.n_in + j) * K + p) * K + q]
 
     def B(o: int) -> int:
-        a = ins.w_addr + ins.n_out * ins.n_in * K * K + 2 * o
+        a = ins.w_addr + ins.weight_words - 2 * ins.n_out + 2 * o
         u = _u16(mem[a]) | (_u16(mem[a + 1]) << 16)
         return u - (1 << 32) if u >= (1 << 31) else u
 

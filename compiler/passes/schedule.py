@@ -140,10 +140,15 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
     for node in graph.nodes:
         if isinstance(node, ConvNode):
             chunks = []
-            for outs, inputs in output_groups(node, hw.fc_out_lanes if on_fc(node, hw) else hw.out_lanes):
+            fc = on_fc(node, hw)
+            for outs, inputs in output_groups(node, hw.fc_out_lanes if fc else hw.out_lanes):
                 list_addr = addr
                 w_addr = list_addr + len(inputs)
-                addr = w_addr + len(outs) * len(inputs) * node.kernel ** 2 + 2 * len(outs)
+                if fc:  # aligned input-major columns (isa.py), read a beat at a time
+                    w_addr = -(-w_addr // isa.FC_ALIGN) * isa.FC_ALIGN
+                    addr = w_addr + len(inputs) * isa.fc_ld(len(outs)) + 2 * len(outs)
+                else:
+                    addr = w_addr + len(outs) * len(inputs) * node.kernel ** 2 + 2 * len(outs)
                 chunks.append((outs, inputs, list_addr, w_addr))
             chunks_of[node.name] = chunks
         elif isinstance(node, LCNNode):
@@ -182,14 +187,9 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
             for outs, inputs, list_addr, w_addr in chunks_of[node.name]:
                 if fill:
                     image[list_addr:list_addr + len(inputs)] = inputs
-                    wq = q.weight[np.ix_(outs, inputs)]
-                    nw = wq.size
-                    if on_fc(node, hw):  # input-major: W[o, j] at w_addr + j*n_out + o (K = 1)
-                        wq = wq.reshape(len(outs), len(inputs)).T
-                    image[w_addr:w_addr + nw] = _signed_words(wq.reshape(-1))
-                    b = np.asarray(q.bias[outs], dtype=np.int64) & 0xFFFFFFFF
-                    image[w_addr + nw:w_addr + nw + 2 * len(outs):2] = b & 0xFFFF
-                    image[w_addr + nw + 1:w_addr + nw + 2 * len(outs):2] = b >> 16
+                    words = isa.weight_image(isa.OP_FC if on_fc(node, hw) else isa.OP_CONV,
+                                             q.weight[np.ix_(outs, inputs)], q.bias[outs])
+                    image[w_addr:w_addr + len(words)] = words
                 for row0 in range(0, node.out_shape[1], rows_per):
                     rows = min(rows_per, node.out_shape[1] - row0)
                     instrs.append(isa.Instr(

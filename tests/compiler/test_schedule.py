@@ -56,7 +56,8 @@ def _record_weights(prog, ins: isa.Instr) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_fc_weights_are_input_major():
-    """W[o, j] of an OP_FC record at w_addr + j*n_out + o, for every (o, j); biases after."""
+    """W[o, j] of an OP_FC record at w_addr + j*ld + o (ld = n_out rounded up to 16, w_addr
+    aligned, zeros in the padding), for every (o, j); biases after."""
     _, res = _compile(SMALL_FC)
     graph = res.graph
     for hw in (res.program.hw, _with_fc(res.program.hw)):
@@ -70,11 +71,14 @@ def test_fc_weights_are_input_major():
             q = _node(graph, name).quant
             lst = prog.image[ins.list_addr:ins.list_addr + ins.n_in]
             assert ins.kernel == 1
-            for o in range(ins.n_out):
-                for j in range(ins.n_in):
-                    word = int(prog.image[ins.w_addr + j * ins.n_out + o])
-                    assert word == int(q.weight[ins.o0 + o, lst[j], 0, 0]) & 0xFFFF, (name, o, j)
-            nw = ins.n_out * ins.n_in
+            assert ins.w_addr % isa.FC_ALIGN == 0
+            ld = isa.fc_ld(ins.n_out)
+            for j in range(ins.n_in):
+                for o in range(ld):
+                    word = int(prog.image[ins.w_addr + j * ld + o])
+                    want = int(q.weight[ins.o0 + o, lst[j], 0, 0]) & 0xFFFF if o < ins.n_out else 0
+                    assert word == want, (name, o, j)
+            nw = ld * ins.n_in
             b = prog.image[ins.w_addr + nw:ins.w_addr + nw + 2 * ins.n_out]
             u = b[0::2] | (b[1::2] << 16)
             np.testing.assert_array_equal(u - ((u >> 31) << 32), q.bias[ins.o0:ins.o0 + ins.n_out])

@@ -26,17 +26,12 @@ Q = QFormat(16, 8)
 
 def _program(ins_kw: dict, n_in: int, n_out: int, k: int, in_shape, out_shape, weights, bias):
     """A one-record program: list, weights, biases at 0, then input and output regions."""
-    list_addr, w_addr = 0, n_in
-    nw = n_out * n_in * k * k
-    image = np.zeros(w_addr + nw + 2 * n_out, dtype=np.int64)
+    list_addr = 0
+    w_addr = -(-n_in // isa.FC_ALIGN) * isa.FC_ALIGN    # aligned (OP_FC needs it)
+    words = isa.weight_image(ins_kw["op"], np.asarray(weights, dtype=np.int64).reshape(n_out, n_in, k, k), bias)
+    image = np.zeros(w_addr + len(words), dtype=np.int64)
     image[list_addr:list_addr + n_in] = np.arange(n_in)
-    wg = np.asarray(weights, dtype=np.int64)
-    if ins_kw["op"] == isa.OP_FC:                  # input-major: W[o, j] at w_addr + j*n_out + o
-        wg = wg.reshape(n_out, n_in).T
-    image[w_addr:w_addr + nw] = wg.reshape(-1) & 0xFFFF
-    b = np.asarray(bias, dtype=np.int64) & 0xFFFFFFFF
-    image[w_addr + nw::2] = b & 0xFFFF
-    image[w_addr + nw + 1::2] = b >> 16
+    image[w_addr:] = words
     inp = Region("input", image.size, tuple(in_shape), Q)
     out = Region("layer", inp.addr + inp.words, tuple(out_shape), Q)
     c, h, w = in_shape

@@ -91,13 +91,10 @@ class Builder:
         if bias is None:
             bias = self.rng.integers(-bmax, bmax + 1, size=n_out)
         for o0, no in o_splits:
-            wg = np.asarray(weights)[o0:o0 + no]
-            if op == isa.OP_FC:                                           # input-major: j*n_out + o
-                wg = wg.reshape(no, n_in).T
-            w_addr = self.const(wg.ravel())                               # CONV: ((o*n_in+j)*K+p)*K+q
-            for b in np.asarray(bias)[o0:o0 + no]:
-                u = int(b) & 0xFFFFFFFF
-                self.const([u & 0xFFFF, u >> 16])                         # int32, low word first
+            if op == isa.OP_FC:                                           # aligned columns (isa.py)
+                self.const([0] * (-len(self.image) % isa.FC_ALIGN))
+            w_addr = self.const(isa.weight_image(op, np.asarray(weights)[o0:o0 + no],
+                                                 np.asarray(bias)[o0:o0 + no]))
             for row0, rows in row_splits:
                 self.instrs.append(isa.Instr(
                     op=op, bits=bits, act=act, pool=pool, kernel=K, stride=S, pad=P,
@@ -329,28 +326,38 @@ def test_hand_list_selects_maps():
 
 
 def test_hand_fc_weights_input_major():
-    """OP_FC reads W[o, j] at w_addr + j*n_out + o (OP_CONV: w_addr + o*n_in + j):
-    the same words give the transposed matrix, so the two ops differ exactly by it."""
+    """OP_FC reads W[o, j] at w_addr + j*ld + o, ld = fc_ld(n_out) = 16 (OP_CONV: w_addr +
+    o*n_in + j): the same words, read as columns of 16, give the transposed matrix."""
     n_in, n_out = 3, 2
-    words = np.arange(1, n_in * n_out + 1)                  # the weight words in memory order
-    image = np.concatenate([np.arange(n_in), words, [0, 0] * n_out])   # list, weights, zero biases
-    inp = Region("input", 64, (n_in, 1, 1), Q88)
+    ld = isa.fc_ld(n_out)
+    assert ld == isa.FC_ALIGN == 16
+    cols = np.zeros((n_in, ld), dtype=np.int64)
+    cols[:, :n_out] = np.arange(1, n_in * n_out + 1).reshape(n_in, n_out)
+    words = cols.reshape(-1)                                 # the FC weight words in memory order
+    conv_words = np.arange(1, n_in * n_out + 1)
+    # list at 0, FC weights at 16 (aligned), biases (zero) after both weight blocks
+    image = np.zeros(200, dtype=np.int64)
+    image[:n_in] = np.arange(n_in)
+    image[16:16 + n_in * ld] = words
+    conv_at = 16 + n_in * ld + 2 * n_out
+    image[conv_at:conv_at + n_in * n_out] = conv_words
+    inp = Region("input", 200, (n_in, 1, 1), Q88)
     outs = {}
     instrs, names = [], []
-    for name, op in (("fc", isa.OP_FC), ("conv", isa.OP_CONV)):
-        outs[name] = Region(name, 64 + 16 * (len(outs) + 1), (n_out, 1, 1), Q88)
+    for name, op, w_addr in (("fc", isa.OP_FC, 16), ("conv", isa.OP_CONV, conv_at)):
+        outs[name] = Region(name, 200 + 16 * (len(outs) + 1), (n_out, 1, 1), Q88)
         instrs.append(isa.Instr(op=op, kernel=1, in_c=n_in, in_h=1, in_w=1, out_h=1, out_w=1, n_in=n_in,
                                 n_out=n_out, rows=1, in_addr=inp.addr, out_addr=outs[name].addr,
-                                w_addr=n_in, list_addr=0))
+                                w_addr=w_addr, list_addr=0))
         names.append(name)
     prog = Program(hw=HW, instrs=instrs + [isa.Instr(op=isa.OP_END)], names=names + ["end"],
-                   image=image.astype(np.int64), memory_words=128, table_addr=0, n_tables=0, input=inp,
+                   image=image.astype(np.int64), memory_words=256, table_addr=0, n_tables=0, input=inp,
                    output=outs["conv"], layers=list(outs.values()))
     x = np.array([[[[5]], [[-7]], [[11]]]])
     res = both(prog, x)
     v = x[0, :, 0, 0]
-    np.testing.assert_array_equal(res.region(outs["fc"])[0, :, 0, 0], words.reshape(n_in, n_out).T @ v)
-    np.testing.assert_array_equal(res.region(outs["conv"])[0, :, 0, 0], words.reshape(n_out, n_in) @ v)
+    np.testing.assert_array_equal(res.region(outs["fc"])[0, :, 0, 0], cols[:, :n_out].T @ v)
+    np.testing.assert_array_equal(res.region(outs["conv"])[0, :, 0, 0], conv_words.reshape(n_out, n_in) @ v)
 
 
 # ----------------------------------------------------------------------------
