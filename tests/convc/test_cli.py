@@ -73,7 +73,7 @@ def test_compile_run_compare_on_synthetic(tmp_path, capsys):
     assert main(["train", "--dataset", "synthetic", "--epochs", "1", "-o", str(model), "-q"]) == 0
     capsys.readouterr()
     out = tmp_path / "c"
-    assert main(["compile", str(model), "-o", str(out), "--calib", "16"]) == 0
+    assert main(["compile", str(model), "-o", str(out), "--calib", "16", "--no-hdl"]) == 0
     assert "DSP48E1" in capsys.readouterr().out
     images = tmp_path / "x.npy"
     np.save(images, np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32))
@@ -106,7 +106,7 @@ def test_synth_reports_yosys_counts(tmp_path, capsys):
     model = tmp_path / "m.npz"
     main(["init", "--arch", "lenet", "-o", str(model)])
     out = tmp_path / "c"
-    assert main(["compile", str(model), "-o", str(out), "--calib", "4"]) == 0
+    assert main(["compile", str(model), "-o", str(out), "--calib", "4", "--no-hdl"]) == 0
     capsys.readouterr()
     assert main(["synth", str(out), "--engine", "pointwise", "--json"]) == 0
     obj = _json(capsys)
