@@ -558,7 +558,9 @@ class Accelerator(wiring.Component):
                 m.d.sync += [mat[o][i].eq(0) for o in range(fo) for i in range(fi)]
                 with m.If(fdg == groups - 1):
                     m.d.sync += w_active.eq(0)
-            with m.If(fc_w_mode & ~mfull):
+            # the next group's first beat may come in the cycle the full matrix is taken
+            # (its words override the clearing): one cycle a group-beat, not two
+            with m.If(fc_w_mode & (~mfull | (fc.weights.valid & fc.weights.ready))):
                 m.d.comb += pr.beat.ready.eq(1)
                 with m.If(pr.beat.valid):
                     bw = pr.beat.payload.data

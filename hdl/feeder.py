@@ -30,7 +30,7 @@ Ports
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -88,7 +88,10 @@ class MapFeeder(wiring.Component):
         c_rr = Signal(signed(RC_BITS + 2), name="c_map_row")    # rs + r - pad
         c_addr = Signal(32, name="c_addr")
         base = Signal(32, name="c_base")
-        m.d.comb += self.list_addr.eq(c_j[:len(self.list_addr)])
+        # the list read port: the current map in LOOK, the next group's map while the rows
+        # go out (so its base is ready when they end: one cycle a group, not three)
+        prefetch = Signal(name="c_prefetch")
+        m.d.comb += self.list_addr.eq(Mux(prefetch, c_j + L, c_j)[:len(self.list_addr)])
         with m.FSM(name="cmd_fsm"):
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -102,22 +105,21 @@ class MapFeeder(wiring.Component):
                              c_addr.eq(self.list_data + (rs - pad).as_signed() * in_w)]
                 with m.If(c_j < n_in):
                     m.next = "ROWS"
-                with m.Else():
-                    m.next = "NEXT"
+                with m.Else():                        # this and every later group: no map
+                    m.next = "IDLE"
             with m.State("ROWS"):
+                m.d.comb += prefetch.eq(1)
                 inside = (c_rr >= 0) & (c_rr < in_h)
                 m.d.comb += [self.cmd.payload.addr.eq(c_addr), self.cmd.payload.length.eq(in_w),
                              self.cmd.valid.eq(inside)]
                 with m.If(~inside | self.cmd.ready):
                     m.d.sync += [c_r.eq(c_r + 1), c_rr.eq(c_rr + 1), c_addr.eq(c_addr + in_w)]
                     with m.If(c_r == nr - 1):
-                        m.next = "NEXT"
-            with m.State("NEXT"):
-                m.d.sync += [c_g.eq(c_g + 1), c_j.eq(c_j + L)]
-                with m.If(c_g == G - 1):
-                    m.next = "IDLE"
-                with m.Else():
-                    m.next = "LOOK"
+                        m.d.sync += [c_g.eq(c_g + 1), c_j.eq(c_j + L)]
+                        with m.If(c_g == G - 1):
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "BASE"
 
         # ---- pixel loop -------------------------------------------------------------
         active = Signal(name="pix_active")
