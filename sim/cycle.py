@@ -103,7 +103,7 @@ Constants: which are measured and which derived or assumed
 * ASSUMED, TO CALIBRATE against the accelerator RTL's CYCLES register (the target: within
   1% on LeNet and three small nets): :data:`SEQ_START`, :data:`SEQ_DECODE`,
   :data:`SEQ_PHASE_GAP`, :data:`SEQ_DONE`, :data:`ROW_BUFFER_LATENCY`,
-  :data:`ROW_WRITER_CMD_GAP`, :data:`LCN_SWEEP_GAP`, :data:`ZERO_WORD_CYCLES` (the
+  :data:`ROW_WRITER_CMD_GAP`, :data:`LCN_SWEEP_GAP`, :data:`FEEDER_GROUP_CYCLES` (the
   sequencer does not exist yet).
 * ASSUMED, TO CALIBRATE on the board (no ML605 measurement yet): the DDR3 controller's
   :data:`DDR3_AR_TO_R` and :data:`DDR3_W_TO_B`, and the sustained bandwidth, which is
@@ -135,7 +135,7 @@ __all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simula
            "READER_CMD_TO_AR", "READER_R_TO_WORD", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
            "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE",
            "SEQ_PHASE_GAP", "SEQ_DONE", "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP",
-           "LCN_SWEEP_GAP", "ZERO_WORD_CYCLES", "RECORD_WORDS"]
+           "LCN_SWEEP_GAP", "FEEDER_GROUP_CYCLES", "RECORD_WORDS"]
 
 # ---- memory ports (hdl/memport.py docstring; measured in simulation) ----------------------
 READER_CMD_TO_AR = 3        # MemReader: ARVALID 3 cycles after the command handshake
@@ -163,7 +163,7 @@ ROW_BUFFERS = 2             # the row writer's two-row buffer (contract)
 ROW_BUFFER_LATENCY = 1      # an engine's output element -> in the row buffer
 ROW_WRITER_CMD_GAP = 0      # cycles between two of the row writer's commands
 LCN_SWEEP_GAP = 1           # sweep A's writer idle -> sweep B's commands
-ZERO_WORD_CYCLES = 1        # a zero weight word for an FC lane without an input (not read)
+FEEDER_GROUP_CYCLES = 1     # map feeder: the list lookup of a group (hdl/feeder.py BASE)
 
 RECORD_WORDS = isa.RECORD_BYTES // 2   # 32: one record, read by FETCH
 
@@ -636,21 +636,20 @@ class _Model:
         G = max(-(-ins.n_in // IL), 1)
         P = ins.rows * ins.out_w
         rl = mem.read_latency
-        # per group: the weight matrix (one command of n_out words a lane with an input,
-        # n_out zeros otherwise) and each lane's rows (one command of in_w words a row)
-        feed = ins.rows * mem.read_cmd_cycles(ins.in_w)
-        asm_start, swap_prev, s_end = float(rl), None, 0.0
+        # per group (hdl/accel.py): the map feeders' command loop (one cycle for the list
+        # lookup, one a row), their pixels (P a lane), and the group's weights: one aligned
+        # block of lanes * ld words read in wide mode, a beat a cycle (isa.fc_ld)
+        ld = isa.fc_ld(ins.n_out)
+        feed = max(FEEDER_GROUP_CYCLES + ins.rows, ins.rows * mem.read_cmd_cycles(ins.in_w), P)
         w_total = 0.0
-        s = 0.0
+        s_end = float(rl)
+        s = s_end
         for g in range(G):
             lanes = min(IL, ins.n_in - g * IL)
-            wg = lanes * mem.read_cmd_cycles(ins.n_out) + (IL - lanes) * ins.n_out * ZERO_WORD_CYCLES
+            wg = max(-(-lanes * ld // mem.words_per_beat), mem.read_cmd_cycles(1) - mem.cmd_overhead)
             w_total += wg
-            asm_end = asm_start + wg
-            handed = asm_end if swap_prev is None else max(asm_end, swap_prev)
-            s = max(handed, s_end, float(rl))
-            s_end = max(s + P, rl + (g + 1) * feed)
-            swap_prev, asm_start = s, handed
+            s = s_end
+            s_end = s + max(feed, wg)
         lat = eng.fc.latency + eng.pw_latency + ROW_BUFFER_LATENCY
         rate = (s_end - s) / P                         # the last group's pace (>= 1)
 
@@ -663,8 +662,8 @@ class _Model:
         out = _Out(first, done, 1, ins.n_out) if vector else _Out(first, done, ins.n_out, ins.out_w)
         engine_end = s_end + eng.fc.latency
         compute = _ceil(engine_end - rl)
-        label = "weights" if w_total > G * max(P, feed) else "compute"
-        stream_read = ins.n_out * ins.n_in + ins.n_in * ins.rows * ins.in_w
+        label = "weights" if w_total > G * feed else "compute"
+        stream_read = ld * ins.n_in + ins.n_in * ins.rows * ins.in_w
         written = ins.n_out * P
         macs = ins.n_out * ins.n_in * P
         return self._finish(k, name, ins, start, phases, setup_words, stream_read, written,
