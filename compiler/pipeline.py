@@ -42,6 +42,8 @@ class CompileOptions:
     calib: int | None = None        # calibration images (None: a default by input size)
     in_lanes: int | None = None
     out_lanes: int | None = None
+    fc_in_lanes: int | None = None
+    fc_out_lanes: int | None = None
     seed: int = 0
 
 
@@ -110,7 +112,8 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
         calib_from = f"{len(calib)} given images"
     quantize.run(graph, net, calib, opts.bits, where)
     pwl.run(graph, opts.pwl_segments)
-    hw, candidates = size.run(graph, board, opts.bits, opts.in_lanes, opts.out_lanes, where)
+    hw, candidates = size.run(graph, board, opts.bits, opts.in_lanes, opts.out_lanes, where,
+                              fc_lanes=(opts.fc_in_lanes, opts.fc_out_lanes))
     program = schedule.run(graph, hw)
     program.meta.update({"model": str(where), "board": board.name, "pwl_segments": opts.pwl_segments,
                          "calibration": calib_from})

@@ -105,12 +105,13 @@ def cmd_boards(args) -> int:
 def _compile_options(args):
     from convc.compiler.pipeline import CompileOptions
 
-    for name in ("bits", "pwl_segments", "calib", "in_lanes", "out_lanes"):
+    for name in ("bits", "pwl_segments", "calib", "in_lanes", "out_lanes", "fc_in_lanes", "fc_out_lanes"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ConvcError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
     return CompileOptions(bits=args.bits, pwl_segments=args.pwl_segments, calib=args.calib,
-                          in_lanes=args.in_lanes, out_lanes=args.out_lanes)
+                          in_lanes=args.in_lanes, out_lanes=args.out_lanes, fc_in_lanes=args.fc_in_lanes,
+                          fc_out_lanes=args.fc_out_lanes)
 
 
 def cmd_compile(args) -> int:
@@ -352,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="calibrate on these raw inputs (.npy, (N, C, H, W)) instead")
     p.add_argument("--in-lanes", type=int, help="force the input lanes (default: chosen for the board)")
     p.add_argument("--out-lanes", type=int, help="force the output lanes (default: chosen for the board)")
+    p.add_argument("--fc-in-lanes", type=int, help="force the FC engine's input lanes (default: chosen)")
+    p.add_argument("--fc-out-lanes", type=int, help="force the FC engine's output lanes (default: chosen)")
     p.add_argument("--no-hdl", action="store_true",
                    help="do not write hdl/convc_accel.v and the ISE project ise/ (quicker)")
     p.add_argument("--synth", action="store_true",

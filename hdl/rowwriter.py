@@ -143,8 +143,13 @@ class RowWriter(wiring.Component):
                     # sign-extended to the 16-bit memory word
                     m.d.comb += self.word.payload.eq(lanes[k].as_signed())
         with m.If(self.start):
-            m.d.sync += [d_rows.eq(0), d_o.eq(0), d_x.eq(0), ov.eq(0),
-                         d_active.eq((self.rows != 0) & (self.n_out != 0))]
+            m.d.sync += [d_rows.eq(0), d_o.eq(0), d_x.eq(0), ov.eq(0), d_active.eq(self.rows != 0)]
+        with m.Elif(d_active & (n_out == 0)):
+            # no maps to write: rows are still taken, and dropped
+            with m.If(p_rows > d_rows):
+                m.d.sync += d_rows.eq(d_rows + 1)
+                with m.If(d_rows == rows - 1):
+                    m.d.sync += d_active.eq(0)
         with m.Elif(adv):
             m.d.sync += ov.eq(have)
             with m.If(have):
@@ -155,6 +160,5 @@ class RowWriter(wiring.Component):
                         m.d.sync += [d_o.eq(0), d_rows.eq(d_rows + 1)]
                         with m.If(d_rows == rows - 1):
                             m.d.sync += d_active.eq(0)
-        # a row with n_out = 0 never fills: drain it (rows are still consumed)
         m.d.comb += self.busy.eq(in_active | c_active | d_active | ov)
         return m

@@ -156,7 +156,7 @@ DDR3_W_TO_B = 12            # last W beat -> B response
 
 # ---- sequencer and row writer (hdl/accel.py contract), assumed (calibrate on the RTL) ---
 SEQ_START = 2               # CTRL start -> the first FETCH command
-SEQ_DECODE = 1              # the record's last word -> decoded
+SEQ_DECODE = 2              # the record's last word -> decoded (DECODE, DERIVE)
 SEQ_PHASE_GAP = 1           # one phase's last word -> the next phase's command
 SEQ_DONE = 1                # OP_END: writer idle -> done
 ROW_BUFFERS = 2             # the row writer's two-row buffer (contract)
@@ -501,7 +501,8 @@ def _row_writer(out: _Out, mem: MemoryTiming) -> tuple[float, float]:
 
 
 def _read_phase(words: int, mem: MemoryTiming) -> int:
-    return SEQ_PHASE_GAP + mem.read_latency + words
+    # the command's handshake cycle is the first of the read latency (measured on the RTL)
+    return SEQ_PHASE_GAP + mem.read_latency - 1 + words
 
 
 def _useful_conv_macs(ins: isa.Instr) -> int:

@@ -43,8 +43,10 @@ def _fc_eligible(n: ConvNode) -> bool:
 
 
 def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes: int | None = None,
-        where: str = "model") -> tuple[HardwareConfig, list[dict]]:
-    """Return the chosen configuration and the candidates tried (for the report)."""
+        where: str = "model", fc_lanes: tuple[int | None, int | None] = (None, None)
+        ) -> tuple[HardwareConfig, list[dict]]:
+    """Return the chosen configuration and the candidates tried (for the report).
+    ``in_lanes``, ``out_lanes`` and ``fc_lanes`` (in, out) force those sizes."""
     convs = [n for n in graph.nodes if isinstance(n, ConvNode)]
     lcns = [n for n in graph.nodes if isinstance(n, LCNNode)]
     fcs = [n for n in convs if _fc_eligible(n)]
@@ -53,7 +55,10 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
     name = board.name
     tried, best = [], None
     errors = []
-    for use_fc in ((False, True) if fcs else (False,)):
+    fc_choices = (False, True) if fcs else (False,)
+    if fcs and any(fc_lanes):
+        fc_choices = (True,)                        # an FC engine was asked for
+    for use_fc in fc_choices:
         engine = [n for n in convs if not (use_fc and _fc_eligible(n))]
         kmax = max([n.kernel for n in engine] or [1])
         widths = [n.in_shape[2] + 2 * n.pad for n in engine] + [n.in_shape[2] + n.kernel - 1 for n in lcns]
@@ -93,6 +98,11 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
                 if use_fc:
                     fc_shapes = [(min(fc_in_max, (left - fo) // fo), fo) for fo in FC_OUT_CHOICES
                                  if fo <= 2 * fc_out_max and (left - fo) // fo >= 1]
+                    fi_f, fo_f = fc_lanes
+                    if fo_f:
+                        fc_shapes = [(fi_f or min(fc_in_max, max(1, (left - fo_f) // fo_f)), fo_f)]
+                    elif fi_f:
+                        fc_shapes = [(fi_f, fo) for _, fo in fc_shapes]
                 for fi, fo in fc_shapes:
                     for psum in _psum_choices(need_max, need_min):
                         hw = HardwareConfig(in_lanes=pi, out_lanes=po, psum_words=psum, fc_in_lanes=fi,

