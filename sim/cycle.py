@@ -552,13 +552,14 @@ class _Model:
 
     def _finish(self, k: int, name: str, ins: isa.Instr, start: int, phases: dict, setup_words: int,
                 stream_words_read: int, words_written: int, engine_end: float, out: _Out,
-                compute: int, macs: int, label: str) -> RecordTiming:
+                compute: int, macs: int, label: str, zeros_first: int = 0) -> RecordTiming:
         """The streaming phase's end (engine, row writer, drain), the bandwidth bounds,
         the label; ``engine_end``/``out`` are relative to the engine's start (after
-        the stream's first read latency)."""
+        the stream's first read latency, less the padding pixels ``zeros_first`` the
+        feeders send before their first word from memory)."""
         mem = self.mem
         D, w_last = _row_writer(out, mem)
-        lead = SEQ_PHASE_GAP + mem.read_latency
+        lead = SEQ_PHASE_GAP + max(0, mem.read_latency - zeros_first)
         engine_done = engine_end + D
         writer_done = w_last + mem.write_drain(out.words)
         phases["stream"] = _ceil(lead + engine_done)
@@ -623,8 +624,11 @@ class _Model:
         weights = ins.n_out * ins.n_in * K * K
         stream_read = weights + ins.n_in * inside * ins.in_w
         written = ins.n_out * ins.rows * ins.out_w
+        # padding rows (and columns) at the band's top go out before the first read returns
+        y0 = ins.row0 * ps * S - ins.pad
+        zeros_first = (min(-y0, R) * Wp + ins.pad) if y0 < 0 else ins.pad
         return self._finish(k, name, ins, start, phases, setup_words, stream_read, written, band, out,
-                            band, _useful_conv_macs(ins), "compute")
+                            band, _useful_conv_macs(ins), "compute", zeros_first)
 
     # ---- OP_FC -----------------------------------------------------------------------
     def fc(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
