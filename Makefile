@@ -29,12 +29,21 @@ iverilog:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iverilog </dev/null; }
 
-demo: $(STAMP)
+# RTL_LANES: the small build whose Verilog the demo runs in Icarus (the board-size
+# build has hundreds of multipliers: Icarus runs it at a few cycles a second)
+RTL_LANES   ?= --in-lanes 1 --out-lanes 4 --fc-in-lanes 1 --fc-out-lanes 16
+RTL_IMAGES  ?= 3
+VERIFY_SIM  ?= icarus
+
+demo: $(STAMP) iverilog
 	mkdir -p $(OUT)
 	$(VENV)/bin/convc train --arch lenet --dataset digits -o $(OUT)/model.npz
 	$(VENV)/bin/convc info $(OUT)/model.npz
 	$(VENV)/bin/convc compile $(OUT)/model.npz --board virtex6 -o $(OUT)/lenet-virtex6
+	$(VENV)/bin/convc simulate $(OUT)/lenet-virtex6
 	$(VENV)/bin/convc compare $(OUT)/model.npz $(OUT)/lenet-virtex6
+	$(VENV)/bin/convc compile $(OUT)/model.npz --board virtex6 $(RTL_LANES) -o $(OUT)/lenet-rtl
+	$(VENV)/bin/convc verify $(OUT)/lenet-rtl --images $(RTL_IMAGES) --sim $(VERIFY_SIM)
 
 test: $(STAMP) iverilog
 	$(PY) -m pytest -q
