@@ -94,6 +94,9 @@ class HardwareConfig:
         Sustained external-memory bandwidth at ``clock_mhz``.
     burst_words : int
         Words per memory burst.
+    writers : int
+        Memory write ports of the accelerator's row writer (one 16-bit word a cycle
+        each); the output maps of a row are shared among them.
     """
 
     board: str
@@ -112,6 +115,7 @@ class HardwareConfig:
     fc_psum_words: int = 1024
     pwl_tables: int = 16
     list_words: int = 1024
+    writers: int = 1
     mem_bytes_per_cycle: float = 16.0
     burst_words: int = 64
     acc_bits: int = ACC_BITS
@@ -120,7 +124,8 @@ class HardwareConfig:
         checks = {"bits": (2, 16), "kmax": (1, 31), "in_lanes": (1, 256), "out_lanes": (1, 256),
                   "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31), "lcn_channels": (0, 64), "pool_kmax": (1, 15),
                   "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024), "fc_psum_words": (1, 1 << 20),
-                  "pwl_tables": (1, 16), "list_words": (1, 65536), "burst_words": (1, 4096)}
+                  "pwl_tables": (1, 16), "list_words": (1, 65536), "burst_words": (1, 4096),
+                  "writers": (1, 16)}
         for name, (lo, hi) in checks.items():
             v = getattr(self, name)
             if not isinstance(v, int) or not lo <= v <= hi:

@@ -69,12 +69,16 @@ Row writer: the band's output rows (``out_w`` elements of all lanes) go into a
 two-row buffer; each finished row is written map by map, one write command of ``out_w``
 words per output map ``o < n_out`` (at ``out_addr + (o0+o)*out_h*out_w + (row0+r)*out_w``),
 or, for a vector output (``out_h = out_w = 1``), one command of ``n_out`` words.  The
-memory writer takes one word a cycle.
+maps are shared among :func:`writer_count` write ports (``hw.writers``; port ``p`` writes
+maps ``p*Q ..`` with ``Q = ceil(n_out / ports)``), each a
+:class:`~convc.hdl.memport.MemWriter` taking one word a cycle, behind a write arbiter
+(:class:`~convc.hdl.arbiter.WriteArbiter`: round-robin AW, W locked to its AW's writer
+until ``wlast``, B by ID).
 
 Memory ports: memory readers (:class:`~convc.hdl.memport.MemReader`), ``axi_id`` = their
 index (0: parameters: records, tables, lists, biases, weights; ``1..`` : main-stream map
 feeders, one per lane; then the preload feeders), behind a read arbiter (round-robin on
-AR, R routed by RID); one :class:`~convc.hdl.memport.MemWriter` on the write channels.
+AR, R routed by RID); the memory writers (``axi_id`` = port) behind the write arbiter.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 
 from . import axi
-from .arbiter import ReadArbiter
+from .arbiter import ReadArbiter, WriteArbiter
 from .arith import check_param
 from .conv import ConvEngine
 from .fc import FCEngine
@@ -98,7 +102,7 @@ from .pool import PoolEngine
 from .regs import HostRegisters
 from .rowwriter import RowWriter
 
-__all__ = ["Accelerator", "schedule_addr", "reader_count", "record_layout", "DEFAULT_DATA_WIDTH",
+__all__ = ["Accelerator", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH",
            "RECORD_WORDS"]
 
 DEFAULT_DATA_WIDTH = 256   # the ML605 MIG's user interface: 256 bits at 200 MHz (6.4 GB/s)
@@ -128,8 +132,14 @@ def reader_count(hw: HardwareConfig) -> int:
     return 1 + main_feeders(hw) + hw.in_lanes
 
 
+def writer_count(hw: HardwareConfig) -> int:
+    """Memory writers: the row writer's ports, ``hw.writers`` rounded down to a power of
+    two."""
+    return 1 << (max(1, hw.writers).bit_length() - 1)
+
+
 def id_width_for(hw: HardwareConfig) -> int:
-    return max(1, (reader_count(hw) - 1).bit_length())
+    return max(1, (max(reader_count(hw), writer_count(hw)) - 1).bit_length())
 
 
 class Accelerator(wiring.Component):
@@ -189,8 +199,15 @@ class Accelerator(wiring.Component):
         m.submodules.arb = arb = ReadArbiter(NR, data_width=dw, id_width=iw)
         for k, r in enumerate(readers):
             wiring.connect(m, r.m_axi, arb.s[k])
-        m.submodules.writer = writer = MemWriter(dw, id_width=iw, axi_id=0)
-        axi.join_halves(m, self.m_axi, read=arb.m, write=writer.m_axi)
+        NW = writer_count(hw)
+        writers = [MemWriter(dw, id_width=iw, axi_id=k) for k in range(NW)]
+        for k, w in enumerate(writers):
+            m.submodules[f"writer{k}"] = w
+        m.submodules.warb = warb = WriteArbiter(NW, data_width=dw, id_width=iw)
+        for k, w in enumerate(writers):
+            wiring.connect(m, w.m_axi, warb.s[k])
+        axi.join_halves(m, self.m_axi, read=arb.m, write=warb.m)
+        writers_idle = Cat(*[w.idle for w in writers]).all()
         pr = readers[0]                                     # parameter reader
 
         m.submodules.conv = conv = ConvEngine(hw)
@@ -202,10 +219,10 @@ class Accelerator(wiring.Component):
             m.submodules[f"pw{k}"] = pw
         m.submodules.pool = pool = PoolEngine(lanes=Po, bits=bits, kmax=max(1, hw.pool_kmax),
                                               max_width=hw.max_width)
-        m.submodules.rw = rw = RowWriter(lanes=NL, bits=bits, max_width=hw.max_width)
-        wiring.connect(m, rw.cmd, writer.cmd)
-        m.d.comb += [writer.i.payload.eq(rw.word.payload), writer.i.valid.eq(rw.word.valid),
-                     rw.word.ready.eq(writer.i.ready)]
+        m.submodules.rw = rw = RowWriter(lanes=NL, bits=bits, max_width=hw.max_width, ports=NW)
+        for cmd, word, w in zip(rw.cmds, rw.words, writers):
+            wiring.connect(m, cmd, w.cmd)
+            m.d.comb += [w.i.payload.eq(word.payload), w.i.valid.eq(word.valid), word.ready.eq(w.i.ready)]
 
         mains = [MapFeeder(bits=bits, list_words=hw.list_words) for _ in range(NF)]
         pres = [MapFeeder(bits=bits, list_words=hw.list_words) for _ in range(Pi)]
@@ -265,7 +282,8 @@ class Accelerator(wiring.Component):
         w_done = Signal(name="weights_done")
         bias_pending = Signal(name="bias_pending")
         fault = Signal(name="fault")
-        m.d.comb += fault.eq(pr.error | writer.error | Cat(*[r.error for r in readers]).any() | conv.err)
+        m.d.comb += fault.eq(Cat(*[w.error for w in writers]).any() | Cat(*[r.error for r in readers]).any()
+                             | conv.err)
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -383,13 +401,13 @@ class Accelerator(wiring.Component):
                 with m.If(~stream_busy & w_done & ~bias_pending):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(writer.idle):
+                with m.If(writers_idle):
                     m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.sync += rec_idx.eq(rec_idx + RECORD_WORDS)
                 m.next = "FETCH_CMD"
             with m.State("END"):
-                with m.If(writer.idle):
+                with m.If(writers_idle):
                     m.d.sync += [running.eq(0), done.eq(1)]
                     m.next = "IDLE"
             with m.State("ERROR"):

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from . import axi
 from .arith import check_param
 
-__all__ = ["ReadArbiter"]
+__all__ = ["ReadArbiter", "WriteArbiter"]
 
 _AR = ("addr", "len", "size", "burst", "lock", "cache", "prot", "qos")
 
@@ -85,4 +85,90 @@ class ReadArbiter(wiring.Component):
             # R: by ID
             m.d.comb += [s.rid.eq(k), s.rdata.eq(bus.rdata), s.rresp.eq(bus.rresp),
                          s.rlast.eq(bus.rlast), s.rvalid.eq(bus.rvalid & (bus.rid == k))]
+        return m
+
+
+_AW = ("addr", "len", "size", "burst", "lock", "cache", "prot", "qos")
+_W = ("data", "strb", "last")
+
+
+class WriteArbiter(wiring.Component):
+    """``n`` AXI4 write masters (:class:`~convc.hdl.memport.MemWriter` s, master ``k`` with
+    ``axi_id = k``) on one write port.
+
+    AW: round-robin among the requesting masters, the grant held until the AW handshake;
+    then W is locked to that master until its ``wlast`` beat, and no other AW is granted
+    meanwhile, so W beats always follow their AW in order (a MemWriter presents a burst
+    only once all its beats are buffered, so the lock costs no idle beats).  B goes back to
+    the master whose ID it carries; ``bready`` is always high (MemWriters always take B).
+
+    Ports: ``s`` (list of ``n`` In(write-half AXI4Signature)), ``m`` (Out(write half)).
+    """
+
+    def __init__(self, n: int, *, addr_width: int = 32, data_width: int = 64, id_width: int = 1):
+        check_param(self, "n", n, 1, 1 << id_width)
+        self._n = n
+        sig = axi.AXI4Signature(addr_width, data_width, id_width, read=False)
+        super().__init__({
+            "s": In(sig).array(n),
+            "m": Out(sig),
+        })
+
+    n = property(lambda self: self._n)
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._n
+        bus = self.m
+        grant = Signal(range(n), name="grant")
+        aw_locked = Signal(name="aw_locked")    # grant held for a pending AW
+        w_busy = Signal(name="w_busy")          # W locked to ``wsel`` until wlast
+        wsel = Signal(range(n), name="wsel")
+        nxt = Signal(range(n), name="next")
+
+        reqs = [self.s[k].awvalid for k in range(n)]
+        pick = Signal(range(n), name="pick")
+        cands = []
+        for base in range(n):
+            order = [(base + off) % n for off in range(n)]
+            v = Const(order[-1], range(n))
+            for k in reversed(order[:-1]):
+                v = Mux(reqs[k], k, v)
+            cands.append(v)
+        v = cands[-1]
+        for base in reversed(range(n - 1)):
+            v = Mux(nxt == base, cands[base], v)
+        m.d.comb += pick.eq(v)
+        sel = Signal(range(n), name="sel")
+        m.d.comb += sel.eq(Mux(aw_locked, grant, pick))
+
+        aw_fields = {f: [getattr(self.s[k], "aw" + f) for k in range(n)] for f in _AW + ("valid",)}
+        for f, vals in aw_fields.items():
+            src = Cat(*vals).word_select(sel, len(vals[0]))
+            if f == "valid":
+                src = src & ~w_busy
+            m.d.comb += getattr(bus, "aw" + f).eq(src)
+        m.d.comb += bus.awid.eq(sel)
+        with m.If(bus.awvalid & ~bus.awready):
+            m.d.sync += [aw_locked.eq(1), grant.eq(sel)]
+        with m.Elif(bus.awvalid & bus.awready):
+            m.d.sync += [aw_locked.eq(0), nxt.eq(Mux(sel == n - 1, 0, sel + 1)), w_busy.eq(1),
+                         wsel.eq(sel)]
+        with m.If(bus.wvalid & bus.wready & bus.wlast):
+            m.d.sync += w_busy.eq(0)
+
+        for f in _W + ("valid",):
+            vals = [getattr(self.s[k], "w" + f) for k in range(n)]
+            src = Cat(*vals).word_select(wsel, len(vals[0]))
+            if f == "valid":
+                src = src & w_busy
+            m.d.comb += getattr(bus, "w" + f).eq(src)
+        m.d.comb += bus.bready.eq(1)
+        for k in range(n):
+            s = self.s[k]
+            m.d.comb += [
+                s.awready.eq((sel == k) & bus.awready & ~w_busy),
+                s.wready.eq(w_busy & (wsel == k) & bus.wready),
+                s.bid.eq(k), s.bresp.eq(bus.bresp), s.bvalid.eq(bus.bvalid & (bus.bid == k)),
+            ]
         return m

@@ -443,6 +443,14 @@ class _Engines:
                                               max_width=hw.max_width)).latency
         self._fc = None
         self._lcn = None
+        # the row writer's ports: port p writes maps p*Q .. p*Q+Q-1 of each row
+        from convc.hdl.accel import writer_count
+
+        self.writers = writer_count(hw)
+
+    def maps_per_port(self, n_out: int) -> int:
+        """The busiest write port's maps (hdl/rowwriter.py: ceil(n_out / ports))."""
+        return -(-n_out // self.writers)
 
     @property
     def fc(self):
@@ -620,7 +628,7 @@ class _Model:
         for r in range(ins.rows - 1):                # a row's last output waits for the next row
             done[r] = max(done[r], first[r + 1] - 1)
         done[-1] = max(done[-1], t_out(conv_rows - 1, conv_w - 1) - 1)
-        out = _Out(first, done, ins.n_out, ins.out_w)
+        out = _Out(first, done, eng.maps_per_port(ins.n_out), ins.out_w)   # the busiest port
         weights = ins.n_out * ins.n_in * K * K
         stream_read = weights + ins.n_in * inside * ins.in_w
         written = ins.n_out * ins.rows * ins.out_w
@@ -664,7 +672,8 @@ class _Model:
         vector = ins.out_h == 1 and ins.out_w == 1
         first = [t_px(r * ins.out_w) for r in range(ins.rows)]
         done = [t_px((r + 1) * ins.out_w - 1) for r in range(ins.rows)]
-        out = _Out(first, done, 1, ins.n_out) if vector else _Out(first, done, ins.n_out, ins.out_w)
+        q = eng.maps_per_port(ins.n_out)                  # the busiest port's maps
+        out = _Out(first, done, 1, q) if vector else _Out(first, done, q, ins.out_w)
         engine_end = s_end + eng.fc.latency
         compute = _ceil(engine_end - rl)
         label = "weights" if w_total > G * feed else "compute"
@@ -693,14 +702,14 @@ class _Model:
         Dw = hp * (W + hp) + hp
         a_first = [2 * Dw + eng.latency_a + r * (W + hp) + ROW_BUFFER_LATENCY for r in range(H)]
         a_done = [a + W - 1 for a in a_first]
-        out_a = _Out(a_first, a_done, C + 1, W)
+        out_a = _Out(a_first, a_done, -(-(C + 1) // self.eng.writers), W)
         Da, wa = _row_writer(out_a, mem)
         a_engine = (H + 2 * hp) * (W + hp) + hp - 1 + eng.latency_a + Da
         sweep_a = lead + max(a_engine, wa + mem.write_drain(W))
         # sweep B: (v, s) in (C + 1 feeders), y out: C commands of W words a row
         b_first = [eng.latency_b + r * W + ROW_BUFFER_LATENCY for r in range(H)]
         b_done = [b + W - 1 for b in b_first]
-        out_b = _Out(b_first, b_done, C, W)
+        out_b = _Out(b_first, b_done, -(-C // self.eng.writers), W)
         Db, wb = _row_writer(out_b, mem)
         b_engine = H * W + eng.latency_b + Db
         sweep_b = LCN_SWEEP_GAP + lead + max(b_engine, wb + mem.write_drain(W))
