@@ -254,3 +254,398 @@ def test_arbiter_parameter_checks():
         ReadArbiter(3, id_width=1)
     with pytest.raises(ValueError, match="n=0"):
         ReadArbiter(0)
+
+
+# ---- WriteArbiter ----------------------------------------------------------------------
+#
+# Masters (2..5) on s[k], as MemWriters present bursts: an AW process and a W process per
+# master; a burst's W beats are offered before, with or after its AW (random per burst),
+# AW and W each held (valid and payload) until taken, garbage payload while not valid,
+# bready always high.  Every AW carries (master, sequence) in its address, every W beat
+# (master, sequence, beat) in its data, with a random strobe.  A Python slave on m takes
+# AW and W with independent random ready and returns one B per burst (once its last W
+# beat is in) after a random latency, in a random order across IDs (in order per ID),
+# each with a random bresp.
+
+from convc.hdl.arbiter import WriteArbiter  # noqa: E402
+
+
+def aw_addr(k: int, seq: int) -> int:
+    return (k << 24) | (seq << 12) | ((seq * 0x40) & 0xFC0)
+
+
+def w_data(k: int, seq: int, beat: int, salt: int) -> int:
+    return (k << 56) | (seq << 44) | (beat << 36) | (salt & 0xFFFFFFFFF)
+
+
+def write_bursts(rng, k, count, max_len=8):
+    out = []
+    for s in range(count):
+        nb = rng.randint(1, max_len)
+        out.append({"addr": aw_addr(k, s), "beats": nb,
+                    "data": [w_data(k, s, j, rng.randrange(1 << 36)) for j in range(nb)],
+                    "strb": [rng.randrange(256) for _ in range(nb)],
+                    "bresp": rng.randrange(4)})
+    return out
+
+
+def simulate_write(n, bursts, *, seed=0, idle=0.5, w_idle=0.3, w_gap=0.15, aw_bp=0.3,
+                   w_bp=0.3, b_gap=0.3, max_latency=6, id_width=3, modes=("before", "with", "after")):
+    """``bursts[k]``: master k's bursts (:func:`write_bursts`); ``idle``: the chance of an
+    idle cycle before each AW (or one per master).  Returns (grants [(cycle,
+    id)], requests {k: [(raise cycle, grant cycle)]}); checks everything else."""
+    dut = WriteArbiter(n, data_width=DW, id_width=id_width)
+    requests = {k: [] for k in range(n)}
+    aw_raised = {k: 0 for k in range(n)}
+    aw_taken = {k: [] for k in range(n)}        # master side: AW handshake cycles
+    w_taken = {k: [] for k in range(n)}         # master side: W beat handshake cycles
+    got_b = {k: [] for k in range(n)}
+    aw_log: list = []                           # slave side: (cycle, awid, addr, len)
+    w_log: list = []                            # slave side: (cycle, data, strb, last)
+    wlast_cycles: list = []
+    b_pending = {i: [] for i in range(1 << id_width)}   # per ID: [ready cycle, bresp]
+    bresp_of = {b["addr"]: b["bresp"] for k in range(n) for b in bursts[k]}
+    state = {"aw": 0, "w": 0, "b_sched": 0, "b_sent": 0}
+    n_bursts = sum(len(b) for b in bursts)
+
+    def master_aw(k):
+        async def run(ctx):
+            s = dut.s[k]
+            rng = random.Random(seed * 31 + k)
+            my_idle = idle[k] if isinstance(idle, (list, tuple)) else idle
+            ctx.set(s.awsize, 3)
+            ctx.set(s.awburst, axi.BURST_INCR)
+            ctx.set(s.awcache, 0b0011)
+            ctx.set(s.bready, 1)
+            cyc = 0
+            for b in bursts[k]:
+                while my_idle and rng.random() < my_idle:
+                    ctx.set(s.awaddr, rng.randrange(1 << 32))     # garbage while not valid
+                    ctx.set(s.awlen, rng.randrange(256))
+                    await ctx.tick()
+                    cyc += 1
+                ctx.set(s.awvalid, 1)
+                ctx.set(s.awaddr, b["addr"])
+                ctx.set(s.awlen, b["beats"] - 1)
+                aw_raised[k] += 1
+                raised = cyc
+                while True:
+                    _, _, rdy = await ctx.tick().sample(s.awready)
+                    cyc += 1
+                    if rdy:
+                        break
+                requests[k].append((raised, cyc - 1))
+                aw_taken[k].append(cyc - 1)
+                ctx.set(s.awvalid, 0)
+            state["aw"] += 1
+        return run
+
+    def master_w(k):
+        async def run(ctx):
+            s = dut.s[k]
+            rng = random.Random(seed * 31 + 50 + k)
+
+            async def wait():
+                ctx.set(s.wvalid, 0)
+                ctx.set(s.wdata, rng.randrange(1 << DW))                # garbage while not valid
+                ctx.set(s.wstrb, rng.randrange(256))
+                ctx.set(s.wlast, rng.randrange(2))
+                await ctx.tick()
+
+            cyc = 0
+            for j, b in enumerate(bursts[k]):
+                mode = rng.choice(modes)
+                if mode == "with":          # offered from the cycle its AW is
+                    while aw_raised[k] <= j:
+                        await wait()
+                        cyc += 1
+                elif mode == "after":       # once its AW has been taken, plus 0..3 cycles
+                    while len(aw_taken[k]) <= j:
+                        await wait()
+                        cyc += 1
+                    for _ in range(rng.randrange(4)):
+                        await wait()
+                        cyc += 1
+                else:                       # before: as soon as the previous burst is out
+                    while w_idle and rng.random() < w_idle:
+                        await wait()
+                        cyc += 1
+                for i in range(b["beats"]):
+                    while i and w_gap and rng.random() < w_gap:
+                        await wait()
+                        cyc += 1
+                    ctx.set(s.wvalid, 1)
+                    ctx.set(s.wdata, b["data"][i])
+                    ctx.set(s.wstrb, b["strb"][i])
+                    ctx.set(s.wlast, i == b["beats"] - 1)
+                    while True:
+                        _, _, rdy = await ctx.tick().sample(s.wready)
+                        cyc += 1
+                        if rdy:
+                            break
+                    w_taken[k].append(cyc - 1)
+            ctx.set(s.wvalid, 0)
+            state["w"] += 1
+        return run
+
+    def b_monitor(k):
+        async def run(ctx):
+            s = dut.s[k]
+            async for _, _, v, bid, resp in ctx.tick().sample(s.bvalid, s.bid, s.bresp):
+                if v:
+                    assert bid == k, f"master {k}: bid {bid}"
+                    got_b[k].append(resp)
+        return run
+
+    async def slave_aw(ctx):
+        rng = random.Random(seed * 31 + 100)
+        m = dut.m
+        prev = None
+        cyc = 0
+        while True:
+            rdy = rng.random() >= aw_bp
+            ctx.set(m.awready, rdy)
+            _, _, v, a, ln, i, size, burst, cache = await ctx.tick().sample(
+                m.awvalid, m.awaddr, m.awlen, m.awid, m.awsize, m.awburst, m.awcache)
+            if prev is not None:
+                assert v and (a, ln, i) == prev, f"AW changed before awready: {prev} -> {v} {(a, ln, i)}"
+            prev = None
+            if v and rdy:
+                assert (size, burst, cache) == (3, axi.BURST_INCR, 0b0011)
+                aw_log.append((cyc, i, a, ln))
+            elif v:
+                prev = (a, ln, i)
+            cyc += 1
+
+    async def slave_w(ctx):
+        rng = random.Random(seed * 31 + 101)
+        m = dut.m
+        prev = None
+        cyc = 0
+        while True:
+            rdy = rng.random() >= w_bp
+            ctx.set(m.wready, rdy)
+            _, _, v, d, st, last = await ctx.tick().sample(m.wvalid, m.wdata, m.wstrb, m.wlast)
+            if prev is not None:
+                assert v and (d, st, last) == prev, f"W changed before wready: {prev} -> {v} {(d, st, last)}"
+            prev = None
+            if v and rdy:
+                w_log.append((cyc, d, st, last))
+                if last:
+                    wlast_cycles.append(cyc)
+            elif v:
+                prev = (d, st, last)
+            cyc += 1
+
+    async def slave_b(ctx):
+        rng = random.Random(seed * 31 + 102)
+        m = dut.m
+        cyc = 0
+        while True:
+            # burst #j complete (its AW and its wlast seen): its B becomes due
+            while state["b_sched"] < min(len(aw_log), len(wlast_cycles)):
+                j = state["b_sched"]
+                ca, i, a, _ = aw_log[j]
+                due = max(ca, wlast_cycles[j], cyc) + rng.randint(1, max_latency)
+                b_pending[i].append([due, bresp_of.get(a, 0)])
+                state["b_sched"] += 1
+            ready_ids = [i for i, q in b_pending.items() if q and q[0][0] <= cyc]
+            if ready_ids and rng.random() >= b_gap:
+                i = rng.choice(ready_ids)
+                ctx.set(m.bvalid, 1)
+                ctx.set(m.bid, i)
+                ctx.set(m.bresp, b_pending[i][0][1])
+                _, _, br = await ctx.tick().sample(m.bready)
+                assert br, "bready low"
+                b_pending[i].pop(0)
+                state["b_sent"] += 1
+            else:
+                ctx.set(m.bvalid, 0)
+                ctx.set(m.bid, rng.randrange(1 << id_width))       # garbage while not valid
+                ctx.set(m.bresp, rng.randrange(4))
+                _, _, br = await ctx.tick().sample(m.bready)
+                assert br, "bready low"
+            cyc += 1
+
+    async def bench_end(ctx):
+        cyc = 0
+        want_beats = sum(b["beats"] for k in range(n) for b in bursts[k])
+        while (state["aw"] < n or state["w"] < n or state["b_sent"] < n_bursts):
+            await ctx.tick()
+            cyc += 1
+            assert cyc < 500 + 40 * want_beats, \
+                (f"stuck: {len(aw_log)}/{n_bursts} AWs, {len(w_log)}/{want_beats} W beats, "
+                 f"{state['b_sent']} B")
+        for _ in range(20):
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for k in range(n):
+        sim.add_testbench(master_aw(k), background=True)
+        sim.add_testbench(master_w(k), background=True)
+        sim.add_testbench(b_monitor(k), background=True)
+    for tb in (slave_aw, slave_w, slave_b):
+        sim.add_testbench(tb, background=True)
+    sim.add_testbench(bench_end)
+    sim.run()
+
+    # AW: awid = master, each master's bursts exactly once and in its order, at the cycles
+    # the masters saw awready
+    for k in range(n):
+        mine = [(c, i, a, ln) for c, i, a, ln in aw_log if a >> 24 == k]
+        assert all(i == k for _, i, _, _ in mine), f"master {k}: awid {[i for _, i, _, _ in mine]}"
+        assert [(a, ln + 1) for _, _, a, ln in mine] == [(b["addr"], b["beats"]) for b in bursts[k]], \
+            f"master {k}: AWs at the slave {[hex(a) for _, _, a, _ in mine][:6]}..."
+        assert [c for c, _, _, _ in mine] == aw_taken[k], f"master {k}: awready to the wrong master"
+    assert len(aw_log) == n_bursts
+    # W: each burst's beats right after its AW, whole, in order, not interleaved; the next
+    # AW only after its wlast
+    want_beats = sum(b["beats"] for k in range(n) for b in bursts[k])
+    assert len(w_log) == want_beats, f"{len(w_log)} W beats at the slave, {want_beats} sent"
+    by_addr = {b["addr"]: b for k in range(n) for b in bursts[k]}
+    pos = 0
+    w_cycles = {k: [] for k in range(n)}
+    for j, (ca, i, a, ln) in enumerate(aw_log):
+        b = by_addr[a]
+        beats = w_log[pos:pos + ln + 1]
+        pos += ln + 1
+        assert beats[0][0] > ca, f"AW #{j} (master {i}) in cycle {ca}: a W beat in cycle {beats[0][0]}"
+        got = [(d, st, last) for _, d, st, last in beats]
+        want = [(b["data"][x], b["strb"][x], int(x == ln)) for x in range(ln + 1)]
+        bad = [x for x in range(len(want)) if got[x] != want[x]]
+        assert not bad, (f"AW #{j} (master {i}, {a:#x}): beat {bad[0]} got "
+                         f"{tuple(hex(v) for v in got[bad[0]])} want {tuple(hex(v) for v in want[bad[0]])}")
+        if j + 1 < len(aw_log):
+            assert aw_log[j + 1][0] > beats[-1][0], \
+                f"AW #{j + 1} in cycle {aw_log[j + 1][0]} before AW #{j}'s wlast in cycle {beats[-1][0]}"
+        w_cycles[i] += [c for c, _, _, _ in beats]
+    for k in range(n):
+        assert w_cycles[k] == w_taken[k], f"master {k}: wready does not match its beats at the slave"
+    # B: each master exactly its responses, in order
+    for k in range(n):
+        assert got_b[k] == [b["bresp"] for b in bursts[k]], f"master {k}: B {got_b[k]}"
+    assert all(not q for q in b_pending.values())
+    cycles = [c for c, _, _, _ in aw_log]
+    assert len(set(cycles)) == len(cycles), "two AWs in one cycle"
+    return [(c, i) for c, i, _, _ in aw_log], requests
+
+
+@pytest.mark.parametrize("n,seed,id_width", [(2, 11, 1), (3, 12, 2), (4, 13, 3), (5, 14, 3)])
+def test_write_arbiter_random(n, seed, id_width):
+    rng = random.Random(seed)
+    bursts = [write_bursts(rng, k, rng.randint(10, 16)) for k in range(n)]
+    grants, requests = simulate_write(n, bursts, seed=seed, id_width=id_width, idle=0.6)
+    check_fairness(n, grants, requests)
+
+
+def test_write_arbiter_backpressure_and_modes():
+    """Heavy AW/W backpressure and slow B, then a fast slave; W only after AW, only
+    before AW."""
+    rng = random.Random(21)
+    bursts = [write_bursts(rng, k, 8) for k in range(3)]
+    grants, requests = simulate_write(3, bursts, seed=21, aw_bp=0.6, w_bp=0.7, b_gap=0.6, idle=0.3)
+    check_fairness(3, grants, requests)
+    grants, requests = simulate_write(3, bursts, seed=22, aw_bp=0.0, w_bp=0.0, b_gap=0.0,
+                                      idle=0.4, w_gap=0.0, max_latency=1)
+    check_fairness(3, grants, requests)
+    for modes, seed in [(("after",), 23), (("before",), 24)]:
+        grants, requests = simulate_write(4, [write_bursts(rng, k, 6) for k in range(4)],
+                                          seed=seed, modes=modes)
+        check_fairness(4, grants, requests)
+
+
+def test_write_arbiter_all_requesting():
+    """Every master always has an AW (and its W) waiting: grants go 0, 1, .., n-1, 0, ..."""
+    for n, aw_bp, w_bp in [(5, 0.0, 0.0), (4, 0.5, 0.3), (2, 0.3, 0.5)]:
+        rng = random.Random(30 + n)
+        bursts = [write_bursts(rng, k, 8, max_len=3) for k in range(n)]
+        grants, requests = simulate_write(n, bursts, seed=30 + n, idle=0.0, w_idle=0.0, w_gap=0.0,
+                                          aw_bp=aw_bp, w_bp=w_bp, b_gap=0.1, modes=("before",))
+        ids = [i for _, i in grants]
+        assert ids == [g % n for g in range(len(ids))], f"grant order {ids}"
+        assert check_fairness(n, grants, requests) == n - 1
+
+
+def test_write_arbiter_lock_and_latency():
+    """m.awvalid (awid = k) in the cycle a master asks while the port is free; the grant is
+    held while awready is low; after the AW handshake no other AW goes out (even with
+    awready high) and W follows only that master until its wlast; the next AW the cycle
+    after."""
+    dut = WriteArbiter(3, data_width=DW, id_width=2)
+    log = []
+
+    async def bench(ctx):
+        m, s = dut.m, dut.s
+        ctx.set(m.awready, 0)
+        ctx.set(m.wready, 1)
+        ctx.set(s[1].wvalid, 1)                  # master 1 offers W before its AW
+        ctx.set(s[1].wdata, 0x11)
+        ctx.set(s[1].wlast, 0)
+        await ctx.tick()
+        def look():
+            av, wv = ctx.get(m.awvalid), ctx.get(m.wvalid)
+            return (av, (ctx.get(m.awid), ctx.get(m.awaddr)) if av else None,
+                    wv, (ctx.get(m.wdata), ctx.get(m.wlast)) if wv else None,
+                    ctx.get(s[0].awready), ctx.get(s[1].awready), ctx.get(s[2].awready),
+                    ctx.get(s[0].wready), ctx.get(s[1].wready), ctx.get(s[2].wready))
+        ctx.set(s[1].awvalid, 1)
+        ctx.set(s[1].awaddr, 0x1000)
+        ctx.set(s[1].awlen, 1)
+        log.append(look())                      # 0: AW out at once, W waits
+        await ctx.tick()
+        ctx.set(s[0].awvalid, 1)                # would come first from pointer 0
+        ctx.set(s[0].awaddr, 0x2000)
+        ctx.set(s[2].wvalid, 1)
+        ctx.set(s[2].wdata, 0x22)
+        log.append(look())                      # 1: grant held
+        await ctx.tick()
+        ctx.set(m.awready, 1)
+        log.append(look())                      # 2: AW handshake (master 1)
+        await ctx.tick()
+        ctx.set(s[1].awvalid, 0)
+        log.append(look())                      # 3: W locked to master 1, no AW
+        await ctx.tick()
+        ctx.set(s[1].wdata, 0x12)
+        ctx.set(s[1].wlast, 1)
+        ctx.set(m.wready, 0)
+        log.append(look())                      # 4: wlast offered, not taken
+        await ctx.tick()
+        ctx.set(m.wready, 1)
+        log.append(look())                      # 5: wlast taken
+        await ctx.tick()
+        ctx.set(s[1].wvalid, 0)
+        log.append(look())                      # 6: master 0's AW, no W
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert log == [
+        (1, (1, 0x1000), 0, None, 0, 0, 0, 0, 0, 0),            # 0: AW out at once, W waits
+        (1, (1, 0x1000), 0, None, 0, 0, 0, 0, 0, 0),            # 1: grant held
+        (1, (1, 0x1000), 0, None, 0, 1, 0, 0, 0, 0),            # 2: AW taken
+        (0, None, 1, (0x11, 0), 0, 0, 0, 0, 1, 0),              # 3: W of master 1 only
+        (0, None, 1, (0x12, 1), 0, 0, 0, 0, 0, 0),              # 4: wlast waits
+        (0, None, 1, (0x12, 1), 0, 0, 0, 0, 1, 0),              # 5: wlast taken
+        (1, (0, 0x2000), 0, None, 1, 0, 0, 0, 0, 0),            # 6: master 0's AW next
+    ], log
+
+
+def test_write_arbiter_parameter_checks():
+    with pytest.raises(ValueError, match="n=3"):
+        WriteArbiter(3, id_width=1)
+    with pytest.raises(ValueError, match="n=0"):
+        WriteArbiter(0)
+
+
+def test_write_arbiter_sparse_requests():
+    """One master always asking, the others rarely, short bursts, awready mostly low: the
+    others often raise AW (with priority) while the busy master's AW waits for awready
+    on m (the grant must be held, AW stable on m)."""
+    for n, seed in [(4, 41), (2, 42), (3, 43)]:
+        rng = random.Random(seed)
+        bursts = [write_bursts(rng, k, 16 if k == 0 else 6, max_len=2) for k in range(n)]
+        grants, requests = simulate_write(n, bursts, seed=seed, idle=[0.0] + [0.9] * (n - 1),
+                                          aw_bp=0.75, w_bp=0.2, w_gap=0.0, w_idle=0.5)
+        check_fairness(n, grants, requests)

@@ -321,3 +321,259 @@ def test_rowwriter_parameter_checks():
         RowWriter(lanes=2, bits=1)
     with pytest.raises(ValueError, match="max_width=4096"):
         RowWriter(lanes=2, max_width=4096)
+
+
+# ---- several write ports (ports = P) --------------------------------------------------
+#
+# The maps of a record are split among the P ports: port p writes maps p*Q .. p*Q+Q-1
+# (Q = ceil(n_out / P), those below n_out) on cmd{p}/word{p} (port 0: cmd/word).  The
+# bench takes every port's commands and words with its own random backpressure, plays
+# one MemWriter per port and rebuilds the memory from all of them.
+
+
+def port_maps(b, ports: int, p: int) -> range:
+    q = -(-b["n_out"] // ports)
+    return range(min(p * q, b["n_out"]), min((p + 1) * q, b["n_out"]))
+
+
+def port_expected(b, ports: int, p: int):
+    """(commands, words) of port p for band b (rows in order; in a row, its maps in order;
+    vector mode: one command of the port's maps per row at base + p*Q + r)."""
+    cmds, words = [], []
+    el, base, mw, ow = b["elements"], b["base"], b["map_words"], b["out_w"]
+    maps = port_maps(b, ports, p)
+    for r in range(b["rows"]):
+        if b["vector"]:
+            if len(maps):
+                cmds.append(((base + maps.start + r * ow) & M32, len(maps)))
+                words += [el[r][0][o] & 0xFFFF for o in maps]
+            continue
+        for o in maps:
+            cmds.append(((base + o * mw + r * ow) & M32, ow))
+            words += [el[r][x][o] & 0xFFFF for x in range(ow)]
+    return cmds, words
+
+
+def simulate_ports(dut: RowWriter, bands, *, seed=0, idle=0.3, bp=None):
+    """Like :func:`simulate`, with every port taken by its own bench; ``bp[p]`` is port p's
+    (cmd, word) backpressure (random per port by default).  Returns per band, per port
+    (commands, words)."""
+    P = dut.ports
+    lanes, bits = dut.lanes, dut.bits
+    lay = pixel_layout(lanes, bits)
+    rng0 = random.Random(seed * 17 + 5)
+    if bp is None:
+        bp = [(rng0.choice([0.0, 0.3, 0.6]), rng0.choice([0.0, 0.3, 0.7])) for _ in range(P)]
+    got = [{"cmd": [], "word": []} for _ in range(P)]
+    taken = [{"cmd": [], "word": []} for _ in range(P)]
+    per_band: list = []
+    state = {"done": False}
+    cfg_ports = ("base", "map_words", "out_w", "rows", "n_out", "vector")
+
+    def taker(port, sink, cycles, prob, rng, fields):
+        async def run(ctx):
+            prev = None
+            cyc = 0
+            while not state["done"]:
+                rdy = rng.random() >= prob
+                ctx.set(port.ready, rdy)
+                vals = await ctx.tick().sample(port.valid, *fields)
+                v, pl = vals[2], tuple(vals[3:])
+                if prev is not None:
+                    assert v and pl == prev, f"{port} changed before it was taken: {prev} -> {v} {pl}"
+                prev = None
+                if v and rdy:
+                    sink.append(pl if len(pl) > 1 else pl[0])
+                    cycles.append(cyc)
+                elif v:
+                    prev = pl
+                cyc += 1
+        return run
+
+    benches = []
+    for p, (cmd, word) in enumerate(zip(dut.cmds, dut.words)):
+        benches.append(taker(cmd, got[p]["cmd"], taken[p]["cmd"], bp[p][0],
+                             random.Random(seed * 13 + 100 + 2 * p),
+                             (cmd.payload.addr, cmd.payload.length)))
+        benches.append(taker(word, got[p]["word"], taken[p]["word"], bp[p][1],
+                             random.Random(seed * 13 + 101 + 2 * p), (word.payload,)))
+
+    async def bench_drive(ctx):
+        rng = random.Random(seed * 13 + 3)
+
+        def garbage():
+            for name in cfg_ports:
+                sig = getattr(dut, name)
+                ctx.set(sig, rng.randrange(1 << len(sig)))
+            ctx.set(dut.i.payload, lay.const({"data": [rng.randint(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+                                                       for _ in range(lanes)],
+                                              "first": rng.randrange(2), "last": rng.randrange(2)}))
+
+        garbage()
+        cyc = 0
+        for _ in range(rng.randrange(4)):
+            await ctx.tick()
+            cyc += 1
+        for b in bands:
+            want = [port_expected(b, P, p) for p in range(P)]
+            n_words = sum(len(w) for _, w in want)
+            marks = [(len(g["cmd"]), len(g["word"])) for g in got]
+            for name in cfg_ports:
+                ctx.set(getattr(dut, name), b[name])
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            cyc += 1
+            ctx.set(dut.start, 0)
+            garbage()
+            elems = [x for row in b["elements"] for x in row]
+            k = 0
+            limit = cyc + 300 + 20 * (n_words + len(elems))
+            while True:
+                offer = k < len(elems) and rng.random() >= idle
+                if offer:
+                    ctx.set(dut.i.payload, lay.const({"data": elems[k], "first": rng.randrange(2),
+                                                      "last": rng.randrange(2)}))
+                ctx.set(dut.i.valid, offer)
+                _, _, busy, ir = await ctx.tick().sample(dut.busy, dut.i.ready)
+                if offer and ir:
+                    k += 1
+                if not offer:
+                    garbage()
+                cyc += 1
+                assert cyc < limit, (f"band {b['cfg']} P={P}: stuck: {k} of {len(elems)} elements in, "
+                                     f"words out per port {[len(g['word']) - w0 for g, (_, w0) in zip(got, marks)]}"
+                                     f" of {[len(w) for _, w in want]}")
+                if not busy:
+                    break
+            ctx.set(dut.i.valid, 0)
+            assert k == len(elems), f"band {b['cfg']} P={P}: busy fell with {k} of {len(elems)} elements in"
+            ends = []
+            res = []
+            for p, (g, (c0, w0)) in enumerate(zip(got, marks)):
+                nc, nw = len(g["cmd"]) - c0, len(g["word"]) - w0
+                assert (nc, nw) == (len(want[p][0]), len(want[p][1])), \
+                    (f"band {b['cfg']} P={P}: busy fell with port {p} at {nc}/{len(want[p][0])} "
+                     f"commands, {nw}/{len(want[p][1])} words")
+                ends += [t[-1] for t, n in ((taken[p]["cmd"], nc), (taken[p]["word"], nw)) if n]
+                res.append((g["cmd"][c0:], g["word"][w0:]))
+            if ends:
+                # busy falls the cycle after the last handshake of any port
+                assert cyc - 1 == max(ends) + 1, \
+                    f"band {b['cfg']} P={P}: busy fell in cycle {cyc - 1}, last handshake in {max(ends)}"
+            per_band.append(res)
+            for _ in range(rng.randrange(4)):
+                await ctx.tick()
+                cyc += 1
+        for _ in range(30):         # nothing more comes out
+            await ctx.tick()
+        state["done"] = True
+        await ctx.tick()
+        for p in range(P):
+            assert len(got[p]["cmd"]) == sum(len(r[p][0]) for r in per_band), f"port {p}: extra command"
+            assert len(got[p]["word"]) == sum(len(r[p][1]) for r in per_band), f"port {p}: extra word"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for bench in benches:
+        sim.add_testbench(bench, background=True)
+    sim.add_testbench(bench_drive)
+    sim.run()
+    return per_band
+
+
+def check_band_ports(b, ports, got):
+    """Memory rebuilt from every port's commands and words against the formula (each
+    address exactly once, nothing else), then each port's command and word sequence."""
+    writes = []
+    for p, (cmds, words) in enumerate(got):
+        writes += [(a, w, p) for a, w in writes_of(cmds, words)]
+    if not b["vector"] or b["rows"] == 1:
+        mem = band_memory(b)
+        seen = {}
+        for a, w, p in writes:
+            assert a not in seen, f"band {b['cfg']} P={ports}: address {a:#x} written twice (ports {seen[a][1]}, {p})"
+            seen[a] = (w, p)
+        assert set(seen) == set(mem), (f"band {b['cfg']} P={ports}: addresses differ: extra "
+                                       f"{sorted(set(seen) - set(mem))[:5]}, missing {sorted(set(mem) - set(seen))[:5]}")
+        bad = [a for a in sorted(mem) if seen[a][0] != mem[a]]
+        assert not bad, f"band {b['cfg']} P={ports}: {len(bad)} words differ; " + "; ".join(
+            f"{a:#x} (port {seen[a][1]}): got {seen[a][0]:#06x} want {mem[a]:#06x}" for a in bad[:5])
+    for p, (cmds, words) in enumerate(got):
+        want_c, want_w = port_expected(b, ports, p)
+        assert cmds == want_c, f"band {b['cfg']} P={ports} port {p}: commands {cmds[:6]} want {want_c[:6]}"
+        assert words == want_w, f"band {b['cfg']} P={ports} port {p}: word order"
+
+
+def multi_port_bands(rng, lanes, bits, max_width, ports):
+    """Map and vector bands with n_out leaving some ports fewer or no maps."""
+    n_outs = sorted({1, 2, ports - 1, ports + 1, lanes - 1, lanes} - {0})
+    n_outs = [n for n in n_outs if n <= lanes]
+    bands = []
+    for n in n_outs:
+        bands.append(make_band(rng, lanes, bits, max_width, n_out=n))
+        bands.append(make_band(rng, lanes, bits, max_width, vector=True, n_out=n))
+    bands.append(make_band(rng, lanes, bits, max_width, rows=2, n_out=0))
+    bands.append(make_band(rng, lanes, bits, max_width, out_w=1, rows=3, n_out=lanes))
+    bands.append(make_band(rng, lanes, bits, max_width, out_w=max_width, n_out=rng.randint(1, lanes)))
+    rng.shuffle(bands)
+    return bands
+
+
+@pytest.mark.parametrize("ports,lanes,bits,max_width,seed", [
+    (2, 3, 16, 7, 61), (2, 5, 9, 6, 62), (4, 5, 16, 6, 63), (4, 8, 8, 5, 64), (4, 6, 13, 4, 65)])
+def test_rowwriter_ports_random(ports, lanes, bits, max_width, seed):
+    rng = random.Random(seed)
+    bands = multi_port_bands(rng, lanes, bits, max_width, ports)
+    dut = RowWriter(lanes=lanes, bits=bits, max_width=max_width, ports=ports)
+    assert len(dut.cmds) == len(dut.words) == ports
+    assert dut.cmds[0] is dut.cmd and dut.words[0] is dut.word
+    for p in range(1, ports):
+        assert dut.cmds[p] is getattr(dut, f"cmd{p}") and dut.words[p] is getattr(dut, f"word{p}")
+    got = simulate_ports(dut, bands, seed=seed)
+    for b, g in zip(bands, got):
+        check_band_ports(b, ports, g)
+
+
+def test_rowwriter_ports_n_out_table():
+    """P = 4 with n_out = 1, 3, 5 (Q = 1, 1, 2: ports left with fewer or no maps) in map
+    and vector mode; P = 2 with n_out = 1, 3."""
+    for ports, lanes, n_outs, seed in [(4, 5, (1, 3, 5), 71), (2, 3, (1, 3), 72)]:
+        rng = random.Random(seed)
+        bands = []
+        for n in n_outs:
+            bands.append(make_band(rng, lanes, 16, 5, n_out=n))
+            bands.append(make_band(rng, lanes, 16, 5, vector=True, n_out=n))
+        dut = RowWriter(lanes=lanes, bits=16, max_width=5, ports=ports)
+        for b, n in zip(bands[::2], n_outs):
+            assert dut.maps_per_port(n) == -(-n // ports)
+        got = simulate_ports(dut, bands, seed=seed)
+        for b, g in zip(bands, got):
+            check_band_ports(b, ports, g)
+            if b["vector"]:
+                # one command per port with maps, at base + p*Q
+                q = -(-b["n_out"] // ports)
+                want = {p: [((b["base"] + p * q) & M32, len(port_maps(b, ports, p)))]
+                        for p in range(ports) if len(port_maps(b, ports, p))}
+                assert {p: c for p, (c, _) in enumerate(g) if c} == want
+
+
+def test_rowwriter_ports_one_slow_port():
+    """One port heavily backpressured, the others free (and the reverse): a bank is only
+    reused once every port has written its part."""
+    rng = random.Random(81)
+    bands = [make_band(rng, 6, 16, 6, rows=5, n_out=n) for n in (6, 5, 3)]
+    for bp in ([(0.0, 0.0), (0.0, 0.0), (0.5, 0.85), (0.0, 0.0)],
+               [(0.6, 0.7), (0.6, 0.7), (0.0, 0.0), (0.6, 0.7)]):
+        dut = RowWriter(lanes=6, bits=16, max_width=6, ports=4)
+        got = simulate_ports(dut, bands, seed=81, idle=0.05, bp=bp)
+        for b, g in zip(bands, got):
+            check_band_ports(b, 4, g)
+
+
+def test_rowwriter_ports_parameter_checks():
+    with pytest.raises(ValueError, match="ports=3"):
+        RowWriter(lanes=4, ports=3)
+    with pytest.raises(ValueError, match="ports=6"):
+        RowWriter(lanes=4, ports=6)
+    with pytest.raises(ValueError, match="ports=0"):
+        RowWriter(lanes=4, ports=0)
