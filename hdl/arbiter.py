@@ -30,6 +30,26 @@ __all__ = ["ReadArbiter", "WriteArbiter"]
 _AR = ("addr", "len", "size", "burst", "lock", "cache", "prot", "qos")
 
 
+def round_robin(m: Module, reqs: list, nxt) -> Signal:
+    """The first requester at or after ``nxt`` (comb).  Built from expressions, not
+    processes: Icarus leaves an always-block that sees no event at X, and an X on a valid
+    output upsets the AXI models."""
+    n = len(reqs)
+    cands = []
+    for base in range(n):
+        order = [(base + off) % n for off in range(n)]
+        v = Const(order[-1], range(n))
+        for k in reversed(order[:-1]):
+            v = Mux(reqs[k], k, v)
+        cands.append(v)
+    v = cands[-1]
+    for base in reversed(range(n - 1)):
+        v = Mux(nxt == base, cands[base], v)
+    pick = Signal(range(n), name="pick")
+    m.d.comb += pick.eq(v)
+    return pick
+
+
 class ReadArbiter(wiring.Component):
     """``n`` read masters onto one read port (module docstring)."""
 
@@ -52,21 +72,7 @@ class ReadArbiter(wiring.Component):
         locked = Signal(name="locked")          # grant held for a pending AR
         nxt = Signal(range(n), name="next")     # round-robin pointer
 
-        # the first requester at or after the pointer (expressions, not processes: Icarus
-        # leaves an always-block that sees no event at X, and X on arvalid upsets models)
-        reqs = [self.s[k].arvalid for k in range(n)]
-        pick = Signal(range(n), name="pick")
-        cands = []
-        for base in range(n):
-            order = [(base + off) % n for off in range(n)]
-            v = Const(order[-1], range(n))
-            for k in reversed(order[:-1]):
-                v = Mux(reqs[k], k, v)
-            cands.append(v)
-        v = cands[-1]
-        for base in reversed(range(n - 1)):
-            v = Mux(nxt == base, cands[base], v)
-        m.d.comb += pick.eq(v)
+        pick = round_robin(m, [self.s[k].arvalid for k in range(n)], nxt)
         sel = Signal(range(n), name="sel")
         m.d.comb += sel.eq(Mux(locked, grant, pick))
         with m.If(bus.arvalid & ~bus.arready):
@@ -126,19 +132,7 @@ class WriteArbiter(wiring.Component):
         wsel = Signal(range(n), name="wsel")
         nxt = Signal(range(n), name="next")
 
-        reqs = [self.s[k].awvalid for k in range(n)]
-        pick = Signal(range(n), name="pick")
-        cands = []
-        for base in range(n):
-            order = [(base + off) % n for off in range(n)]
-            v = Const(order[-1], range(n))
-            for k in reversed(order[:-1]):
-                v = Mux(reqs[k], k, v)
-            cands.append(v)
-        v = cands[-1]
-        for base in reversed(range(n - 1)):
-            v = Mux(nxt == base, cands[base], v)
-        m.d.comb += pick.eq(v)
+        pick = round_robin(m, [self.s[k].awvalid for k in range(n)], nxt)
         sel = Signal(range(n), name="sel")
         m.d.comb += sel.eq(Mux(aw_locked, grant, pick))
 
