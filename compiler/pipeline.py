@@ -193,7 +193,8 @@ def report_text(report: dict) -> str:
              f"hardware: {hw['in_lanes']} input x {hw['out_lanes']} output lanes of {hw['kmax']}x{hw['kmax']} "
              f"kernel units, partial sums {hw['psum_words']} words/lane, line buffers {hw['max_width']} words; "
              + (f"FC engine {hw['fc_in_lanes']} x {hw['fc_out_lanes']}; " if hw['fc_in_lanes'] else "")
-             + f"LCN window {hw['lcn_kmax'] or '-'}; {hw['clock_mhz']:g} MHz",
+             + f"LCN window {hw['lcn_kmax'] or '-'}; {hw.get('writers', 1)} memory write port(s); "
+             f"{hw['clock_mhz']:g} MHz",
              f"resources: DSP48E1 {report['dsp']} / {report['dsp_board']}, RAMB36 {report['bram36']} / "
              f"{report['bram36_board']} (estimate from the configuration)", ""]
     head = f"{'layer':<12} {'formats (in, w, conv -> out)':<34} {'PWL err':>9} {'MACs':>14} {'passes':>6} " \
