@@ -25,7 +25,9 @@ Running a network (what a host or a testbench does)
 2. Write SCHED_ADDR and IMAGE_ADDR, then CTRL = 1 (start).
 3. Wait for STATUS bit 1 (done) or ``irq``; STATUS bit 2 (error) flags a record the
    hardware cannot run (``OP_LCN`` in this version, an unknown op, an engine's band
-   error, an AXI error response).  CYCLES counts the clock cycles from start to done,
+   error, an AXI error response; after an error, reset the accelerator before the next
+   start: an engine may hold a half-run band).  CYCLES counts the clock cycles from start
+   to done,
    RECORDS the records executed (``OP_END`` included).
 4. Read every layer's output region (``program.layers``).  A new start runs the schedule
    again (for the next input).
