@@ -91,16 +91,12 @@ class RowWriter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         NL, bits, D, P = self._lanes, self._bits, self._max_width, self._ports
-        Q = Signal(17, name="cfg_maps_per_port")
-        with m.If(self.start):
-            m.d.sync += Q.eq((self.n_out + P - 1) >> (P.bit_length() - 1))
-        base = Signal(32, name="cfg_base")
         mw = Signal(32, name="cfg_map_words")
         ow = Signal(RC_BITS, name="cfg_out_w")
         rows = Signal(RC_BITS, name="cfg_rows")
         vec = Signal(name="cfg_vector")
         with m.If(self.start):
-            m.d.sync += [base.eq(self.base), mw.eq(self.map_words), ow.eq(self.out_w),
+            m.d.sync += [mw.eq(self.map_words), ow.eq(self.out_w),
                          rows.eq(self.rows), vec.eq(self.vector)]
 
         buf = memory.Memory(shape=NL * bits, depth=2 * D, init=[])
@@ -131,11 +127,11 @@ class RowWriter(wiring.Component):
 
         busy = [in_active]
         for p in range(P):
-            busy += self._port(m, p, Q, buf, D, NL, bits, p_rows, d_rows[p], base, mw, ow, rows, vec)
+            busy += self._port(m, p, buf, D, NL, bits, p_rows, d_rows[p], mw, ow, rows, vec)
         m.d.comb += self.busy.eq(Cat(*busy).any())
         return m
 
-    def _port(self, m, p, Q, buf, D, NL, bits, p_rows, d_rows, base, mw, ow, rows, vec):
+    def _port(self, m, p, buf, D, NL, bits, p_rows, d_rows, mw, ow, rows, vec):
         """Port ``p``: maps ``p*Q ..`` of each row; returns its busy signals."""
         cmd, word = self.cmds[p], self.words[p]
         rp = buf.read_port(domain="sync")
