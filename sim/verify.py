@@ -649,7 +649,7 @@ class VerifyResult:
                      f"{f(self.top1_rtl_float)}, float vs golden {f(self.top1_float_golden)}")
         if self.rtl_cycles:
             sim = "n/a" if self.sim_cycles is None else f"{self.sim_cycles:,}"
-            err = "" if self.cycle_error is None else f" ({100 * self.cycle_error:+.2f}%)"
+            err = "" if self.cycle_error is None else f" (RTL {100 * self.cycle_error:+.2f}% against it)"
             lines.append(f"cycles per image: RTL {self.rtl_cycles_mean:,.0f} (min {min(self.rtl_cycles):,}, "
                          f"max {max(self.rtl_cycles):,}), cycle model {sim}{err}")
         elif self.sim_cycles is not None:
