@@ -295,7 +295,7 @@ def ise_readme(top: ML605Top, *, model: str | None = None) -> str:
          "Clock and reset: the 200 MHz board clock (IBUFDS, then a BUFGCE released by the",
          "STARTUP_VIRTEX6 end-of-startup) clocks the accelerator and is `aclk` of both black boxes;",
          "CPU_RESET (active high) through a synchronizer is the accelerator's `rst`; `aresetn` = not rst."
-         + ("" if has_clk else "\n(This version of convc_accel has no clock port yet: its logic is a skeleton.)"),
+         + ("" if has_clk else "\n(This convc_accel has no clock port: it is not the accelerator, e.g. a stand-in for tests.)"),
          "",
          "LEDs (GPIO LED 0..7, pins AC22 AC24 AE22 AE23 AB23 AG23 AE24 AD24)",
          "-------------------------------------------------------------------"]

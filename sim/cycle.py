@@ -100,11 +100,13 @@ Constants: which are measured and which derived or assumed
   is idle 4 cycles plus the last burst's beats after its last word
   (:data:`AXI_RAM_WRITE_LATENCY`).  ``READER_CMD_TO_AR`` and ``READER_R_TO_WORD`` are
   the port's own figures from the memport docstring (also measured).
-* ASSUMED, TO CALIBRATE against the accelerator RTL's CYCLES register (the target: within
-  1% on LeNet and three small nets): :data:`SEQ_START`, :data:`SEQ_DECODE`,
-  :data:`SEQ_PHASE_GAP`, :data:`SEQ_DONE`, :data:`ROW_BUFFER_LATENCY`,
-  :data:`ROW_WRITER_CMD_GAP`, :data:`LCN_SWEEP_GAP`, :data:`FEEDER_GROUP_CYCLES` (the
-  sequencer does not exist yet).
+* CALIBRATED against the accelerator RTL's CYCLES register and its sequencer-state trace
+  (tests/hdl/test_accel.py holds LeNet and three small nets within 1%; measured within
+  0.5%): :data:`SEQ_START`, :data:`SEQ_DECODE` (DECODE and DERIVE), :data:`SEQ_PHASE_GAP`
+  (a command's state; its handshake cycle is the first of the read latency),
+  :data:`SEQ_DONE`, :data:`ROW_BUFFER_LATENCY`, :data:`ROW_WRITER_CMD_GAP`,
+  :data:`FEEDER_GROUP_CYCLES` (the feeder's list lookup, hdl/feeder.py).  Not calibrated
+  (no LCN in the RTL yet): :data:`LCN_SWEEP_GAP`.
 * ASSUMED, TO CALIBRATE on the board (no ML605 measurement yet): the DDR3 controller's
   :data:`DDR3_AR_TO_R` and :data:`DDR3_W_TO_B`, and the sustained bandwidth, which is
   the board's figure ``hw.mem_bytes_per_cycle`` (ML605: 6.4 GB/s peak x 0.7 assumed
