@@ -50,13 +50,23 @@ def round_robin(m: Module, reqs: list, nxt) -> Signal:
     return pick
 
 
-class ReadArbiter(wiring.Component):
-    """``n`` read masters onto one read port (module docstring)."""
+def _select(sources: list, sel):
+    """``sources[sel]`` as an expression (word_select, not a process; see round_robin)."""
+    return Cat(*sources).word_select(sel, len(sources[0]))
+
+
+class _Arbiter(wiring.Component):
+    """``n`` masters on one port of one AXI4 half (``read`` or write), and the address
+    channel's arbitration both halves share: round-robin among the requesting masters,
+    the grant held from a request until its handshake (AXI forbids dropping ``*valid`` or
+    changing the address before it)."""
+
+    _READ = True
 
     def __init__(self, n: int, *, addr_width: int = 32, data_width: int = 64, id_width: int = 1):
         check_param(self, "n", n, 1, 1 << id_width)
         self._n = n
-        sig = axi.AXI4Signature(addr_width, data_width, id_width, write=False)
+        sig = axi.AXI4Signature(addr_width, data_width, id_width, read=self._READ, write=not self._READ)
         super().__init__({
             "s": In(sig).array(n),
             "m": Out(sig),
@@ -64,30 +74,45 @@ class ReadArbiter(wiring.Component):
 
     n = property(lambda self: self._n)
 
-    def elaborate(self, platform):
-        m = Module()
-        n = self._n
-        bus = self.m
+    def _address(self, m: Module, ch: str, fields: tuple, block=None) -> Signal:
+        """Drive channel ``ch`` ("ar"/"aw") of ``m`` from the granted master (nothing while
+        ``block``); returns the selected master's index."""
+        n, bus = self._n, self.m
         grant = Signal(range(n), name="grant")
-        locked = Signal(name="locked")          # grant held for a pending AR
+        locked = Signal(name="locked")          # grant held for a pending request
         nxt = Signal(range(n), name="next")     # round-robin pointer
-
-        pick = round_robin(m, [self.s[k].arvalid for k in range(n)], nxt)
+        pick = round_robin(m, [getattr(self.s[k], ch + "valid") for k in range(n)], nxt)
         sel = Signal(range(n), name="sel")
         m.d.comb += sel.eq(Mux(locked, grant, pick))
-        with m.If(bus.arvalid & ~bus.arready):
+        for f in fields:
+            m.d.comb += getattr(bus, ch + f).eq(_select([getattr(self.s[k], ch + f) for k in range(n)], sel))
+        valid = _select([getattr(self.s[k], ch + "valid") for k in range(n)], sel)
+        m.d.comb += [getattr(bus, ch + "valid").eq(valid if block is None else valid & ~block),
+                     getattr(bus, ch + "id").eq(sel)]
+        go, ready = getattr(bus, ch + "valid"), getattr(bus, ch + "ready")
+        with m.If(go & ~ready):
             m.d.sync += [locked.eq(1), grant.eq(sel)]
-        with m.Elif(bus.arvalid & bus.arready):
+        with m.Elif(go & ready):
             m.d.sync += [locked.eq(0), nxt.eq(Mux(sel == n - 1, 0, sel + 1))]
-
-        for f in _AR + ("valid",):
-            fields = [getattr(self.s[k], "ar" + f) for k in range(n)]
-            m.d.comb += getattr(bus, "ar" + f).eq(Cat(*fields).word_select(sel, len(fields[0])))
-        # MemReaders reserve room before asking, so read data is always taken
-        m.d.comb += [bus.arid.eq(sel), bus.rready.eq(1)]
         for k in range(n):
+            ok = (sel == k) & ready
+            m.d.comb += getattr(self.s[k], ch + "ready").eq(ok if block is None else ok & ~block)
+        return sel
+
+
+class ReadArbiter(_Arbiter):
+    """``n`` read masters onto one read port (module docstring)."""
+
+    _READ = True
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.m
+        self._address(m, "ar", _AR)
+        # MemReaders reserve room before asking, so read data is always taken
+        m.d.comb += bus.rready.eq(1)
+        for k in range(self._n):
             s = self.s[k]
-            m.d.comb += s.arready.eq((sel == k) & bus.arready)
             # R: by ID
             m.d.comb += [s.rid.eq(k), s.rdata.eq(bus.rdata), s.rresp.eq(bus.rresp),
                          s.rlast.eq(bus.rlast), s.rvalid.eq(bus.rvalid & (bus.rid == k))]
@@ -98,7 +123,7 @@ _AW = ("addr", "len", "size", "burst", "lock", "cache", "prot", "qos")
 _W = ("data", "strb", "last")
 
 
-class WriteArbiter(wiring.Component):
+class WriteArbiter(_Arbiter):
     """``n`` AXI4 write masters (:class:`~convc.hdl.memport.MemWriter` s, master ``k`` with
     ``axi_id = k``) on one write port.
 
@@ -111,57 +136,26 @@ class WriteArbiter(wiring.Component):
     Ports: ``s`` (list of ``n`` In(write-half AXI4Signature)), ``m`` (Out(write half)).
     """
 
-    def __init__(self, n: int, *, addr_width: int = 32, data_width: int = 64, id_width: int = 1):
-        check_param(self, "n", n, 1, 1 << id_width)
-        self._n = n
-        sig = axi.AXI4Signature(addr_width, data_width, id_width, read=False)
-        super().__init__({
-            "s": In(sig).array(n),
-            "m": Out(sig),
-        })
-
-    n = property(lambda self: self._n)
+    _READ = False
 
     def elaborate(self, platform):
         m = Module()
-        n = self._n
-        bus = self.m
-        grant = Signal(range(n), name="grant")
-        aw_locked = Signal(name="aw_locked")    # grant held for a pending AW
+        n, bus = self._n, self.m
         w_busy = Signal(name="w_busy")          # W locked to ``wsel`` until wlast
         wsel = Signal(range(n), name="wsel")
-        nxt = Signal(range(n), name="next")
-
-        pick = round_robin(m, [self.s[k].awvalid for k in range(n)], nxt)
-        sel = Signal(range(n), name="sel")
-        m.d.comb += sel.eq(Mux(aw_locked, grant, pick))
-
-        aw_fields = {f: [getattr(self.s[k], "aw" + f) for k in range(n)] for f in _AW + ("valid",)}
-        for f, vals in aw_fields.items():
-            src = Cat(*vals).word_select(sel, len(vals[0]))
-            if f == "valid":
-                src = src & ~w_busy
-            m.d.comb += getattr(bus, "aw" + f).eq(src)
-        m.d.comb += bus.awid.eq(sel)
-        with m.If(bus.awvalid & ~bus.awready):
-            m.d.sync += [aw_locked.eq(1), grant.eq(sel)]
-        with m.Elif(bus.awvalid & bus.awready):
-            m.d.sync += [aw_locked.eq(0), nxt.eq(Mux(sel == n - 1, 0, sel + 1)), w_busy.eq(1),
-                         wsel.eq(sel)]
+        sel = self._address(m, "aw", _AW, block=w_busy)
+        with m.If(bus.awvalid & bus.awready):
+            m.d.sync += [w_busy.eq(1), wsel.eq(sel)]
         with m.If(bus.wvalid & bus.wready & bus.wlast):
             m.d.sync += w_busy.eq(0)
 
-        for f in _W + ("valid",):
-            vals = [getattr(self.s[k], "w" + f) for k in range(n)]
-            src = Cat(*vals).word_select(wsel, len(vals[0]))
-            if f == "valid":
-                src = src & w_busy
-            m.d.comb += getattr(bus, "w" + f).eq(src)
-        m.d.comb += bus.bready.eq(1)
+        for f in _W:
+            m.d.comb += getattr(bus, "w" + f).eq(_select([getattr(self.s[k], "w" + f) for k in range(n)], wsel))
+        m.d.comb += [bus.wvalid.eq(_select([self.s[k].wvalid for k in range(n)], wsel) & w_busy),
+                     bus.bready.eq(1)]
         for k in range(n):
             s = self.s[k]
             m.d.comb += [
-                s.awready.eq((sel == k) & bus.awready & ~w_busy),
                 s.wready.eq(w_busy & (wsel == k) & bus.wready),
                 s.bid.eq(k), s.bresp.eq(bus.bresp), s.bvalid.eq(bus.bvalid & (bus.bid == k)),
             ]
