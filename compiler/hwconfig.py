@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, fields
 
 from convc.errors import ConvcError
 
+from .isa import MAX_SEGMENTS
 from .numeric import ACC_BITS
 
 __all__ = ["HardwareConfig"]
@@ -87,6 +88,10 @@ class HardwareConfig:
         Accumulators per FC output lane (pixels per FC pass).
     pwl_tables : int
         Table slots (``pwl_id`` is 4 bits).
+    pwl_segments : int
+        Segments a PWL table may have (1..``isa.MAX_SEGMENTS``): the pointwise
+        engine's comparators a lane are one fewer.  The compiler sets it to the most
+        any table of the network has.
     list_words : int
         Depth of the input-map list memory (one RAMB18 of 16-bit words by
         default): the most input maps one output may read.
@@ -114,6 +119,7 @@ class HardwareConfig:
     fc_out_lanes: int = 0
     fc_psum_words: int = 1024
     pwl_tables: int = 16
+    pwl_segments: int = MAX_SEGMENTS
     list_words: int = 1024
     writers: int = 1
     mem_bytes_per_cycle: float = 16.0
@@ -124,7 +130,8 @@ class HardwareConfig:
         checks = {"bits": (2, 16), "kmax": (1, 31), "in_lanes": (1, 256), "out_lanes": (1, 256),
                   "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31), "lcn_channels": (0, 64), "pool_kmax": (1, 15),
                   "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024), "fc_psum_words": (1, 1 << 20),
-                  "pwl_tables": (1, 16), "list_words": (1, 65536), "burst_words": (1, 4096),
+                  "pwl_tables": (1, 16), "pwl_segments": (1, MAX_SEGMENTS), "list_words": (1, 65536),
+                  "burst_words": (1, 4096),
                   "writers": (1, 16)}
         for name, (lo, hi) in checks.items():
             v = getattr(self, name)

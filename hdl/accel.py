@@ -13,6 +13,8 @@ Ports
             ``data_width`` data, ``id_width`` IDs)): external memory (DDR3 through a
             Xilinx MIG on the ML605; cocotbext-axi's ``AxiRam`` in the tests).
 ``irq``     Out(1): high while STATUS.done is set.
+``trace``   Out(:func:`trace_signature`): ``running`` and ``start`` (a record's first
+            cycle), for testbenches that time each record; left open on a board.
 
 Running a network (what a host or a testbench does)
 ---------------------------------------------------
@@ -104,7 +106,7 @@ from .pool import PoolEngine
 from .regs import HostRegisters
 from .rowwriter import RowWriter
 
-__all__ = ["Accelerator", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH",
+__all__ = ["Accelerator", "trace_signature", "post_lanes", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH",
            "RECORD_WORDS"]
 
 DEFAULT_DATA_WIDTH = 256   # the ML605 MIG's user interface: 256 bits at 200 MHz (6.4 GB/s)
@@ -123,6 +125,20 @@ def record_layout() -> data.StructLayout:
     (first field in the low bits, as :func:`convc.compiler.isa.encode` packs it)."""
     return data.StructLayout({f.name: signed(f.bits) if f.signed else unsigned(f.bits)
                               for f in isa.FIELDS})
+
+
+def trace_signature() -> wiring.Signature:
+    """The sequencer's trace port, for testbenches (a board top leaves it open):
+    ``running`` (high while a run is in progress: the cycles CYCLES counts) and
+    ``start`` (high in the first cycle of each record: its FETCH command state).
+    Exported as ``trace__running`` and ``trace__start``."""
+    return wiring.Signature({"running": Out(1), "start": Out(1)})
+
+
+def post_lanes(hw: HardwareConfig) -> int:
+    """Lanes after the convolution and FC engines (the pointwise engine's and the row
+    writer's): ``max(out_lanes, fc_out_lanes)``."""
+    return max(hw.out_lanes, hw.fc_out_lanes if hw.has_fc else 0)
 
 
 def main_feeders(hw: HardwareConfig) -> int:
@@ -168,6 +184,7 @@ class Accelerator(wiring.Component):
             "s_axil": In(axi.AXI4LiteSignature(32, 32)),
             "m_axi": Out(axi.AXI4Signature(32, data_width, id_width_for(hw))),
             "irq": Out(1),
+            "trace": Out(trace_signature()),
         })
 
     hw = property(lambda self: self._hw)
@@ -179,9 +196,8 @@ class Accelerator(wiring.Component):
 
     @property
     def lanes(self) -> int:
-        """Pointwise engines and row-writer lanes: ``max(out_lanes, fc_out_lanes)``."""
-        hw = self._hw
-        return max(hw.out_lanes, hw.fc_out_lanes if hw.has_fc else 0)
+        """Pointwise-engine and row-writer lanes: :func:`post_lanes`."""
+        return post_lanes(self._hw)
 
     def elaborate(self, platform):
         m = Module()
@@ -190,7 +206,7 @@ class Accelerator(wiring.Component):
         Pi, Po, bits = hw.in_lanes, hw.out_lanes, hw.bits
         has_fc = hw.has_fc
         fi, fo = (hw.fc_in_lanes, hw.fc_out_lanes) if has_fc else (0, 0)
-        NF, NL, NR = main_feeders(hw), self.lanes, reader_count(hw)
+        NF, NL, NR = main_feeders(hw), post_lanes(hw), reader_count(hw)
 
         # ---- blocks ---------------------------------------------------------------------
         m.submodules.regs = regs = HostRegisters()
@@ -216,9 +232,7 @@ class Accelerator(wiring.Component):
         fc = None
         if has_fc:
             m.submodules.fc = fc = FCEngine(in_lanes=fi, out_lanes=fo, bits=bits, psum_words=hw.fc_psum_words)
-        pws = [PointwiseEngine(bits) for _ in range(NL)]
-        for k, pw in enumerate(pws):
-            m.submodules[f"pw{k}"] = pw
+        m.submodules.pw = pw = PointwiseEngine(bits, lanes=NL, max_segments=hw.pwl_segments)
         m.submodules.pool = pool = PoolEngine(lanes=Po, bits=bits, kmax=max(1, hw.pool_kmax),
                                               max_width=hw.max_width)
         m.submodules.rw = rw = RowWriter(lanes=NL, bits=bits, max_width=hw.max_width, ports=NW)
@@ -244,8 +258,11 @@ class Accelerator(wiring.Component):
         cycles = Signal(64, name="cycles")
         records = Signal(32, name="records")
         rec_idx = Signal(32, name="rec_idx")
+        rec_start = Signal(name="rec_start")               # the first cycle of FETCH_CMD
+        m.d.sync += rec_start.eq(0)
         m.d.comb += [regs.busy.eq(running), regs.done.eq(done), regs.error.eq(error),
-                     regs.cycles.eq(cycles), regs.records.eq(records), self.irq.eq(done)]
+                     regs.cycles.eq(cycles), regs.records.eq(records), self.irq.eq(done),
+                     self.trace.running.eq(running), self.trace.start.eq(rec_start)]
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
 
@@ -291,7 +308,7 @@ class Accelerator(wiring.Component):
             with m.State("IDLE"):
                 with m.If(start):
                     m.d.sync += [running.eq(1), done.eq(0), error.eq(0), cycles.eq(0), records.eq(0),
-                                 rec_idx.eq(regs.sched_addr), table_ok.eq(0)]
+                                 rec_idx.eq(regs.sched_addr), table_ok.eq(0), rec_start.eq(1)]
                     m.next = "FETCH_CMD"
             with m.State("FETCH_CMD"):
                 m.d.comb += [pr.cmd.payload.addr.eq(rec_idx), pr.cmd.payload.length.eq(RECORD_WORDS),
@@ -351,8 +368,7 @@ class Accelerator(wiring.Component):
                     m.next = "TABLE"
             with m.State("TABLE"):
                 m.d.comb += pr.o.ready.eq(1)
-                for pw in pws:
-                    m.d.comb += [pw.table.addr.eq(k), pw.table.data.eq(word), pw.table.en.eq(pr.o.valid)]
+                m.d.comb += [pw.table.addr.eq(k), pw.table.data.eq(word), pw.table.en.eq(pr.o.valid)]
                 with m.If(pr.o.valid):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == isa.TABLE_WORDS - 1):
@@ -406,7 +422,7 @@ class Accelerator(wiring.Component):
                 with m.If(writers_idle):
                     m.next = "NEXT"
             with m.State("NEXT"):
-                m.d.sync += rec_idx.eq(rec_idx + RECORD_WORDS)
+                m.d.sync += [rec_idx.eq(rec_idx + RECORD_WORDS), rec_start.eq(1)]
                 m.next = "FETCH_CMD"
             with m.State("END"):
                 with m.If(writers_idle):
@@ -466,8 +482,7 @@ class Accelerator(wiring.Component):
             pool.kind.eq(R.pool), pool.k.eq(R.pool_k), pool.s.eq(R.pool_s), pool.width.eq(conv_w),
             pool.avg_mul.eq(R.avg_mul), pool.avg_shift.eq(R.avg_shift),
         ]
-        for pw in pws:
-            m.d.comb += pw.act.eq(R.act)
+        m.d.comb += pw.act.eq(R.act)
         for o in range(Po):
             m.d.comb += conv.bias.payload[o].eq(bias[o])
         m.d.comb += conv.bias.valid.eq(bias_pending & ~is_fc)
@@ -599,37 +614,33 @@ class Accelerator(wiring.Component):
 
         # ---- outputs: engine -> pointwise -> (pool) -> row writer ---------------------------
         src_valid = Mux(is_fc, fc.o.valid if has_fc else 0, conv.o.valid)
-        pw_ready = Cat(*[pw.i.ready for pw in pws]).all()
-        m.d.comb += conv.o.ready.eq(~is_fc & pw_ready)
+        m.d.comb += conv.o.ready.eq(~is_fc & pw.i.ready)
         if has_fc:
-            m.d.comb += fc.o.ready.eq(is_fc & pw_ready)
-        for n, pw in enumerate(pws):
+            m.d.comb += fc.o.ready.eq(is_fc & pw.i.ready)
+        m.d.comb += [
+            pw.i.valid.eq(src_valid),
+            pw.i.payload.first.eq(Mux(is_fc, fc.o.payload.first if has_fc else 0, conv.o.payload.first)),
+            pw.i.payload.last.eq(Mux(is_fc, fc.o.payload.last if has_fc else 0, conv.o.payload.last)),
+        ]
+        for n in range(NL):
             cd = conv.o.payload.data[n] if n < Po else 0
             fd = fc.o.payload.data[n] if has_fc and n < fo else 0
-            m.d.comb += [
-                pw.i.valid.eq(src_valid & pw_ready),
-                pw.i.payload.data.eq(Mux(is_fc, fd, cd)),
-                pw.i.payload.first.eq(Mux(is_fc, fc.o.payload.first if has_fc else 0, conv.o.payload.first)),
-                pw.i.payload.last.eq(Mux(is_fc, fc.o.payload.last if has_fc else 0, conv.o.payload.last)),
-            ]
-        pw_valid = Cat(*[pw.o.valid for pw in pws]).all()
-        sink_ready = Mux(is_fc, rw.i.ready, pool.i.ready)
-        for pw in pws:
-            m.d.comb += pw.o.ready.eq(sink_ready & pw_valid)
+            m.d.comb += pw.i.payload.data[n].eq(Mux(is_fc, fd, cd))
         m.d.comb += [
-            pool.i.valid.eq(~is_fc & pw_valid),
-            pool.i.payload.first.eq(pws[0].o.payload.first),
-            pool.i.payload.last.eq(pws[0].o.payload.last),
+            pw.o.ready.eq(Mux(is_fc, rw.i.ready, pool.i.ready)),
+            pool.i.valid.eq(~is_fc & pw.o.valid),
+            pool.i.payload.first.eq(pw.o.payload.first),
+            pool.i.payload.last.eq(pw.o.payload.last),
         ]
         for o in range(Po):
-            m.d.comb += pool.i.payload.data[o].eq(pws[o].o.payload.data)
+            m.d.comb += pool.i.payload.data[o].eq(pw.o.payload.data[o])
         m.d.comb += [
             pool.o.ready.eq(~is_fc & rw.i.ready),
-            rw.i.valid.eq(Mux(is_fc, pw_valid, pool.o.valid)),
+            rw.i.valid.eq(Mux(is_fc, pw.o.valid, pool.o.valid)),
         ]
         for n in range(NL):
             pd = pool.o.payload.data[n] if n < Po else 0
-            m.d.comb += rw.i.payload.data[n].eq(Mux(is_fc, pws[n].o.payload.data, pd))
+            m.d.comb += rw.i.payload.data[n].eq(Mux(is_fc, pw.o.payload.data[n], pd))
         m.d.comb += [
             rw.start.eq(start_stream), rw.base.eq(out_base), rw.map_words.eq(map_out),
             rw.out_w.eq(R.out_w), rw.rows.eq(R.rows), rw.n_out.eq(R.n_out), rw.vector.eq(map_out == 1),

@@ -43,9 +43,10 @@ def _lcn(hw: HardwareConfig):
 
 
 def _pointwise(hw: HardwareConfig):
+    from .accel import post_lanes
     from .pointwise import PointwiseEngine
 
-    return PointwiseEngine(hw.bits)
+    return PointwiseEngine(hw.bits, lanes=post_lanes(hw), max_segments=hw.pwl_segments)
 
 
 ENGINES = {"conv": _conv, "pool": _pool, "fc": _fc, "lcn": _lcn, "pointwise": _pointwise}

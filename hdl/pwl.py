@@ -40,7 +40,7 @@ not cleared by ``rst``.
 from __future__ import annotations
 
 from amaranth.hdl import C, Cat, Module, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -50,7 +50,7 @@ from convc.compiler.numeric import PWLTable
 from .arith import check_param, delay, mul_add_hdl, round_shift_var_hdl, saturate_var_hdl, signed_range, stall_pipeline
 
 __all__ = ["PWLCore", "PWLUnit", "table_write_signature", "TABLE_ADDR_BITS", "load_table_words",
-           "check_table"]
+           "check_table", "lane_shape", "lanes_of"]
 
 TABLE_ADDR_BITS = ceil_log2(isa.TABLE_WORDS)
 # word offsets of the fields (isa's table layout)
@@ -105,9 +105,23 @@ def _popcount(bits: list):
     return level[0]
 
 
+def lane_shape(bits: int, lanes: int):
+    """A port of ``lanes`` signed codes: ``signed(bits)`` for one lane, else an array
+    (lane 0 in the low bits)."""
+    return signed(bits) if lanes == 1 else data.ArrayLayout(signed(bits), lanes)
+
+
+def lanes_of(port, lanes: int) -> list:
+    """The lanes of a :func:`lane_shape` port as a list."""
+    return [port] if lanes == 1 else [port[k] for k in range(lanes)]
+
+
 class PWLCore(wiring.Component):
-    """The PWL datapath without handshake: ``y`` is the value of ``x`` from
-    :attr:`latency` enabled cycles earlier (every register is clock-enabled by ``en``).
+    """The PWL datapath without handshake, for ``lanes`` codes at once: ``y[k]`` is the
+    value of ``x[k]`` from :attr:`latency` enabled cycles earlier (every register is
+    clock-enabled by ``en``).  The table (breakpoints, shift, saturation limits and the
+    slope/offset memory, with its write decoding) is held once for all lanes; each lane
+    has its own comparators, memory read port and DSP.
 
     Parameters
     ----------
@@ -118,25 +132,28 @@ class PWLCore(wiring.Component):
         saturates to that width at run time.
     max_segments : int
         Segments the hardware holds (1..32, default ``isa.MAX_SEGMENTS``):
-        ``max_segments - 1`` comparators.
+        ``max_segments - 1`` comparators a lane.
+    lanes : int
+        Codes evaluated a cycle (1..1024, default 1).
 
     Ports
     -----
-    x : In(signed(bits)); en : In(1); y : Out(signed(out_bits));
-    table : In(table_write_signature())
+    x : In(:func:`lane_shape`\ ``(bits, lanes)``); en : In(1);
+    y : Out(:func:`lane_shape`\ ``(out_bits, lanes)``); table : In(table_write_signature())
     """
 
     LATENCY = 7
 
     def __init__(self, bits: int = 16, out_bits: int | None = None, *,
-                 max_segments: int = isa.MAX_SEGMENTS):
+                 max_segments: int = isa.MAX_SEGMENTS, lanes: int = 1):
         out_bits = bits if out_bits is None else out_bits
         _check_params(self, bits, out_bits, max_segments)
-        self._bits, self._out_bits, self._max_segments = bits, out_bits, max_segments
+        check_param(self, "lanes", lanes, 1, 1024)
+        self._bits, self._out_bits, self._max_segments, self._lanes = bits, out_bits, max_segments, lanes
         super().__init__({
-            "x": In(signed(bits)),
+            "x": In(lane_shape(bits, lanes)),
             "en": In(1),
-            "y": Out(signed(out_bits)),
+            "y": Out(lane_shape(out_bits, lanes)),
             "table": In(table_write_signature()),
         })
 
@@ -153,6 +170,10 @@ class PWLCore(wiring.Component):
         return self._max_segments
 
     @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
     def latency(self) -> int:
         """Enabled cycles from ``x`` to ``y``."""
         return self.LATENCY
@@ -164,10 +185,10 @@ class PWLCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         nseg, nbp = self._max_segments, self._max_segments - 1
-        ob = self._out_bits
-        en, x, tw = self.en, self.x, self.table
+        ob, L = self._out_bits, self._lanes
+        en, tw = self.en, self.table
 
-        # ---- table storage --------------------------------------------------
+        # ---- table storage (once for all lanes) --------------------------------------
         valid = Signal(max(nbp, 1), name="bp_valid", reset_less=True)
         bps = [Signal(signed(isa.WORD_BITS), name=f"bp{k}", reset_less=True) for k in range(nbp)]
         shift = Signal(signed(isa.WORD_BITS), name="acc_shift", reset_less=True)
@@ -176,7 +197,6 @@ class PWLCore(wiring.Component):
         sat_lo = Signal(signed(ob), name="sat_lo", init=lo0, reset_less=True)
         m.submodules.mem = mem = memory.Memory(shape=_LANE * _LANES, depth=nseg, init=[])
         wp = mem.write_port(granularity=_LANE)
-        rp = mem.read_port(domain="sync")
 
         a, d = tw.addr, tw.data
         # output width word, clamped to [2, out_bits]; kept as width - 1
@@ -210,30 +230,34 @@ class PWLCore(wiring.Component):
                 with m.If(rel_o[:2] != 3):
                     m.d.comb += wp.en.eq(1 << (rel_o[:2] + 2))
 
-        # ---- datapath ---------------------------------------------------------
-        # s1: comparators
-        ge = Signal(max(nbp, 1), name="ge", reset_less=True)
-        with m.If(en):
-            for k in range(nbp):
-                m.d.sync += ge[k].eq(valid[k] & (x >= bps[k]))
-        x1 = delay(m, x, 1, en=en, name="x")
-        # s2: segment index
-        idx = Signal(range(nseg), name="seg", reset_less=True)
-        if nbp:
+        # ---- datapath, a lane ---------------------------------------------------------
+        xs, ys = lanes_of(self.x, L), lanes_of(self.y, L)
+        for lane, (x, yo) in enumerate(zip(xs, ys)):
+            sfx = f"_l{lane}" if L > 1 else ""
+            # s1: comparators
+            ge = Signal(max(nbp, 1), name=f"ge{sfx}", reset_less=True)
             with m.If(en):
-                m.d.sync += idx.eq(_popcount([ge[k] for k in range(nbp)]))
-        x2 = delay(m, x1, 1, en=en, name="x1")
-        # s3: slope and offset (memory read register); x on a multiplier input register
-        m.d.comb += [rp.addr.eq(idx), rp.en.eq(en)]
-        slope = rp.data[0:18].as_signed()
-        offset = rp.data[2 * _LANE:2 * _LANE + 48].as_signed()
-        x3 = delay(m, x2, 1, en=en, name="x2")
-        # s4, s5: P = slope * x + offset (one DSP48E1)
-        p = mul_add_hdl(m, x3, slope, offset, en=en, name="pwl_dsp")
-        # s6: round-shift by the run-time acc_shift; s7: saturate to the table width
-        r = round_shift_var_hdl(m, p, shift, max_left=ob, domain="sync", en=en, name="pwl_rs")
-        y = saturate_var_hdl(m, r, sat_lo, sat_hi, width=ob, domain="sync", en=en, name="pwl_y")
-        m.d.comb += self.y.eq(y)
+                for k in range(nbp):
+                    m.d.sync += ge[k].eq(valid[k] & (x >= bps[k]))
+            x1 = delay(m, x, 1, en=en, name=f"x{sfx}")
+            # s2: segment index
+            idx = Signal(range(nseg), name=f"seg{sfx}", reset_less=True)
+            if nbp:
+                with m.If(en):
+                    m.d.sync += idx.eq(_popcount([ge[k] for k in range(nbp)]))
+            x2 = delay(m, x1, 1, en=en, name=f"x1{sfx}")
+            # s3: slope and offset (memory read register); x on a multiplier input register
+            rp = mem.read_port(domain="sync")
+            m.d.comb += [rp.addr.eq(idx), rp.en.eq(en)]
+            slope = rp.data[0:18].as_signed()
+            offset = rp.data[2 * _LANE:2 * _LANE + 48].as_signed()
+            x3 = delay(m, x2, 1, en=en, name=f"x2{sfx}")
+            # s4, s5: P = slope * x + offset (one DSP48E1)
+            p = mul_add_hdl(m, x3, slope, offset, en=en, name=f"pwl_dsp{sfx}")
+            # s6: round-shift by the run-time acc_shift; s7: saturate to the table width
+            r = round_shift_var_hdl(m, p, shift, max_left=ob, domain="sync", en=en, name=f"pwl_rs{sfx}")
+            y = saturate_var_hdl(m, r, sat_lo, sat_hi, width=ob, domain="sync", en=en, name=f"pwl_y{sfx}")
+            m.d.comb += yo.eq(y)
         return m
 
 

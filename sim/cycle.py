@@ -128,6 +128,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.errors import ConvcError
@@ -198,6 +200,15 @@ class MemoryTiming:
         Beats a burst (``memport.default_max_burst``).
     note : str
         Where the figures come from.
+    duplex : bool
+        Reads and writes each move ``words_per_cycle`` (True: separate channels, as
+        cocotbext-axi's ``AxiRam`` and the native harness's ``axi-ram`` setting), or
+        share it (False: one DDR3 bus).
+
+    The memory side alone (what the native harness models, :mod:`convc.sim.native`):
+    :attr:`ar_to_r` and :attr:`w_to_b`, the latencies left when the ports' own
+    (``READER_CMD_TO_AR``, ``READER_R_TO_WORD``, ``WRITER_WORD_TO_AW``,
+    ``WRITER_B_TO_IDLE``) are taken out.
     """
 
     name: str
@@ -208,6 +219,7 @@ class MemoryTiming:
     data_width: int = 256
     max_burst: int = 32
     note: str = ""
+    duplex: bool = False
 
     def __post_init__(self):
         if not self.words_per_cycle > 0:
@@ -219,6 +231,28 @@ class MemoryTiming:
     @property
     def words_per_beat(self) -> int:
         return self.data_width // isa.WORD_BITS
+
+    @property
+    def ar_to_r(self) -> int:
+        """An AR handshake to its first R beat (the memory's read latency)."""
+        return max(1, self.read_latency - READER_CMD_TO_AR - READER_R_TO_WORD)
+
+    @property
+    def w_to_b(self) -> int:
+        """A burst's last W beat to its B response (the memory's write latency)."""
+        return max(1, self.write_latency - WRITER_WORD_TO_AW - WRITER_B_TO_IDLE)
+
+    @property
+    def beats_per_cycle(self) -> float:
+        """Sustained beats a cycle (each way when :attr:`duplex`, else in all)."""
+        return self.words_per_cycle / self.words_per_beat
+
+    def beat_cycles(self, beats_read: float, beats_written: float) -> int:
+        """The bandwidth bound: cycles to move these beats (reads and writes together,
+        or each on its own channel when :attr:`duplex`).  A command moves every beat its
+        words touch, so the bound counts beats, not words."""
+        moved = max(beats_read, beats_written) if self.duplex else beats_read + beats_written
+        return _ceil(moved / self.beats_per_cycle)
 
     def read_cmd_cycles(self, words: int) -> float:
         """Cycles one read command of ``words`` costs in a run of back-to-back commands
@@ -264,8 +298,8 @@ class MemoryTiming:
             raise ConvcError(f"memory timing axi-ram: data_width={data_width!r} not in {axi.DATA_WIDTHS}")
         return cls(name="axi-ram", words_per_cycle=data_width / isa.WORD_BITS,
                    read_latency=AXI_RAM_READ_LATENCY, write_latency=AXI_RAM_WRITE_LATENCY,
-                   data_width=data_width, max_burst=default_max_burst(data_width),
-                   note=f"cocotbext-axi AxiRam, {data_width}-bit, one beat a cycle; latencies measured")
+                   data_width=data_width, max_burst=default_max_burst(data_width), duplex=True,
+                   note=f"cocotbext-axi AxiRam, {data_width}-bit, one beat a cycle each way; latencies measured")
 
 
 # =========================================================================================
@@ -539,34 +573,93 @@ def _band_input_rows(ins: isa.Instr) -> tuple[int, int]:
     return R, inside
 
 
+class _Traffic:
+    """Beats a record moves on the AXI data channels: every read and write command
+    covers the whole beats its words touch (``MemoryTiming.words_per_beat`` words a
+    beat), so a 1-word read costs a beat of bandwidth like a 16-word one.  Exact from the
+    command addresses; the input-map addresses come from the record's list in the
+    program's constant image (when the program has none: maps in list order)."""
+
+    def __init__(self, program, mem: MemoryTiming):
+        self.W = mem.words_per_beat
+        image = getattr(program, "image", None)
+        self.image = None if image is None else np.asarray(image)
+        self.table_addr = int(getattr(program, "table_addr", 0))
+
+    def span(self, addr, words) -> int:
+        """Beats covered by commands of ``words`` words at ``addr`` (arrays broadcast)."""
+        a = np.asarray(addr, dtype=np.int64)
+        n = np.asarray(words, dtype=np.int64)
+        b = np.where(n > 0, (a + n - 1) // self.W - a // self.W + 1, 0)
+        return int(np.sum(b))
+
+    def map_bases(self, ins: isa.Instr) -> np.ndarray:
+        """The word address of each input map ``j < n_in`` (the LIST phase's result)."""
+        idx = np.arange(ins.n_in, dtype=np.int64)
+        if self.image is not None and ins.list_addr + ins.n_in <= self.image.size:
+            idx = self.image[ins.list_addr:ins.list_addr + ins.n_in].astype(np.int64)
+        return ins.in_addr + idx * ins.in_h * ins.in_w
+
+    def setup(self, ins: isa.Instr, table: bool, bias_addr: int) -> int:
+        beats = -(-RECORD_WORDS // self.W)                 # records are 32-word aligned
+        if table:
+            beats += self.span(self.table_addr + ins.pwl_id * isa.TABLE_WORDS, isa.TABLE_WORDS)
+        return beats + self.span(ins.list_addr, ins.n_in) + self.span(bias_addr, 2 * ins.n_out)
+
+    def rows(self, ins: isa.Instr, first: int, count: int) -> int:
+        """Input rows ``first .. first+count-1`` of every input map, one command a row."""
+        y = np.arange(max(first, 0), min(first + count, ins.in_h), dtype=np.int64)
+        if y.size == 0 or ins.in_w == 0:
+            return 0
+        addr = self.map_bases(ins)[:, None] + y[None, :] * ins.in_w
+        return self.span(addr, ins.in_w)
+
+    def written(self, ins: isa.Instr, ports: int) -> int:
+        """The row writer's commands: ``out_w`` words a map a row, or for a vector output
+        one command of each port's maps."""
+        map_out = ins.out_h * ins.out_w
+        base = ins.out_addr + ins.o0 * map_out + ins.row0 * ins.out_w
+        if map_out == 1:
+            q = -(-ins.n_out // ports)
+            starts = np.arange(0, ins.n_out, q)
+            return self.span(base + starts, np.minimum(q, ins.n_out - starts))
+        o = np.arange(ins.n_out, dtype=np.int64)[:, None]
+        r = np.arange(ins.rows, dtype=np.int64)[None, :]
+        return self.span(base + o * map_out + r * ins.out_w, ins.out_w)
+
+
 class _Model:
-    def __init__(self, hw: HardwareConfig, mem: MemoryTiming):
+    def __init__(self, hw: HardwareConfig, mem: MemoryTiming, program=None):
         self.hw, self.mem = hw, mem
         self.eng = _Engines(hw)
         self.table_loaded: int | None = None
+        self.traffic = _Traffic(program, mem)
 
     # ---- common pieces -------------------------------------------------------------
-    def _setup(self, ins: isa.Instr, phases: dict) -> int:
-        """FETCH, TABLE, LIST, BIAS of CONV/FC records; returns the words read."""
+    def _setup(self, ins: isa.Instr, phases: dict, bias_addr: int) -> tuple[int, int]:
+        """FETCH, TABLE, LIST, BIAS of CONV/FC records; returns the words and beats read."""
         mem = self.mem
         phases["fetch"] = _read_phase(RECORD_WORDS, mem) + SEQ_DECODE
         words = RECORD_WORDS
         phases["table"] = 0
-        if ins.act == isa.ACT_PWL and ins.pwl_id != self.table_loaded:
+        table = ins.act == isa.ACT_PWL and ins.pwl_id != self.table_loaded
+        if table:
             phases["table"] = _read_phase(isa.TABLE_WORDS, mem)
             self.table_loaded = ins.pwl_id
             words += isa.TABLE_WORDS
         phases["list"] = _read_phase(ins.n_in, mem)
         phases["bias"] = _read_phase(2 * ins.n_out, mem)
-        return words + ins.n_in + 2 * ins.n_out
+        return words + ins.n_in + 2 * ins.n_out, self.traffic.setup(ins, table, bias_addr)
 
-    def _finish(self, k: int, name: str, ins: isa.Instr, start: int, phases: dict, setup_words: int,
-                stream_words_read: int, words_written: int, engine_end: float, out: _Out,
+    def _finish(self, k: int, name: str, ins: isa.Instr, start: int, phases: dict, setup: tuple,
+                stream_words_read: int, words_written: int, beats: tuple, engine_end: float, out: _Out,
                 compute: int, macs: int, label: str, zeros_first: int = 0) -> RecordTiming:
         """The streaming phase's end (engine, row writer, drain), the bandwidth bounds,
         the label; ``engine_end``/``out`` are relative to the engine's start (after
         the stream's first read latency, less the padding pixels ``zeros_first`` the
-        feeders send before their first word from memory)."""
+        feeders send before their first word from memory).  ``setup``: the words and
+        beats the set-up phases read; ``beats``: the stream's beats read and written."""
+        setup_words, setup_beats = setup
         mem = self.mem
         D, w_last = _row_writer(out, mem)
         lead = SEQ_PHASE_GAP + max(0, mem.read_latency - zeros_first)
@@ -575,10 +668,10 @@ class _Model:
         phases["stream"] = _ceil(lead + engine_done)
         phases["drain"] = max(0, _ceil(lead + max(engine_done, writer_done)) - phases["stream"])
         stream_total = phases["stream"] + phases["drain"]
-        stream_mem = _ceil((stream_words_read + words_written) / mem.words_per_cycle)
+        stream_mem = mem.beat_cycles(beats[0], beats[1])
         phases["bandwidth"] = max(0, stream_mem - stream_total)
         words_read = setup_words + stream_words_read
-        memory_cycles = _ceil((words_read + words_written) / mem.words_per_cycle)
+        memory_cycles = mem.beat_cycles(setup_beats + beats[0], beats[1])
         cycles = sum(phases.values())
         if memory_cycles > cycles:
             phases["bandwidth"] += memory_cycles - cycles
@@ -597,10 +690,10 @@ class _Model:
 
     # ---- OP_CONV ---------------------------------------------------------------------
     def conv(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
-        hw, eng = self.hw, self.eng
+        hw, eng, tr = self.hw, self.eng, self.traffic
         phases: dict[str, int] = {}
-        setup_words = self._setup(ins, phases)
         K, S, ps, pk = ins.kernel, ins.stride, ins.pool_s, ins.pool_k
+        setup = self._setup(ins, phases, ins.w_addr + ins.n_out * ins.n_in * K * K)
         G = -(-ins.n_in // hw.in_lanes)
         Wp = ins.in_w + 2 * ins.pad
         R, inside = _band_input_rows(ins)
@@ -634,10 +727,16 @@ class _Model:
         weights = ins.n_out * ins.n_in * K * K
         stream_read = weights + ins.n_in * inside * ins.in_w
         written = ins.n_out * ins.rows * ins.out_w
-        # padding rows (and columns) at the band's top go out before the first read returns
         y0 = ins.row0 * ps * S - ins.pad
+        # weights: one command of K*K words per (output, input) map pair
+        kk = K * K
+        o = np.arange(ins.n_out, dtype=np.int64)[:, None]
+        j = np.arange(ins.n_in, dtype=np.int64)[None, :]
+        beats = (tr.span(ins.w_addr + o * ins.n_in * kk + j * kk, kk) + tr.rows(ins, y0, R),
+                 tr.written(ins, eng.writers))
+        # padding rows (and columns) at the band's top go out before the first read returns
         zeros_first = (min(-y0, R) * Wp + ins.pad) if y0 < 0 else ins.pad
-        return self._finish(k, name, ins, start, phases, setup_words, stream_read, written, band, out,
+        return self._finish(k, name, ins, start, phases, setup, stream_read, written, beats, band, out,
                             band, _useful_conv_macs(ins), "compute", zeros_first)
 
     # ---- OP_FC -----------------------------------------------------------------------
@@ -646,25 +745,36 @@ class _Model:
         if not hw.has_fc:
             raise ConvcError(f"record {k} ({name}): OP_FC but the configuration has no fully connected engine")
         phases: dict[str, int] = {}
-        setup_words = self._setup(ins, phases)
+        ld = isa.fc_ld(ins.n_out)
+        setup = self._setup(ins, phases, ins.w_addr + ins.n_in * ld)
         IL = hw.fc_in_lanes
         G = max(-(-ins.n_in // IL), 1)
         P = ins.rows * ins.out_w
         rl = mem.read_latency
+        tr = self.traffic
         # per group (hdl/accel.py): the map feeders' command loop (one cycle for the list
         # lookup, one a row), their pixels (P a lane), and the group's weights: one aligned
-        # block of lanes * ld words read in wide mode, a beat a cycle (isa.fc_ld)
-        ld = isa.fc_ld(ins.n_out)
+        # block of lanes * ld words read in wide mode, a beat a cycle (isa.fc_ld); and the
+        # read channel carries the group's weight and pixel beats (mem.beats_per_cycle)
         feed = max(FEEDER_GROUP_CYCLES + ins.rows, ins.rows * mem.read_cmd_cycles(ins.in_w), P)
+        y = np.arange(ins.row0, min(ins.row0 + ins.rows, ins.in_h), dtype=np.int64)
+        px_beats = np.zeros(ins.n_in, dtype=np.int64)
+        if y.size and ins.in_w:
+            a = tr.map_bases(ins)[:, None] + y[None, :] * ins.in_w
+            n = ins.in_w
+            px_beats = ((a + n - 1) // tr.W - a // tr.W + 1).sum(axis=1)
         w_total = 0.0
+        r_beats = 0
         s_end = float(rl)
         s = s_end
         for g in range(G):
             lanes = min(IL, ins.n_in - g * IL)
             wg = max(-(-lanes * ld // mem.words_per_beat), mem.read_cmd_cycles(1) - mem.cmd_overhead)
+            gb = tr.span(ins.w_addr + g * IL * ld, lanes * ld) + int(px_beats[g * IL:g * IL + lanes].sum())
+            r_beats += gb
             w_total += wg
             s = s_end
-            s_end = s + max(feed, wg)
+            s_end = s + max(feed, wg, gb / mem.beats_per_cycle)
         lat = eng.fc.latency + eng.pw_latency + ROW_BUFFER_LATENCY
         rate = (s_end - s) / P                         # the last group's pace (>= 1)
 
@@ -682,7 +792,8 @@ class _Model:
         stream_read = ld * ins.n_in + ins.n_in * ins.rows * ins.in_w
         written = ins.n_out * P
         macs = ins.n_out * ins.n_in * P
-        return self._finish(k, name, ins, start, phases, setup_words, stream_read, written,
+        beats = (r_beats, tr.written(ins, eng.writers))
+        return self._finish(k, name, ins, start, phases, setup, stream_read, written, beats,
                             engine_end - rl, out.shifted(-rl), compute, macs, label)
 
     # ---- OP_LCN (not run by the RTL yet) -----------------------------------------------
@@ -719,7 +830,9 @@ class _Model:
         phases["sweep_b"] = _ceil(sweep_b)
         read = setup_words + C * H * W + (C + 1) * H * W
         written = (C + 1) * H * W + C * H * W
-        memory_cycles = _ceil((read + written) / mem.words_per_cycle)
+        row_beats = -(-W // mem.words_per_beat)             # alignment not modelled (unverified op)
+        memory_cycles = mem.beat_cycles(-(-setup_words // mem.words_per_beat) + (2 * C + 1) * H * row_beats,
+                                        (2 * C + 1) * H * row_beats)
         cycles = sum(phases.values())
         phases["bandwidth"] = max(0, memory_cycles - cycles)
         cycles += phases["bandwidth"]
@@ -747,7 +860,7 @@ def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
     instrs, names = list(program.instrs), list(program.names)
     if len(names) != len(instrs):
         raise ConvcError(f"program: {len(instrs)} records but {len(names)} names")
-    model = _Model(hw, mem)
+    model = _Model(hw, mem, program)
     t = SEQ_START
     records: list[RecordTiming] = []
     ended = False

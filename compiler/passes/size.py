@@ -53,6 +53,19 @@ def _fc_eligible(n: ConvNode) -> bool:
     return n.kernel == 1 and n.stride == 1 and n.pad == 0 and n.pool is None
 
 
+def pwl_segments(graph: IRGraph) -> int:
+    """The most segments any PWL table of the network has (1 when it has none): what the
+    pointwise engine must hold."""
+    tables = []
+    for n in graph.nodes:
+        q = getattr(n, "quant", None)
+        for attr in ("pwl", "sqrt_pwl", "recip_pwl"):
+            t = getattr(q, attr, None) if q is not None else None
+            if t is not None:
+                tables.append(t.segments)
+    return max(tables or [1])
+
+
 def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes: int | None = None,
         where: str = "model", fc_lanes: tuple[int | None, int | None] = (None, None)
         ) -> tuple[HardwareConfig, list[dict]]:
@@ -84,7 +97,8 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
         pool_kmax = max([n.pool.kernel for n in engine if n.pool] or [1])
         common = dict(board=name, clock_mhz=board.clock_mhz, bits=bits, kmax=kmax, max_width=max_width,
                       pool_kmax=pool_kmax, lcn_channels=lcn_channels,
-                      lcn_kmax=lcn_kmax, mem_bytes_per_cycle=board.mem_bytes_per_cycle, fc_psum_words=fc_psum)
+                      lcn_kmax=lcn_kmax, mem_bytes_per_cycle=board.mem_bytes_per_cycle, fc_psum_words=fc_psum,
+                      pwl_segments=pwl_segments(graph))
         smallest = HardwareConfig(in_lanes=1, out_lanes=1, psum_words=need_min,
                                   fc_in_lanes=1 if use_fc else 0, fc_out_lanes=1 if use_fc else 0, **common)
         if smallest.dsp > board.dsp:

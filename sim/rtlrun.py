@@ -1,0 +1,86 @@
+"""What an RTL simulation of the accelerator gives back, whichever harness ran it
+(:mod:`convc.sim.native`, the Verilator harness; :mod:`convc.sim.accel_tb`, the cocotb
+testbench), and the wording both use for a run that stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["RtlRun", "DEFAULT_POISON", "ST_BUSY", "ST_DONE", "ST_ERROR", "status_text", "record_name",
+           "record_hint", "record_cycles"]
+
+DEFAULT_POISON = 0xDEAD
+ST_BUSY, ST_DONE, ST_ERROR = 1, 2, 4       # STATUS bits (hdl/regs.py)
+
+
+@dataclass
+class RtlRun:
+    """What the simulation gave: per layer ``(n, words)`` raw words for the ``n``
+    images that finished, their cycles and records, and the error that stopped it.
+
+    ``record_starts[i]`` (native harness only): for image ``i``, the CYCLES count at
+    which each record started (the accelerator's trace port); ``[]`` when unknown."""
+
+    layers: list[np.ndarray]
+    cycles: list[int]
+    records: list[int]
+    error: str | None = None
+    version: int | None = None
+    sim: str = ""
+    harness: str = ""
+    verilog: str | None = None
+    top: str | None = None
+    build_dir: str | None = None
+    build_log: str | None = None
+    sim_log: str | None = None
+    build_seconds: float = 0.0
+    build_cached: bool = False
+    build_peak_mb: float | None = None
+    sim_seconds: float = 0.0
+    sim_cycles: int = 0                     # clock cycles simulated in all (host traffic too)
+    poison: int | None = DEFAULT_POISON
+    record_starts: list[list[int]] = field(default_factory=list)
+    memory: str | None = None               # the memory timing the harness modelled
+    backpressure_seed: int | None = None
+    trace: str | None = None                # waveform file written
+
+    @property
+    def images_done(self) -> int:
+        return len(self.cycles)
+
+    @property
+    def cycles_per_second(self) -> float | None:
+        return self.sim_cycles / self.sim_seconds if self.sim_seconds > 0 and self.sim_cycles else None
+
+
+def status_text(status: int) -> str:
+    return (f"STATUS={status:#x} (busy={status & ST_BUSY}, done={(status & ST_DONE) >> 1}, "
+            f"error={(status & ST_ERROR) >> 2})")
+
+
+def record_name(program, k: int) -> str:
+    """``record k (layer 'conv1', op conv)``."""
+    from convc.compiler import isa
+
+    names, instrs = program.names, program.instrs
+    if 0 <= k < len(instrs):
+        op = isa.OP_NAMES.get(instrs[k].op, instrs[k].op)
+        return f"record {k} (layer {names[k]!r}, op {op})"
+    return f"record {k}"
+
+
+def record_hint(program, records: int) -> str:
+    """From the RECORDS register (records decoded so far): which record did not finish."""
+    n = len(program.instrs)
+    if 0 <= records < n:
+        return f"; {records} of {n} records executed, so {record_name(program, records)} did not finish"
+    return f"; {records} of {n} records executed"
+
+
+def record_cycles(starts: list[int], total: int) -> list[int]:
+    """Cycles of each record from their start counts and the run's CYCLES: record ``k``
+    lasts until record ``k+1`` starts, the last one until done."""
+    ends = list(starts[1:]) + [total]
+    return [int(e - s) for s, e in zip(starts, ends)]
