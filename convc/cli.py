@@ -395,11 +395,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = common(sub.add_parser("verify", help="run the accelerator's Verilog on test images against the "
-                                             "golden model; bit-accuracy report"))
+                                             "golden model; bit-accuracy and cycle report"))
     p.add_argument("compiled", help="a folder written by 'convc compile'")
     p.add_argument("--images", type=int, default=10, help="test images to run in RTL (default 10)")
     p.add_argument("--model", help="the float model (default: the one recorded at compile time)")
-    p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus", help="HDL simulator")
+    p.add_argument("--harness", choices=["native", "cocotb"], default="native",
+                   help="native: Verilator with a C++ memory and host (default, fast); cocotb: Python on "
+                        "every clock (debugging)")
+    p.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="the simulator of --harness cocotb (default icarus)")
+    p.add_argument("--memory", choices=["axi-ram", "board"], default="axi-ram",
+                   help="native harness memory timing: the cycle model's axi-ram (default) or board (ML605 DDR3)")
+    p.add_argument("--backpressure", type=int, metavar="SEED",
+                   help="random AXI backpressure, delays and ID interleaving from this seed (native harness)")
+    p.add_argument("--trace", metavar="FILE", help="waveform of the first image (.fst or .vcd; native harness)")
+    p.add_argument("--max-cycles", type=int, metavar="N", help="cycle budget of one image (default: 4 times the "
+                                                                   "cycle model's figure + 100k)")
+    p.add_argument("--verilog", help=argparse.SUPPRESS)
     p.add_argument("--report", help="report folder (default COMPILED/verify)")
     p.set_defaults(func=cmd_verify)
     return parser

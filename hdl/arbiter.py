@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from . import axi
@@ -127,36 +128,53 @@ class WriteArbiter(_Arbiter):
     """``n`` AXI4 write masters (:class:`~convc.hdl.memport.MemWriter` s, master ``k`` with
     ``axi_id = k``) on one write port.
 
-    AW: round-robin among the requesting masters, the grant held until the AW handshake;
-    then W is locked to that master until its ``wlast`` beat, and no other AW is granted
-    meanwhile, so W beats always follow their AW in order (a MemWriter presents a burst
-    only once all its beats are buffered, so the lock costs no idle beats).  B goes back to
-    the master whose ID it carries; ``bready`` is always high (MemWriters always take B).
+    AW: round-robin among the requesting masters, the grant held until the AW handshake.
+    W follows AW order (AXI4 has no write interleaving) through a small queue of the
+    masters whose AW went out and whose W burst has not ended (:data:`W_QUEUE` entries;
+    AW waits while it is full): W takes the head's beats until ``wlast``.  When the
+    queue is empty, W takes the beats of the master offering AW, before or in the same
+    cycle as its AW handshake (AXI lets write data lead its address; the grant is then
+    held on that master until its AW is taken), so a one-beat burst moves in one cycle
+    and the next master's AW goes out while a burst's W beats are still moving: W runs
+    at a beat a cycle across masters.  B goes back to the master whose ID it carries;
+    ``bready`` is always high (MemWriters always take B).
 
     Ports: ``s`` (list of ``n`` In(write-half AXI4Signature)), ``m`` (Out(write half)).
     """
 
     _READ = False
+    W_QUEUE = 4
 
     def elaborate(self, platform):
         m = Module()
         n, bus = self._n, self.m
-        w_busy = Signal(name="w_busy")          # W locked to ``wsel`` until wlast
-        wsel = Signal(range(n), name="wsel")
-        sel = self._address(m, "aw", _AW, block=w_busy)
-        with m.If(bus.awvalid & bus.awready):
-            m.d.sync += [w_busy.eq(1), wsel.eq(sel)]
-        with m.If(bus.wvalid & bus.wready & bus.wlast):
-            m.d.sync += w_busy.eq(0)
+        m.submodules.wq = wq = SyncFIFO(width=max(1, (n - 1).bit_length()), depth=self.W_QUEUE)
+        sel = self._address(m, "aw", _AW, block=~wq.w_rdy)
+        aw_fire = bus.awvalid & bus.awready
 
+        # W source: the queue's head, else the AW candidate (its data may lead its address)
+        lead = Signal(name="w_lead")              # serving the AW candidate's burst
+        lead_done = Signal(name="w_lead_done")    # ... whose wlast went before its AW
+        wsel = Signal(range(n), name="wsel")
+        m.d.comb += [lead.eq(~wq.r_rdy & bus.awvalid & ~lead_done),
+                     wsel.eq(Mux(wq.r_rdy, wq.r_data, sel))]
         for f in _W:
             m.d.comb += getattr(bus, "w" + f).eq(_select([getattr(self.s[k], "w" + f) for k in range(n)], wsel))
-        m.d.comb += [bus.wvalid.eq(_select([self.s[k].wvalid for k in range(n)], wsel) & w_busy),
+        m.d.comb += [bus.wvalid.eq(_select([self.s[k].wvalid for k in range(n)], wsel) & (wq.r_rdy | lead)),
                      bus.bready.eq(1)]
+        w_last = bus.wvalid & bus.wready & bus.wlast
+        m.d.comb += wq.r_en.eq(wq.r_rdy & w_last)
+        # a burst joins the queue at its AW handshake unless its W already ended
+        m.d.comb += [wq.w_en.eq(aw_fire & ~lead_done & ~(lead & w_last)), wq.w_data.eq(sel)]
+        with m.If(aw_fire):
+            m.d.sync += lead_done.eq(0)
+        with m.Elif(lead & w_last):
+            m.d.sync += lead_done.eq(1)
+
         for k in range(n):
             s = self.s[k]
             m.d.comb += [
-                s.wready.eq(w_busy & (wsel == k) & bus.wready),
+                s.wready.eq((wq.r_rdy | lead) & (wsel == k) & bus.wready),
                 s.bid.eq(k), s.bresp.eq(bus.bresp), s.bvalid.eq(bus.bvalid & (bus.bid == k)),
             ]
         return m

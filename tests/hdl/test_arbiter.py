@@ -499,27 +499,32 @@ def simulate_write(n, bursts, *, seed=0, idle=0.5, w_idle=0.3, w_gap=0.15, aw_bp
             f"master {k}: AWs at the slave {[hex(a) for _, _, a, _ in mine][:6]}..."
         assert [c for c, _, _, _ in mine] == aw_taken[k], f"master {k}: awready to the wrong master"
     assert len(aw_log) == n_bursts
-    # W: each burst's beats right after its AW, whole, in order, not interleaved; the next
-    # AW only after its wlast
+    # W: the bursts' beats in AW order, each burst whole, in order, not interleaved; a
+    # burst's data may lead its AW only while no earlier burst's data is pending; at most
+    # W_QUEUE bursts have their AW out and their data not finished
     want_beats = sum(b["beats"] for k in range(n) for b in bursts[k])
     assert len(w_log) == want_beats, f"{len(w_log)} W beats at the slave, {want_beats} sent"
     by_addr = {b["addr"]: b for k in range(n) for b in bursts[k]}
     pos = 0
     w_cycles = {k: [] for k in range(n)}
+    ends = []
     for j, (ca, i, a, ln) in enumerate(aw_log):
         b = by_addr[a]
         beats = w_log[pos:pos + ln + 1]
         pos += ln + 1
-        assert beats[0][0] > ca, f"AW #{j} (master {i}) in cycle {ca}: a W beat in cycle {beats[0][0]}"
         got = [(d, st, last) for _, d, st, last in beats]
         want = [(b["data"][x], b["strb"][x], int(x == ln)) for x in range(ln + 1)]
         bad = [x for x in range(len(want)) if got[x] != want[x]]
         assert not bad, (f"AW #{j} (master {i}, {a:#x}): beat {bad[0]} got "
                          f"{tuple(hex(v) for v in got[bad[0]])} want {tuple(hex(v) for v in want[bad[0]])}")
-        if j + 1 < len(aw_log):
-            assert aw_log[j + 1][0] > beats[-1][0], \
-                f"AW #{j + 1} in cycle {aw_log[j + 1][0]} before AW #{j}'s wlast in cycle {beats[-1][0]}"
+        if beats[0][0] < ca:        # data ahead of its address: the earlier bursts are done
+            assert j == 0 or ends[-1] < beats[0][0], \
+                f"AW #{j}'s data in cycle {beats[0][0]} before AW #{j - 1}'s wlast in cycle {ends[-1]}"
+        ends.append(beats[-1][0])
         w_cycles[i] += [c for c, _, _, _ in beats]
+    for j, (ca, _, _, _) in enumerate(aw_log):
+        pending = sum(1 for q in range(j + 1) if ends[q] > ca)    # AW out, data not finished
+        assert pending <= WriteArbiter.W_QUEUE + 1, f"AW #{j} in cycle {ca} with {pending - 1} bursts pending"
     for k in range(n):
         assert w_cycles[k] == w_taken[k], f"master {k}: wready does not match its beats at the slave"
     # B: each master exactly its responses, in order
@@ -567,68 +572,100 @@ def test_write_arbiter_all_requesting():
         assert check_fairness(n, grants, requests) == n - 1
 
 
+def test_write_arbiter_one_beat_bursts_at_full_rate():
+    """One-beat bursts from every master, data offered with the address, no
+    backpressure: one burst a cycle (AW and its W beat in the same cycle), so the write
+    channel carries a beat every cycle across masters (the row writer's short rows)."""
+    rng = random.Random(61)
+    n = 4
+    bursts = [write_bursts(rng, k, 10, max_len=1) for k in range(n)]
+    grants, _ = simulate_write(n, bursts, seed=61, idle=0.0, w_idle=0.0, w_gap=0.0, aw_bp=0.0, w_bp=0.0,
+                               b_gap=0.0, modes=("with",))
+    cycles = [c for c, _ in grants]
+    steady = cycles[n:-n]
+    assert all(b - a == 1 for a, b in zip(steady, steady[1:])), f"AW cycles {cycles}"
+
+
 def test_write_arbiter_lock_and_latency():
-    """m.awvalid (awid = k) in the cycle a master asks while the port is free; the grant is
-    held while awready is low; after the AW handshake no other AW goes out (even with
-    awready high) and W follows only that master until its wlast; the next AW the cycle
-    after."""
+    """m.awvalid (awid = k) in the cycle a master asks while the port is free; with no
+    burst pending, that master's W beats go ahead of its AW and the grant is held on it
+    until its AW is taken; the next master's AW and its one-beat burst in one cycle; a
+    burst whose AW went out holds W (in AW order) while later AWs go on."""
     dut = WriteArbiter(3, data_width=DW, id_width=2)
     log = []
 
     async def bench(ctx):
         m, s = dut.m, dut.s
-        ctx.set(m.awready, 0)
-        ctx.set(m.wready, 1)
-        ctx.set(s[1].wvalid, 1)                  # master 1 offers W before its AW
-        ctx.set(s[1].wdata, 0x11)
-        ctx.set(s[1].wlast, 0)
-        await ctx.tick()
-        def look():
+
+        def look():     # the bus, then each master's AW and W handshakes
             av, wv = ctx.get(m.awvalid), ctx.get(m.wvalid)
             return (av, (ctx.get(m.awid), ctx.get(m.awaddr)) if av else None,
                     wv, (ctx.get(m.wdata), ctx.get(m.wlast)) if wv else None,
-                    ctx.get(s[0].awready), ctx.get(s[1].awready), ctx.get(s[2].awready),
-                    ctx.get(s[0].wready), ctx.get(s[1].wready), ctx.get(s[2].wready))
-        ctx.set(s[1].awvalid, 1)
-        ctx.set(s[1].awaddr, 0x1000)
-        ctx.set(s[1].awlen, 1)
-        log.append(look())                      # 0: AW out at once, W waits
-        await ctx.tick()
-        ctx.set(s[0].awvalid, 1)                # would come first from pointer 0
-        ctx.set(s[0].awaddr, 0x2000)
-        ctx.set(s[2].wvalid, 1)
-        ctx.set(s[2].wdata, 0x22)
-        log.append(look())                      # 1: grant held
-        await ctx.tick()
-        ctx.set(m.awready, 1)
-        log.append(look())                      # 2: AW handshake (master 1)
-        await ctx.tick()
-        ctx.set(s[1].awvalid, 0)
-        log.append(look())                      # 3: W locked to master 1, no AW
-        await ctx.tick()
-        ctx.set(s[1].wdata, 0x12)
-        ctx.set(s[1].wlast, 1)
-        ctx.set(m.wready, 0)
-        log.append(look())                      # 4: wlast offered, not taken
-        await ctx.tick()
+                    *[ctx.get(s[k].awready) & ctx.get(s[k].awvalid) for k in range(3)],
+                    *[ctx.get(s[k].wready) & ctx.get(s[k].wvalid) for k in range(3)])
+
+        def aw(k, valid, addr=0, beats=1):
+            ctx.set(s[k].awvalid, valid)
+            ctx.set(s[k].awaddr, addr)
+            ctx.set(s[k].awlen, beats - 1)
+
+        def w(k, valid, data=0, last=0):
+            ctx.set(s[k].wvalid, valid)
+            ctx.set(s[k].wdata, data)
+            ctx.set(s[k].wlast, last)
+
+        ctx.set(m.awready, 0)
         ctx.set(m.wready, 1)
-        log.append(look())                      # 5: wlast taken
+        aw(1, 1, 0x1000, 2)
+        w(1, 1, 0x11)
+        log.append(look())                      # 0: AW out, its first beat goes ahead
         await ctx.tick()
-        ctx.set(s[1].wvalid, 0)
-        log.append(look())                      # 6: master 0's AW, no W
+        w(1, 1, 0x12, 1)
+        aw(0, 1, 0x2000)
+        w(0, 1, 0x21, 1)
+        log.append(look())                      # 1: grant held on master 1, its wlast
+        await ctx.tick()
+        w(1, 0)
+        ctx.set(m.awready, 1)
+        log.append(look())                      # 2: master 1's AW taken, no W
+        await ctx.tick()
+        aw(1, 0)
+        log.append(look())                      # 3: master 0: AW and its beat together
+        await ctx.tick()
+        aw(0, 0)
+        w(0, 0)
+        aw(2, 1, 0x3000, 2)
+        log.append(look())                      # 4: master 2's AW, its data not there yet
+        await ctx.tick()
+        aw(2, 0)
+        aw(0, 1, 0x4000)
+        w(0, 1, 0x41, 1)
+        log.append(look())                      # 5: master 0's AW goes, its W waits
+        await ctx.tick()
+        aw(0, 0)
+        w(2, 1, 0x31)
+        log.append(look())                      # 6: master 2's beats first (AW order)
+        await ctx.tick()
+        w(2, 1, 0x32, 1)
+        log.append(look())
+        await ctx.tick()
+        w(2, 0)
+        log.append(look())                      # 8: then master 0's beat
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
     assert log == [
-        (1, (1, 0x1000), 0, None, 0, 0, 0, 0, 0, 0),            # 0: AW out at once, W waits
-        (1, (1, 0x1000), 0, None, 0, 0, 0, 0, 0, 0),            # 1: grant held
-        (1, (1, 0x1000), 0, None, 0, 1, 0, 0, 0, 0),            # 2: AW taken
-        (0, None, 1, (0x11, 0), 0, 0, 0, 0, 1, 0),              # 3: W of master 1 only
-        (0, None, 1, (0x12, 1), 0, 0, 0, 0, 0, 0),              # 4: wlast waits
-        (0, None, 1, (0x12, 1), 0, 0, 0, 0, 1, 0),              # 5: wlast taken
-        (1, (0, 0x2000), 0, None, 1, 0, 0, 0, 0, 0),            # 6: master 0's AW next
+        (1, (1, 0x1000), 1, (0x11, 0), 0, 0, 0, 0, 1, 0),       # 0: data leads its address
+        (1, (1, 0x1000), 1, (0x12, 1), 0, 0, 0, 0, 1, 0),       # 1: grant held, wlast
+        (1, (1, 0x1000), 0, None, 0, 1, 0, 0, 0, 0),            # 2: AW taken, burst done
+        (1, (0, 0x2000), 1, (0x21, 1), 1, 0, 0, 1, 0, 0),       # 3: AW and W in one cycle
+        (1, (2, 0x3000), 0, None, 0, 0, 1, 0, 0, 0),            # 4: AW, no data yet
+        (1, (0, 0x4000), 0, None, 1, 0, 0, 0, 0, 0),            # 5: next AW, W waits for 2
+        (0, None, 1, (0x31, 0), 0, 0, 0, 0, 0, 1),              # 6: master 2's burst
+        (0, None, 1, (0x32, 1), 0, 0, 0, 0, 0, 1),
+        (0, None, 1, (0x41, 1), 0, 0, 0, 1, 0, 0),              # 8: then master 0's
     ], log
 
 
