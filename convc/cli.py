@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", metavar="FILE", help="waveform of the first image (.fst or .vcd; native harness)")
     p.add_argument("--max-cycles", type=int, metavar="N", help="cycle budget of one image (default: 4 times the "
                                                                    "cycle model's figure + 100k)")
-    p.add_argument("--verilog", help=argparse.SUPPRESS)
+    p.add_argument("--verilog", metavar="FILE", help="the Verilog to run (default COMPILED/hdl/convc_accel.v)")
     p.add_argument("--report", help="report folder (default COMPILED/verify)")
     p.set_defaults(func=cmd_verify)
     return parser

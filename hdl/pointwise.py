@@ -41,7 +41,7 @@ __all__ = ["PointwiseEngine", "code_layout"]
 
 
 def code_layout(bits: int, lanes: int = 1) -> data.StructLayout:
-    """The payload of code streams: ``data`` (signed ``bits``, or an array of ``lanes``
+    r"""The payload of code streams: ``data`` (signed ``bits``, or an array of ``lanes``
     of them, lane 0 in the low bits), ``first``, ``last`` (one bit each, above ``data``).
     For ``lanes > 1`` it is :func:`~convc.hdl.linebuffer.pixel_layout`\ ``(lanes, bits)``."""
     return data.StructLayout({"data": lane_shape(bits, lanes), "first": 1, "last": 1})

@@ -117,7 +117,7 @@ def lanes_of(port, lanes: int) -> list:
 
 
 class PWLCore(wiring.Component):
-    """The PWL datapath without handshake, for ``lanes`` codes at once: ``y[k]`` is the
+    r"""The PWL datapath without handshake, for ``lanes`` codes at once: ``y[k]`` is the
     value of ``x[k]`` from :attr:`latency` enabled cycles earlier (every register is
     clock-enabled by ``en``).  The table (breakpoints, shift, saturation limits and the
     slope/offset memory, with its write decoding) is held once for all lanes; each lane

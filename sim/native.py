@@ -395,6 +395,7 @@ def _read_results(rr: RtlRun, program, run_dir: Path, images: int, returncode: i
         elif f[0] == "total":
             kv = dict(zip(f[1::2], f[2::2]))
             rr.sim_cycles = int(kv["cycles"])
+            rr.run_seconds = float(kv["seconds"])
         elif f[0] == "end":
             ended = True
         elif f[0] == "error":

@@ -49,6 +49,7 @@ class RtlRun:
     build_peak_mb: float | None = None
     sim_seconds: float = 0.0
     sim_cycles: int = 0                     # clock cycles simulated in all (host traffic too)
+    run_seconds: float = 0.0                # the simulator's own time for them (no start-up)
     poison: int | None = DEFAULT_POISON
     record_starts: list[list[int]] = field(default_factory=list)
     memory: str | None = None               # the memory timing the harness modelled
@@ -61,7 +62,9 @@ class RtlRun:
 
     @property
     def cycles_per_second(self) -> float | None:
-        return self.sim_cycles / self.sim_seconds if self.sim_seconds > 0 and self.sim_cycles else None
+        """Simulated cycles a second (the simulator's own clock, else the wall time)."""
+        secs = self.run_seconds or self.sim_seconds
+        return self.sim_cycles / secs if secs > 0 and self.sim_cycles else None
 
 
 def status_text(status: int) -> str:

@@ -108,8 +108,15 @@ static int delay() {
     return cfg.seed ? (int)std::uniform_int_distribution<int>(0, cfg.max_delay)(rng) : 0;
 }
 
+static std::chrono::steady_clock::time_point wall0;
+static uint64_t reads_beats = 0, writes_beats = 0;
+
 static void finish(bool ok) {
     if (results) {
+        double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+        fprintf(results, "total cycles %llu seconds %.6f read_beats %llu write_beats %llu\n",
+                (unsigned long long)cycle, total, (unsigned long long)reads_beats,
+                (unsigned long long)writes_beats);
         fprintf(results, "end %s\n", ok ? "ok" : "error");
         fclose(results);
         results = nullptr;
@@ -277,7 +284,6 @@ class Memory {
     bool rr_prio = true;             // shared bucket: reads go first when both want it
     bool ar_rdy = true, aw_rdy = true, w_rdy = true;
     bool w_grant = true;
-    uint64_t reads_beats = 0, writes_beats = 0;
 
     void check_range(const char* what, uint64_t addr, uint32_t len, uint32_t size, uint32_t burst,
                      uint32_t id) {
@@ -642,7 +648,7 @@ int main(int argc, char** argv) {
     step();
 
     uint64_t reg_budget = 10000;
-    auto wall0 = std::chrono::steady_clock::now();
+    wall0 = std::chrono::steady_clock::now();
     for (int img = 0; img < cfg.images; img++) {
         cur_image = img;
         cur_record = -1;
@@ -731,9 +737,5 @@ int main(int argc, char** argv) {
         }
 #endif
     }
-    double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-    fprintf(results, "total cycles %llu seconds %.6f read_beats %llu write_beats %llu\n",
-            (unsigned long long)cycle, total, (unsigned long long)memory.reads_beats,
-            (unsigned long long)memory.writes_beats);
     finish(true);
 }

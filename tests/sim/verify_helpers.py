@@ -45,11 +45,12 @@ class StubAccelerator(wiring.Component):
     """The accelerator's ports and host registers (convc.hdl.regs) around a counter: a
     start makes it busy for ``latency`` cycles, then run ``k`` ends as ``script[k]``
     says (the last entry repeats): ``"done"``, ``"error"`` or ``"hang"`` (busy forever).
-    RECORDS reads ``records``.  It never touches memory."""
+    RECORDS reads ``records``.  It never touches memory, unless ``read_at`` is a byte
+    address: then each start also asks for one 64-bit beat there (an AR, the R taken)."""
 
-    def __init__(self, latency: int = 200, records: int = 3, script=("done",)):
+    def __init__(self, latency: int = 200, records: int = 3, script=("done",), read_at: int | None = None):
         assert script and all(s in ("done", "error", "hang") for s in script)
-        self._args = (latency, records, tuple(script))
+        self._args = (latency, records, tuple(script), read_at)
         super().__init__({
             "s_axil": In(axi.AXI4LiteSignature(32, 32)),
             "m_axi": Out(axi.AXI4Signature(32, 64, 1)),
@@ -57,7 +58,7 @@ class StubAccelerator(wiring.Component):
         })
 
     def elaborate(self, platform):
-        latency, records, script = self._args
+        latency, records, script, read_at = self._args
         m = Module()
         m.submodules.regs = regs = HostRegisters()
         wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
@@ -67,6 +68,12 @@ class StubAccelerator(wiring.Component):
         run = Signal(8)          # starts so far
         with m.If(regs.start):
             m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), count.eq(0), cycles.eq(0)]
+            if read_at is not None:
+                m.d.sync += self.m_axi.arvalid.eq(1)
+        if read_at is not None:
+            m.d.comb += [self.m_axi.araddr.eq(read_at), self.m_axi.arsize.eq(3), self.m_axi.arburst.eq(1)]
+            with m.If(self.m_axi.arvalid & self.m_axi.arready):
+                m.d.sync += self.m_axi.arvalid.eq(0)
         with m.Elif(busy):
             m.d.sync += [count.eq(count + 1), cycles.eq(cycles + 1)]
             with m.If(count == latency - 1):
