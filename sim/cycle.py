@@ -136,7 +136,7 @@ from convc.errors import ConvcError
 
 __all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cli",
            "AXI_RAM_READ_LATENCY", "AXI_RAM_WRITE_LATENCY", "DDR3_AR_TO_R", "DDR3_W_TO_B",
-           "READER_CMD_TO_AR", "READER_R_TO_WORD", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
+           "READER_CMD_TO_AR", "READER_R_TO_WORD", "READER_FREE_TO_AR", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
            "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE",
            "SEQ_PHASE_GAP", "SEQ_DONE", "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP",
            "LCN_SWEEP_GAP", "FEEDER_GROUP_CYCLES", "RECORD_WORDS"]
@@ -148,6 +148,7 @@ WRITER_CMD_TO_WORD = 2      # MemWriter: words accepted from 2 cycles after the 
 WRITER_WORD_TO_AW = 2       # MemWriter: AWVALID/WVALID 2 cycles after a burst's last word
 WRITER_B_TO_IDLE = 1        # MemWriter: ``idle`` the cycle after the last B
 READER_OUTSTANDING = 4      # MemReader/MemWriter default max_outstanding (bursts in flight)
+READER_FREE_TO_AR = 2       # MemReader: a burst's last word taken -> the AR of the burst its slot lets in
 WRITER_OUTSTANDING = 4
 
 # ---- AxiRam (cocotbext-axi), measured: see the module docstring -------------------------
