@@ -28,6 +28,8 @@ from pathlib import Path
 
 __all__ = ["write_report", "render_html", "svg_bars", "atomic_write_text"]
 
+MAX_IMAGE_ROWS = 50          # per-image rows shown (all are in report.json)
+MAX_RECORD_ROWS = 2000
 COLORS = {"float": "#4c72b0", "golden": "#55a868", "rtl": "#c44e52", "model": "#8172b2"}
 
 
@@ -220,7 +222,12 @@ def render_html(data: dict) -> str:
     facts = [("compiled folder", data.get("compiled")), ("float model", data.get("model")),
              ("images", f"{data.get('images_run', 0)} run in RTL of {data.get('images', 0)} "
                         f"({data.get('source', '')})"),
-             ("simulator", data.get("sim")), ("Verilog", data.get("verilog")),
+             ("harness", " ".join(str(v) for v in (data.get("harness"), data.get("sim")) if v)),
+             ("memory timing", data.get("memory")),
+             ("backpressure seed", data.get("backpressure_seed")),
+             ("simulated cycles a second", None if data.get("sim_cycles_per_second") is None
+              else f"{data['sim_cycles_per_second']:,.0f}"),
+             ("Verilog", data.get("verilog")),
              ("mismatched words", f"{data.get('mismatched_words', 0):,} of {data.get('total_words', 0):,}"),
              ("input saturations", data.get("input_saturations"))]
     rep = data.get("report") or {}
@@ -286,16 +293,42 @@ def render_html(data: dict) -> str:
     parts.append("<h2>Cycles per image</h2>")
     if rtl_cycles:
         errs = data.get("cycle_errors") or [None] * len(rtl_cycles)
+        shown = min(len(rtl_cycles), MAX_IMAGE_ROWS)
         parts.append('<table><tr><th>image</th><th>RTL cycles</th><th>cycle model</th><th>RTL vs model</th>'
                      '<th>records</th></tr>' + "".join(
                          f"<tr><td>{i}</td><td>{c:,}</td><td>{_v(sim_cycles, '{:,}')}</td><td>{_pct(errs[i])}</td>"
                          f"<td>{_v((data.get('records') or [None] * len(rtl_cycles))[i], '{}')}</td></tr>"
-                         for i, c in enumerate(rtl_cycles)) + "</table>")
-        parts.append(svg_bars([str(i) for i in range(len(rtl_cycles))],
-                              [("RTL", rtl_cycles, COLORS["rtl"]),
-                               ("cycle model", [sim_cycles] * len(rtl_cycles), COLORS["model"])],
+                         for i, c in enumerate(rtl_cycles[:shown])) + "</table>")
+        if shown < len(rtl_cycles):
+            parts.append(f'<p class="muted">The first {shown} of {len(rtl_cycles):,} images; RTL cycles range '
+                         f'{min(rtl_cycles):,} to {max(rtl_cycles):,} (all in report.json).</p>')
+        parts.append(svg_bars([str(i) for i in range(shown)],
+                              [("RTL", rtl_cycles[:shown], COLORS["rtl"]),
+                               ("cycle model", [sim_cycles] * shown, COLORS["model"])],
                               title="Cycles per image: RTL against the cycle-level simulator",
                               ylabel="cycles", id="cycles"))
+    lay_cyc = [r for r in data.get("layer_cycles") or [] if r.get("rtl") is not None]
+    if lay_cyc:
+        mem = data.get("memory") or "?"
+        parts.append(f"<h2>Cycles per layer and per record</h2><p>The RTL's records timed from the "
+                     f"accelerator's trace port (mean over the images), against the cycle model with the "
+                     f"same memory timing ({e(mem)}).</p>")
+        parts.append('<table><tr><th class="l">layer</th><th>op</th><th>records</th><th>model</th><th>RTL</th>'
+                     '<th>model vs RTL</th></tr>' + "".join(
+                         f'<tr><td class="l">{e(r["layer"])}</td><td>{e(r["op"])}</td><td>{r["records"]}</td>'
+                         f'<td>{r["model"]:,}</td><td>{r["rtl"]:,.1f}</td><td>{_pct(r["error"])}</td></tr>'
+                         for r in lay_cyc) + "</table>")
+        w = data.get("worst_record")
+        if w:
+            parts.append(f'<p>The record that differs most: {w["index"]} (layer {e(w["layer"])}, op {e(w["op"])}, '
+                         f'bound by {e(str(w.get("bound")))}): model {w["model"]:,}, RTL {w["rtl"]:,.1f} cycles '
+                         f'({w["rtl"] - w["model"]:+,.1f}).</p>')
+        recs = data.get("record_cycles") or []
+        parts.append('<details><summary>every record</summary><table><tr><th>#</th><th class="l">layer</th>'
+                     '<th>op</th><th>bound</th><th>model</th><th>RTL</th><th>model vs RTL</th></tr>' + "".join(
+                         f'<tr><td>{r["index"]}</td><td class="l">{e(r["layer"])}</td><td>{e(r["op"])}</td>'
+                         f'<td>{e(str(r.get("bound")))}</td><td>{r["model"]:,}</td><td>{_v(r["rtl"], "{:,.1f}")}</td>'
+                         f'<td>{_pct(r["error"])}</td></tr>' for r in recs[:MAX_RECORD_ROWS]) + "</table></details>")
     else:
         parts.append('<p class="muted">No image finished in RTL.</p>')
     if sim_cycles is None:
