@@ -119,9 +119,9 @@ def lanes_of(port, lanes: int) -> list:
 class PWLCore(wiring.Component):
     r"""The PWL datapath without handshake, for ``lanes`` codes at once: ``y[k]`` is the
     value of ``x[k]`` from :attr:`latency` enabled cycles earlier (every register is
-    clock-enabled by ``en``).  The table (breakpoints, shift, saturation limits and the
-    slope/offset memory, with its write decoding) is held once for all lanes; each lane
-    has its own comparators, memory read port and DSP.
+    clock-enabled by ``en``).  The table's registers (breakpoints, shift, saturation
+    limits) and its write decoding are there once for all lanes; each lane has its own
+    comparators, slope/offset memory (a LUT-RAM copy) and DSP.
 
     Parameters
     ----------
@@ -195,8 +195,13 @@ class PWLCore(wiring.Component):
         lo0, hi0 = signed_range(ob)
         sat_hi = Signal(signed(ob), name="sat_hi", init=hi0, reset_less=True)
         sat_lo = Signal(signed(ob), name="sat_lo", init=lo0, reset_less=True)
-        m.submodules.mem = mem = memory.Memory(shape=_LANE * _LANES, depth=nseg, init=[])
-        wp = mem.write_port(granularity=_LANE)
+        # slopes and offsets: one small memory a lane (LUT RAM in an FPGA), all written
+        # through the one decoder below
+        mems = [memory.Memory(shape=_LANE * _LANES, depth=nseg, init=[]) for _ in range(L)]
+        for lane, mem in enumerate(mems):
+            m.submodules[f"mem{lane}" if L > 1 else "mem"] = mem
+        wr_addr = Signal(range(nseg), name="tbl_wr_addr")
+        wr_en = Signal(_LANES, name="tbl_wr_en")
 
         a, d = tw.addr, tw.data
         # output width word, clamped to [2, out_bits]; kept as width - 1
@@ -220,19 +225,21 @@ class PWLCore(wiring.Component):
                 with m.Elif(a == _BP0 + k):
                     m.d.sync += bps[k].eq(d)
 
-        m.d.comb += wp.data.eq(Cat(*([d] * _LANES)))
         rel_s, rel_o = a - _SL0, a - _OF0
         with m.If(tw.en):
             with m.If((a >= _SL0) & (a < _SL0 + 2 * nseg)):
-                m.d.comb += [wp.addr.eq(rel_s >> 1), wp.en.eq(1 << rel_s[0])]
+                m.d.comb += [wr_addr.eq(rel_s >> 1), wr_en.eq(1 << rel_s[0])]
             with m.Elif((a >= _OF0) & (a < _OF0 + 4 * nseg)):
-                m.d.comb += wp.addr.eq(rel_o >> 2)
+                m.d.comb += wr_addr.eq(rel_o >> 2)
                 with m.If(rel_o[:2] != 3):
-                    m.d.comb += wp.en.eq(1 << (rel_o[:2] + 2))
+                    m.d.comb += wr_en.eq(1 << (rel_o[:2] + 2))
+        for mem in mems:
+            wp = mem.write_port(granularity=_LANE)
+            m.d.comb += [wp.data.eq(Cat(*([d] * _LANES))), wp.addr.eq(wr_addr), wp.en.eq(wr_en)]
 
         # ---- datapath, a lane ---------------------------------------------------------
         xs, ys = lanes_of(self.x, L), lanes_of(self.y, L)
-        for lane, (x, yo) in enumerate(zip(xs, ys)):
+        for lane, (x, yo, mem) in enumerate(zip(xs, ys, mems)):
             sfx = f"_l{lane}" if L > 1 else ""
             # s1: comparators
             ge = Signal(max(nbp, 1), name=f"ge{sfx}", reset_less=True)

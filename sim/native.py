@@ -20,12 +20,15 @@ backpressure seed the harness also drops ARREADY/AWREADY/WREADY, delays R and B,
 interleaves read data and write responses of different IDs (outputs must stay
 bit-exact; only the cycles may grow).
 
-Verilator's options are chosen for build time and memory on two cores (measured on the
-board-size LeNet build, 6.6 MB of Verilog): ``-O1`` C++ (33 s to build, 77k cycles a
-second; ``-O2``: 58 s, 97k; ``-O3`` was slower than ``-O2``), ``--threads 2`` (117k
-cycles a second at ``-O1``, the same build time), ``--x-assign fast --x-initial fast``
-(Amaranth's Verilog initializes every register), two make jobs, and the object files
-deleted once the program is linked.
+Verilator's options, measured on the board-size LeNet build (3.9 MB of Verilog) on two
+cores: C++ ``-O2 -march=native -fno-stack-protector`` for the model's code (56 s to
+build, 105k cycles a second; ``-O1``: 33 s, 79k; ``-O3`` and ``-Os`` were slower than
+``-O2``), ``-O0`` for its run-once code; one thread (``--threads 2`` reached 120k cycles
+a second at ``-O1`` on a quiet machine, but its spinning threads fell to 50k and below
+whenever another process woke up, even a ``grep`` reading the log); ``--x-assign fast
+--x-initial fast`` (Amaranth's Verilog initializes every register); two make jobs; the
+object files deleted once the program is linked.  ``-march=native`` ties a program to
+the processor: the cache key includes it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -52,14 +56,20 @@ __all__ = ["HARNESS_SOURCE", "NativeBuild", "NativeError", "verilator_env", "ver
 
 HARNESS_SOURCE = Path(__file__).resolve().parent / "native" / "harness.cpp"
 CACHE_ENV = "CONVC_CACHE"
-OPT_CXX = "-O1"
+OPT_CXX = "-O2"
+CXX_FLAGS = "-march=native -fno-stack-protector"
 VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast")
 
 
-def sim_threads() -> int:
-    """Threads of the verilated model: 2 where the machine has them (the board-size
-    LeNet build runs about 1.5 times faster), else 1."""
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+def _cpu() -> str:
+    """This machine's processor (model and flags): a ``-march=native`` program is only
+    reused where it was built."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.machine()
+    keep = [ln for ln in lines if ln.startswith(("model name", "flags", "Features", "CPU part"))]
+    return platform.machine() + "\n" + "\n".join(sorted(set(keep)))
 TRACE_PORT = "trace__start"
 
 
@@ -159,8 +169,8 @@ def build_key(text: str, *, trace: str | None = None) -> str:
     """The cache key of a harness build: the Verilog, the harness source, Verilator's
     version and the build options."""
     h = hashlib.sha256()
-    for part in (text, HARNESS_SOURCE.read_text(), verilator_version(), OPT_CXX, " ".join(VERILATOR_ARGS),
-                 f"trace={trace}", f"threads={sim_threads()}"):
+    for part in (text, HARNESS_SOURCE.read_text(), verilator_version(), OPT_CXX, CXX_FLAGS,
+                 " ".join(VERILATOR_ARGS), f"trace={trace}", _cpu()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
@@ -212,7 +222,7 @@ def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = N
         shutil.copy(HARNESS_SOURCE, work / "harness.cpp")
         cmd = [str(_verilator_bin()), "--cc", "--exe", "--build", "-j", str(max(1, jobs)), "--top-module", top,
                "--prefix", "Vtop", "-Mdir", "obj", "-o", "harness", *VERILATOR_ARGS,
-               "--threads", str(sim_threads()), "-CFLAGS", "-std=c++17"]
+               "-CFLAGS", f"-std=c++17 {CXX_FLAGS}"]
         if ports:
             cmd += ["-CFLAGS", "-DCONVC_TRACE_PORTS"]
         if trace:

@@ -106,10 +106,11 @@ def test_synth_reports_yosys_counts(tmp_path, capsys):
     model = tmp_path / "m.npz"
     main(["init", "--arch", "lenet", "-o", str(model)])
     out = tmp_path / "c"
-    assert main(["compile", str(model), "-o", str(out), "--calib", "4", "--no-hdl"]) == 0
+    assert main(["compile", str(model), "-o", str(out), "--calib", "4", "--no-hdl", "--out-lanes", "2",
+                 "--fc-out-lanes", "2"]) == 0
     capsys.readouterr()
     assert main(["synth", str(out), "--engine", "pointwise", "--json"]) == 0
     obj = _json(capsys)
     counts = obj["engines"]["pointwise"]
-    assert counts["DSP48E1"] == 1 and counts["FF"] > 0
+    assert counts["DSP48E1"] == 2 and counts["FF"] > 0          # one a lane
     assert obj["device"]["DSP48E1"] == 768
