@@ -40,7 +40,7 @@ FETCH      the parameter reader reads the record's 32 words; the record is decod
            the same field table as :func:`convc.compiler.isa.decode`.
 OP_END     wait for the memory writer to be idle, raise done.
 OP_CONV    TABLE (if ``act == ACT_PWL`` and table ``pwl_id`` is not the one loaded since
-           start: ``isa.TABLE_WORDS`` words into every pointwise engine), LIST (``n_in``
+           start: ``isa.TABLE_WORDS`` words into the pointwise engine), LIST (``n_in``
            words into the list memory), BIAS (``2*n_out`` words, then the bias element
            and the band configuration go to the convolution engine), then at the same
            time:
@@ -56,7 +56,7 @@ OP_CONV    TABLE (if ``act == ACT_PWL`` and table ``pwl_id`` is not the one load
              a map are zeros, not read): the main stream (rows ``K-1..R-1`` of the band)
              and a second feeder per lane the preload stream (rows ``0..K-2``), as
              :class:`~convc.hdl.conv.ConvEngine` takes them (``preload = 1``);
-           * outputs: convolution engine -> pointwise engines (one a lane) -> pooling
+           * outputs: convolution engine -> pointwise engine (:func:`post_lanes` lanes) -> pooling
              engine -> row writer (below).
            The record ends when its last output word has been written and the memory
            writer is idle (its bursts acknowledged).
@@ -66,7 +66,7 @@ OP_FC      TABLE and LIST as above, BIAS to the fully connected engine, then at 
            input-major, see isa.py) or zeros; the group's matrix goes to the engine when
            complete), pixels (map feeders of lanes ``0..fc_in_lanes-1``: for each group
            the band's ``rows`` rows of map ``list[j]``, one command a row) and outputs
-           (FC engine -> pointwise engines -> row writer).
+           (FC engine -> pointwise engine -> row writer).
 OP_LCN     not run by this version: error, and the run stops.
 
 Row writer: the band's output rows (``out_w`` elements of all lanes) go into a
@@ -76,8 +76,9 @@ or, for a vector output (``out_h = out_w = 1``), one command of ``n_out`` words.
 maps are shared among :func:`writer_count` write ports (``hw.writers``; port ``p`` writes
 maps ``p*Q ..`` with ``Q = ceil(n_out / ports)``), each a
 :class:`~convc.hdl.memport.MemWriter` taking one word a cycle, behind a write arbiter
-(:class:`~convc.hdl.arbiter.WriteArbiter`: round-robin AW, W locked to its AW's writer
-until ``wlast``, B by ID).
+(:class:`~convc.hdl.arbiter.WriteArbiter`: round-robin AW, W in AW order, a burst's data
+with or ahead of its address, so the write channel moves a beat a cycle across the
+ports; B by ID).
 
 Memory ports: memory readers (:class:`~convc.hdl.memport.MemReader`), ``axi_id`` = their
 index (0: parameters: records, tables, lists, biases, weights; ``1..`` : main-stream map

