@@ -71,6 +71,7 @@ def _cpu() -> str:
     keep = [ln for ln in lines if ln.startswith(("model name", "flags", "Features", "CPU part"))]
     return platform.machine() + "\n" + "\n".join(sorted(set(keep)))
 TRACE_PORT = "trace__start"
+BUILD_NOTE_SECONDS = 20.0      # a "still building" line this often
 
 
 class NativeError(VerifyError):
@@ -183,13 +184,16 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = None, jobs: int = 2) -> NativeBuild:
+def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = None,
+          jobs: int | None = None) -> NativeBuild:
     """Verilate ``verilog`` with the harness (or find the cached program); ``trace``
     ``"fst"`` or ``"vcd"`` builds in waveform support (slower to build and to run).
 
-    Raises :class:`NativeError` when the Verilog is missing, Verilator is missing or
-    broken, or the build fails (with the end of its log)."""
+    ``jobs``: parallel compiler jobs (default: the processors, at most 4).  Raises
+    :class:`NativeError` when the Verilog is missing, Verilator is missing or broken,
+    or the build fails (with the end of its log)."""
     verilog = Path(verilog)
+    jobs = jobs or min(os.cpu_count() or 1, 4)
     if trace not in (None, *TRACE_FORMATS):
         raise NativeError(f"waveform format {trace!r}: choose one of {', '.join(TRACE_FORMATS)}")
     if not verilog.is_file():
@@ -238,15 +242,26 @@ def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = N
         with open(wlog, "w") as out:
             out.write(" ".join(cmd) + "\n")
             out.flush()
-            try:
+            try:      # its own process group: an interrupt stops make and the compilers too
                 proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as exc:
+                shutil.rmtree(work, ignore_errors=True)
                 raise NativeError(f"cannot start Verilator ({exc})") from None
             try:
-                _, status, usage = os.wait4(proc.pid, 0)
-            except KeyboardInterrupt:
-                proc.kill()
+                next_note = t0 + BUILD_NOTE_SECONDS
+                while True:                          # wait, saying now and then that it goes on
+                    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                    if pid:
+                        break
+                    time.sleep(0.2)
+                    if log and time.perf_counter() > next_note:
+                        next_note += BUILD_NOTE_SECONDS
+                        log(f"  still building ({time.perf_counter() - t0:.0f} s; log {wlog})")
+            except BaseException:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+                shutil.rmtree(work, ignore_errors=True)
                 raise
             proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0

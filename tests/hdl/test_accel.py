@@ -173,8 +173,7 @@ def test_lenet_board_build_200_digits_ddr3_and_backpressure(lenet_digits, tmp_pa
     path, net, _ = lenet_digits
     out, _, program = _compile(tmp_path, net, {})
     res = verify(out, images=200, model=path, memory="board", report_dir=tmp_path / "ddr3", log=None)
-    assert res.error is None and res.mismatched_words == 0 and res.images_run == 200, res.first_mismatch
-    assert abs(res.cycle_error) < 0.02, res.cycle_error
+    _check(res, program, 200)                   # the DDR3 timing: cycle model within 1% per layer too
     bp = verify(out, images=200, model=path, backpressure=11, report_dir=tmp_path / "bp", log=None)
     assert bp.error is None and bp.mismatched_words == 0 and bp.images_run == 200, bp.first_mismatch
 
