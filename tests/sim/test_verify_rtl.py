@@ -158,3 +158,14 @@ def test_option_checks(tiny, tmp_path, capsys):
         code = main(["verify", str(out), "--model", str(model), "--images", "1", *args])
         err = capsys.readouterr().err
         assert code == 2 and msg in err and "Traceback" not in err, (args, err)
+
+
+def test_trace_writes_a_waveform_of_the_first_image(tiny, tmp_path):
+    out, model = tiny
+    v = write_verilog(StubAccelerator(latency=50, script=("done",)), tmp_path / "stub.v", "convc_accel")
+    wave = tmp_path / "wave.vcd"
+    res = verify(out, images=2, model=model, verilog=v, report_dir=tmp_path / "rep", trace=wave, log=None)
+    assert res.images_run == 2 and res.trace == str(wave)
+    text = wave.read_text()
+    assert "$enddefinitions" in text and "s_axil__awvalid" in text and "irq" in text
+    assert f"waveform of image 0: {wave}" in res.text()
