@@ -639,6 +639,9 @@ def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, r
         if memory != "axi-ram" or backpressure is not None or trace is not None:
             raise ConvcError("--memory, --backpressure and --trace need the native harness (--harness native); "
                              "cocotb runs cocotbext-axi's AxiRam as it is")
+    if max_cycles is not None and (isinstance(max_cycles, bool) or not isinstance(max_cycles, int)
+                                   or max_cycles < 1):
+        raise ConvcError(f"--max-cycles {max_cycles!r}: give a whole number of cycles >= 1")
     timing_of = memory_timing(memory)
     compiled = Path(compiled_dir)
     prep = prepare(compiled, images, model, inputs=inputs)

@@ -154,7 +154,8 @@ def test_option_checks(tiny, tmp_path, capsys):
     for args, msg in ((["--harness", "cocotb", "--memory", "board"], "need the native harness"),
                       (["--backpressure", "0"], "--backpressure 0"),
                       (["--trace", str(tmp_path / "w.txt")], ".fst or .vcd"),
-                      (["--sim", "icarus"], "the native harness is Verilator")):
+                      (["--sim", "icarus"], "the native harness is Verilator"),
+                      (["--max-cycles", "0"], "--max-cycles 0")):
         code = main(["verify", str(out), "--model", str(model), "--images", "1", *args])
         err = capsys.readouterr().err
         assert code == 2 and msg in err and "Traceback" not in err, (args, err)
