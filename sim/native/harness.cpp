@@ -562,32 +562,28 @@ static void step() {
     eval_high();
 }
 
-static void host_write(uint32_t a, uint32_t d, uint64_t budget) {
-    host.start_write(a, d);
+// Run the clock until the host's transaction on ``a`` is answered (at most ``budget`` cycles).
+static void host_wait(const char* what, uint32_t a, uint64_t budget) {
     uint64_t t0 = cycle;
     while (!host.finished) {
         step();
         if (cycle - t0 > budget) {
             char buf[100];
-            snprintf(buf, sizeof buf, "AXI-Lite write of 0x%x not answered in %llu cycles", a,
+            snprintf(buf, sizeof buf, "AXI-Lite %s of 0x%x not answered in %llu cycles", what, a,
                      (unsigned long long)budget);
             fail("host", buf);
         }
     }
 }
 
+static void host_write(uint32_t a, uint32_t d, uint64_t budget) {
+    host.start_write(a, d);
+    host_wait("write", a, budget);
+}
+
 static uint32_t host_read(uint32_t a, uint64_t budget) {
     host.start_read(a);
-    uint64_t t0 = cycle;
-    while (!host.finished) {
-        step();
-        if (cycle - t0 > budget) {
-            char buf[100];
-            snprintf(buf, sizeof buf, "AXI-Lite read of 0x%x not answered in %llu cycles", a,
-                     (unsigned long long)budget);
-            fail("host", buf);
-        }
-    }
+    host_wait("read", a, budget);
     return host.rdata;
 }
 
