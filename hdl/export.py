@@ -19,7 +19,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-__all__ = ["to_verilog", "write_verilog", "compact_zero_inits"]
+__all__ = ["to_verilog", "write_verilog", "compact_zero_inits", "drop_zero_loops"]
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -61,6 +61,16 @@ def compact_zero_inits(text: str) -> str:
                 f"      {name}[{var}] = {width}'h0;\n  end\n")
 
     return _INIT_BLOCK.sub(repl, text)
+
+
+_ZERO_LOOP = re.compile(r"^  integer (_zero_init_\d+);\n  initial begin\n    for \(\1 = 0; .*\n"
+                        r"      .*\[\1\] = \d+'h0;\n  end\n", re.M)
+
+
+def drop_zero_loops(text: str) -> str:
+    """Remove the ``for`` loops :func:`compact_zero_inits` wrote (memories then start
+    undefined: for tools that only count resources, see :mod:`convc.hdl.synth`)."""
+    return _ZERO_LOOP.sub("", text)
 
 
 def write_verilog(component: wiring.Component, path, name: str = "top", *,

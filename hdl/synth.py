@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .export import drop_zero_loops, to_verilog
+
 __all__ = ["synthesize", "yosys_command", "strip_zero_mem_init"]
 
 _FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1", "LDCE", "LDPE")
@@ -60,10 +62,11 @@ clean
 
 def strip_zero_mem_init(text: str) -> str:
     """Drop the all-zero ``initial begin mem[k] = 0; ... end`` blocks Amaranth writes for
-    memories made with ``init=[]``: 129,024 lines for the sceneparse-size psum buffers,
-    which the WebAssembly Yosys reads very slowly (and turns into $meminit cells).  The
-    psum buffers are always written before they are read, so their initial contents do
-    not matter; nothing else changes."""
+    memories made with ``init=[]`` (129,024 lines for the sceneparse-size psum buffers),
+    and the ``for`` loops :func:`~convc.hdl.export.to_verilog` writes for them instead:
+    the WebAssembly Yosys turns them into $meminit cells, slowly.  The psum buffers are
+    always written before they are read, so their initial contents do not matter;
+    nothing else changes."""
     out, lines, k = [], text.split("\n"), 0
     zero = re.compile(r"\s*\S+\[\d+\] = \d+'h0+;$")
     while k < len(lines):
@@ -77,7 +80,7 @@ def strip_zero_mem_init(text: str) -> str:
             continue
         out.append(lines[k])
         k += 1
-    return "\n".join(out)
+    return drop_zero_loops("\n".join(out))
 
 
 def synthesize(design, top: str = "top", family: str = "xc6v", full: bool = False, *,
@@ -97,7 +100,6 @@ def synthesize(design, top: str = "top", family: str = "xc6v", full: bool = Fals
     Raises ``RuntimeError`` (with the end of the log) if Yosys fails.
     """
     if not isinstance(design, str):
-        from .export import to_verilog
         design = to_verilog(design, top)
     # block RAM counts do not depend on the zero init; the text slows Yosys for minutes
     design = strip_zero_mem_init(design)

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convc.hdl.regs import CTRL, CYCLES_HI, CYCLES_LO, IMAGE_ADDR, RECORDS, SCHED_ADDR, STATUS, VERSION
+
 from .rtlrun import DEFAULT_POISON, ST_DONE, ST_ERROR, record_hint, status_text
 
 try:  # only inside the simulator
@@ -67,9 +69,6 @@ CONFIG_ENV = "CONVC_ACCEL_TB"
 RESET_CYCLES = 5
 REPORT_SECONDS = 15.0      # a "still running" progress line this often (wall clock)
 
-# host registers (convc.hdl.regs; repeated so this module needs no Amaranth import)
-CTRL, STATUS, SCHED_ADDR, IMAGE_ADDR = 0x00, 0x04, 0x08, 0x0C
-CYCLES_LO, CYCLES_HI, RECORDS, VERSION = 0x10, 0x14, 0x18, 0x1C
 HANDSHAKE_OUTPUTS = ("irq", "s_axil__awready", "s_axil__wready", "s_axil__bvalid", "s_axil__arready",
                      "s_axil__rvalid", "m_axi__awvalid", "m_axi__wvalid", "m_axi__bready",
                      "m_axi__arvalid", "m_axi__rready")

@@ -22,7 +22,7 @@ from convc.errors import ConvcError
 
 from .accel_tb import CONFIG_ENV, load_results
 from .native import verilator_env
-from .rtlrun import DEFAULT_POISON, RtlRun, VerifyError, top_module
+from .rtlrun import DEFAULT_POISON, RtlRun, VerifyError, log_tail, top_module
 
 __all__ = ["run_cocotb", "simulator_env", "environ", "SIMULATORS", "CocotbBuildError"]
 
@@ -62,14 +62,6 @@ def simulator_env(sim: str) -> tuple[dict, list[str], list[str]]:
         env, remove = verilator_env()
         return env, remove, ["-Wno-fatal", "-Wno-lint"]
     raise ConvcError(f"--sim {sim!r}: choose icarus or verilator")
-
-
-def _tail(path, lines: int = 25) -> str:
-    try:
-        text = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
 
 
 class _ProgressWatcher:
@@ -168,7 +160,7 @@ def run_cocotb(program, compiled: Path, codes: np.ndarray, verilog: Path, work_d
                          timescale=("1ns", "1ps"), waves=False, log_file=build_log)
         except (RuntimeError, SystemExit, OSError, FileNotFoundError) as exc:
             raise CocotbBuildError(f"{sim} could not build {verilog} ({exc}); log {build_log}:\n"
-                              f"{_tail(build_log)}") from None
+                              f"{log_tail(build_log)}") from None
         run.build_seconds = time.perf_counter() - t0
         if log:
             log(f"built in {run.build_seconds:.1f} s; simulating {len(codes)} image(s), budget "
@@ -185,7 +177,7 @@ def run_cocotb(program, compiled: Path, codes: np.ndarray, verilog: Path, work_d
 
     if not results_file.is_file():
         run.error = (f"the simulation ended without results ({crash or 'the testbench did not start'}); "
-                     f"last lines of {sim_log}:\n{_tail(sim_log)}")
+                     f"last lines of {sim_log}:\n{log_tail(sim_log)}")
         return run
     res = load_results(results_file, len(program.layers))
     n = int(res["cycles"].size)
@@ -197,5 +189,5 @@ def run_cocotb(program, compiled: Path, codes: np.ndarray, verilog: Path, work_d
     run.error = res["info"].get("error")
     if run.error is None and n < len(codes):
         run.error = (f"only {n} of {len(codes)} images finished ({crash or 'no error reported'}); "
-                     f"last lines of {sim_log}:\n{_tail(sim_log)}")
+                     f"last lines of {sim_log}:\n{log_tail(sim_log)}")
     return run

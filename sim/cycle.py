@@ -265,17 +265,19 @@ class MemoryTiming:
         """Sustained beats a cycle (each way when :attr:`duplex`, else in all)."""
         return self.words_per_cycle / self.words_per_beat
 
+    @property
+    def bucket_beats(self) -> float:
+        """The most beats of credit the memory holds: ``max(1, rate) + rate``, so the
+        long-run rate is exact (no fraction is lost) and a short burst after an idle
+        spell may go at a beat a cycle (the native harness's token bucket)."""
+        return max(1.0, self.beats_per_cycle) + self.beats_per_cycle
+
     def beat_cycles(self, beats_read: float, beats_written: float) -> int:
         """The bandwidth bound: cycles to move these beats (reads and writes together,
         or each on its own channel when :attr:`duplex`).  A command moves every beat its
         words touch, so the bound counts beats, not words."""
         moved = max(beats_read, beats_written) if self.duplex else beats_read + beats_written
         return _ceil(moved / self.beats_per_cycle)
-
-    def read_cmd_cycles(self, words: int) -> float:
-        """Cycles one read command of ``words`` costs in a run of back-to-back commands
-        (a command is at least one burst; ``READER_OUTSTANDING`` bursts in flight)."""
-        return max(words, self.read_latency / READER_OUTSTANDING) + self.cmd_overhead
 
     def write_cmd_cycles(self, words: int) -> float:
         """Likewise for the writer (bursts waiting for their B response)."""
@@ -656,14 +658,14 @@ class _ReadChannel:
     """The memory's read side as the native harness serves it (``sim/native/harness.cpp``):
     bursts in AR order, a burst's first beat ``mem.ar_to_r`` cycles after its AR at the
     earliest, one beat a cycle at most, each beat taking a token from a bucket refilled by
-    ``mem.beats_per_cycle`` a cycle that holds at most ``max(1, rate) + rate``.  Write beats
+    ``mem.beats_per_cycle`` a cycle that holds at most ``mem.bucket_beats``.  Write beats
     (in the same bucket unless ``duplex``) are left out: an FC stream writes little while it
     reads (the record's bandwidth bound counts them).  Times in cycles from any origin."""
 
     def __init__(self, mem: MemoryTiming):
         self.lat = mem.ar_to_r
         self.rate = mem.beats_per_cycle
-        self.cap = max(1.0, self.rate) + self.rate
+        self.cap = mem.bucket_beats
         self.tok = self.cap            # idle before the stream: a full bucket
         self.t = None                  # the cycle of the last beat (tok: what it left)
 
@@ -1062,11 +1064,9 @@ class _Model:
         # the stream burst by burst (_fc_stream): E = the last group's elements' intake, from
         # the weight reader's first command; element p's output follows its intake
         E, waits = _fc_stream(ins, hw, mem, tr)
-        y = np.arange(ins.row0, min(ins.row0 + ins.rows, ins.in_h), dtype=np.int64)
-        r_beats = tr.span(ins.w_addr + np.arange(G, dtype=np.int64) * IL * ld,
-                          np.minimum(IL, ins.n_in - np.arange(G, dtype=np.int64) * IL) * ld)
-        if y.size and ins.in_w:
-            r_beats += tr.span(tr.map_bases(ins)[:, None] + y[None, :] * ins.in_w, ins.in_w)
+        g = np.arange(G, dtype=np.int64)
+        r_beats = (tr.span(ins.w_addr + g * IL * ld, np.minimum(IL, ins.n_in - g * IL) * ld)
+                   + tr.rows(ins, ins.row0, ins.rows))
         s_end = float(E[-1]) + 1
         lat = eng.fc.latency + eng.pw_latency + ROW_BUFFER_LATENCY
 

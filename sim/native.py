@@ -49,7 +49,7 @@ import numpy as np
 
 from convc.errors import ConvcError
 
-from .rtlrun import RtlRun, VerifyError, record_hint, record_name, status_text, top_module
+from .rtlrun import RtlRun, VerifyError, log_tail, record_hint, record_name, status_text, top_module
 
 __all__ = ["HARNESS_SOURCE", "NativeBuild", "NativeError", "verilator_env", "verilator_version", "cache_root",
            "build", "run", "harness_memory", "build_key"]
@@ -177,13 +177,6 @@ def build_key(text: str, *, trace: str | None = None) -> str:
     return h.hexdigest()[:20]
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = None,
           jobs: int | None = None) -> NativeBuild:
     """Verilate ``verilog`` with the harness (or find the cached program); ``trace``
@@ -272,7 +265,7 @@ def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = N
             shutil.copy(wlog, keep)
             shutil.rmtree(work, ignore_errors=True)
             raise NativeError(f"Verilator could not build {verilog} with the harness (exit {proc.returncode} "
-                              f"after {seconds:.0f} s); log {keep}:\n{_tail(keep)}")
+                              f"after {seconds:.0f} s); log {keep}:\n{log_tail(keep)}")
         with open(wlog, "a") as out:
             out.write(f"\nbuilt in {seconds:.1f} s, peak memory {peak:.0f} MB\n")
         # keep the program and the log; the objects are large and not needed again
@@ -299,8 +292,8 @@ def host_registers() -> dict:
 
 def harness_memory(mem) -> dict:
     """The harness's memory settings from a :class:`~convc.sim.cycle.MemoryTiming`."""
-    return {"ar_to_r": int(mem.ar_to_r), "w_to_b": int(mem.w_to_b),
-            "beats_per_cycle": float(mem.words_per_cycle) / mem.words_per_beat, "duplex": int(bool(mem.duplex))}
+    return {"ar_to_r": int(mem.ar_to_r), "w_to_b": int(mem.w_to_b), "beats_per_cycle": mem.beats_per_cycle,
+            "bucket_beats": mem.bucket_beats, "duplex": int(bool(mem.duplex))}
 
 
 def _memory_image(program, sched_addr: int, compiled: Path) -> tuple[np.ndarray, int]:
@@ -439,7 +432,7 @@ def _read_results(rr: RtlRun, program, run_dir: Path, images: int, returncode: i
     if error is None and (returncode != 0 or not ended):
         why = f"exit status {returncode}" if returncode >= 0 else f"killed by signal {-returncode}"
         error = (f"the harness stopped ({why}) after {n} of {images} images; last lines of "
-                 f"{run_dir / 'sim.log'}:\n{_tail(run_dir / 'sim.log')}")
+                 f"{run_dir / 'sim.log'}:\n{log_tail(run_dir / 'sim.log')}")
     elif error is None and n < images:
         error = f"only {n} of {images} images finished"
     rr.error = error

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from convc.errors import ConvcError
+from convc.hdl.regs import STATUS_BUSY, STATUS_DONE, STATUS_ERROR
 
-__all__ = ["RtlRun", "VerifyError", "DEFAULT_POISON", "DEFAULT_TOP", "top_module", "ST_BUSY", "ST_DONE", "ST_ERROR", "status_text", "record_name",
+__all__ = ["RtlRun", "VerifyError", "log_tail", "DEFAULT_POISON", "DEFAULT_TOP", "top_module", "ST_BUSY", "ST_DONE", "ST_ERROR", "status_text", "record_name",
            "record_hint", "record_cycles"]
 
 DEFAULT_POISON = 0xDEAD
@@ -21,7 +23,7 @@ DEFAULT_TOP = "convc_accel"
 class VerifyError(ConvcError):
     """The Verilog could not be built or simulated at all (a tool or design problem,
     not a result: results, also of runs that stopped, are an :class:`RtlRun`)."""
-ST_BUSY, ST_DONE, ST_ERROR = 1, 2, 4       # STATUS bits (hdl/regs.py)
+ST_BUSY, ST_DONE, ST_ERROR = STATUS_BUSY, STATUS_DONE, STATUS_ERROR
 
 
 @dataclass
@@ -67,9 +69,17 @@ class RtlRun:
         return self.sim_cycles / secs if secs > 0 and self.sim_cycles else None
 
 
+def log_tail(path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file (empty if it cannot be read)."""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 def status_text(status: int) -> str:
-    return (f"STATUS={status:#x} (busy={status & ST_BUSY}, done={(status & ST_DONE) >> 1}, "
-            f"error={(status & ST_ERROR) >> 2})")
+    bit = lambda mask: int(bool(status & mask))  # noqa: E731
+    return f"STATUS={status:#x} (busy={bit(ST_BUSY)}, done={bit(ST_DONE)}, error={bit(ST_ERROR)})"
 
 
 def record_name(program, k: int) -> str:

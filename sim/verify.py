@@ -572,14 +572,14 @@ def resolve_verilog(compiled: Path, verilog=None) -> Path:
     return path
 
 
-def memory_timing(name: str):
-    """The :class:`~convc.sim.cycle.MemoryTiming` called ``name`` for a program's
-    hardware: ``axi-ram`` or ``board``."""
+def memory_timing(name: str, hw):
+    """The :class:`~convc.sim.cycle.MemoryTiming` called ``name`` (``axi-ram`` or
+    ``board``) for the hardware ``hw``."""
     from .cycle import MemoryTiming
 
     if name not in MEMORIES:
         raise ConvcError(f"--memory {name!r}: choose one of {', '.join(MEMORIES)}")
-    return (lambda hw: MemoryTiming.axi_ram()) if name == "axi-ram" else MemoryTiming.board
+    return MemoryTiming.axi_ram() if name == "axi-ram" else MemoryTiming.board(hw)
 
 
 def cycle_model(program, memory=None):
@@ -642,12 +642,13 @@ def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, r
     if max_cycles is not None and (isinstance(max_cycles, bool) or not isinstance(max_cycles, int)
                                    or max_cycles < 1):
         raise ConvcError(f"--max-cycles {max_cycles!r}: give a whole number of cycles >= 1")
-    timing_of = memory_timing(memory)
+    if memory not in MEMORIES:
+        raise ConvcError(f"--memory {memory!r}: choose one of {', '.join(MEMORIES)}")
     compiled = Path(compiled_dir)
     prep = prepare(compiled, images, model, inputs=inputs)
     report = Path(report_dir) if report_dir is not None else compiled / "verify"
     vpath = resolve_verilog(compiled, verilog)
-    mem = timing_of(prep.program.hw)
+    mem = memory_timing(memory, prep.program.hw)
     try:
         report.mkdir(parents=True, exist_ok=True)
         for stale in ("report.json", "report.html"):      # never leave an old verdict beside a new run

@@ -21,7 +21,8 @@
 // Timing of the memory (the cycle model's MemoryTiming, convc/sim/cycle.py):
 //   ar_to_r          an AR handshake at cycle t makes its first R beat valid at t + ar_to_r
 //   w_to_b           a burst's last W beat (and its AW) at t: B valid at t + w_to_b
-//   beats_per_cycle  sustained beats a cycle; duplex 1: reads and writes each have it,
+//   beats_per_cycle  sustained beats a cycle (a token bucket holding at most bucket_beats);
+//                    duplex 1: reads and writes each have it,
 //                    duplex 0: they share it (a token bucket of one beat)
 // Read bursts are served in AR order, back to back, one beat a cycle at most; B in the
 // order the bursts completed.  With a seed (backpressure on), ARREADY, AWREADY and WREADY
@@ -75,6 +76,7 @@ struct Config {
     uint64_t poll_cycles = 256;
     int ar_to_r = 2, w_to_b = 1;
     double beats_per_cycle = 1.0;
+    double bucket_beats = 2.0;
     int duplex = 1;
     uint64_t seed = 0;               // 0: no backpressure
     double p_stall = 0.3;            // ARREADY/AWREADY/WREADY low, R/B beat held back
@@ -181,6 +183,7 @@ static void read_config(const std::string& path) {
         else if (key == "ar_to_r") in >> cfg.ar_to_r;
         else if (key == "w_to_b") in >> cfg.w_to_b;
         else if (key == "beats_per_cycle") in >> cfg.beats_per_cycle;
+        else if (key == "bucket_beats") in >> cfg.bucket_beats;
         else if (key == "duplex") in >> cfg.duplex;
         else if (key == "seed") in >> cfg.seed;
         else if (key == "p_stall") in >> cfg.p_stall;
@@ -206,6 +209,7 @@ static void read_config(const std::string& path) {
         usage_fail("config: the host registers and STATUS bits are missing");
     if (cfg.ar_to_r < 1 || cfg.w_to_b < 1) usage_fail("config: latencies must be >= 1");
     if (!(cfg.beats_per_cycle > 0)) usage_fail("config: beats_per_cycle must be > 0");
+    if (!(cfg.bucket_beats >= 1)) usage_fail("config: bucket_beats must be >= 1");
 }
 
 static std::vector<uint8_t> read_file(const std::string& path) {
@@ -320,10 +324,8 @@ class Memory {
     // Inputs for this cycle, from the state (before the falling-edge evaluation).
     void drive() {
         // bandwidth tokens: a bucket a direction (duplex) or one shared, refilled by
-        // beats_per_cycle a cycle; a beat takes one.  Holding at most
-        // max(1, beats_per_cycle) + beats_per_cycle keeps the long-run rate exact (no
-        // fraction is lost) and allows short bursts at one beat a cycle after an idle spell.
-        double cap = (cfg.beats_per_cycle > 1.0 ? cfg.beats_per_cycle : 1.0) + cfg.beats_per_cycle;
+        // beats_per_cycle a cycle, a beat taking one (MemoryTiming.bucket_beats: the cap)
+        double cap = cfg.bucket_beats;
         tok_r = std::min(tok_r + cfg.beats_per_cycle, cap);
         if (cfg.duplex) tok_w = std::min(tok_w + cfg.beats_per_cycle, cap);
 
@@ -505,18 +507,20 @@ class Host {
         top->AXIL(arprot) = 0;
         top->AXIL(rready) = op == READ && ar_done;
     }
+    void check_resp(const char* what, unsigned resp) {
+        if (resp != 0) {
+            char buf[100];
+            snprintf(buf, sizeof buf, "AXI-Lite %s of 0x%x answered resp=%u", what, addr, resp);
+            fail("host", buf);
+        }
+    }
     void sample() {
         if (op == WRITE) {
             bool bfire = aw_done && w_done && top->AXIL(bvalid);
             if (top->AXIL(awvalid) && top->AXIL(awready)) aw_done = true;
             if (top->AXIL(wvalid) && top->AXIL(wready)) w_done = true;
             if (bfire) {
-                if (top->AXIL(bresp) != 0) {
-                    char buf[100];
-                    snprintf(buf, sizeof buf, "AXI-Lite write of 0x%x answered resp=%u", addr,
-                             (unsigned)top->AXIL(bresp));
-                    fail("host", buf);
-                }
+                check_resp("write", top->AXIL(bresp));
                 op = NONE;
                 finished = true;
             }
@@ -524,12 +528,7 @@ class Host {
             bool rfire = ar_done && top->AXIL(rvalid);
             if (top->AXIL(arvalid) && top->AXIL(arready)) ar_done = true;
             if (rfire) {
-                if (top->AXIL(rresp) != 0) {
-                    char buf[100];
-                    snprintf(buf, sizeof buf, "AXI-Lite read of 0x%x answered resp=%u", addr,
-                             (unsigned)top->AXIL(rresp));
-                    fail("host", buf);
-                }
+                check_resp("read", top->AXIL(rresp));
                 rdata = top->AXIL(rdata);
                 op = NONE;
                 finished = true;

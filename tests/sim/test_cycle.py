@@ -104,7 +104,14 @@ def test_memory_timings():
     assert a.words_per_cycle == 16 and MemoryTiming.axi_ram(64).words_per_cycle == 4
     assert a.read_latency == cycle.AXI_RAM_READ_LATENCY and b.read_latency > a.read_latency
     assert b.write_latency > a.write_latency
-    assert a.read_cmd_cycles(69) == 69 and a.read_cmd_cycles(1) > 1   # short commands: burst-bound
+    # the memory side alone, as the native harness runs it
+    assert a.ar_to_r == cycle.AXI_RAM_READ_LATENCY - cycle.READER_CMD_TO_AR - cycle.READER_R_TO_WORD
+    assert b.ar_to_r == cycle.DDR3_AR_TO_R and b.w_to_b == cycle.DDR3_W_TO_B
+    rate = hw.mem_bytes_per_cycle / 32                    # 256-bit beats
+    assert a.beats_per_cycle == 1 and b.beats_per_cycle == pytest.approx(rate)
+    assert a.bucket_beats == 2 and b.bucket_beats == pytest.approx(max(1, rate) + rate)
+    # bandwidth in beats: each way on the AXI RAM, shared on the DDR3
+    assert a.beat_cycles(10, 10) == 10 and b.beat_cycles(7, 7) == math.ceil(14 / rate - 1e-9)
     assert a.write_drain(69) == cycle.AXI_RAM_WRITE_LATENCY + 5        # measured: 9 cycles
     with pytest.raises(ConvcError, match="data_width"):
         MemoryTiming.axi_ram(100)
