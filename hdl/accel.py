@@ -26,7 +26,7 @@ Running a network (what a host or a testbench does)
    input at ``program.input.addr``.
 2. Write SCHED_ADDR and IMAGE_ADDR, then CTRL = 1 (start).
 3. Wait for STATUS bit 1 (done) or ``irq``; STATUS bit 2 (error) flags a record the
-   hardware cannot run (``OP_LCN`` in this version, an unknown op, an engine's band
+   hardware cannot run (an unknown op, ``OP_LCN`` without an LCN engine, an engine's band
    error, an AXI error response; after an error, reset the accelerator before the next
    start: an engine may hold a half-run band).  CYCLES counts the clock cycles from start
    to done,
@@ -67,7 +67,21 @@ OP_FC      TABLE and LIST as above, BIAS to the fully connected engine, then at 
            complete), pixels (map feeders of lanes ``0..fc_in_lanes-1``: for each group
            the band's ``rows`` rows of map ``list[j]``, one command a row) and outputs
            (FC engine -> pointwise engine -> row writer).
-OP_LCN     not run by this version: error, and the run stops.
+OP_LCN     (with an LCN engine, :class:`~convc.hdl.lcn.LCNEngine` of ``hw.lcn_channels`` maps
+           and windows up to ``hw.lcn_kmax``; otherwise, or for a record beyond those
+           limits: error) SQRT and RECIP (``isa.TABLE_WORDS`` words each into the engine's
+           two PWL units), WIN (the window's ``R`` and ``Q``, ``2K`` words from
+           ``w_addr + K*K``), then two sweeps of the frame, each LIST (``lcn_channels + 1``
+           map bases into the list memory, one a cycle, no read), GO, STREAM, DRAIN:
+
+           * sweep A: map feeders ``0 .. lcn_channels-1`` read the ``in_c`` input maps
+             (one command of ``in_w`` words a row), the engine's ``a_i``; its ``a_o``
+             (``v`` of each map and ``s``) goes to the row writer as ``in_c + 1`` maps at
+             ``scratch_addr``;
+           * sweep B, once the writer is idle (every scratch word acknowledged) and the
+             frame mean is known: feeders ``0 .. lcn_channels`` read ``v`` and ``s`` back
+             (lanes past ``in_c`` all read ``s``), the engine's ``b_i``; its ``b_o``
+             (``y``) goes to the row writer as ``in_c`` maps at ``out_addr``.
 
 Row writer: the band's output rows (``out_w`` elements of all lanes) go into a
 two-row buffer; each finished row is written map by map, one write command of ``out_w``
@@ -101,6 +115,7 @@ from .arith import check_param
 from .conv import ConvEngine
 from .fc import FCEngine
 from .feeder import MapFeeder
+from .lcn import LCNEngine
 from .memport import MemReader, MemWriter
 from .pointwise import PointwiseEngine
 from .pool import PoolEngine
@@ -142,8 +157,14 @@ def post_lanes(hw: HardwareConfig) -> int:
     return max(hw.out_lanes, hw.fc_out_lanes if hw.has_fc else 0)
 
 
+def lcn_lanes(hw: HardwareConfig) -> int:
+    """Map feeders and row-writer lanes an ``OP_LCN`` record uses: ``lcn_channels + 1`` (sweep
+    B reads ``v`` of every map and ``s``; sweep A writes them), 0 without an LCN engine."""
+    return hw.lcn_channels + 1 if hw.lcn_kmax else 0
+
+
 def main_feeders(hw: HardwareConfig) -> int:
-    return max(hw.in_lanes, hw.fc_in_lanes if hw.has_fc else 0)
+    return max(hw.in_lanes, hw.fc_in_lanes if hw.has_fc else 0, lcn_lanes(hw))
 
 
 def reader_count(hw: HardwareConfig) -> int:
@@ -200,6 +221,71 @@ class Accelerator(wiring.Component):
         """Pointwise-engine and row-writer lanes: :func:`post_lanes`."""
         return post_lanes(self._hw)
 
+    def _lcn_states(self, m, R, pr, word, k, kk, lcn, lw, map_in, lcn_b, lcn_base, groups,
+                    lcn_start, stream_busy, writers_idle, regs):
+        """The sequencer's ``OP_LCN`` states (inside its FSM): the sqrt and 1/x tables and the
+        window's R and Q taps into the LCN engine, then the two sweeps, each a list of map
+        bases (LIST), a start (GO), the stream and the writer's drain.
+
+        Sweep A: feeders ``0 .. CL-1`` read the ``in_c`` input maps, the row writer writes
+        ``v`` (``in_c`` maps) then ``s`` at ``scratch_addr``.  Sweep B (after the frame mean
+        and every scratch write are done): feeders ``0 .. CL`` read them back (``v`` of map
+        ``c`` at ``scratch + c*H*W``, ``s`` after the ``in_c`` maps; lanes ``in_c .. CL``
+        all read ``s``), the row writer writes ``y`` (``in_c`` maps) at ``out_addr``."""
+        CL = self._hw.lcn_channels
+
+        def table(state, nxt, port, table_id):
+            with m.State(state + "_CMD"):
+                m.d.comb += [pr.cmd.payload.addr.eq(regs.image_addr + table_id * isa.TABLE_WORDS),
+                             pr.cmd.payload.length.eq(isa.TABLE_WORDS), pr.cmd.valid.eq(1)]
+                with m.If(pr.cmd.ready):
+                    m.d.sync += k.eq(0)
+                    m.next = state
+            with m.State(state):
+                m.d.comb += [pr.o.ready.eq(1), port.addr.eq(k), port.data.eq(word), port.en.eq(pr.o.valid)]
+                with m.If(pr.o.valid):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == isa.TABLE_WORDS - 1):
+                        m.next = nxt
+
+        table("LCN_SQRT", "LCN_RECIP_CMD", lcn.sqrt_table, R.pwl_id)
+        table("LCN_RECIP", "LCN_WIN_CMD", lcn.recip_table, R.pwl2_id)
+        with m.State("LCN_WIN_CMD"):                        # R and Q: 2K words after G
+            m.d.comb += [pr.cmd.payload.addr.eq(R.w_addr + kk), pr.cmd.payload.length.eq(2 * R.kernel),
+                         pr.cmd.valid.eq(1)]
+            with m.If(pr.cmd.ready):
+                m.d.sync += [k.eq(0), lcn_base.eq(R.in_addr)]
+                m.next = "LCN_WIN"
+        with m.State("LCN_WIN"):
+            m.d.comb += [pr.o.ready.eq(1), lcn.window.addr.eq(kk + k), lcn.window.data.eq(word),
+                         lcn.window.en.eq(pr.o.valid)]
+            with m.If(pr.o.valid):
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == 2 * R.kernel - 1):
+                    m.d.sync += k.eq(0)
+                    m.next = "LCN_LIST"
+        with m.State("LCN_LIST"):                           # list[c] = base + min(c, in_c) * H*W
+            m.d.comb += [lw.addr.eq(k), lw.data.eq(lcn_base), lw.en.eq(1)]
+            m.d.sync += [k.eq(k + 1), groups.eq(1)]
+            with m.If(k < R.in_c):
+                m.d.sync += lcn_base.eq(lcn_base + map_in)
+            with m.If(k == CL):
+                m.next = "LCN_GO"
+        with m.State("LCN_GO"):
+            m.d.comb += lcn_start.eq(1)
+            m.next = "LCN_STREAM"
+        with m.State("LCN_STREAM"):
+            with m.If(~stream_busy):
+                m.next = "LCN_DRAIN"
+        with m.State("LCN_DRAIN"):
+            # sweep B reads what sweep A wrote: every write acknowledged, the mean known
+            with m.If(writers_idle & (lcn_b | lcn.mean_valid)):
+                m.d.sync += [k.eq(0), lcn_b.eq(1), lcn_base.eq(R.scratch_addr)]
+                with m.If(lcn_b):
+                    m.next = "NEXT"
+                with m.Else():
+                    m.next = "LCN_LIST"
+
     def elaborate(self, platform):
         m = Module()
         hw = self._hw
@@ -236,7 +322,13 @@ class Accelerator(wiring.Component):
         m.submodules.pw = pw = PointwiseEngine(bits, lanes=NL, max_segments=hw.pwl_segments)
         m.submodules.pool = pool = PoolEngine(lanes=Po, bits=bits, kmax=max(1, hw.pool_kmax),
                                               max_width=hw.max_width)
-        m.submodules.rw = rw = RowWriter(lanes=NL, bits=bits, max_width=hw.max_width, ports=NW)
+        CL = hw.lcn_channels if hw.lcn_kmax else 0
+        lcn = None
+        if CL:
+            m.submodules.lcn = lcn = LCNEngine(channels=CL, bits=bits, kmax=hw.lcn_kmax,
+                                               max_width=hw.max_width, max_segments=hw.pwl_segments)
+        NRW = max(NL, lcn_lanes(hw))                        # row-writer lanes
+        m.submodules.rw = rw = RowWriter(lanes=NRW, bits=bits, max_width=hw.max_width, ports=NW)
         for cmd, word, w in zip(rw.cmds, rw.words, writers):
             wiring.connect(m, cmd, w.cmd)
             m.d.comb += [w.i.payload.eq(word.payload), w.i.valid.eq(word.valid), word.ready.eq(w.i.ready)]
@@ -273,6 +365,9 @@ class Accelerator(wiring.Component):
 
         # derived per-record values (registered in DECODE / DERIVE)
         is_fc = Signal(name="is_fc")
+        is_lcn = Signal(name="is_lcn")
+        lcn_b = Signal(name="lcn_sweep_b")                 # OP_LCN: 0 sweep A, 1 sweep B
+        lcn_base = Signal(32, name="lcn_list_base")
         kk = Signal(10, name="kk")
         wp = Signal(13, name="wp")
         conv_rows = Signal(13, name="conv_rows")
@@ -298,6 +393,7 @@ class Accelerator(wiring.Component):
         word = pr.o.payload.data
         start = regs.start
         start_stream = Signal(name="start_stream")
+        lcn_start = Signal(name="lcn_start")               # an LCN sweep's start pulse
         stream_busy = Signal(name="stream_busy")
         w_done = Signal(name="weights_done")
         bias_pending = Signal(name="bias_pending")
@@ -326,6 +422,8 @@ class Accelerator(wiring.Component):
             with m.State("DECODE"):
                 m.d.sync += [
                     is_fc.eq(R.op == isa.OP_FC),
+                    is_lcn.eq(R.op == isa.OP_LCN),
+                    lcn_b.eq(0),
                     kk.eq(R.kernel * R.kernel),
                     wp.eq(R.in_w + 2 * R.pad),
                     conv_rows.eq((R.rows - 1) * R.pool_s + R.pool_k),
@@ -345,8 +443,16 @@ class Accelerator(wiring.Component):
                 with m.Elif(((R.op == isa.OP_CONV) | ((R.op == isa.OP_FC) & has_fc)) & (R.n_in != 0)
                             & (R.n_out != 0) & (R.rows != 0)):
                     m.next = "DERIVE"
+                if CL:
+                    with m.Elif((R.op == isa.OP_LCN) & (R.in_c != 0) & (R.in_c <= CL) & (R.kernel != 0)
+                                & (R.kernel <= hw.lcn_kmax) & (R.in_w != 0) & (R.in_w <= hw.max_width)
+                                & (R.in_h != 0)):
+                        m.next = "LCN_SQRT_CMD"
                 with m.Else():
                     m.next = "ERROR"
+            if CL:
+                self._lcn_states(m, R, pr, word, k, kk, lcn, lw, map_in, lcn_b, lcn_base, groups,
+                                 lcn_start, stream_busy, writers_idle, regs)
             with m.State("DERIVE"):
                 m.d.sync += [
                     r_in.eq((conv_rows - 1) * R.stride + R.kernel),
@@ -450,6 +556,13 @@ class Accelerator(wiring.Component):
                 f.pad.eq(Mux(is_fc, 0, R.pad)), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
                 f.width.eq(Mux(is_fc, R.in_w, wp)),
             ]
+            if l <= CL:
+                # OP_LCN: lane l reads map l of the sweep's list (sweep A: the in_c inputs;
+                # sweep B: v of every map and s), whole frames, no padding
+                with m.If(is_lcn):
+                    m.d.comb += [f.start.eq(lcn_start & ((l < CL) | lcn_b)), f.lanes.eq(CL + 1),
+                                 f.n_in.eq(Mux(lcn_b, CL + 1, R.in_c)), f.rs.eq(0), f.nr.eq(R.in_h),
+                                 f.pad.eq(0), f.width.eq(R.in_w)]
         for l, f in enumerate(pres):
             m.d.comb += [
                 f.start.eq(start_stream & ~is_fc & pre),
@@ -459,21 +572,35 @@ class Accelerator(wiring.Component):
             ]
         feeders_busy = Cat(*[f.busy for f in mains + pres]).any()
 
-        def join(feeds, sink, enable):
-            """All lanes' feeders -> one pixel element (they move in step)."""
+        def join(feeds, sink, enable, targets=None):
+            """All lanes' feeders -> one element (they move in step); feeder ``i``'s code
+            goes to ``targets[i]`` (default: the element's ``data[i]``)."""
+            if targets is None:
+                targets = [sink.payload.data[i] for i in range(len(feeds))]
             allv = Cat(*[f.o.valid for f in feeds]).all()
             m.d.comb += sink.valid.eq(enable & allv)
-            for i, f in enumerate(feeds):
-                m.d.comb += sink.payload.data[i].eq(f.o.payload.data)
+            for t, f in zip(targets, feeds):
+                m.d.comb += t.eq(f.o.payload.data)
                 with m.If(enable):
                     m.d.comb += f.o.ready.eq(sink.ready & allv)
             m.d.comb += [sink.payload.first.eq(feeds[0].o.payload.first),
                          sink.payload.last.eq(feeds[0].o.payload.last)]
 
-        join(mains[:Pi], conv.i, ~is_fc)
-        join(pres, conv.ip, ~is_fc)
+        is_conv = ~is_fc & ~is_lcn
+        join(mains[:Pi], conv.i, is_conv)
+        join(pres, conv.ip, is_conv)
         if has_fc:
             join(mains[:fi], fc.i, is_fc)
+        if CL:
+            join(mains[:CL], lcn.a_i, is_lcn & ~lcn_b)
+            join(mains[:CL + 1], lcn.b_i, is_lcn & lcn_b,
+                 [lcn.b_i.payload.v[c] for c in range(CL)] + [lcn.b_i.payload.s])
+            m.d.comb += [
+                lcn.n_maps.eq(R.in_c), lcn.width.eq(R.in_w), lcn.k.eq(R.kernel),
+                lcn.m_shift.eq(R.acc_shift), lcn.sq_shift.eq(R.sq_shift), lcn.s2_shift.eq(R.s2_shift),
+                lcn.y_shift.eq(R.y_shift), lcn.mean_mul.eq(R.mean_mul), lcn.mean_shift.eq(R.mean_shift),
+                lcn.eps.eq(R.eps),
+            ]
 
         # ---- engine configuration ---------------------------------------------------------
         m.d.comb += [
@@ -642,9 +769,27 @@ class Accelerator(wiring.Component):
         for n in range(NL):
             pd = pool.o.payload.data[n] if n < Po else 0
             m.d.comb += rw.i.payload.data[n].eq(Mux(is_fc, pw.o.payload.data[n], pd))
+        for n in range(NL, NRW):
+            m.d.comb += rw.i.payload.data[n].eq(0)
         m.d.comb += [
             rw.start.eq(start_stream), rw.base.eq(out_base), rw.map_words.eq(map_out),
             rw.out_w.eq(R.out_w), rw.rows.eq(R.rows), rw.n_out.eq(R.n_out), rw.vector.eq(map_out == 1),
         ]
+        if CL:
+            # OP_LCN: sweep A writes v (in_c maps) then s to scratch, sweep B y to out_addr
+            ao, bo = lcn.a_o, lcn.b_o
+            m.d.comb += [ao.ready.eq(is_lcn & ~lcn_b & rw.i.ready), bo.ready.eq(is_lcn & lcn_b & rw.i.ready)]
+            with m.If(is_lcn):
+                m.d.comb += [
+                    pool.o.ready.eq(0),
+                    rw.i.valid.eq(Mux(lcn_b, bo.valid, ao.valid)),
+                    rw.start.eq(lcn_start), rw.base.eq(Mux(lcn_b, R.out_addr, R.scratch_addr)),
+                    rw.map_words.eq(map_in), rw.out_w.eq(R.in_w), rw.rows.eq(R.in_h),
+                    rw.n_out.eq(Mux(lcn_b, R.in_c, R.in_c + 1)), rw.vector.eq(0),
+                ]
+                for n in range(CL + 1):
+                    a_n = Mux(n < R.in_c, ao.payload.v[n], ao.payload.s) if n < CL else ao.payload.s
+                    b_n = bo.payload.data[n] if n < CL else 0
+                    m.d.comb += rw.i.payload.data[n].eq(Mux(lcn_b, b_n, a_n))
         m.d.comb += stream_busy.eq(rw.busy | feeders_busy)
         return m
