@@ -73,8 +73,11 @@ OP_FC streaming (followed burst by burst: the memory loop sets its pace)
     ``mem.beats_per_cycle`` on average (the native harness's token bucket), so a
     feeder's one-beat burst also waits for the weight beats queued before it.  Outputs
     ``FCEngine.latency + PointwiseEngine.latency`` after an element's intake.
-OP_LCN (NOT RUN BY THE RTL YET: modelled from ``hdl/lcn.py``'s documented timing, flagged
-    ``verified = False``): sweep A streams the ``in_c`` maps (one feeder a map, one pixel
+OP_LCN (hdl/accel.py's LCN states; calibrated on the RTL like the rest): the two tables
+    and the window's ``2K`` taps are read phases; then each sweep lists its map bases
+    (``lcn_lanes`` cycles, no read), pulses its start (:data:`LCN_SWEEP_GAP`), and its
+    reading feeders' first words come :data:`FEEDER_START_STAGGER` cycles apart after the
+    read latency.  Sweep A streams the ``in_c`` maps (one feeder a map, one pixel
     of all maps a cycle; ``(H+2hp)(W+hp)`` elements with the padding, first output after
     ``2D + LCNEngine.latency_a``) and writes ``v`` and ``s`` to scratch (``in_c + 1``
     commands of ``W`` words a row); sweep B starts when the writer is idle (reads must
@@ -120,8 +123,9 @@ Constants: which are measured and which derived or assumed
   0.5%): :data:`SEQ_START`, :data:`SEQ_DECODE` (DECODE and DERIVE), :data:`SEQ_PHASE_GAP`
   (a command's state; its handshake cycle is the first of the read latency),
   :data:`SEQ_DONE`, :data:`ROW_BUFFER_LATENCY`, :data:`ROW_WRITER_CMD_GAP`,
-  :data:`FEEDER_GROUP_CYCLES` (the feeder's list lookup, hdl/feeder.py).  Not calibrated
-  (no LCN in the RTL yet): :data:`LCN_SWEEP_GAP`.
+  :data:`FEEDER_GROUP_CYCLES` (the feeder's list lookup, hdl/feeder.py),
+  :data:`LCN_SWEEP_GAP` and :data:`FEEDER_START_STAGGER` (OP_LCN records of 1..4 maps,
+  windows 3..9, and the reduced sceneparse: within 0.5%).
 * ASSUMED, TO CALIBRATE on the board (no ML605 measurement yet): the DDR3 controller's
   :data:`DDR3_AR_TO_R` and :data:`DDR3_W_TO_B`, and the sustained bandwidth, which is
   the board's figure ``hw.mem_bytes_per_cycle`` (ML605: 6.4 GB/s peak x 0.7 assumed
@@ -156,7 +160,7 @@ __all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simula
            "READER_CMD_TO_AR", "READER_R_TO_WORD", "READER_FREE_TO_AR", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
            "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE",
            "SEQ_PHASE_GAP", "SEQ_DONE", "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP",
-           "LCN_SWEEP_GAP", "FEEDER_GROUP_CYCLES", "RECORD_WORDS"]
+           "LCN_SWEEP_GAP", "FEEDER_START_STAGGER", "FEEDER_GROUP_CYCLES", "RECORD_WORDS"]
 
 # ---- memory ports (hdl/memport.py docstring; measured in simulation) ----------------------
 READER_CMD_TO_AR = 3        # MemReader: ARVALID 3 cycles after the command handshake
@@ -184,7 +188,8 @@ SEQ_DONE = 1                # OP_END: writer idle -> done
 ROW_BUFFERS = 2             # the row writer's two-row buffer (contract)
 ROW_BUFFER_LATENCY = 1      # an engine's output element -> in the row buffer
 ROW_WRITER_CMD_GAP = 0      # cycles between two of the row writer's commands
-LCN_SWEEP_GAP = 1           # sweep A's writer idle -> sweep B's commands
+LCN_SWEEP_GAP = 1           # OP_LCN: a sweep's start pulse (the sequencer's GO state)
+FEEDER_START_STAGGER = 2    # feeders started together: each later reading lane's first word
 FEEDER_GROUP_CYCLES = 1     # map feeder: the list lookup of a group (hdl/feeder.py BASE)
 
 RECORD_WORDS = isa.RECORD_BYTES // 2   # 32: one record, read by FETCH
@@ -342,7 +347,6 @@ class RecordTiming:
     words_read: int
     words_written: int
     macs: int
-    verified: bool = True      # False: the RTL does not run this op yet (LCN)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -362,7 +366,6 @@ class LayerTiming:
     bound: str
     writer_stall: int
     estimate_cycles: int       # the compiler's cost model (compiler/cost.py)
-    verified: bool = True
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -427,7 +430,6 @@ class CycleReport:
                        "writer_stall": sum(r.writer_stall for r in self.records),
                        "bound_cycles": self.bound_cycles(),
                        "estimate_cycles": self.estimate_cycles, "estimate_ms": self.estimate_ms},
-            "unverified": sorted({r.op for r in self.records if not r.verified}),
             "notes": list(self.notes),
         }
         if records:
@@ -444,10 +446,9 @@ class CycleReport:
         lines.append(head)
         for lt in self.layers:
             util = f"{lt.utilization:.1%}" if lt.utilization is not None else "-"
-            flag = "  (not verified against RTL)" if not lt.verified else ""
             lines.append(f"{lt.name:<12} {lt.op:<4} {lt.passes:>6} {lt.cycles:>11,} {lt.ms:>8.3f} {lt.macs:>15,} "
                          f"{util:>6} {lt.bytes_read / 1024:>9.1f} {lt.bytes_written / 1024:>9.1f} "
-                         f"{lt.writer_stall:>9,} {lt.estimate_cycles:>11,} {lt.bound}{flag}")
+                         f"{lt.writer_stall:>9,} {lt.estimate_cycles:>11,} {lt.bound}")
         lines.append(f"{'(start/end)':<12} {'':<4} {'':>6} {self.overhead_cycles:>11,}")
         bounds = ", ".join(f"{k} {v / self.cycles:.0%}" for k, v in
                            sorted(self.bound_cycles().items(), key=lambda kv: -kv[1])) if self.cycles else ""
@@ -500,9 +501,10 @@ class _Engines:
         self._fc = None
         self._lcn = None
         # the row writer's ports: port p writes maps p*Q .. p*Q+Q-1 of each row
-        from convc.hdl.accel import writer_count
+        from convc.hdl.accel import lcn_lanes, writer_count
 
         self.writers = writer_count(hw)
+        self.lcn_lanes = lcn_lanes(hw)
 
     def maps_per_port(self, n_out: int) -> int:
         """The busiest write port's maps (hdl/rowwriter.py: ceil(n_out / ports))."""
@@ -1091,7 +1093,7 @@ class _Model:
         return self._finish(k, name, ins, start, phases, setup, stream_read, written, beats,
                             engine_end - rl, out.shifted(-rl), compute, macs, label)
 
-    # ---- OP_LCN (not run by the RTL yet) -----------------------------------------------
+    # ---- OP_LCN ----------------------------------------------------------------------------
     def lcn(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
         hw, mem = self.hw, self.mem
         if not hw.lcn_kmax:
@@ -1105,7 +1107,12 @@ class _Model:
         phases["list"] = _read_phase(2 * K, mem)          # the window's R and Q
         setup_words = RECORD_WORDS + 2 * isa.TABLE_WORDS + 2 * K
         rl = mem.read_latency
-        lead = SEQ_PHASE_GAP + rl
+        # each sweep: its list of map bases (one a cycle, no read), the start pulse, then the
+        # first words of its reading feeders, FEEDER_START_STAGGER apart (sweep A reads the
+        # C maps, sweep B v of every engine map and s)
+        lanes = self.eng.lcn_lanes
+        lead_a = lanes + LCN_SWEEP_GAP + SEQ_PHASE_GAP + rl + FEEDER_START_STAGGER * (C - 1)
+        lead_b = lanes + LCN_SWEEP_GAP + SEQ_PHASE_GAP + rl + FEEDER_START_STAGGER * (lanes - 1)
         # sweep A: x in (C feeders), (v, s) out: C + 1 commands of W words a row
         Dw = hp * (W + hp) + hp
         a_first = [2 * Dw + eng.latency_a + r * (W + hp) + ROW_BUFFER_LATENCY for r in range(H)]
@@ -1113,19 +1120,19 @@ class _Model:
         out_a = _Out(a_first, a_done, -(-(C + 1) // self.eng.writers), W)
         Da, wa = _row_writer(out_a, mem)
         a_engine = (H + 2 * hp) * (W + hp) + hp - 1 + eng.latency_a + Da
-        sweep_a = lead + max(a_engine, wa + mem.write_drain(W))
+        sweep_a = lead_a + max(a_engine, wa + mem.write_drain(W))
         # sweep B: (v, s) in (C + 1 feeders), y out: C commands of W words a row
         b_first = [eng.latency_b + r * W + ROW_BUFFER_LATENCY for r in range(H)]
         b_done = [b + W - 1 for b in b_first]
         out_b = _Out(b_first, b_done, -(-C // self.eng.writers), W)
         Db, wb = _row_writer(out_b, mem)
         b_engine = H * W + eng.latency_b + Db
-        sweep_b = LCN_SWEEP_GAP + lead + max(b_engine, wb + mem.write_drain(W))
+        sweep_b = lead_b + max(b_engine, wb + mem.write_drain(W))
         phases["sweep_a"] = _ceil(sweep_a)
         phases["sweep_b"] = _ceil(sweep_b)
         read = setup_words + C * H * W + (C + 1) * H * W
         written = (C + 1) * H * W + C * H * W
-        row_beats = -(-W // mem.words_per_beat)             # alignment not modelled (unverified op)
+        row_beats = -(-W // mem.words_per_beat)             # rows taken as aligned
         memory_cycles = mem.beat_cycles(-(-setup_words // mem.words_per_beat) + (2 * C + 1) * H * row_beats,
                                         (2 * C + 1) * H * row_beats)
         cycles = sum(phases.values())
@@ -1136,7 +1143,7 @@ class _Model:
         bound = "memory" if phases["bandwidth"] else ("writer" if D > 0 else "compute")
         macs = 2 * H * W * K * K * C
         return RecordTiming(k, name, "lcn", start, cycles, phases, compute, _ceil(D), memory_cycles, bound,
-                            read, written, macs, verified=False)
+                            read, written, macs)
 
     def end(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
         phases = {"fetch": _read_phase(RECORD_WORDS, self.mem) + SEQ_DECODE, "done": SEQ_DONE}
@@ -1205,12 +1212,9 @@ def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
             utilization=util, bytes_read=2 * sum(r.words_read for r in rs),
             bytes_written=2 * sum(r.words_written for r in rs),
             bound=max(per_bound.items(), key=lambda kv: kv[1])[0], writer_stall=sum(r.writer_stall for r in rs),
-            estimate_cycles=est[lname], verified=all(r.verified for r in rs)))
+            estimate_cycles=est[lname]))
     estimate = sum(est.values())
     notes = []
-    if any(not r.verified for r in records):
-        notes.append("OP_LCN is not run by the RTL yet: its timing is modelled from hdl/lcn.py's documented "
-                     "sweeps and is not verified against RTL")
     notes.append(f"memory: {mem.note}" if mem.note else f"memory: {mem.name}")
     return CycleReport(hw=hw, memory=mem, cycles=cycles, records=records, layers=layers,
                        overhead_cycles=overhead, estimate_cycles=estimate, notes=notes)

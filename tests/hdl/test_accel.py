@@ -47,6 +47,24 @@ SMALL_NETS = {
         {"type": "conv2d", "attrs": {"out_channels": 3, "kernel": 1}}, {"type": "relu"}]},
 }
 
+# OP_LCN in every configuration the compiler emits: odd windows 3..9 (the build's lcn_kmax
+# and below), 1..4 maps (the build's lcn_channels and below: lanes past in_c idle), odd
+# and even frame sizes, LCN first and after a convolution
+LCN_NETS = {
+    # lcn_channels 3, lcn_kmax 7: a 1-map 3x3 LCN on a 9x13 frame, then 3 maps 7x7
+    "lcn_odd_1map_k3_3maps_k7": {"input": {"shape": [1, 9, 13]}, "classes": 3, "layers": [
+        {"type": "lcn", "attrs": {"kernel": 3}},
+        {"type": "conv2d", "attrs": {"out_channels": 3, "kernel": 3, "padding": 1}}, {"type": "tanh"},
+        {"type": "lcn", "attrs": {"kernel": 7}},
+        {"type": "conv2d", "attrs": {"out_channels": 3, "kernel": 3}}]},
+    # lcn_channels 4, lcn_kmax 9: 4 maps 9x9 on a 12x20 frame, then 2 maps 5x5 on 8x16
+    "lcn_even_4maps_k9_2maps_k5": {"input": {"shape": [4, 12, 20]}, "classes": 2, "layers": [
+        {"type": "lcn", "attrs": {"kernel": 9}},
+        {"type": "conv2d", "attrs": {"out_channels": 2, "kernel": 5}}, {"type": "relu"},
+        {"type": "lcn", "attrs": {"kernel": 5}},
+        {"type": "conv2d", "attrs": {"out_channels": 2, "kernel": 3, "padding": 1}}]},
+}
+
 # small lanes keep the Icarus runs short (the sizes the board would get are far larger)
 SMALL_LANES = dict(in_lanes=1, out_lanes=2, fc_in_lanes=1, fc_out_lanes=4)
 LENET_LANES = dict(in_lanes=1, out_lanes=4, fc_in_lanes=1, fc_out_lanes=16)
@@ -127,7 +145,7 @@ def _check(res, program, images, tolerance=0.01):
 def _small_net(name, tmp_path):
     from convc.reference.modelfile import network_from_graph
 
-    net = network_from_graph(dict(SMALL_NETS[name], name=name), name)
+    net = network_from_graph(dict({**SMALL_NETS, **LCN_NETS}[name], name=name), name)
     net.init_params(seed=7)
     calib = np.random.default_rng(1).random((8,) + net.input.shape, dtype=np.float32)
     return _compile(tmp_path, net, SMALL_LANES, calib=calib)
@@ -148,6 +166,54 @@ def test_small_net_rtl_equals_golden_and_cycle_model(name, tmp_path):
         assert bp.build["cached"] and bp.error is None and bp.images_run == 8
         assert bp.mismatched_words == 0 and bp.total_words == res.total_words, bp.first_mismatch
         assert min(bp.rtl_cycles) > max(res.rtl_cycles)
+
+
+@pytest.mark.parametrize("name", sorted(LCN_NETS))
+def test_lcn_net_rtl_equals_golden_and_cycle_model(name, tmp_path):
+    """OP_LCN on the LCN engine: every word of v, s (scratch, checked through y) and y,
+    and of the convolutions around it; the cycle model within 1% per layer."""
+    from convc.sim.verify import verify
+
+    out, model, program = _small_net(name, tmp_path)
+    lcns = [ins for ins in program.instrs if ins.op == isa.OP_LCN]
+    hw = program.hw
+    assert len(lcns) == 2 and max(i.in_c for i in lcns) == hw.lcn_channels
+    assert max(i.kernel for i in lcns) == hw.lcn_kmax and min(i.in_c for i in lcns) < hw.lcn_channels
+    res = verify(out, images=4, model=model, report_dir=tmp_path / "verify", log=None)
+    _check(res, program, 4)
+    for rec in res.record_cycles:
+        if rec["op"] == "lcn":
+            assert abs(rec["error"]) <= 0.01, rec
+
+
+def test_sceneparse_reduced_rtl_equals_golden_and_cycle_model(tmp_path):
+    """The scene parser's layers (LCN, three 7x7 convolutions with tanh and max pooling,
+    the 1x1 classifier) on a 3x64x80 input, at the lanes the board gives (1 x 13, FC 5 x 4:
+    every convolution has at least 2 input groups and 2 output passes), from one start:
+    every word of every layer; the cycle model within 1% per layer and in total."""
+    from convc.reference.archs import sceneparse
+    from convc.reference.modelfile import network_from_graph
+    from convc.sim.verify import verify
+
+    spec = sceneparse()
+    spec["input"]["shape"] = [3, 64, 80]
+    net = network_from_graph(spec, "sceneparse-64x80")
+    net.init_params(seed=7)
+    calib = np.random.default_rng(1).random((4,) + net.input.shape, dtype=np.float32)
+    out, model, program = _compile(tmp_path, net, dict(fc_out_lanes=4), calib=calib)
+    hw = program.hw
+    layers = {}
+    for ins, name in zip(program.instrs, program.names):
+        layers.setdefault(name, []).append(ins)
+    assert layers["lcn"][0].op == isa.OP_LCN
+    for name in ("conv1", "conv2", "conv3", "classifier"):
+        lanes_in, lanes_out = ((hw.fc_in_lanes, hw.fc_out_lanes) if layers[name][0].op == isa.OP_FC
+                               else (hw.in_lanes, hw.out_lanes))
+        assert -(-layers[name][0].n_in // lanes_in) >= 2, name                      # input groups
+        assert sum(-(-ins.n_out // lanes_out) for ins in layers[name][:1]) >= 1
+        assert len({ins.o0 for ins in layers[name]}) >= 2, name                      # output passes
+    res = verify(out, images=1, model=model, report_dir=tmp_path / "verify", log=None)
+    _check(res, program, 1)
 
 
 def test_lenet_board_build_rtl_equals_golden_and_cycle_model(lenet_digits, tmp_path):
