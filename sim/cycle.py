@@ -1146,7 +1146,8 @@ class _Model:
                             read, written, macs)
 
     def end(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
-        phases = {"fetch": _read_phase(RECORD_WORDS, self.mem) + SEQ_DECODE, "done": SEQ_DONE}
+        # DECODE goes straight to END (no DERIVE, no NEXT): one cycle less than the others
+        phases = {"fetch": _read_phase(RECORD_WORDS, self.mem) + SEQ_DECODE - 1, "done": SEQ_DONE}
         return RecordTiming(k, name, isa.OP_NAMES.get(ins.op, str(ins.op)), start, sum(phases.values()), phases,
                             0, 0, 0, "setup", RECORD_WORDS, 0, 0)
 

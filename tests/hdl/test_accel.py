@@ -214,6 +214,8 @@ def test_sceneparse_reduced_rtl_equals_golden_and_cycle_model(tmp_path):
         assert len({ins.o0 for ins in layers[name]}) >= 2, name                      # output passes
     res = verify(out, images=1, model=model, report_dir=tmp_path / "verify", log=None)
     _check(res, program, 1)
+    for rec in res.record_cycles:                      # LCN, every band and pass, the end
+        assert abs(rec["error"]) <= 0.01, rec
 
 
 def test_lenet_board_build_rtl_equals_golden_and_cycle_model(lenet_digits, tmp_path):
