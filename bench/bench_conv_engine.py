@@ -4,8 +4,9 @@
     cycles per input pixel and per output window (every output checked against the
     numpy model), the row-end / warm-up overhead (the first K-1 rows and the first K-1
     columns of every row of every group give no window), the wait for the group-0
-    weights, the pipeline latency, and the band total next to compiler/cost.py's
-    ``compute`` figure (which assumes the second line-buffer bank, not implemented).
+    weights, the pipeline latency, and the band total next to the ideal
+    ``(K-1)*Wp + G*max(R-K+1, K-1)*Wp`` (a second line-buffer bank preloading every
+    group's first rows).
 (2) Yosys ``synth_xilinx -family xc6v`` (fast flow, up to ``map_luts``: DSP, block RAM
     and flip-flop counts are final; LUTs are not mapped) for the engine at the virtex6
     size the compiler chooses for sceneparse (2 input x 7 output lanes, kmax 7, 16 bits,
@@ -82,7 +83,7 @@ def measure(label, eng, kw, seed=0):
     stream_cycles = px[-1] - px[k0] + 1
     last_group = px[(G - 1) * main_per_group:]
     words_g0 = Po * Pi * K * K
-    cost_compute = (K - 1) * Wp + G * max(R - (K - 1), K - 1) * Wp   # compiler/cost.py
+    cost_compute = (K - 1) * Wp + G * max(R - (K - 1), K - 1) * Wp   # the ideal band (docstring)
     gaps = np.diff(out)
     hist = {int(g): int(n) for g, n in zip(*np.unique(gaps, return_counts=True))}
     return {
@@ -121,7 +122,7 @@ def run_sim():
         print(f"{'':<34} group-0 weights {r['group0_weight_words']} words, main stream waited "
               f"{r['group0_wait']} cycles for them; latency {r['latency']} (property "
               f"{r['latency_property']}); band {r['band_cycles']} cycles bias-to-idle "
-              f"(band_cycles {r['band_cycles_model']}); cost.py compute {r['cost_py_compute']}")
+              f"(band_cycles {r['band_cycles_model']}); ideal {r['cost_py_compute']}")
     print()
     print(json.dumps({"sim": rows}))
     return rows
@@ -200,57 +201,6 @@ def run_synth(small_only=False, full=False):
     return rows
 
 
-def run_program_estimate():
-    """Sceneparse on virtex6: compiler/cost.py's compute cycles of every CONV record
-    against :meth:`ConvEngine.band_cycles` (one band = one record; with and without the
-    preload stream)."""
-    import math
-
-    from convc.boards import get_board
-    from convc.compiler import isa
-    from convc.compiler.cost import SETUP, record_cost
-    from convc.compiler.pipeline import CompileOptions, compile_network
-    from convc.reference.archs import build_network
-
-    res = compile_network(build_network("sceneparse"), get_board("virtex6"), CompileOptions(calib=1))
-    hw = HardwareConfig.from_json(res.report["hw"])
-    eng = ConvEngine(hw)
-    eng._MustUse__silence = True
-    tot = {"cost_compute": 0, "cost_cycles": 0, "engine_preload": 0, "engine_no_preload": 0,
-           "cycles_preload": 0, "cycles_no_preload": 0, "conv_records": 0}
-    for ins in res.program.instrs:
-        if ins.op != isa.OP_CONV:
-            continue
-        c = record_cost(ins, hw)
-        conv_rows = (ins.rows - 1) * ins.pool_s + ins.pool_k
-        in_rows = min((conv_rows - 1) * ins.stride + ins.kernel, ins.in_h + 2 * ins.pad)
-        wp = ins.in_w + 2 * ins.pad
-        groups = math.ceil(ins.n_in / hw.in_lanes)
-        tot["conv_records"] += 1
-        tot["cost_compute"] += c.compute_cycles
-        tot["cost_cycles"] += c.cycles
-        for key, pre in (("preload", True), ("no_preload", False)):
-            e = eng.band_cycles(ins.kernel, wp, in_rows, groups, pre, ins.stride)
-            tot["engine_" + key] += e
-            tot["cycles_" + key] += max(e, c.memory_cycles) + SETUP
-    mhz = hw.clock_mhz
-
-    def ms(cyc):
-        return cyc / (mhz * 1e3)
-
-    print(f"(3) sceneparse on virtex6, {tot['conv_records']} CONV records (one band each): compute cycles "
-          f"cost.py {tot['cost_compute']:,}; this engine (band_cycles) with preload "
-          f"{tot['engine_preload']:,}, without {tot['engine_no_preload']:,}")
-    print(f"    record cycles max(compute, memory) + SETUP: cost.py {tot['cost_cycles']:,} "
-          f"({ms(tot['cost_cycles']):.3f} ms); engine with preload {tot['cycles_preload']:,} "
-          f"({ms(tot['cycles_preload']):.3f} ms, {ms(tot['cycles_preload'] - tot['cost_cycles']):+.3f} ms); "
-          f"without {tot['cycles_no_preload']:,} ({ms(tot['cycles_no_preload']):.3f} ms, "
-          f"{ms(tot['cycles_no_preload'] - tot['cost_cycles']):+.3f} ms) "
-          f"a frame at {mhz:g} MHz; the compile report's frame total: {res.report['ms_per_frame']:.3f} ms\n")
-    print(json.dumps({"program": {**tot, "report_ms": res.report["ms_per_frame"]}}))
-    return tot
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sim-only", action="store_true")
@@ -261,7 +211,6 @@ def main():
     args = ap.parse_args()
     if not args.synth_only:
         run_sim()
-        run_program_estimate()
     if not args.sim_only:
         run_synth(args.small_only, args.full)
     if args.luts:

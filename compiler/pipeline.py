@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from convc.errors import ConvcError
+from convc.sim.cycle import MemoryTiming, run_cycles, simulate
 
-from .cost import record_cost
 from .ir import ConvNode, IRGraph, LCNNode
 from .isa import OP_CONV, OP_FC, listing
 from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size, standalone
@@ -113,7 +113,7 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
     quantize.run(graph, net, calib, opts.bits, where)
     pwl.run(graph, opts.pwl_segments)
     hw, candidates = size.run(graph, board, opts.bits, opts.in_lanes, opts.out_lanes, where,
-                              fc_lanes=(opts.fc_in_lanes, opts.fc_out_lanes))
+                              fc_lanes=(opts.fc_in_lanes, opts.fc_out_lanes), cycles=board_cycles)
     program = schedule.run(graph, hw)
     program.meta.update({"model": str(where), "board": board.name, "pwl_segments": opts.pwl_segments,
                          "calibration": calib_from})
@@ -121,17 +121,22 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
     return CompileResult(program, graph, report, candidates)
 
 
+def board_cycles(program, fc_floor: bool = False) -> int:
+    """A schedule's cycles by the one cycle model (``convc.sim.cycle``) with the board's
+    memory: what the size pass minimizes and the report prints."""
+    return run_cycles(program, MemoryTiming.board(program.hw), fc_floor=fc_floor)
+
+
 def make_report(graph: IRGraph, program: Program, board) -> dict:
     hw = program.hw
+    timing = simulate(program, MemoryTiming.board(hw))
     per = {}
-    for ins, name in zip(program.instrs, program.names):
-        c = record_cost(ins, hw)
-        d = per.setdefault(name, {"passes": 0, "cycles": 0, "compute_cycles": 0, "memory_cycles": 0,
-                                  "words_read": 0, "words_written": 0, "lane_slots": 0, "lanes_used": 0})
+    for ins, c in zip(program.instrs, timing.records):
+        d = per.setdefault(c.name, {"passes": 0, "cycles": 0, "bounds": {}, "words_read": 0, "words_written": 0,
+                                    "lane_slots": 0, "lanes_used": 0})
         d["passes"] += 1
         d["cycles"] += c.cycles
-        d["compute_cycles"] += c.compute_cycles
-        d["memory_cycles"] += c.memory_cycles
+        d["bounds"][c.bound] = d["bounds"].get(c.bound, 0) + c.cycles
         d["words_read"] += c.words_read
         d["words_written"] += c.words_written
         if ins.op == OP_FC:
@@ -148,7 +153,7 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
         d = per[node.name]
         row = {"name": node.name, "sources": node.sources, "type": "lcn" if isinstance(node, LCNNode) else "conv",
                "in_shape": list(node.in_shape), "out_shape": list(node.out_shape), "passes": d["passes"],
-               "cycles": d["cycles"], "bound": "memory" if d["memory_cycles"] > d["compute_cycles"] else "compute",
+               "cycles": d["cycles"], "bound": max(d["bounds"].items(), key=lambda kv: kv[1])[0],
                "bytes_read": 2 * d["words_read"], "bytes_written": 2 * d["words_written"]}
         if isinstance(node, ConvNode):
             q = node.quant
@@ -170,7 +175,7 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
         row["ms"] = d["cycles"] / (hw.clock_mhz * 1e3)
         total_macs += macs
         layers.append(row)
-    cycles = sum(r["cycles"] for r in layers) + record_cost(program.instrs[-1], hw).cycles
+    cycles = timing.cycles
     conv_macs = sum(r["macs"] for r in layers if r["type"] == "conv")  # conv and FC engines' MACs
     return {
         "model": program.meta.get("model"), "name": graph.name, "board": board.to_json(), "hw": hw.to_json(),
@@ -181,7 +186,7 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
         "mac_utilization": conv_macs / (cycles * hw.macs_per_cycle) if cycles else 0.0,
         "dsp": hw.dsp, "dsp_board": board.dsp, "bram36": hw.bram36, "bram36_board": board.bram36,
         "memory_words": program.memory_words, "image_words": int(program.image.size),
-        "estimate": "compiler cost model (compiler/cost.py); the cycle-level simulator refines it",
+        "timing": "the cycle model (convc.sim.cycle) with the board's memory, checked against the RTL",
     }
 
 
@@ -215,7 +220,7 @@ def report_text(report: dict) -> str:
     lines += ["", f"total: {report['passes']} passes, {report['macs']:,} MACs, {report['cycles']:,} cycles = "
                   f"{report['ms_per_frame']:.3f} ms per frame at {hw['clock_mhz']:g} MHz, MAC utilization "
                   f"{report['mac_utilization']:.1%} of {hw['derived']['macs_per_cycle']} multipliers "
-                  f"(compiler estimate)"]
+                  f"(cycle model, the board's memory)"]
     if report.get("synth"):
         lines += _synth_text(report["synth"], report["board"]["title"])
     hdl = report.get("hdl")

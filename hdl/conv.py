@@ -53,8 +53,8 @@ what it can use:
 * pixels: two line-buffer banks (two :class:`~convc.hdl.linebuffer.WindowGenerator` s);
   group ``g`` uses bank ``g % 2``.  With ``preload``, ``ip`` loads group ``g+1``'s first
   ``K-1`` rows into the other bank while group ``g``'s main rows stream on ``i``, so every
-  group after the first starts with its window already warm (compiler/cost.py's
-  ``warmup + groups * sweep``).  Without it, ``i`` carries whole groups (each pays its
+  group after the first starts with its window already warm (``(K-1)*Wp`` warm-up, then
+  ``groups * (R-K+1)*Wp``).  Without it, ``i`` carries whole groups (each pays its
   ``K-1`` warm-up rows).
 
 The main stream waits only at a group's first valid window if that group's weights are
@@ -286,7 +286,7 @@ class ConvEngine(wiring.Component):
             end:           max(last pixel + 4, last output + 2), the last output being
                            the last valid window's pixel + latency
 
-        ``compiler/cost.py``'s ``warmup + groups * sweep`` is this with preload, minus
+        The ideal ``(K-1)*Wp + groups * max(R-K+1, K-1)*Wp`` is this with preload, minus
         the weight waits and the latency (and it is larger when ``M < P``)."""
         K, Wp, R, G, S = kernel, width, rows, groups, stride
         P = (K - 1) * Wp if preload and K > 1 else 0

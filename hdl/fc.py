@@ -50,7 +50,7 @@ Datapath (one input element a cycle, one global stall, :func:`~convc.hdl.arith.s
 
 :attr:`FCEngine.latency` = ``6 + ceil(log2(in_lanes))`` cycles from the last group's
 element to its output.  A band of ``G`` groups of ``P`` pixels takes ``G*P`` cycles of
-input (the compiler's cost model) plus the latency.  Accumulation wraps at 48 bits (the
+input plus the latency.  Accumulation wraps at 48 bits (the
 models report a sum outside 48 bits as an overflow).
 """
 

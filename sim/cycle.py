@@ -155,7 +155,7 @@ from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.errors import ConvcError
 
-__all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cli",
+__all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cycles", "run_cli",
            "AXI_RAM_READ_LATENCY", "AXI_RAM_WRITE_LATENCY", "DDR3_AR_TO_R", "DDR3_W_TO_B",
            "READER_CMD_TO_AR", "READER_R_TO_WORD", "READER_FREE_TO_AR", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
            "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE",
@@ -365,7 +365,6 @@ class LayerTiming:
     bytes_written: int
     bound: str
     writer_stall: int
-    estimate_cycles: int       # the compiler's cost model (compiler/cost.py)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -381,7 +380,6 @@ class CycleReport:
     records: list[RecordTiming]
     layers: list[LayerTiming]
     overhead_cycles: int                 # start and OP_END
-    estimate_cycles: int
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -405,10 +403,6 @@ class CycleReport:
     def words_written(self) -> int:
         return sum(r.words_written for r in self.records)
 
-    @property
-    def estimate_ms(self) -> float:
-        return self.estimate_cycles / (self.hw.clock_mhz * 1e3)
-
     def bound_cycles(self) -> dict:
         """Cycles per bound label over all records."""
         out: dict[str, int] = {}
@@ -428,8 +422,7 @@ class CycleReport:
                        "bytes_read": 2 * self.words_read, "bytes_written": 2 * self.words_written,
                        "overhead_cycles": self.overhead_cycles,
                        "writer_stall": sum(r.writer_stall for r in self.records),
-                       "bound_cycles": self.bound_cycles(),
-                       "estimate_cycles": self.estimate_cycles, "estimate_ms": self.estimate_ms},
+                       "bound_cycles": self.bound_cycles()},
             "notes": list(self.notes),
         }
         if records:
@@ -442,19 +435,18 @@ class CycleReport:
                  f"({mem.words_per_cycle:g} words/cycle, read latency {mem.read_latency}, "
                  f"write latency {mem.write_latency} cycles)", ""]
         head = (f"{'layer':<12} {'op':<4} {'passes':>6} {'cycles':>11} {'ms':>8} {'MACs':>15} {'util':>6} "
-                f"{'KB in':>9} {'KB out':>9} {'stall':>9} {'estimate':>11} bound")
+                f"{'KB in':>9} {'KB out':>9} {'stall':>9} bound")
         lines.append(head)
         for lt in self.layers:
             util = f"{lt.utilization:.1%}" if lt.utilization is not None else "-"
             lines.append(f"{lt.name:<12} {lt.op:<4} {lt.passes:>6} {lt.cycles:>11,} {lt.ms:>8.3f} {lt.macs:>15,} "
                          f"{util:>6} {lt.bytes_read / 1024:>9.1f} {lt.bytes_written / 1024:>9.1f} "
-                         f"{lt.writer_stall:>9,} {lt.estimate_cycles:>11,} {lt.bound}")
+                         f"{lt.writer_stall:>9,} {lt.bound}")
         lines.append(f"{'(start/end)':<12} {'':<4} {'':>6} {self.overhead_cycles:>11,}")
         bounds = ", ".join(f"{k} {v / self.cycles:.0%}" for k, v in
                            sorted(self.bound_cycles().items(), key=lambda kv: -kv[1])) if self.cycles else ""
         lines += ["", f"total: {self.cycles:,} cycles = {self.ms_per_frame:.3f} ms per frame at {hw.clock_mhz:g} MHz, "
-                      f"MAC utilization {self.mac_utilization:.1%} of {hw.macs_per_cycle} multipliers; "
-                      f"compiler estimate {self.estimate_cycles:,} cycles = {self.estimate_ms:.3f} ms",
+                      f"MAC utilization {self.mac_utilization:.1%} of {hw.macs_per_cycle} multipliers",
                   f"records by bound (share of the time): {bounds}; engines stalled on the row writer "
                   f"{sum(r.writer_stall for r in self.records):,} cycles"]
         lines += [f"note: {n}" for n in self.notes]
@@ -1051,6 +1043,27 @@ class _Model:
                             band, _useful_conv_macs(ins), "compute", zeros_first)
 
     # ---- OP_FC -----------------------------------------------------------------------
+    def fc_floor(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
+        """A lower bound of :meth:`fc`: the set-up phases (which also track the loaded
+        table), then one element a cycle per input group, or the record's beats on the
+        memory (:meth:`_finish` never goes below either)."""
+        hw, tr = self.hw, self.traffic
+        if not hw.has_fc:
+            raise ConvcError(f"record {k} ({name}): OP_FC but the configuration has no fully connected engine")
+        phases: dict[str, int] = {}
+        ld = isa.fc_ld(ins.n_out)
+        _, setup_beats = self._setup(ins, phases, ins.w_addr + ins.n_in * ld)
+        IL = hw.fc_in_lanes
+        G = max(-(-ins.n_in // IL), 1)
+        phases["stream"] = ins.rows * ins.out_w * G
+        g = np.arange(G, dtype=np.int64)
+        r_beats = (tr.span(ins.w_addr + g * IL * ld, np.minimum(IL, ins.n_in - g * IL) * ld)
+                   + tr.rows(ins, ins.row0, ins.rows))
+        memory_cycles = self.mem.beat_cycles(setup_beats + r_beats, tr.written(ins, self.eng.writers))
+        cycles = max(sum(phases.values()), memory_cycles)
+        return RecordTiming(k, name, "fc", start, cycles, phases, phases["stream"], 0, memory_cycles,
+                            "floor", 0, 0, 0)
+
     def fc(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
         hw, mem, eng = self.hw, self.mem, self.eng
         if not hw.has_fc:
@@ -1152,14 +1165,10 @@ class _Model:
                             0, 0, 0, "setup", RECORD_WORDS, 0, 0)
 
 
-def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
-    """Cycles of one run of ``program`` (a :class:`~convc.compiler.program.Program`, or
-    anything with ``hw``, ``instrs`` and ``names``) from start to done; ``memory``
-    defaults to :meth:`MemoryTiming.board`."""
-    from convc.compiler.cost import record_cost
-
+def _run(program, mem: MemoryTiming, fc_floor: bool = False) -> list[RecordTiming]:
+    """Every record's timing, in order, up to and including OP_END (see :func:`run_cycles`
+    for ``fc_floor``)."""
     hw = program.hw
-    mem = memory or MemoryTiming.board(hw)
     instrs, names = list(program.instrs), list(program.names)
     if len(names) != len(instrs):
         raise ConvcError(f"program: {len(instrs)} records but {len(names)} names")
@@ -1171,7 +1180,7 @@ def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
         if ins.op == isa.OP_CONV:
             rec = model.conv(k, name, ins, t)
         elif ins.op == isa.OP_FC:
-            rec = model.fc(k, name, ins, t)
+            rec = model.fc_floor(k, name, ins, t) if fc_floor else model.fc(k, name, ins, t)
         elif ins.op == isa.OP_LCN:
             rec = model.lcn(k, name, ins, t)
         elif ins.op == isa.OP_END:
@@ -1189,14 +1198,34 @@ def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
             break
     if not ended:
         raise ConvcError("program: the schedule has no OP_END record")
-    cycles = t
+    return records
+
+
+def run_cycles(program, memory: MemoryTiming | None = None, fc_floor: bool = False) -> int:
+    """The cycles of one run (``simulate(program, memory).cycles``) without the report.
+
+    With ``fc_floor`` each ``OP_FC`` record's stream (the costly part of the model: burst
+    by burst) is replaced by its floor, one element a cycle per input group
+    (``rows * out_w * ceil(n_in / fc_in_lanes)``) after the record's set-up phases, which
+    the full model never goes below: a lower bound, for searches that prune
+    (``compiler/passes/size.py``)."""
+    records = _run(program, memory or MemoryTiming.board(program.hw), fc_floor)
+    return SEQ_START + sum(r.cycles for r in records)
+
+
+def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
+    """Cycles of one run of ``program`` (a :class:`~convc.compiler.program.Program`, or
+    anything with ``hw``, ``instrs`` and ``names``) from start to done; ``memory``
+    defaults to :meth:`MemoryTiming.board`."""
+    hw = program.hw
+    mem = memory or MemoryTiming.board(hw)
+    records = _run(program, mem)
+    cycles = SEQ_START + sum(r.cycles for r in records)
 
     # per layer, in order of first appearance; the OP_END record and the start are overhead
     layers: list[LayerTiming] = []
     by_name: dict[str, list[RecordTiming]] = {}
-    est: dict[str, int] = {}
-    for rec, ins in zip(records, instrs):
-        est[rec.name] = est.get(rec.name, 0) + record_cost(ins, hw).cycles
+    for rec in records:
         if rec.op in ("conv", "fc", "lcn"):
             by_name.setdefault(rec.name, []).append(rec)
     overhead = cycles - sum(r.cycles for rs in by_name.values() for r in rs)
@@ -1212,13 +1241,11 @@ def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
             name=lname, op="/".join(ops), passes=len(rs), cycles=cyc, ms=cyc / (hw.clock_mhz * 1e3), macs=macs,
             utilization=util, bytes_read=2 * sum(r.words_read for r in rs),
             bytes_written=2 * sum(r.words_written for r in rs),
-            bound=max(per_bound.items(), key=lambda kv: kv[1])[0], writer_stall=sum(r.writer_stall for r in rs),
-            estimate_cycles=est[lname]))
-    estimate = sum(est.values())
+            bound=max(per_bound.items(), key=lambda kv: kv[1])[0], writer_stall=sum(r.writer_stall for r in rs)))
     notes = []
     notes.append(f"memory: {mem.note}" if mem.note else f"memory: {mem.name}")
     return CycleReport(hw=hw, memory=mem, cycles=cycles, records=records, layers=layers,
-                       overhead_cycles=overhead, estimate_cycles=estimate, notes=notes)
+                       overhead_cycles=overhead, notes=notes)
 
 
 # =========================================================================================

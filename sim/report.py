@@ -333,9 +333,6 @@ def render_html(data: dict) -> str:
         parts.append('<p class="muted">No image finished in RTL.</p>')
     if sim_cycles is None:
         parts.append('<p class="muted">The cycle-level simulator gave no figure (see the notes).</p>')
-    if data.get("compiler_cycles") is not None:
-        parts.append(f'<p class="muted">Compiler cost-model estimate (board memory): '
-                     f'{data["compiler_cycles"]:,} cycles.</p>')
 
     notes = data.get("notes") or []
     if notes:

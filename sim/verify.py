@@ -179,18 +179,16 @@ def prepare(compiled_dir, images: int = 10, model=None, inputs=None) -> Prepared
 # ----------------------------------------------------------------------------
 # cycle figures
 # ----------------------------------------------------------------------------
-def compiler_cycles(program) -> int:
-    """The compiler's cost-model estimate of one run (every record)."""
-    from convc.compiler.cost import record_cost
-
-    return int(sum(record_cost(ins, program.hw).cycles for ins in program.instrs))
+NO_MODEL_BUDGET = 20_000_000   # cycles an image may take when the cycle model gives no figure
 
 
 def cycle_budget(program, sim_cycles: int | None = None) -> int:
-    """Cycles an image may take before the testbench gives up: four times the larger
-    of the cycle model's and the compiler's estimate, plus 100k for set-up."""
-    est = max(compiler_cycles(program), int(sim_cycles or 0))
-    return 4 * est + 100_000
+    """Cycles an image may take before the testbench gives up: four times the cycle
+    model's figure plus 100k for set-up, or :data:`NO_MODEL_BUDGET` without one
+    (``--max-cycles`` overrides both)."""
+    if not sim_cycles:
+        return NO_MODEL_BUDGET
+    return 4 * int(sim_cycles) + 100_000
 
 
 # ----------------------------------------------------------------------------
@@ -318,7 +316,6 @@ class VerifyResult:
     rtl_cycles: list[int]
     records: list[int]
     sim_cycles: int | None
-    compiler_cycles: int | None
     input_saturations: int
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -396,7 +393,7 @@ class VerifyResult:
             "cycle_errors": None if self.cycle_errors is None else [_json_float(e, 5) for e in self.cycle_errors],
             "layer_cycles": self.layer_cycles, "record_cycles": self.record_cycles,
             "worst_record": self.worst_record, "worst_layer_error": _json_float(self.worst_layer_error, 5),
-            "compiler_cycles": self.compiler_cycles, "input_saturations": self.input_saturations,
+            "input_saturations": self.input_saturations,
             "layers": [layer.to_json() for layer in self.layers], "error": self.error, "notes": self.notes,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "build": self.build, "sim_cycles_per_second": _json_float(self.sim_rate, 1), "trace": self.trace,
@@ -502,7 +499,7 @@ def _cycle_tables(program, report, rtl: RtlRun) -> tuple[list[dict], list[dict]]
 
 
 def assemble(prep: Prepared, rtl: RtlRun, *, sim_cycles: int | None = None,
-             compiler_estimate: int | None = None, notes=(), cycle_report=None) -> VerifyResult:
+             notes=(), cycle_report=None) -> VerifyResult:
     """Compare ``rtl`` with ``prep`` and gather every figure of the report
     (``cycle_report``: the cycle model's :class:`~convc.sim.cycle.CycleReport` for the
     run's memory, for the per-record comparison)."""
@@ -542,7 +539,7 @@ def assemble(prep: Prepared, rtl: RtlRun, *, sim_cycles: int | None = None,
         layers=layers, mismatches=located, top1_agreement=top1_rg, top1_rtl_float=top1_rf,
         top1_float_golden=top1_fg, accuracy_float=acc_f, accuracy_golden=acc_g, accuracy_rtl=acc_r,
         rtl_cycles=list(rtl.cycles), records=list(rtl.records), sim_cycles=sim_cycles,
-        compiler_cycles=compiler_estimate, input_saturations=prep.input_saturations, error=rtl.error,
+        input_saturations=prep.input_saturations, error=rtl.error,
         notes=list(prep.notes) + list(notes),
         seconds={"golden": prep.golden_seconds, "build": rtl.build_seconds, "sim": rtl.sim_seconds},
         build_log=rtl.build_log, sim_log=rtl.sim_log, harness=rtl.harness, memory=rtl.memory,
@@ -660,7 +657,6 @@ def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, r
     cyc, why = cycle_model(prep.program, mem)
     notes = [why] if why else []
     sim_cycles = None if cyc is None else int(cyc.cycles)
-    estimate = compiler_cycles(prep.program)
     if max_cycles is None:
         max_cycles = cycle_budget(prep.program, sim_cycles)
     if harness == "native":
@@ -679,7 +675,7 @@ def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, r
     if backpressure:
         notes.append(f"backpressure (seed {backpressure}) slows the memory at random: the cycle model, which "
                      f"knows none, is a lower bound here, not a prediction")
-    result = assemble(prep, rtl, sim_cycles=sim_cycles, compiler_estimate=estimate, notes=notes,
+    result = assemble(prep, rtl, sim_cycles=sim_cycles, notes=notes,
                       cycle_report=cyc)
     result.seconds["total"] = time.perf_counter() - t_start
     write_report(result, report)

@@ -5,8 +5,13 @@ runs, the line buffers its longest padded row. Every split of the board's
 DSP48E1 slices between the convolution engine (``in_lanes x out_lanes``
 kernel units of ``kmax^2`` multipliers, one more DSP an output lane), the
 fully connected engine (``fc_in_lanes x fc_out_lanes``, for 1x1 unpooled
-layers) and the LCN engine is scheduled and costed (:mod:`..cost`); the
-fastest that also fits the block RAM wins (ties: fewer DSP slices). The
+layers) and the LCN engine is scheduled and timed by the one cycle model
+(``convc.sim.cycle``, with the board's memory, the model the RTL is checked
+against), given by the caller as ``cycles(program, fc_floor)``; the fastest that
+also fits the block RAM wins (ties: fewer DSP slices). The search is exact
+but prunes: every candidate is first timed with its FC streams at their floor
+(a lower bound of the model), then candidates are timed in full in the order
+of that bound until the bound of the next exceeds the best full time. The
 partial-sum buffer gets as many words as the block RAM allows, up to a
 whole output map. A network that cannot fit is refused, naming the resource
 and both numbers.
@@ -16,7 +21,6 @@ from __future__ import annotations
 
 from convc.errors import ConvcError
 
-from ..cost import record_cost
 from ..hwconfig import HardwareConfig
 from ..ir import ConvNode, IRGraph, LCNNode
 from . import schedule
@@ -67,17 +71,19 @@ def pwl_segments(graph: IRGraph) -> int:
 
 
 def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes: int | None = None,
-        where: str = "model", fc_lanes: tuple[int | None, int | None] = (None, None)
+        where: str = "model", fc_lanes: tuple[int | None, int | None] = (None, None), *, cycles
         ) -> tuple[HardwareConfig, list[dict]]:
-    """Return the chosen configuration and the candidates tried (for the report).
-    ``in_lanes``, ``out_lanes`` and ``fc_lanes`` (in, out) force those sizes."""
+    """Return the chosen configuration and the candidates tried (for the report: each
+    with its ``floor`` and, where it was timed in full, its ``cycles``).
+    ``in_lanes``, ``out_lanes`` and ``fc_lanes`` (in, out) force those sizes; ``cycles``
+    (program, fc_floor) -> int times a schedule (``convc.sim.cycle.run_cycles``)."""
     convs = [n for n in graph.nodes if isinstance(n, ConvNode)]
     lcns = [n for n in graph.nodes if isinstance(n, LCNNode)]
     fcs = [n for n in convs if _fc_eligible(n)]
     lcn_kmax = max([n.kernel for n in lcns] or [0])
     lcn_channels = max([n.in_shape[0] for n in lcns] or [0])
     name = board.name
-    tried, best = [], None
+    tried, fits = [], []
     errors = []
     fc_choices = (False, True) if fcs else (False,)
     if fcs and any(fc_lanes):
@@ -135,13 +141,23 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
                         if hw.dsp > board.dsp or hw.bram36 > board.bram36:
                             continue
                         prog = schedule.run(graph, hw, fill=False)
-                        cycles = sum(record_cost(i, hw).cycles for i in prog.instrs)
-                        tried.append({"in_lanes": pi, "out_lanes": po, "fc_in_lanes": fi, "fc_out_lanes": fo,
-                                      "psum_words": psum, "dsp": hw.dsp, "bram36": hw.bram36, "cycles": cycles})
-                        key = (cycles, hw.dsp)
-                        if best is None or key < best[0]:
-                            best = (key, hw)
+                        floor = cycles(prog, True) if use_fc else None
+                        row = {"in_lanes": pi, "out_lanes": po, "fc_in_lanes": fi, "fc_out_lanes": fo,
+                               "psum_words": psum, "dsp": hw.dsp, "bram36": hw.bram36, "floor": floor,
+                               "cycles": None if use_fc else cycles(prog, False)}
+                        tried.append(row)
+                        fits.append((row, hw, prog))
                         break  # the largest partial-sum buffer that fits is the one to use
+    best = None
+    for row, hw, prog in sorted(fits, key=lambda f: (f[0]["floor"] if f[0]["cycles"] is None
+                                                     else f[0]["cycles"], f[1].dsp)):
+        if row["cycles"] is None:
+            if best is not None and row["floor"] > best[0][0]:
+                break           # every later candidate's floor is larger still
+            row["cycles"] = cycles(prog, False)
+        key = (row["cycles"], hw.dsp)
+        if best is None or key < best[0]:
+            best = (key, hw)
     if best is None:
         forced = f" with in_lanes={in_lanes}, out_lanes={out_lanes}" if in_lanes or out_lanes else ""
         detail = "; ".join(errors) if errors else (f"no configuration meets the board's {board.dsp} DSP48E1 "

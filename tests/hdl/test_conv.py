@@ -330,11 +330,10 @@ def test_latency_and_one_pixel_a_cycle():
     assert row == list(range(row[0], row[0] + 10))
 
 
-def test_preload_throughput_matches_cost_model():
+def test_preload_throughput_is_the_ideal_band():
     """With the preload stream: group g+1's first K-1 rows go into the other line-buffer
     bank while group g streams, so after group 0 the main stream ``i`` never stops and
-    the band takes (K-1)*Wp + G*(R-K+1)*Wp cycles plus the latency (compiler/cost.py's
-    ``warmup + groups * sweep``)."""
+    the band takes (K-1)*Wp + G*(R-K+1)*Wp cycles plus the latency."""
     K, R, Wp, G = 3, 8, 12, 4     # 72 main pixels a group > 54 weight words a group
     dut = ConvEngine(make_hw(2, 3, 3, 8, 12, 128))
     rng = np.random.default_rng(18)
@@ -355,7 +354,7 @@ def test_preload_throughput_matches_cost_model():
     k0 = K - 1 + WindowGenerator.LATENCY
     assert px[-1] - px[k0] == len(px) - 1 - k0, "main stream stalled"
     total = out[-1] - tr["bias_accept"][0] + 1
-    cost_compute = (K - 1) * Wp + G * max(R - (K - 1), K - 1) * Wp   # compiler/cost.py
+    cost_compute = (K - 1) * Wp + G * max(R - (K - 1), K - 1) * Wp   # the ideal band
     weight_wait = max(0, band.weights[0].size - ((K - 1) * Wp + K - 1))
     assert total <= cost_compute + weight_wait + dut.latency + 3, (total, cost_compute)
 

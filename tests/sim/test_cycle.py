@@ -19,6 +19,7 @@ from convc.errors import ConvcError
 from convc.hdl.conv import ConvEngine
 from convc.hdl.pointwise import PointwiseEngine
 from convc.hdl.pool import PoolEngine
+from convc.reference.archs import build_network
 from convc.reference.modelfile import network_from_graph, save_model
 from convc.sim import cycle
 from convc.sim.cycle import MemoryTiming, simulate
@@ -171,14 +172,32 @@ def test_json_and_text():
         assert key in d
     assert d["cycles"] == rep.cycles and d["totals"]["cycles"] == rep.cycles
     assert d["ms_per_frame"] == pytest.approx(rep.cycles / 200e3)
-    for key in ("name", "cycles", "ms", "macs", "utilization", "bytes_read", "bytes_written", "bound",
-                "estimate_cycles"):
+    for key in ("name", "cycles", "ms", "macs", "utilization", "bytes_read", "bytes_written", "bound"):
         assert key in d["layers"][0]
     for key in ("name", "op", "cycles", "bound", "words_read", "words_written", "phases"):
         assert key in d["records"][0]
     assert "records" not in rep.to_json(records=False)
     assert [lt["name"] for lt in d["layers"]] == [lt.name for lt in rep.layers]
     assert "total:" in rep.text() and "fetch=" in rep.text(records=True)
+
+
+def test_fc_floor_is_a_lower_bound_and_the_rest_is_the_model():
+    """run_cycles(fc_floor=True), which the size pass prunes with, never exceeds the full
+    model, record by record, and equals it where there is no OP_FC record."""
+    from convc.sim.cycle import _run, run_cycles
+
+    for arch in ("lenet", "sceneparse"):
+        prog = _compile(build_network(arch)).program
+        mem = MemoryTiming.board(prog.hw)
+        full, floor = _run(prog, mem), _run(prog, mem, fc_floor=True)
+        assert [r.op for r in full] == [r.op for r in floor]
+        assert any(r.op == "fc" for r in full)
+        for a, b in zip(full, floor):
+            if a.op == "fc":
+                assert 0 < b.cycles <= a.cycles, (arch, a.index, b.cycles, a.cycles)
+            else:
+                assert a.cycles == b.cycles
+        assert run_cycles(prog, mem) == simulate(prog, mem).cycles > run_cycles(prog, mem, fc_floor=True)
 
 
 # ---- command line ----------------------------------------------------------------------

@@ -37,7 +37,7 @@ def _result(**kw) -> VerifyResult:
              total_words=3 * 1706, layers=layers, mismatches=mism, top1_agreement=2 / 3,
              top1_rtl_float=2 / 3, top1_float_golden=1.0, accuracy_float=1.0, accuracy_golden=1.0,
              accuracy_rtl=2 / 3, rtl_cycles=[41000, 41010, 40990], records=[9, 9, 9], sim_cycles=40000,
-             compiler_cycles=30000, input_saturations=0, notes=["a note <with> markup"])
+             input_saturations=0, notes=["a note <with> markup"])
     d.update(kw)
     return VerifyResult(**d)
 
