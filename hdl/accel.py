@@ -192,6 +192,20 @@ class Accelerator(wiring.Component):
         AXI memory data width (32, 64, 128, 256; default 256, the ML605 MIG's).
     """
 
+    # The sequencer's timing, its FSM's states (read by sim/cycle.py; calibrated on the RTL:
+    # tests/hdl/test_accel.py holds the cycle model within 1% per record)
+    START_CYCLES = 2        # CTRL start -> the first FETCH command (IDLE, FETCH_CMD)
+    DECODE_CYCLES = 2       # a record's last word -> its first phase command (DECODE, DERIVE)
+    PHASE_GAP = 1           # one phase's last word -> the next phase's command (its *_CMD state)
+    DONE_CYCLES = 1         # OP_END: the writers idle -> done
+    LCN_GO_CYCLES = 1       # OP_LCN: a sweep's start pulse (LCN_GO)
+    LCN_FEEDER_STAGGER = 2  # OP_LCN: feeders started together, each later reading lane's first word
+
+    @staticmethod
+    def lcn_list_cycles(hw: HardwareConfig) -> int:
+        """OP_LCN: the map-base list of a sweep (LCN_LIST), one entry a cycle."""
+        return lcn_lanes(hw)
+
     def __init__(self, hw: HardwareConfig, *, data_width: int = DEFAULT_DATA_WIDTH):
         if not isinstance(hw, HardwareConfig):
             self._MustUse__silence = True

@@ -97,6 +97,8 @@ none.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -108,7 +110,7 @@ from convc.compiler.numeric import ACC_BITS
 from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl
 from .linebuffer import ROW_COL_BITS, WindowGenerator, pixel_layout
 
-__all__ = ["ConvEngine", "conv_out_layout", "bias_layout", "BandError"]
+__all__ = ["ConvEngine", "BandSchedule", "conv_out_layout", "bias_layout", "BandError"]
 
 BIAS_BITS = 32
 GROUP_BITS = 16
@@ -128,6 +130,33 @@ def conv_out_layout(lanes: int, bits: int) -> data.StructLayout:
 def bias_layout(lanes: int) -> data.ArrayLayout:
     """Bias payload: ``lanes`` signed 32-bit biases (lane 0 in the low bits)."""
     return data.ArrayLayout(signed(BIAS_BITS), lanes)
+
+
+@dataclass(frozen=True)
+class BandSchedule:
+    """One band's timing (:meth:`ConvEngine.band_schedule`), cycles from its bias.
+
+    ``cycles``        until the next band's bias can go in
+    ``last_pixel``    the clock edge of the last group's last main-stream pixel
+    ``main_pixels``   ``M = R*Wp - P`` a group; ``preload_pixels`` ``P = (K-1)*Wp``
+    """
+
+    cycles: int
+    last_pixel: int
+    main_pixels: int
+    preload_pixels: int
+    kernel: int
+    stride: int
+    width: int
+    latency: int
+
+    def output(self, y: int, x: int) -> int:
+        """When conv output ``(y, x)`` of the last group leaves the engine: its window's
+        last pixel (main-stream index ``(y*S + K-1)*Wp + x*S + K-1 - P``; the last group
+        streams without stalls) plus the latency."""
+        K, S, Wp = self.kernel, self.stride, self.width
+        idx = (y * S + K - 1) * Wp + x * S + K - 1 - self.preload_pixels
+        return self.last_pixel - (self.main_pixels - 1 - idx) + self.latency
 
 
 class ConvEngine(wiring.Component):
@@ -269,10 +298,16 @@ class ConvEngine(wiring.Component):
 
     def band_cycles(self, kernel: int, width: int, rows: int, groups: int, preload: bool = True,
                     stride: int = 1) -> int:
-        """The engine's timing: cycles from a band's bias to the first cycle the next
-        band's bias can go in (``busy`` low), when every input is there as soon as the
-        engine takes it and the output is always ready.  A recurrence over the input
-        groups (checked against the simulation within 3 cycles)::
+        """Cycles from a band's bias to the first cycle the next band's bias can go in
+        (``busy`` low): :meth:`band_schedule`'s ``cycles``."""
+        return self.band_schedule(kernel, width, rows, groups, preload, stride).cycles
+
+    def band_schedule(self, kernel: int, width: int, rows: int, groups: int, preload: bool = True,
+                      stride: int = 1) -> "BandSchedule":
+        """The engine's timing of one band, when every input is there as soon as the
+        engine takes it and the output is always ready: when it ends and when each conv
+        output leaves (:class:`BandSchedule`).  A recurrence over the input groups
+        (checked against the simulation within 3 cycles)::
 
             P = (K-1)*Wp   preload pixels a group (``ip``; 0 without preload or for K = 1)
             M = R*Wp - P   main-stream pixels a group (``i``), one a cycle
@@ -305,7 +340,9 @@ class ConvEngine(wiring.Component):
             main_end.append(ms + M + max(0, wait - 2))
             t_weights = ms + first + wait            # the swap: group g+1's load starts
         last_px = main_end[-1]                       # clock edge of the last pixel (bias: 0)
-        return max(last_px + 4, last_px - tail + self.latency + 2)
+        return BandSchedule(cycles=max(last_px + 4, last_px - tail + self.latency + 2), last_pixel=last_px,
+                            main_pixels=M, preload_pixels=P, kernel=K, stride=S, width=Wp,
+                            latency=self.latency)
 
     # ---- hardware ------------------------------------------------------------------
     def elaborate(self, platform):

@@ -44,6 +44,9 @@ RC_BITS = 12
 
 
 class MapFeeder(wiring.Component):
+    # timing (read by sim/cycle.py): the list lookup of each later group (BASE)
+    GROUP_CYCLES = 1
+
     def __init__(self, *, bits: int = 16, list_words: int = 1024):
         check_param(self, "bits", bits, 2, 16)
         check_param(self, "list_words", list_words, 1, 1 << 16)

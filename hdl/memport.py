@@ -70,9 +70,10 @@ from . import axi
 from .arith import check_param
 
 __all__ = ["MemReader", "MemWriter", "cmd_layout", "word_layout", "beat_layout", "LENGTH_BITS", "MAX_LENGTH",
-           "default_max_burst"]
+           "default_max_burst", "DEFAULT_OUTSTANDING"]
 
 WORD_BITS = 16
+DEFAULT_OUTSTANDING = 4     # bursts in flight (reader) or awaiting B (writer), by default
 LENGTH_BITS = 21
 MAX_LENGTH = 1 << 20
 
@@ -211,7 +212,7 @@ class MemReader(wiring.Component):
         Beats per burst, a power of two up to ``min(256, 4096 // (data_width // 8))``
         (default :func:`default_max_burst`: 32).
     max_outstanding : int
-        Bursts in flight or buffered (1..64, default 4); the beat FIFO holds
+        Bursts in flight or buffered (1..64, default :data:`DEFAULT_OUTSTANDING`); the beat FIFO holds
         ``max_burst * max_outstanding`` beats.
     addr_width, id_width, axi_id : int
         AXI byte-address width (default 32), ID width (1..4, default 1), this port's ARID.
@@ -229,8 +230,13 @@ class MemReader(wiring.Component):
     ``error``  Out(1): sticky, a read response was SLVERR/DECERR; ``clear_error`` In(1)
     """
 
+    # timing (the module docstring's "Latency"; measured in simulation, read by sim/cycle.py)
+    CMD_TO_AR = 3       # ARVALID this many cycles after the command handshake
+    R_TO_WORD = 2       # the first word on ``o`` this many cycles after its R beat
+    FREE_TO_AR = 2      # a burst's last word taken -> the AR of the burst its slot lets in
+
     def __init__(self, data_width: int = 64, max_burst: int | None = None, *,
-                 max_outstanding: int = 4, addr_width: int = 32, id_width: int = 1,
+                 max_outstanding: int = DEFAULT_OUTSTANDING, addr_width: int = 32, id_width: int = 1,
                  axi_id: int = 0):
         max_burst = _check_common(self, data_width, max_burst, max_outstanding, addr_width,
                                   id_width, axi_id)
@@ -372,8 +378,13 @@ class MemWriter(wiring.Component):
     ``error``  Out(1): sticky, a write response was SLVERR/DECERR; ``clear_error`` In(1)
     """
 
+    # timing (the module docstring's "Latency"; measured in simulation, read by sim/cycle.py)
+    CMD_TO_WORD = 2     # words accepted from this many cycles after the command handshake
+    WORD_TO_AW = 2      # AWVALID/WVALID this many cycles after a burst's last word
+    B_TO_IDLE = 1       # ``idle`` this many cycles after the last B
+
     def __init__(self, data_width: int = 64, max_burst: int | None = None, *,
-                 max_outstanding: int = 4, addr_width: int = 32, id_width: int = 1,
+                 max_outstanding: int = DEFAULT_OUTSTANDING, addr_width: int = 32, id_width: int = 1,
                  axi_id: int = 0):
         max_burst = _check_common(self, data_width, max_burst, max_outstanding, addr_width,
                                   id_width, axi_id)

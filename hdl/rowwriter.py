@@ -49,6 +49,11 @@ RC_BITS = 12
 
 
 class RowWriter(wiring.Component):
+    # timing (read by sim/cycle.py; calibrated on the accelerator's RTL)
+    BUFFER_ROWS = 2     # the two-row buffer: a third row waits for the first to be written
+    BUFFER_LATENCY = 1  # an element accepted on ``i`` -> in the row buffer
+    CMD_GAP = 0         # cycles between two commands of a row (back to back)
+
     def __init__(self, *, lanes: int, bits: int = 16, max_width: int = 1024, ports: int = 1):
         check_param(self, "lanes", lanes, 1, 1024)
         check_param(self, "bits", bits, 2, 16)

@@ -100,32 +100,32 @@ The row writer (output side of every engine)
     complete, without stalls; ``D``: the stall so far).  A record whose last group
     produces rows faster than ``row_cost`` is thus bounded by the writer.
 
-Constants: which are measured and which derived or assumed
-----------------------------------------------------------
-* Engine latencies and the conv band timing are READ FROM THE ENGINES (``ConvEngine``,
-  ``PointwiseEngine``, ``PoolEngine``, ``FCEngine``, ``LCNEngine``): derived from
-  their pipelines; ``band_cycles`` is checked against the engine's simulation within 3
-  cycles (``hdl/conv.py``).
-* MEASURED (cocotb + Icarus, ``MemReader``/``MemWriter`` of ``hdl/memport.py`` at 256
-  bits, ``max_burst`` 32, ``max_outstanding`` 4, against cocotbext-axi's ``AxiRam``
-  without pauses): a read command's first word comes 7 cycles after its handshake
-  (:data:`AXI_RAM_READ_LATENCY`), back-to-back commands stream with no gap
-  (``cmd_overhead`` 0; 1-word commands take 1.6 cycles each: the
-  ``read_latency / READER_OUTSTANDING`` floor); the writer takes words 2 cycles after
-  its first command (:data:`WRITER_CMD_TO_WORD`), back-to-back commands with no gap, and
-  is idle 4 cycles plus the last burst's beats after its last word
-  (:data:`AXI_RAM_WRITE_LATENCY`).  ``READER_CMD_TO_AR`` and ``READER_R_TO_WORD`` are
-  the port's own figures from the memport docstring (also measured), and
-  ``READER_FREE_TO_AR`` (a burst's last word taken -> the AR its slot lets in) is read
-  off the accelerator's waveform in the native harness (``sim/native.py``, VCD).
-* CALIBRATED against the accelerator RTL's CYCLES register and its sequencer-state trace
-  (tests/hdl/test_accel.py holds LeNet and three small nets within 1%; measured within
-  0.5%): :data:`SEQ_START`, :data:`SEQ_DECODE` (DECODE and DERIVE), :data:`SEQ_PHASE_GAP`
-  (a command's state; its handshake cycle is the first of the read latency),
-  :data:`SEQ_DONE`, :data:`ROW_BUFFER_LATENCY`, :data:`ROW_WRITER_CMD_GAP`,
-  :data:`FEEDER_GROUP_CYCLES` (the feeder's list lookup, hdl/feeder.py),
-  :data:`LCN_SWEEP_GAP` and :data:`FEEDER_START_STAGGER` (OP_LCN records of 1..4 maps,
-  windows 3..9, and the reduced sceneparse: within 0.5%).
+Constants: whose they are, and which are measured, derived or assumed
+--------------------------------------------------------------------
+The model holds only the external memory's figures; every other figure is PUBLISHED
+BY THE PART THAT OWNS IT and read here, so a change to a part's timing moves the
+model with it (and a part whose RTL drifts from its published figure fails the RTL
+tests, which hold the model within 1% per record):
+
+* the engines (``ConvEngine.latency`` and :meth:`ConvEngine.band_schedule`, when each
+  conv output of a band leaves; ``PointwiseEngine``, ``PoolEngine``, ``FCEngine``,
+  ``LCNEngine`` latencies): derived from their pipelines, ``band_schedule`` checked
+  against the engine's simulation within 3 cycles (``tests/hdl/test_conv.py``);
+* the memory ports, ``MemReader.CMD_TO_AR``, ``R_TO_WORD``, ``FREE_TO_AR`` and
+  ``MemWriter.CMD_TO_WORD``, ``WORD_TO_AW``, ``B_TO_IDLE`` (hdl/memport.py, measured in
+  simulation; ``FREE_TO_AR`` read off the accelerator's waveform), and
+  ``memport.DEFAULT_OUTSTANDING``;
+* the sequencer, ``Accelerator.START_CYCLES``, ``DECODE_CYCLES``, ``PHASE_GAP``,
+  ``DONE_CYCLES``, ``LCN_GO_CYCLES``, ``LCN_FEEDER_STAGGER``, :meth:`Accelerator.lcn_list_cycles`;
+  the row writer, ``RowWriter.BUFFER_ROWS``, ``BUFFER_LATENCY``, ``CMD_GAP``; the map
+  feeder, ``MapFeeder.GROUP_CYCLES``: calibrated against the accelerator RTL's CYCLES
+  register and its sequencer-state trace (LeNet, three small nets, LCN nets of 1..4
+  maps and windows 3..9, the reduced and the full sceneparse: within 0.5% per layer).
+  The aliases below (``SEQ_START`` ...) name them for this module.
+* MEASURED, the testbench memory (cocotb + Icarus against cocotbext-axi's ``AxiRam``,
+  and the native harness's memory, which copies its timing): a read command's first
+  word 7 cycles after its handshake (:data:`AXI_RAM_READ_LATENCY`), the writer idle 4
+  cycles plus the last burst's beats after its last word (:data:`AXI_RAM_WRITE_LATENCY`).
 * ASSUMED, TO CALIBRATE on the board (no ML605 measurement yet): the DDR3 controller's
   :data:`DDR3_AR_TO_R` and :data:`DDR3_W_TO_B`, and the sustained bandwidth, which is
   the board's figure ``hw.mem_bytes_per_cycle`` (ML605: 6.4 GB/s peak x 0.7 assumed
@@ -154,6 +154,16 @@ import numpy as np
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.errors import ConvcError
+from convc.hdl import axi
+from convc.hdl.accel import DEFAULT_DATA_WIDTH, Accelerator, lcn_lanes, writer_count
+from convc.hdl.conv import ConvEngine
+from convc.hdl.fc import FCEngine
+from convc.hdl.feeder import MapFeeder
+from convc.hdl.lcn import LCNEngine
+from convc.hdl.memport import DEFAULT_OUTSTANDING, MemReader, MemWriter, default_max_burst
+from convc.hdl.pointwise import PointwiseEngine
+from convc.hdl.pool import PoolEngine
+from convc.hdl.rowwriter import RowWriter
 
 __all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cycles", "run_cli",
            "AXI_RAM_READ_LATENCY", "AXI_RAM_WRITE_LATENCY", "DDR3_AR_TO_R", "DDR3_W_TO_B",
@@ -162,15 +172,24 @@ __all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simula
            "SEQ_PHASE_GAP", "SEQ_DONE", "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP",
            "LCN_SWEEP_GAP", "FEEDER_START_STAGGER", "FEEDER_GROUP_CYCLES", "RECORD_WORDS"]
 
-# ---- memory ports (hdl/memport.py docstring; measured in simulation) ----------------------
-READER_CMD_TO_AR = 3        # MemReader: ARVALID 3 cycles after the command handshake
-READER_R_TO_WORD = 2        # MemReader: first word on ``o`` 2 cycles after the first R beat
-WRITER_CMD_TO_WORD = 2      # MemWriter: words accepted from 2 cycles after the command
-WRITER_WORD_TO_AW = 2       # MemWriter: AWVALID/WVALID 2 cycles after a burst's last word
-WRITER_B_TO_IDLE = 1        # MemWriter: ``idle`` the cycle after the last B
-READER_OUTSTANDING = 4      # MemReader/MemWriter default max_outstanding (bursts in flight)
-READER_FREE_TO_AR = 2       # MemReader: a burst's last word taken -> the AR of the burst its slot lets in
-WRITER_OUTSTANDING = 4
+# ---- the parts' timing, published by the parts (hdl/): the model keeps only the memory's --
+READER_CMD_TO_AR = MemReader.CMD_TO_AR
+READER_R_TO_WORD = MemReader.R_TO_WORD
+READER_FREE_TO_AR = MemReader.FREE_TO_AR
+WRITER_CMD_TO_WORD = MemWriter.CMD_TO_WORD
+WRITER_WORD_TO_AW = MemWriter.WORD_TO_AW
+WRITER_B_TO_IDLE = MemWriter.B_TO_IDLE
+READER_OUTSTANDING = WRITER_OUTSTANDING = DEFAULT_OUTSTANDING     # the accelerator's ports
+SEQ_START = Accelerator.START_CYCLES
+SEQ_DECODE = Accelerator.DECODE_CYCLES
+SEQ_PHASE_GAP = Accelerator.PHASE_GAP
+SEQ_DONE = Accelerator.DONE_CYCLES
+LCN_SWEEP_GAP = Accelerator.LCN_GO_CYCLES
+FEEDER_START_STAGGER = Accelerator.LCN_FEEDER_STAGGER
+ROW_BUFFERS = RowWriter.BUFFER_ROWS
+ROW_BUFFER_LATENCY = RowWriter.BUFFER_LATENCY
+ROW_WRITER_CMD_GAP = RowWriter.CMD_GAP
+FEEDER_GROUP_CYCLES = MapFeeder.GROUP_CYCLES
 
 # ---- AxiRam (cocotbext-axi), measured: see the module docstring -------------------------
 AXI_RAM_READ_LATENCY = 7    # read command handshake -> first word (3 + AxiRam 2 + 2)
@@ -179,18 +198,6 @@ AXI_RAM_WRITE_LATENCY = 4   # writer's last word -> idle, beyond the last burst'
 # ---- ML605 DDR3 through the MIG, assumed (calibrate on the board) -----------------------
 DDR3_AR_TO_R = 28           # AR accepted -> first R beat, MIG AXI at the 200 MHz UI clock
 DDR3_W_TO_B = 12            # last W beat -> B response
-
-# ---- sequencer and row writer (hdl/accel.py contract), assumed (calibrate on the RTL) ---
-SEQ_START = 2               # CTRL start -> the first FETCH command
-SEQ_DECODE = 2              # the record's last word -> decoded (DECODE, DERIVE)
-SEQ_PHASE_GAP = 1           # one phase's last word -> the next phase's command
-SEQ_DONE = 1                # OP_END: writer idle -> done
-ROW_BUFFERS = 2             # the row writer's two-row buffer (contract)
-ROW_BUFFER_LATENCY = 1      # an engine's output element -> in the row buffer
-ROW_WRITER_CMD_GAP = 0      # cycles between two of the row writer's commands
-LCN_SWEEP_GAP = 1           # OP_LCN: a sweep's start pulse (the sequencer's GO state)
-FEEDER_START_STAGGER = 2    # feeders started together: each later reading lane's first word
-FEEDER_GROUP_CYCLES = 1     # map feeder: the list lookup of a group (hdl/feeder.py BASE)
 
 RECORD_WORDS = isa.RECORD_BYTES // 2   # 32: one record, read by FETCH
 
@@ -301,9 +308,6 @@ class MemoryTiming:
         """The board's memory: ``hw.mem_bytes_per_cycle`` (the board's peak times its
         assumed efficiency, at ``hw.clock_mhz``) and the DDR3 controller's latencies
         (:data:`DDR3_AR_TO_R`, :data:`DDR3_W_TO_B`, assumed) behind the ports."""
-        from convc.hdl.accel import DEFAULT_DATA_WIDTH
-        from convc.hdl.memport import default_max_burst
-
         return cls(name="board", words_per_cycle=hw.mem_bytes_per_cycle / 2.0,
                    read_latency=READER_CMD_TO_AR + DDR3_AR_TO_R + READER_R_TO_WORD,
                    write_latency=WRITER_WORD_TO_AW + DDR3_W_TO_B + WRITER_B_TO_IDLE,
@@ -316,9 +320,6 @@ class MemoryTiming:
     def axi_ram(cls, data_width: int = 256) -> "MemoryTiming":
         """The testbenches' cocotbext-axi ``AxiRam``: one beat a cycle, latencies
         measured (:data:`AXI_RAM_READ_LATENCY`, :data:`AXI_RAM_WRITE_LATENCY`)."""
-        from convc.hdl import axi
-        from convc.hdl.memport import default_max_burst
-
         if data_width not in axi.DATA_WIDTHS:
             raise ConvcError(f"memory timing axi-ram: data_width={data_width!r} not in {axi.DATA_WIDTHS}")
         return cls(name="axi-ram", words_per_cycle=data_width / isa.WORD_BITS,
@@ -475,17 +476,11 @@ class _Engines:
     """The engines' timing figures for ``hw`` (constructed once: cheap)."""
 
     def __init__(self, hw: HardwareConfig):
-        from convc.hdl.pointwise import PointwiseEngine
-        from convc.hdl.pool import PoolEngine
-
         self.hw = hw
         try:
-            from convc.hdl.conv import ConvEngine
-
             self.conv = _quiet(ConvEngine(hw))
         except (ValueError, TypeError) as exc:
             raise ConvcError(f"hardware configuration: the convolution engine cannot be built ({exc})") from None
-        self.conv_latency = self.conv.latency
         self.pw_latency = _quiet(PointwiseEngine(hw.bits)).latency
         # the pooling latency does not depend on the lane count (at most 64 lanes an engine)
         self.pool_latency = _quiet(PoolEngine(lanes=min(hw.out_lanes, 64), bits=hw.bits, kmax=hw.pool_kmax,
@@ -493,8 +488,6 @@ class _Engines:
         self._fc = None
         self._lcn = None
         # the row writer's ports: port p writes maps p*Q .. p*Q+Q-1 of each row
-        from convc.hdl.accel import lcn_lanes, writer_count
-
         self.writers = writer_count(hw)
         self.lcn_lanes = lcn_lanes(hw)
 
@@ -505,8 +498,6 @@ class _Engines:
     @property
     def fc(self):
         if self._fc is None:
-            from convc.hdl.fc import FCEngine
-
             hw = self.hw
             self._fc = _quiet(FCEngine(in_lanes=hw.fc_in_lanes, out_lanes=hw.fc_out_lanes, bits=hw.bits,
                                        psum_words=hw.fc_psum_words))
@@ -514,8 +505,6 @@ class _Engines:
 
     def lcn(self, channels: int):
         if self._lcn is None:
-            from convc.hdl.lcn import LCNEngine
-
             hw = self.hw
             self._lcn = _quiet(LCNEngine(channels=max(channels, 1), bits=hw.bits, kmax=hw.lcn_kmax,
                                          max_width=hw.max_width))
@@ -1005,18 +994,12 @@ class _Model:
             eng.conv.check_band(K, S, Wp, R, max(G, 1), ins.acc_shift, ins.bias_shift)
         except ValueError as exc:
             raise ConvcError(f"record {k} ({name}): {exc}") from None
-        band = eng.conv.band_cycles(K, Wp, R, max(G, 1), preload=True, stride=S)
-        # invert band_cycles' end = last_px + max(4, latency - tail + 2) to place the outputs
-        P = (K - 1) * Wp if K > 1 else 0
-        M = R * Wp - P
-        tail = R * Wp - 1 - ((K - 1 + (R - K) // S * S) * Wp + K - 1 + (Wp - K) // S * S)
-        L = eng.conv_latency
-        last_px = band - max(4, L - tail + 2)
+        sched = eng.conv.band_schedule(K, Wp, R, max(G, 1), preload=True, stride=S)
+        band = sched.cycles
         post = eng.pw_latency + eng.pool_latency + ROW_BUFFER_LATENCY
 
         def t_out(y: int, x: int) -> int:      # conv output (y, x) of the band, into the row buffer
-            idx = (y * S + K - 1) * Wp + x * S + K - 1 - P
-            return last_px - (M - 1 - idx) + L + post
+            return sched.output(y, x) + post
 
         first, done = [], []
         for r in range(ins.rows):
@@ -1123,9 +1106,9 @@ class _Model:
         # each sweep: its list of map bases (one a cycle, no read), the start pulse, then the
         # first words of its reading feeders, FEEDER_START_STAGGER apart (sweep A reads the
         # C maps, sweep B v of every engine map and s)
-        lanes = self.eng.lcn_lanes
-        lead_a = lanes + LCN_SWEEP_GAP + SEQ_PHASE_GAP + rl + FEEDER_START_STAGGER * (C - 1)
-        lead_b = lanes + LCN_SWEEP_GAP + SEQ_PHASE_GAP + rl + FEEDER_START_STAGGER * (lanes - 1)
+        go = Accelerator.lcn_list_cycles(hw) + LCN_SWEEP_GAP + SEQ_PHASE_GAP + rl
+        lead_a = go + FEEDER_START_STAGGER * (C - 1)
+        lead_b = go + FEEDER_START_STAGGER * (self.eng.lcn_lanes - 1)
         # sweep A: x in (C feeders), (v, s) out: C + 1 commands of W words a row
         Dw = hp * (W + hp) + hp
         a_first = [2 * Dw + eng.latency_a + r * (W + hp) + ROW_BUFFER_LATENCY for r in range(H)]
@@ -1276,8 +1259,6 @@ def run_cli(args) -> int:
     """``convc simulate``: ``args.target``, ``args.board``, ``args.memory``,
     ``args.records``, ``args.json``."""
     import json
-
-    from convc.hdl.accel import DEFAULT_DATA_WIDTH
 
     program = _load_target(args)
     kind = getattr(args, "memory", "board") or "board"
