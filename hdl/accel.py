@@ -39,6 +39,10 @@ Sequencer (one record at a time; no two records overlap)
 FETCH      the parameter reader reads the record's 32 words; the record is decoded with
            the same field table as :func:`convc.compiler.isa.decode`.
 OP_END     wait for the memory writer to be idle, raise done.
+The weights go to the engines through two components lent the parameter reader while
+they are busy (:mod:`convc.hdl.weights`): :class:`~convc.hdl.weights.ConvWeightLoader` and
+:class:`~convc.hdl.weights.FCWeightAssembler`.
+
 OP_CONV    TABLE (if ``act == ACT_PWL`` and table ``pwl_id`` is not the one loaded since
            start: ``isa.TABLE_WORDS`` words into the pointwise engine), LIST (``n_in``
            words into the list memory), BIAS (``2*n_out`` words, then the bias element
@@ -121,6 +125,7 @@ from .pointwise import PointwiseEngine
 from .pool import PoolEngine
 from .regs import HostRegisters
 from .rowwriter import RowWriter
+from .weights import ConvWeightLoader, FCWeightAssembler
 
 __all__ = ["Accelerator", "trace_signature", "post_lanes", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH",
            "RECORD_WORDS"]
@@ -638,121 +643,28 @@ class Accelerator(wiring.Component):
             with m.If(fc.bias.valid & fc.bias.ready):
                 m.d.sync += bias_pending.eq(0)
 
-        # ---- weights from the parameter reader ---------------------------------------------
-        w_active = Signal(name="w_active")
-        with m.If(start_stream):
-            m.d.sync += w_active.eq(1)
-        m.d.comb += w_done.eq(~w_active)
-
-        # convolution: (g, o, i) blocks of K*K words; command loop runs ahead of the data loop
-        cg = Signal(16, name="wc_g")
-        co = Signal(16, name="wc_o")
-        ci = Signal(16, name="wc_i")
-        cj = Signal(17, name="wc_j")                        # g*Pi + i
-        c_oaddr = Signal(32, name="wc_oaddr")               # w_addr + o*n_in*K*K
-        c_jaddr = Signal(32, name="wc_jaddr")               # j*K*K
-        c_active = Signal(name="wc_active")
-        dg = Signal(16, name="wd_g")
-        do = Signal(16, name="wd_o")
-        di = Signal(16, name="wd_i")
-        dj = Signal(17, name="wd_j")
-        dq = Signal(10, name="wd_q")
-        c_real = (co < R.n_out) & (cj < R.n_in)
-        d_real = (do < R.n_out) & (dj < R.n_in)
-        conv_w_mode = w_active & ~is_fc
-        with m.If(start_stream):
-            m.d.sync += [cg.eq(0), co.eq(0), ci.eq(0), cj.eq(0), c_oaddr.eq(R.w_addr), c_jaddr.eq(0),
-                         c_active.eq(1), dg.eq(0), do.eq(0), di.eq(0), dj.eq(0), dq.eq(0)]
-        with m.If(conv_w_mode & c_active):
-            m.d.comb += [pr.cmd.valid.eq(c_real), pr.cmd.payload.addr.eq(c_oaddr + c_jaddr),
-                         pr.cmd.payload.length.eq(kk)]
-            with m.If(~c_real | pr.cmd.ready):
-                with m.If(ci == Pi - 1):
-                    m.d.sync += [ci.eq(0), cj.eq(cj - (Pi - 1)), c_jaddr.eq(c_jaddr - (Pi - 1) * kk)]
-                    with m.If(co == Po - 1):
-                        m.d.sync += [co.eq(0), c_oaddr.eq(R.w_addr), cg.eq(cg + 1), cj.eq(cj + 1),
-                                     c_jaddr.eq(c_jaddr + kk)]
-                        with m.If(cg == groups - 1):
-                            m.d.sync += c_active.eq(0)
-                    with m.Else():
-                        m.d.sync += [co.eq(co + 1), c_oaddr.eq(c_oaddr + n_kk)]
-                with m.Else():
-                    m.d.sync += [ci.eq(ci + 1), cj.eq(cj + 1), c_jaddr.eq(c_jaddr + kk)]
-        with m.If(conv_w_mode):
-            m.d.comb += [conv.weight.valid.eq(~d_real | pr.o.valid),
-                         conv.weight.payload.eq(Mux(d_real, word[:bits].as_signed(), 0)),
-                         pr.o.ready.eq(d_real & conv.weight.ready)]
-            with m.If(conv.weight.valid & conv.weight.ready):
-                m.d.sync += dq.eq(dq + 1)
-                with m.If(dq == kk - 1):
-                    m.d.sync += dq.eq(0)
-                    with m.If(di == Pi - 1):
-                        m.d.sync += [di.eq(0), dj.eq(dj - (Pi - 1))]
-                        with m.If(do == Po - 1):
-                            m.d.sync += [do.eq(0), dg.eq(dg + 1), dj.eq(dj + 1)]
-                            with m.If(dg == groups - 1):
-                                m.d.sync += w_active.eq(0)
-                        with m.Else():
-                            m.d.sync += do.eq(do + 1)
-                    with m.Else():
-                        m.d.sync += [di.eq(di + 1), dj.eq(dj + 1)]
-
+        # ---- weights from the parameter reader (lent to the loaders while they are busy) ------
+        m.submodules.conv_weights = cwl = ConvWeightLoader(in_lanes=Pi, out_lanes=Po, bits=bits)
+        m.d.comb += [cwl.start.eq(start_stream & ~is_fc), cwl.w_addr.eq(R.w_addr), cwl.n_in.eq(R.n_in),
+                     cwl.n_out.eq(R.n_out), cwl.kk.eq(kk), cwl.n_kk.eq(n_kk), cwl.groups.eq(groups)]
+        wiring.connect(m, cwl.weight, conv.weight)
+        with m.If(cwl.busy):
+            m.d.comb += [pr.cmd.valid.eq(cwl.cmd.valid), pr.cmd.payload.eq(cwl.cmd.payload),
+                         cwl.cmd.ready.eq(pr.cmd.ready), cwl.word.valid.eq(pr.o.valid),
+                         cwl.word.payload.eq(pr.o.payload), pr.o.ready.eq(cwl.word.ready)]
+        loaders_busy = cwl.busy
         if has_fc:
-            # fully connected: group g's weights are one aligned block of the input-major
-            # layout (isa.py: input j's column at w_addr + j*ld, ld = n_out rounded up to
-            # isa.FC_ALIGN words), read in wide mode, a beat a cycle
-            W = dw // 16
-            fc_w_mode = w_active & is_fc
-            m.d.comb += pr.wide.eq(fc_w_mode)
-            f_addr = Signal(32, name="fwc_addr")
-            f_left = Signal(17, name="fwc_left")           # inputs not yet requested
-            f_cact = Signal(name="fwc_active")
-            with m.If(start_stream):
-                m.d.sync += [f_addr.eq(R.w_addr), f_left.eq(R.n_in), f_cact.eq(1)]
-            with m.If(fc_w_mode & f_cact):
-                nl = Mux(f_left >= fi, fi, f_left)
-                m.d.comb += [pr.cmd.valid.eq(1), pr.cmd.payload.addr.eq(f_addr),
-                             pr.cmd.payload.length.eq(nl * ld)]
-                with m.If(pr.cmd.ready):
-                    m.d.sync += [f_addr.eq(f_addr + fi * ld), f_left.eq(f_left - nl)]
-                    with m.If(f_left <= fi):
-                        m.d.sync += f_cact.eq(0)
-            # data: fill the group's matrix beat by beat, hand it to the engine, clear it
-            mat = [[Signal(signed(bits), name=f"fw_o{o}_i{i}") for i in range(fi)] for o in range(fo)]
-            mfull = Signal(name="fw_full")
-            fd_left = Signal(17, name="fwd_left")
-            fdi = Signal(range(fi + 1), name="fwd_i")
-            fdb = Signal(16, name="fwd_beat")
-            fdg = Signal(16, name="fwd_g")
-            with m.If(start_stream):
-                m.d.sync += [fd_left.eq(R.n_in), fdi.eq(0), fdb.eq(0), fdg.eq(0), mfull.eq(0)]
-            for o in range(fo):
-                for i in range(fi):
-                    m.d.comb += fc.weights.payload[o][i].eq(mat[o][i])
-            m.d.comb += fc.weights.valid.eq(fc_w_mode & mfull)
-            with m.If(fc.weights.valid & fc.weights.ready):
-                m.d.sync += [mfull.eq(0), fdg.eq(fdg + 1)]
-                m.d.sync += [mat[o][i].eq(0) for o in range(fo) for i in range(fi)]
-                with m.If(fdg == groups - 1):
-                    m.d.sync += w_active.eq(0)
-            # the next group's first beat may come in the cycle the full matrix is taken
-            # (its words override the clearing): one cycle a group-beat, not two
-            with m.If(fc_w_mode & (~mfull | (fc.weights.valid & fc.weights.ready))):
-                m.d.comb += pr.beat.ready.eq(1)
-                with m.If(pr.beat.valid):
-                    bw = pr.beat.payload.data
-                    for o in range(fo):
-                        for i in range(fi):
-                            with m.If((fdi == i) & (fdb == o // W)):
-                                m.d.sync += mat[o][i].eq(bw[16 * (o % W):16 * (o % W) + bits].as_signed())
-                    with m.If(fdb == ld_beats - 1):
-                        m.d.sync += [fdb.eq(0), fdi.eq(fdi + 1)]
-                        with m.If((fdi == fi - 1) | (fd_left == 1)):
-                            m.d.sync += [fdi.eq(0), mfull.eq(1), fd_left.eq(fd_left - 1)]
-                        with m.Else():
-                            m.d.sync += fd_left.eq(fd_left - 1)
-                    with m.Else():
-                        m.d.sync += fdb.eq(fdb + 1)
+            m.submodules.fc_weights = fwa = FCWeightAssembler(in_lanes=fi, out_lanes=fo, bits=bits, data_width=dw)
+            m.d.comb += [fwa.start.eq(start_stream & is_fc), fwa.w_addr.eq(R.w_addr), fwa.n_in.eq(R.n_in),
+                         fwa.ld.eq(ld), fwa.ld_beats.eq(ld_beats), fwa.groups.eq(groups)]
+            wiring.connect(m, fwa.weights, fc.weights)
+            m.d.comb += pr.wide.eq(fwa.busy)               # the reader's beats, not words
+            with m.If(fwa.busy):
+                m.d.comb += [pr.cmd.valid.eq(fwa.cmd.valid), pr.cmd.payload.eq(fwa.cmd.payload),
+                             fwa.cmd.ready.eq(pr.cmd.ready), fwa.beat.valid.eq(pr.beat.valid),
+                             fwa.beat.payload.eq(pr.beat.payload), pr.beat.ready.eq(fwa.beat.ready)]
+            loaders_busy = loaders_busy | fwa.busy
+        m.d.comb += w_done.eq(~loaders_busy)
 
         # ---- outputs: engine -> pointwise -> (pool) -> row writer ---------------------------
         src_valid = Mux(is_fc, fc.o.valid if has_fc else 0, conv.o.valid)
