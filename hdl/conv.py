@@ -303,7 +303,7 @@ class ConvEngine(wiring.Component):
         return self.band_schedule(kernel, width, rows, groups, preload, stride).cycles
 
     def band_schedule(self, kernel: int, width: int, rows: int, groups: int, preload: bool = True,
-                      stride: int = 1) -> "BandSchedule":
+                      stride: int = 1, weight_delay: int = 0) -> "BandSchedule":
         """The engine's timing of one band, when every input is there as soon as the
         engine takes it and the output is always ready: when it ends and when each conv
         output leaves (:class:`BandSchedule`).  A recurrence over the input groups
@@ -312,8 +312,9 @@ class ConvEngine(wiring.Component):
             P = (K-1)*Wp   preload pixels a group (``ip``; 0 without preload or for K = 1)
             M = R*Wp - P   main-stream pixels a group (``i``), one a cycle
             Wt = Po*Pi*K*K weight words a group, one a cycle; group g's load starts when
-                           group g-1's weights move into the multipliers (group 0's at
-                           the bias)
+                           group g-1's weights move into the multipliers (group 0's
+                           ``weight_delay`` cycles after the bias: its first word's
+                           wait, when the pixels come sooner)
             preload of g:  after the preload of g-1 and the main stream of g-2 (its bank)
             main of g:     after the preload of g and the main stream of g-1; it waits
                            at its first valid window until group g's weights are in (the
@@ -331,7 +332,7 @@ class ConvEngine(wiring.Component):
         # pixels after the last valid window of a group
         tail = R * Wp - 1 - ((K - 1 + (R - K) // S * S) * Wp + K - 1 + (Wp - K) // S * S)
         pre_end, main_end = [], []
-        t_weights = 0                                # when the current group's weight load starts
+        t_weights = weight_delay                     # when the current group's weight load starts
         for g in range(G):
             ps = max(pre_end[g - 1] if g else 0, main_end[g - 2] if g >= 2 else 0)
             pre_end.append(ps + P)

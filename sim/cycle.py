@@ -994,7 +994,13 @@ class _Model:
             eng.conv.check_band(K, S, Wp, R, max(G, 1), ins.acc_shift, ins.bias_shift)
         except ValueError as exc:
             raise ConvcError(f"record {k} ({name}): {exc}") from None
-        sched = eng.conv.band_schedule(K, Wp, R, max(G, 1), preload=True, stride=S)
+        # padding rows at the band's top go out before the first read returns (zeros_first,
+        # below): the band then starts before the weights' first word, which comes with
+        # the read latency like any other
+        y0 = ins.row0 * ps * S - ins.pad
+        zeros_first = (min(-y0, R) * Wp + ins.pad) if y0 < 0 else ins.pad
+        sched = eng.conv.band_schedule(K, Wp, R, max(G, 1), preload=True, stride=S,
+                                       weight_delay=min(self.mem.read_latency, zeros_first))
         band = sched.cycles
         post = eng.pw_latency + eng.pool_latency + ROW_BUFFER_LATENCY
 
@@ -1014,14 +1020,11 @@ class _Model:
         weights = ins.n_out * ins.n_in * K * K
         stream_read = weights + ins.n_in * inside * ins.in_w
         written = ins.n_out * ins.rows * ins.out_w
-        y0 = ins.row0 * ps * S - ins.pad
         # weights: one command of K*K words per (output, input) map pair
         kk = K * K
         o = np.arange(ins.n_out, dtype=np.int64)[:, None]
         j = np.arange(ins.n_in, dtype=np.int64)[None, :]
         beats = (tr.span(ins.w_addr + o * ins.n_in * kk + j * kk, kk) + tr.rows(ins, y0, R), w_beats)
-        # padding rows (and columns) at the band's top go out before the first read returns
-        zeros_first = (min(-y0, R) * Wp + ins.pad) if y0 < 0 else ins.pad
         return self._finish(k, name, ins, start, phases, setup, stream_read, written, beats, band, out,
                             band, _useful_conv_macs(ins), "compute", zeros_first)
 

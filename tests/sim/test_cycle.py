@@ -141,8 +141,12 @@ def test_invariants_on_small_networks(small_net):
             conv_rows = (ins.rows - 1) * ins.pool_s + ins.pool_k
             R = (conv_rows - 1) * ins.stride + ins.kernel
             G = -(-ins.n_in // hw.in_lanes)
-            assert r.compute_cycles == conv.band_cycles(ins.kernel, ins.in_w + 2 * ins.pad, R, G, True,
-                                                        ins.stride)
+            # the band's timing from the engine; group 0's weights at most a read latency late
+            # (a band whose first rows are padding starts before the first read returns)
+            band = conv.band_cycles(ins.kernel, ins.in_w + 2 * ins.pad, R, G, True, ins.stride)
+            assert band <= r.compute_cycles <= band + board.memory.read_latency
+            if ins.pad == 0:                                    # no padding before the first read
+                assert r.compute_cycles == band
         if ins.op in (isa.OP_CONV, isa.OP_FC):
             assert r.words_written == ins.n_out * ins.rows * ins.out_w
     # every output word of a conv/FC layer is written exactly once
