@@ -55,6 +55,8 @@ bench: $(STAMP) iverilog
 	$(PY) bench/bench_sceneparse.py
 	$(PY) bench/bench_conv_engine.py
 	$(PY) bench/bench_verify_native.py
+	$(PY) bench/bench_sceneparse_rtl.py
+	$(PY) bench/bench_cycle_model_rtl.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache
