@@ -259,8 +259,8 @@ class AccelBench:
                 records = await self.read32(RECORDS)
                 raise TestbenchError(
                     f"image {k}: STATUS.error set after about {elapsed} cycles, {status_text(status)}"
-                    f"{self._record_hint(records)} (OP_LCN, an unknown op, an engine's band error "
-                    f"or an AXI error response)")
+                    f"{self._record_hint(records)} (an unknown op, OP_LCN without an LCN engine, an "
+                    f"engine's band error or an AXI error response)")
             if status & ST_DONE:
                 break
             if elapsed > self.max_cycles:
