@@ -4,7 +4,8 @@ The figures come from ``convc.sim.cycle`` (the model the size pass minimizes and
 RTL confirms: ``bench/bench_sceneparse_rtl.py`` runs a whole frame in RTL), with the
 board's DDR3 and with the testbenches' AXI RAM. Printed: ms per frame at 200 MHz, MAC
 utilization overall and per layer (the share of the peak: MACs / (cycles x the
-multipliers of the engines that run it)), what bounds each layer (compute, writer,
+multipliers of the engines that run it) and of the device's peak (MACs / (cycles x every
+DSP48E1)), what bounds each layer (compute, writer,
 memory, weights, setup: the record's label in the model), DSP48E1 and RAMB36 used, the
 physical limit (all MACs on every DSP48E1 of the device each cycle), and NeuFlow's
 50 ms. Target (issue 10): 15.0 ms per frame or less.
@@ -42,7 +43,7 @@ def main():
     mhz = hw.clock_mhz
     peak_ms = sim.macs / (board.dsp * mhz * 1e3)
     print()
-    print(f"{'layer':<12} {'ms':>8} {'share':>6} {'MAC use':>8}  bound (cycles by label)")
+    print(f"{'layer':<12} {'ms':>8} {'share':>6} {'MAC use':>8} {'of peak':>8}  bound (cycles by label)")
     for lt in sim.layers:
         recs = [x for x in sim.records if x.name == lt.name]
         by = {}
@@ -50,9 +51,10 @@ def main():
             by[x.bound] = by.get(x.bound, 0) + x.cycles
         labels = ", ".join(f"{k} {v / lt.cycles:.0%}" for k, v in sorted(by.items(), key=lambda kv: -kv[1]))
         use = f"{lt.utilization:.1%}" if lt.utilization is not None else "-"
-        print(f"{lt.name:<12} {lt.ms:>8.3f} {lt.cycles / sim.cycles:>6.1%} {use:>8}  {labels}")
-    print(f"{'total':<12} {sim.ms_per_frame:>8.3f} {1:>6.0%} {sim.mac_utilization:>8.1%}  (AXI RAM: "
-          f"{ram.ms_per_frame:.3f} ms)")
+        peak = f"{lt.macs / (lt.cycles * board.dsp):.1%}" if lt.utilization is not None else "-"
+        print(f"{lt.name:<12} {lt.ms:>8.3f} {lt.cycles / sim.cycles:>6.1%} {use:>8} {peak:>8}  {labels}")
+    print(f"{'total':<12} {sim.ms_per_frame:>8.3f} {1:>6.0%} {sim.mac_utilization:>8.1%} "
+          f"{peak_ms / sim.ms_per_frame:>8.1%}  (AXI RAM: {ram.ms_per_frame:.3f} ms)")
     print(f"\nphysical limit {peak_ms:.2f} ms ({sim.macs / 1e9:.3f} GMAC on {board.dsp} DSP48E1 at {mhz:g} MHz): "
           f"the model reaches {peak_ms / sim.ms_per_frame:.1%} of it; target {TARGET_MS} ms "
           f"({'met' if sim.ms_per_frame <= TARGET_MS else f'missed by {sim.ms_per_frame - TARGET_MS:.2f} ms'}); "
