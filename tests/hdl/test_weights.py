@@ -86,6 +86,30 @@ def _reader(ctx_state, dut, seed, gap, wide_words=None):
     return bench_cmd, bench_word
 
 
+async def _run_band(ctx, dut, cfg: dict):
+    """Set the configuration, pulse ``start``, wait until ``busy`` falls (bounded)."""
+    for name, val in cfg.items():
+        ctx.set(getattr(dut, name), val)
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    assert ctx.get(dut.busy), "busy did not rise after start"
+    for _ in range(5000):
+        if not ctx.get(dut.busy):
+            return
+        await ctx.tick()
+    raise AssertionError(f"{type(dut).__name__} never finished a band")
+
+
+def _simulate(dut, processes, testbench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for p in processes:
+        sim.add_process(p)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_conv_weight_loader_order_and_reads(seed):
     Pi, Po = 2, 3
@@ -102,7 +126,7 @@ def test_conv_weight_loader_order_and_reads(seed):
         w, c = conv_model(Pi, Po, **b)
         want_w += w
         want_c += c
-    st = {"words": [], "cmds": [], "got": [], "done": False}
+    st = {"words": [], "cmds": [], "got": []}
     bench_cmd, bench_word = _reader(st, dut, seed, 0.3)
 
     async def bench_sink(ctx):
@@ -117,26 +141,10 @@ def test_conv_weight_loader_order_and_reads(seed):
     async def bench_drive(ctx):
         for b in bands:
             K = b["K"]
-            for name, val in (("w_addr", b["w_addr"]), ("n_in", b["n_in"]), ("n_out", b["n_out"]),
-                              ("kk", K * K), ("n_kk", b["n_in"] * K * K), ("groups", b["groups"])):
-                ctx.set(getattr(dut, name), val)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            assert ctx.get(dut.busy)
-            n = 0
-            while ctx.get(dut.busy):
-                await ctx.tick()
-                n += 1
-                assert n < 5000, "the loader never finished"
-        st["done"] = True
+            await _run_band(ctx, dut, {"w_addr": b["w_addr"], "n_in": b["n_in"], "n_out": b["n_out"],
+                                       "kk": K * K, "n_kk": b["n_in"] * K * K, "groups": b["groups"]})
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    for p in (bench_cmd, bench_word, bench_sink):
-        sim.add_process(p)
-    sim.add_testbench(bench_drive)
-    sim.run()
+    _simulate(dut, (bench_cmd, bench_word, bench_sink), bench_drive)
     assert st["cmds"] == want_c
     assert st["got"] == want_w
 
@@ -174,24 +182,10 @@ def test_fc_weight_assembler_matrices():
     async def bench_drive(ctx):
         for b in bands:
             ld = isa.fc_ld(b["n_out"])
-            for name, val in (("w_addr", b["w_addr"]), ("n_in", b["n_in"]), ("ld", ld),
-                              ("ld_beats", ld // W), ("groups", -(-b["n_in"] // fi))):
-                ctx.set(getattr(dut, name), val)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            n = 0
-            while ctx.get(dut.busy):
-                await ctx.tick()
-                n += 1
-                assert n < 5000, "the assembler never finished"
+            await _run_band(ctx, dut, {"w_addr": b["w_addr"], "n_in": b["n_in"], "ld": ld,
+                                       "ld_beats": ld // W, "groups": -(-b["n_in"] // fi)})
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    for p in (bench_cmd, bench_word, bench_sink):
-        sim.add_process(p)
-    sim.add_testbench(bench_drive)
-    sim.run()
+    _simulate(dut, (bench_cmd, bench_word, bench_sink), bench_drive)
     assert st["cmds"] == want_c
     assert st["got"] == want
 
