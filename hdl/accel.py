@@ -120,6 +120,7 @@ from .conv import ConvEngine
 from .fc import FCEngine
 from .feeder import MapFeeder
 from .lcn import LCNEngine
+from .linebuffer import ROW_COL_BITS
 from .memport import MemReader, MemWriter
 from .pointwise import PointwiseEngine
 from .pool import PoolEngine
@@ -166,6 +167,12 @@ def lcn_lanes(hw: HardwareConfig) -> int:
     """Map feeders and row-writer lanes an ``OP_LCN`` record uses: ``lcn_channels + 1`` (sweep
     B reads ``v`` of every map and ``s``; sweep A writes them), 0 without an LCN engine."""
     return hw.lcn_channels + 1 if hw.lcn_kmax else 0
+
+
+def lcn_max_rows(hw: HardwareConfig) -> int:
+    """Rows an ``OP_LCN`` frame may have: the LCN engine's window generators count
+    ``H + (kmax-1)//2`` padded rows in 12 bits."""
+    return (1 << ROW_COL_BITS) - 1 - (hw.lcn_kmax - 1) // 2
 
 
 def main_feeders(hw: HardwareConfig) -> int:
@@ -465,7 +472,7 @@ class Accelerator(wiring.Component):
                 if CL:
                     with m.Elif((R.op == isa.OP_LCN) & (R.in_c != 0) & (R.in_c <= CL) & (R.kernel != 0)
                                 & (R.kernel <= hw.lcn_kmax) & (R.in_w != 0) & (R.in_w <= hw.max_width)
-                                & (R.in_h != 0)):
+                                & (R.in_h != 0) & (R.in_h <= lcn_max_rows(hw))):
                         m.next = "LCN_SQRT_CMD"
                 with m.Else():
                     m.next = "ERROR"
