@@ -955,7 +955,12 @@ class _Model:
         D, w_last = _row_writer(out, mem)
         lead = SEQ_PHASE_GAP + max(0, mem.read_latency - zeros_first)
         engine_done = engine_end + D
-        writer_done = w_last + mem.write_drain(out.words)
+        # the last row's final bursts, one from each port writing it, leave together and queue
+        # on the one write channel (the arbiter: a beat a cycle, at the memory's rate)
+        per_cmd = -(-max(out.words, 1) // mem.words_per_beat)
+        last = min(per_cmd, mem.max_burst)
+        ports = out.beats / (out.cmds * per_cmd) if out.beats and out.cmds else 1.0
+        writer_done = w_last + mem.write_latency + last + max(0.0, ports - 1) * last / mem.beats_per_cycle
         phases["stream"] = _ceil(lead + engine_done)
         phases["drain"] = max(0, _ceil(lead + max(engine_done, writer_done)) - phases["stream"])
         stream_total = phases["stream"] + phases["drain"]
