@@ -523,9 +523,11 @@ class _Out:
     cmds: int
     words: int
     beats: float = 0.0
+    ports: int = 1          # write ports whose final bursts of the last row queue together
 
     def shifted(self, d: float) -> "_Out":
-        return _Out([a + d for a in self.first], [c + d for c in self.done], self.cmds, self.words, self.beats)
+        return _Out([a + d for a in self.first], [c + d for c in self.done], self.cmds, self.words, self.beats,
+                    self.ports)
 
 
 def _row_cost(out: _Out, mem: MemoryTiming) -> float:
@@ -957,10 +959,8 @@ class _Model:
         engine_done = engine_end + D
         # the last row's final bursts, one from each port writing it, leave together and queue
         # on the one write channel (the arbiter: a beat a cycle, at the memory's rate)
-        per_cmd = -(-max(out.words, 1) // mem.words_per_beat)
-        last = min(per_cmd, mem.max_burst)
-        ports = out.beats / (out.cmds * per_cmd) if out.beats and out.cmds else 1.0
-        writer_done = w_last + mem.write_latency + last + max(0.0, ports - 1) * last / mem.beats_per_cycle
+        last = min(-(-max(out.words, 1) // mem.words_per_beat), mem.max_burst)
+        writer_done = w_last + mem.write_latency + last + (out.ports - 1) * last / mem.beats_per_cycle
         phases["stream"] = _ceil(lead + engine_done)
         phases["drain"] = max(0, _ceil(lead + max(engine_done, writer_done)) - phases["stream"])
         stream_total = phases["stream"] + phases["drain"]
@@ -1020,8 +1020,9 @@ class _Model:
             done[r] = max(done[r], first[r + 1] - 1)
         done[-1] = max(done[-1], t_out(conv_rows - 1, conv_w - 1) - 1)
         w_beats = tr.written(ins, eng.writers)
-        out = _Out(first, done, eng.maps_per_port(ins.n_out), ins.out_w,   # the busiest port
-                   w_beats / max(ins.rows, 1))
+        q = eng.maps_per_port(ins.n_out)
+        out = _Out(first, done, q, ins.out_w,                              # the busiest port
+                   w_beats / max(ins.rows, 1), ports=-(-ins.n_out // q))
         weights = ins.n_out * ins.n_in * K * K
         stream_read = weights + ins.n_in * inside * ins.in_w
         written = ins.n_out * ins.rows * ins.out_w
