@@ -98,7 +98,11 @@ The row writer (output side of every engine)
 
     (``A``/``C``: when row ``r``'s first element reaches the buffer and when the row is
     complete, without stalls; ``D``: the stall so far).  A record whose last group
-    produces rows faster than ``row_cost`` is thus bounded by the writer.
+    produces rows faster than ``row_cost`` is thus bounded by the writer.  The record
+    ends when the writers are idle: after the last row's words, every port that writes
+    it (a convolution's ``ceil(n_out / Q)``) sends its final burst at once, and those
+    bursts queue on the one write channel (the first at once, the others at the
+    memory's beat rate), then the write latency.
 
 Constants: whose they are, and which are measured, derived or assumed
 --------------------------------------------------------------------
