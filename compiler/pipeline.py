@@ -130,15 +130,10 @@ def board_cycles(program, fc_floor: bool = False) -> int:
 def make_report(graph: IRGraph, program: Program, board) -> dict:
     hw = program.hw
     timing = simulate(program, MemoryTiming.board(hw))
-    per = {}
+    per = {lt.name: lt for lt in timing.layers}          # cycles, bound, bytes: the cycle model's
+    occ: dict[str, dict] = {}
     for ins, c in zip(program.instrs, timing.records):
-        d = per.setdefault(c.name, {"passes": 0, "cycles": 0, "bounds": {}, "words_read": 0, "words_written": 0,
-                                    "lane_slots": 0, "lanes_used": 0})
-        d["passes"] += 1
-        d["cycles"] += c.cycles
-        d["bounds"][c.bound] = d["bounds"].get(c.bound, 0) + c.cycles
-        d["words_read"] += c.words_read
-        d["words_written"] += c.words_written
+        d = occ.setdefault(c.name, {"lane_slots": 0, "lanes_used": 0})
         if ins.op == OP_FC:
             groups = -(-ins.n_in // hw.fc_in_lanes)
             d["lane_slots"] += c.compute_cycles
@@ -150,11 +145,11 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
     layers = []
     total_macs = 0
     for node in graph.nodes:
-        d = per[node.name]
+        lt, d = per[node.name], occ[node.name]
         row = {"name": node.name, "sources": node.sources, "type": "lcn" if isinstance(node, LCNNode) else "conv",
-               "in_shape": list(node.in_shape), "out_shape": list(node.out_shape), "passes": d["passes"],
-               "cycles": d["cycles"], "bound": max(d["bounds"].items(), key=lambda kv: kv[1])[0],
-               "bytes_read": 2 * d["words_read"], "bytes_written": 2 * d["words_written"]}
+               "in_shape": list(node.in_shape), "out_shape": list(node.out_shape), "passes": lt.passes,
+               "cycles": lt.cycles, "bound": lt.bound, "bytes_read": lt.bytes_read,
+               "bytes_written": lt.bytes_written}
         if isinstance(node, ConvNode):
             q = node.quant
             macs = node.macs
@@ -172,7 +167,7 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
                         "r_fmt": str(q.r_fmt), "out_fmt": str(q.y_fmt), "sqrt_error": q.sqrt_error,
                         "recip_error": q.recip_error, "pwl_segments": q.sqrt_pwl.segments})
         row["macs"] = macs
-        row["ms"] = d["cycles"] / (hw.clock_mhz * 1e3)
+        row["ms"] = lt.ms
         total_macs += macs
         layers.append(row)
     cycles = timing.cycles

@@ -44,6 +44,16 @@ from .memport import WORD_BITS, beat_layout, cmd_layout, word_layout
 __all__ = ["ConvWeightLoader", "FCWeightAssembler"]
 
 
+def _busy(m: Module, loader) -> Signal:
+    """The loader's ``busy``: set the cycle after ``start``; the loader clears the returned
+    register when its band's last group has gone to the engine."""
+    active = Signal(name="active")
+    m.d.comb += loader.busy.eq(active)
+    with m.If(loader.start):
+        m.d.sync += active.eq(1)
+    return active
+
+
 class ConvWeightLoader(wiring.Component):
     """``OP_CONV`` weights, group by group (module docstring).
 
@@ -84,10 +94,7 @@ class ConvWeightLoader(wiring.Component):
         m = Module()
         Pi, Po, bits = self._pi, self._po, self._bits
         kk, groups = self.kk, self.groups
-        active = Signal(name="active")
-        m.d.comb += self.busy.eq(active)
-        with m.If(self.start):
-            m.d.sync += active.eq(1)
+        active = _busy(m, self)
         # command loop: (g, o, i) blocks of K*K words, ahead of the data loop
         cg = Signal(16, name="c_g")
         co = Signal(16, name="c_o")
@@ -187,10 +194,7 @@ class FCWeightAssembler(wiring.Component):
         fi, fo, bits = self._fi, self._fo, self._bits
         W = self._dw // WORD_BITS
         ld, groups = self.ld, self.groups
-        active = Signal(name="active")
-        m.d.comb += self.busy.eq(active)
-        with m.If(self.start):
-            m.d.sync += active.eq(1)
+        active = _busy(m, self)
         # commands: one aligned block a group
         f_addr = Signal(32, name="c_addr")
         f_left = Signal(17, name="c_left")                 # inputs not yet requested

@@ -299,10 +299,12 @@ class MemoryTiming:
         """Likewise for the writer (bursts waiting for their B response)."""
         return max(words, self.write_latency / WRITER_OUTSTANDING) + self.cmd_overhead
 
-    def write_drain(self, last_cmd_words: int) -> int:
-        """The writer's last word to ``idle``: the last burst's beats, then the response."""
+    def write_drain(self, last_cmd_words: int, ports: int = 1) -> float:
+        """The writers' last word to ``idle``: the last burst's beats, then the response.
+        With ``ports`` writers finishing together, their final bursts queue on the one
+        write channel: the first at once, the others at the memory's beat rate."""
         beats = min(-(-max(last_cmd_words, 1) // self.words_per_beat), self.max_burst)
-        return self.write_latency + beats
+        return self.write_latency + beats + (ports - 1) * beats / self.beats_per_cycle
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -627,6 +629,14 @@ class _Traffic:
             return 0
         addr = self.map_bases(ins)[:, None] + y[None, :] * ins.in_w
         return self.span(addr, ins.in_w)
+
+    def fc_read(self, ins: isa.Instr, in_lanes: int) -> int:
+        """An OP_FC record's stream reads: each group's weight block (``in_lanes`` inputs'
+        columns of ``isa.fc_ld(n_out)`` words, one command) and the band's input rows."""
+        ld = isa.fc_ld(ins.n_out)
+        g = np.arange(max(-(-ins.n_in // in_lanes), 1), dtype=np.int64)
+        return (self.span(ins.w_addr + g * in_lanes * ld, np.minimum(in_lanes, ins.n_in - g * in_lanes) * ld)
+                + self.rows(ins, ins.row0, ins.rows))
 
     def written(self, ins: isa.Instr, ports: int) -> int:
         """The row writer's commands: ``out_w`` words a map a row, or for a vector output
@@ -961,10 +971,7 @@ class _Model:
         D, w_last = _row_writer(out, mem)
         lead = SEQ_PHASE_GAP + max(0, mem.read_latency - zeros_first)
         engine_done = engine_end + D
-        # the last row's final bursts, one from each port writing it, leave together and queue
-        # on the one write channel (the arbiter: a beat a cycle, at the memory's rate)
-        last = min(-(-max(out.words, 1) // mem.words_per_beat), mem.max_burst)
-        writer_done = w_last + mem.write_latency + last + (out.ports - 1) * last / mem.beats_per_cycle
+        writer_done = w_last + mem.write_drain(out.words, out.ports)
         phases["stream"] = _ceil(lead + engine_done)
         phases["drain"] = max(0, _ceil(lead + max(engine_done, writer_done)) - phases["stream"])
         stream_total = phases["stream"] + phases["drain"]
@@ -1052,9 +1059,7 @@ class _Model:
         IL = hw.fc_in_lanes
         G = max(-(-ins.n_in // IL), 1)
         phases["stream"] = ins.rows * ins.out_w * G
-        g = np.arange(G, dtype=np.int64)
-        r_beats = (tr.span(ins.w_addr + g * IL * ld, np.minimum(IL, ins.n_in - g * IL) * ld)
-                   + tr.rows(ins, ins.row0, ins.rows))
+        r_beats = tr.fc_read(ins, IL)
         memory_cycles = self.mem.beat_cycles(setup_beats + r_beats, tr.written(ins, self.eng.writers))
         cycles = max(sum(phases.values()), memory_cycles)
         return RecordTiming(k, name, "fc", start, cycles, phases, phases["stream"], 0, memory_cycles,
@@ -1075,9 +1080,7 @@ class _Model:
         # the stream burst by burst (_fc_stream): E = the last group's elements' intake, from
         # the weight reader's first command; element p's output follows its intake
         E, waits = _fc_stream(ins, hw, mem, tr)
-        g = np.arange(G, dtype=np.int64)
-        r_beats = (tr.span(ins.w_addr + g * IL * ld, np.minimum(IL, ins.n_in - g * IL) * ld)
-                   + tr.rows(ins, ins.row0, ins.rows))
+        r_beats = tr.fc_read(ins, IL)
         s_end = float(E[-1]) + 1
         lat = eng.fc.latency + eng.pw_latency + ROW_BUFFER_LATENCY
 
