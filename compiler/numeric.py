@@ -103,6 +103,7 @@ __all__ = [
     "ROUNDING",
     "ACC_BITS",
     "DEFAULT_BITS",
+    "PWL_LUT_MAX_BITS",
     "DSP_A_BITS",
     "DSP_B_BITS",
     "QFormat",
@@ -114,6 +115,7 @@ __all__ = [
     "frac_for_range",
     "PWLTable",
     "pwl_eval",
+    "pwl_lut",
     "fit_pwl",
     "make_tanh",
     "make_inv_sqrt",
@@ -714,12 +716,45 @@ def pwl_eval(table: PWLTable, x: Any) -> tuple[Any, int]:
     fmt = table.in_fmt
     if xa.size and (int(xa.min()) < fmt.min_int or int(xa.max()) > fmt.max_int):
         raise ValueError(f"pwl_eval: input codes outside {fmt}")
+    return requantize(_pwl_acc(table, xa), table.acc_shift, table.out_fmt)
+
+
+def _pwl_acc(table: PWLTable, xa: np.ndarray) -> np.ndarray:
+    """``slopes[i]*x + offsets[i]`` of :func:`pwl_eval`, before requantize."""
     bp = np.asarray(table.breakpoints, dtype=np.int64)
     idx = np.searchsorted(bp, xa, side="right")
     slopes = np.asarray(table.slopes, dtype=np.int64)
     offsets = np.asarray(table.offsets, dtype=np.int64)
-    acc = slopes[idx] * xa + offsets[idx]
-    return requantize(acc, table.acc_shift, table.out_fmt)
+    return slopes[idx] * xa + offsets[idx]
+
+
+#: :func:`pwl_lut` tabulates inputs of at most this many bits.
+PWL_LUT_MAX_BITS = 16
+
+
+def pwl_lut(table: PWLTable) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pwl_eval` on every input code, for lookup instead of search.
+
+    Returns
+    -------
+    y : int64 ndarray, shape (2**in_fmt.width,)
+        ``y[x - in_fmt.min_int]`` is the output code of input code ``x``.
+    clamped : bool ndarray, same shape
+        Whether that output was saturated (so ``pwl_eval(table, x)`` equals
+        ``(y[x - min_int], count_nonzero(clamped[x - min_int]))``).
+
+    Raises
+    ------
+    ValueError
+        If ``in_fmt`` is wider than :data:`PWL_LUT_MAX_BITS`.
+    """
+    fmt = table.in_fmt
+    if fmt.width > PWL_LUT_MAX_BITS:
+        raise ValueError(f"pwl_lut: {fmt} is wider than {PWL_LUT_MAX_BITS} bits")
+    codes = np.arange(fmt.min_int, fmt.max_int + 1, dtype=np.int64)
+    r = round_shift(_pwl_acc(table, codes), table.acc_shift)
+    out = table.out_fmt
+    return np.clip(r, out.min_int, out.max_int), (r < out.min_int) | (r > out.max_int)
 
 
 # -- fitting ---------------------------------------------------------------------

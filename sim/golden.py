@@ -10,15 +10,24 @@ word for word.
 
 Memory
 ------
-Memory is an ``(N, memory_words)`` int64 array of *signed codes*: the
-constant image (16-bit two's-complement words) is sign-extended into it, the
-input codes are written at ``program.input.addr``, and every record writes
-the codes it produces.  Input-map lists and PWL tables are read from the raw
-(unsigned) image words with the :mod:`~convc.compiler.isa` conventions.
+Memory holds *signed codes*.  The constant image (16-bit two's-complement
+words: weights, biases, lists, tables) is the same for every image and no
+record may write it (checked), so it is kept once; each image has its own
+copy of the words after it (``int16``), where the input codes are written at
+``program.input.addr`` and every record writes the codes it produces.
+Input-map lists and PWL tables are read from the raw (unsigned) image words
+with the :mod:`~convc.compiler.isa` conventions.
 
-Constants (weights, biases, lists, LCN windows) are read from the image once
-per record rather than per batch row; to make that equivalent to reading
-memory, :func:`run` rejects a record that writes into the image.
+Batches and threads
+-------------------
+Images are independent, so they run in batches (:func:`auto_batch`: a
+record's temporaries stay within a few MiB, buffers the allocator reuses
+instead of fresh pages), several batches side by side on threads with one
+BLAS thread each; a single batch (one large frame) gives the threads to BLAS.
+What every batch shares is computed once per run: the record groups, each
+group's stacked weights, and each PWL table evaluated on all 2**16 input
+codes (:func:`~convc.compiler.numeric.pwl_lut`; a lookup then replaces the
+segment search, with the same outputs and clamp counts).
 
 Convolution
 -----------
@@ -31,15 +40,24 @@ A CONV record computes only the conv outputs its row band's pooling windows
 need (as the pseudo-code says): the input band those outputs read is gathered
 once, laid out as im2col columns by ``K*K`` block copies, and multiplied by
 the weight matrix, in chunks of images / rows that bound temporary memory.
-The product is done in float64 (BLAS) when that is exact: every product
-``w*x`` and every partial sum of a dot product of length ``L = n_in*K*K`` is
-an integer of magnitude at most ``max|w| * max|x| * L``; if that bound is
-below ``2**53`` every intermediate float64 value is an exactly representable
+Records of one layer that read the same band (output groups, FC column
+groups) run together: one im2col and one product per distinct input-map
+list, their weight matrices stacked (a tall product runs several times faster
+than one per record).  Records are grouped across a layer's run of records
+only when the run's writes miss its input and each other (then any order
+gives the same memory); otherwise only neighbours are (see :func:`_steps`).
+
+The product is done in float64 (BLAS) when that is exact
+(:func:`f64_exact`): every product ``w*x`` and every partial sum of a dot
+product of length ``L = n_in*K*K`` is an integer of magnitude at most
+``max|w| * 2**15 * L`` (``max|w|`` over the group's weights; every memory
+word is a 16-bit code, so ``|x| <= 2**15``); if that bound is below
+``2**53`` every intermediate float64 value is an exactly representable
 integer, whatever the summation order (FMA included), so the result is
-exact.  It holds for all 16-bit data with ``L < 2**23``.  Otherwise the
-product is done in int64, exact because memory words are 16-bit so
-``|acc| <= max|w| * 2**15 * L + |bias term| < 2**63`` (checked;
-``OverflowError`` otherwise).
+exact.  The bound is proved per group from the weights and the word format
+before any data is seen; it holds for every ``L < 2**23``.  Otherwise the
+product is done in int64, exact because ``|acc| <= max|w| * 2**15 * L +
+|bias term| < 2**63`` (checked; ``OverflowError`` otherwise).
 
 Accumulators are exact (not wrapped to 48 bits); every value an accumulator
 holds at the end of a sum that leaves the signed 48-bit range is counted with
@@ -58,23 +76,29 @@ at ``out_addr``.
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from convc.compiler import isa
 from convc.compiler.numeric import (
+    PWL_LUT_MAX_BITS,
     PWLTable,
     QFormat,
     check_acc,
     pwl_eval,
+    pwl_lut,
     requantize,
     round_shift,
     saturate,
 )
 from convc.compiler.program import Program, Region
 
-__all__ = ["GoldenResult", "run", "sign_extend"]
+__all__ = ["GoldenResult", "auto_batch", "f64_exact", "run", "sign_extend"]
 
 #: A memory word holds a signed code of at most this many bits.
 _WORD_MIN, _WORD_MAX = -(1 << (isa.WORD_BITS - 1)), (1 << (isa.WORD_BITS - 1)) - 1
@@ -82,36 +106,66 @@ _WORD_MIN, _WORD_MAX = -(1 << (isa.WORD_BITS - 1)), (1 << (isa.WORD_BITS - 1)) -
 _F64_EXACT = 1 << 53
 _I64_LIMIT = 1 << 63
 #: Largest im2col block (elements) built at once; bounds temporary memory
-#: (64 MiB of float64).
-_CHUNK_ELEMS = 1 << 23
+#: (2 MiB of float64: buffers the allocator reuses, no fresh pages to fault in).
+_CHUNK_ELEMS = 1 << 18
+#: Per-image memory words: every word is a signed 16-bit code.
+_WORD_DTYPE = np.int16
+#: Largest per-batch temporary (elements) that :func:`auto_batch` aims for:
+#: 1 MiB of int64, small enough for buffers that the allocator reuses.
+_BATCH_ELEMS = 1 << 17
 
 
 @dataclass
 class GoldenResult:
     """The state after a run.
 
+    The constant image (weights, lists, tables) is the same for every image
+    and a run never writes it, so it is kept once (``const``) and only the
+    words from ``base`` on are kept per image (``data``).
+
     Attributes
     ----------
-    memory : ndarray of int64, shape (N, program.memory_words)
-        Signed codes of every word after the run.
+    data : ndarray of int, shape (N, memory_words - base)
+        Signed codes of the words ``base ..`` after the run.
     saturations : dict of str to int
         Per layer name, clamps counted by the numeric functions, summed over
         the layer's records and the batch.
     overflows : dict of str to int
         Per layer name, accumulator values outside signed 48 bits.
+    base : int
+        The first word kept per image (the end of the constant image).
+    const : ndarray of int, shape (base,)
+        Signed codes of the words ``0 .. base-1``.
     """
 
-    memory: np.ndarray
+    data: np.ndarray
     saturations: dict[str, int] = field(default_factory=dict)
     overflows: dict[str, int] = field(default_factory=dict)
+    base: int = 0
+    const: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def memory(self) -> np.ndarray:
+        """Signed codes of every word, ``(N, memory_words)`` int64 (built on
+        each call: the constant image is repeated per image)."""
+        n = self.data.shape[0]
+        full = np.empty((n, self.base + self.data.shape[1]), dtype=np.int64)
+        full[:, :self.base] = self.const
+        full[:, self.base:] = self.data
+        return full
 
     def region(self, region: Region) -> np.ndarray:
-        """The codes of ``region``, shape ``(N, *region.shape)``."""
-        words = self.memory[:, region.addr:region.addr + region.words]
-        if words.shape[1] != region.words:
+        """The codes of ``region``, shape ``(N, *region.shape)``, int64."""
+        words = self.base + self.data.shape[1]
+        if not (0 <= region.addr and region.addr + region.words <= words):
             raise ValueError(f"region {region.name!r} at {region.addr:#x} ({region.words} words) "
-                             f"is outside memory ({self.memory.shape[1]} words)")
-        return words.reshape((self.memory.shape[0], *region.shape))
+                             f"is outside memory ({words} words)")
+        lo, hi = region.addr, region.addr + region.words
+        if lo >= self.base:
+            out = self.data[:, lo - self.base:hi - self.base].astype(np.int64)
+        else:
+            out = self.memory[:, lo:hi]
+        return out.reshape((self.data.shape[0], *region.shape))
 
 
 def sign_extend(words) -> np.ndarray:
@@ -121,70 +175,169 @@ def sign_extend(words) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
-# helpers
+# exact matrix products
 # ----------------------------------------------------------------------------
 def _max_abs(a: np.ndarray) -> int:
     return int(np.abs(a).max()) if a.size else 0
+
+
+def f64_exact(max_a: int, max_b: int, length: int) -> bool:
+    r"""Whether float64 computes every dot product of ``length`` terms
+    ``a_i * b_i`` exactly, for integers ``|a_i| <= max_a``, ``|b_i| <= max_b``.
+
+    Every product and every partial sum, in any order (FMA included), is an
+    integer of magnitude at most :math:`B = \max|a| \cdot \max|b| \cdot L`.
+    float64 has a 53-bit significand, so it represents every integer of
+    magnitude below :math:`2^{53}`; if :math:`B < 2^{53}` no rounding ever
+    happens and the float64 result is the exact integer.
+    """
+    return max_a * max_b * length < _F64_EXACT
 
 
 def _exact_matmul(a: np.ndarray, b: np.ndarray, max_a: int, max_b: int) -> np.ndarray:
     """Exact integer ``a @ b`` (int64 result) for int64 ``a`` (M, L), ``b`` (L, n),
     ``max_a`` / ``max_b`` bounding their magnitudes.
 
-    float64 (BLAS) when ``max_a * max_b * L < 2**53`` -- then every partial
-    sum is an integer float64 holds exactly -- else int64 (exact below
-    ``2**63``, which is checked).
+    float64 (BLAS) when :func:`f64_exact` proves it exact, else int64 (exact
+    below ``2**63``, which is checked).
     """
-    bound = max_a * max_b * a.shape[1]
-    if bound < _F64_EXACT:
+    if f64_exact(max_a, max_b, a.shape[1]):
         return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
-    if bound >= _I64_LIMIT:
-        raise OverflowError(f"a dot product of length {a.shape[1]} may reach {bound}, beyond int64")
-    return a @ b
+    if max_a * max_b * a.shape[1] >= _I64_LIMIT:
+        raise OverflowError(f"a dot product of length {a.shape[1]} may reach "
+                            f"{max_a * max_b * a.shape[1]}, beyond int64")
+    return a.astype(np.int64) @ b.astype(np.int64)
 
 
-class _Machine:
-    """Memory, constants, tables and counters of one run."""
+@dataclass
+class _Image:
+    """A program's constant image, read once for all batches: ``raw``
+    (unsigned words: lists, tables, bias halves), ``const`` (signed codes:
+    weights, LCN windows) and the PWL tables."""
 
-    def __init__(self, program: Program, x_codes: np.ndarray):
-        self.program = program
+    program: Program
+    raw: np.ndarray
+    const: np.ndarray
+    tables: list[PWLTable]
+    words: int
+    #: per first record index, the plan of a conv group (built by the first
+    #: batch that runs it; batches in other threads may build it again, the same)
+    groups: dict = field(default_factory=dict)
+    #: per table index, the table evaluated on every input code (see :func:`pwl_lut`)
+    luts: dict = field(default_factory=dict)
+    #: the records to run, grouped (see :func:`_steps`)
+    steps: list = field(default_factory=list)
+    #: keep the group plans for later batches (with one batch, each plan's
+    #: float64 weights are freed after use)
+    keep_plans: bool = True
+
+    @classmethod
+    def read(cls, program: Program) -> "_Image":
         image = np.asarray(program.image)
         if image.ndim != 1 or image.dtype.kind not in "iu":
             raise ValueError("program.image must be a 1-D integer array of words")
-        image = image.astype(np.int64)
         if image.size and (int(image.min()) < 0 or int(image.max()) > 0xFFFF):
             raise ValueError("program.image words must be in 0..0xFFFF")
-        self.raw = image                       # unsigned words: lists, tables, bias halves
-        self.const = sign_extend(image)        # signed words: weights, LCN windows
-        self.words = int(program.memory_words)
-        if image.size > self.words:
-            raise ValueError(f"image ({image.size} words) larger than memory ({self.words} words)")
-
-        reg = program.input
-        x = np.asarray(x_codes)
-        if x.dtype.kind not in "iu" and not (x.dtype == object):
-            raise TypeError(f"x_codes must be integer codes, got dtype {x.dtype}")
-        if x.ndim != 1 + len(reg.shape) or tuple(x.shape[1:]) != tuple(reg.shape):
-            raise ValueError(f"x_codes shape {x.shape} is not (N, *{tuple(reg.shape)})")
-        x = x.astype(np.int64)
-        lo, hi = max(reg.fmt.min_int, _WORD_MIN), min(reg.fmt.max_int, _WORD_MAX)
-        if x.size and (int(x.min()) < lo or int(x.max()) > hi):
-            raise ValueError(f"x_codes outside the codes of {reg.fmt} / a 16-bit word")
-        self.n = x.shape[0]
-        row = np.zeros(self.words, dtype=np.int64)
-        row[:image.size] = self.const
-        # np.empty + one broadcast copy: several times faster than np.zeros
-        # (lazily zeroed pages) followed by a second write of the image
-        self.mem = np.empty((self.n, self.words), dtype=np.int64)
-        self.mem[:] = row
-        self._check_write(reg.addr, reg.addr + reg.words, "input region")
-        self.mem[:, reg.addr:reg.addr + reg.words] = x.reshape(self.n, -1)
-
+        if image.size > int(program.memory_words):
+            raise ValueError(f"image ({image.size} words) larger than memory "
+                             f"({program.memory_words} words)")
         end = program.table_addr + program.n_tables * isa.TABLE_WORDS
         if program.n_tables and not (0 <= program.table_addr and end <= image.size):
             raise ValueError(f"PWL tables [{program.table_addr:#x}, {end:#x}) outside the image")
-        self.tables = [isa.read_table(image, program.table_addr + i * isa.TABLE_WORDS)
-                       for i in range(program.n_tables)]
+        if len(program.names) != len(program.instrs):
+            raise ValueError(f"{len(program.instrs)} records but {len(program.names)} names")
+        raw = image.astype(np.int64, copy=False)
+        tables = [isa.read_table(raw, program.table_addr + i * isa.TABLE_WORDS)
+                  for i in range(program.n_tables)]
+        # signed codes as int16 (a quarter of int64: the image of a large
+        # network is tens of millions of words); widened where read
+        return cls(program, raw, image.astype(np.uint16).view(np.int16), tables,
+                   int(program.memory_words))
+
+
+@dataclass
+class _ConvGroup:
+    """What every batch of a conv group shares: the passes, the conv rows /
+    columns the pooling windows need (``ys``, ``xs``; window positions
+    ``r_pos``, ``c_pos``; ``dense`` when the windows tile them exactly), and
+    per distinct input-map list the stacked weight matrix of its passes
+    (``(maps, wm, cuts, members)``)."""
+
+    passes: list
+    ys: np.ndarray
+    xs: np.ndarray
+    r_pos: np.ndarray
+    c_pos: np.ndarray
+    dense: bool
+    classes: list
+
+
+@dataclass
+class _ConvPass:
+    """The constants of one CONV / FC record, read from the image.
+
+    ``wq`` is (n_out, n_in*K*K) in the conv layout (row ``o``, column
+    ``(j*K + p)*K + q``); ``bterm`` is ``B << bias_shift`` (n_out,)."""
+
+    ins: isa.Instr
+    lst: np.ndarray
+    wq: np.ndarray
+    bterm: np.ndarray
+
+
+class _Machine:
+    """Memory, constants, tables and counters of one run.
+
+    Words below ``base`` (the constant image) are read from ``const``; the
+    words from ``base`` on are kept per image in ``data`` (int16: every word
+    is a signed 16-bit code).
+    """
+
+    def __init__(self, image: "_Image", x: np.ndarray, data: np.ndarray):
+        """``x``: checked input codes (n, *input.shape) int64 (see
+        :func:`_input_codes`); ``data``: the (n, memory_words - base) rows of
+        the result this machine fills."""
+        self.image = image
+        self.raw, self.const, self.tables = image.raw, image.const, image.tables
+        self.words = image.words
+        self.base = self.raw.size
+        self.n = x.shape[0]
+        self.data = data
+        self.data[:] = 0
+        reg = image.program.input
+        self.write(reg.addr, x.reshape(self.n, -1), "input region")
+
+    # -- memory ---------------------------------------------------------------
+    def read(self, addr: np.ndarray) -> np.ndarray:
+        """Codes at the word addresses ``addr`` (checked): (N, *addr.shape) int64."""
+        addr = np.asarray(addr, dtype=np.int64)
+        low = addr < self.base
+        if not low.any():
+            return self.data[:, addr - self.base].astype(np.int64)
+        out = np.empty((self.n, *addr.shape), dtype=np.int64)
+        out[:, low] = self.const[addr[low]]
+        out[:, ~low] = self.data[:, addr[~low] - self.base]
+        return out
+
+    def read_span(self, addr: int, n: int, what: str) -> np.ndarray:
+        """Codes of the words ``addr .. addr+n-1``: (N, n) int64."""
+        self._check(addr, n, what)
+        if addr >= self.base:
+            return self.data[:, addr - self.base:addr - self.base + n].astype(np.int64)
+        return self.read(np.arange(addr, addr + n))
+
+    def write(self, addr, values: np.ndarray, what: str) -> None:
+        """Write ``values`` (N, k) at ``addr`` (an int: k contiguous words; or
+        an int array of k addresses)."""
+        if np.ndim(addr) == 0:
+            addr = int(addr)
+            self._check_write(addr, addr + values.shape[1], what)
+            self.data[:, addr - self.base:addr - self.base + values.shape[1]] = values
+        else:
+            addr = np.asarray(addr, dtype=np.int64)
+            if addr.size:
+                self._check_write(int(addr.min()), int(addr.max()) + 1, what)
+                self.data[:, addr - self.base] = values
 
     # -- checks ---------------------------------------------------------------
     def _check(self, addr: int, n: int, what: str) -> None:
@@ -213,19 +366,31 @@ class _Machine:
                              f"more than a {isa.WORD_BITS}-bit memory word")
         return t
 
-    # -- ops --------------------------------------------------------------------
-    def conv(self, ins: isa.Instr) -> tuple[int, int]:
-        """Execute one OP_CONV (or OP_FC) record; returns (saturations, overflows)."""
-        fmt = _word_fmt(ins.bits)
-        K = ins.kernel
-        pk, ps = _conv_geometry(ins)
-        if ins.n_out == 0 or ins.rows == 0:
-            return 0, 0
-        n, n_in, n_out = self.n, ins.n_in, ins.n_out
-        H, W = ins.in_h, ins.in_w
-        L = n_in * K * K
+    def pwl(self, i: int, x: np.ndarray, fmt: QFormat | None, what: str) -> tuple[np.ndarray, int]:
+        """``pwl_eval(table i, x)`` for int64 codes ``x`` (of ``fmt`` if given:
+        then the input range needs no check when the table takes all of
+        ``fmt``), by lookup in :func:`~convc.compiler.numeric.pwl_lut` (built
+        once per run) when the table's input is at most 16 bits."""
+        t = self.table(i, what)
+        if t.in_fmt.width > PWL_LUT_MAX_BITS:
+            return pwl_eval(t, x)
+        lut = self.image.luts.get(i)
+        if lut is None:
+            y, clamped = pwl_lut(t)
+            lut = self.image.luts[i] = (y, clamped, bool(clamped.any()))
+        y, clamped, any_clamped = lut
+        lo, hi = t.in_fmt.min_int, t.in_fmt.max_int
+        if (fmt is None or fmt.min_int < lo or fmt.max_int > hi) and x.size and (
+                int(x.min()) < lo or int(x.max()) > hi):
+            raise ValueError(f"pwl_eval: input codes outside {t.in_fmt}")
+        idx = x - lo
+        return y.take(idx), (int(np.count_nonzero(clamped.take(idx))) if any_clamped else 0)
 
-        # constants: list, weights, bias
+    # -- convolution ----------------------------------------------------------------
+    def conv_pass(self, ins: isa.Instr) -> _ConvPass:
+        """Check one CONV / FC record and read its list, weights and bias."""
+        K, n_in, n_out = ins.kernel, ins.n_in, ins.n_out
+        L = n_in * K * K
         self._check_const(ins.list_addr, n_in, "input-map list")
         lst = self.raw[ins.list_addr:ins.list_addr + n_in]
         if n_in and int(lst.max()) >= ins.in_c:
@@ -237,95 +402,153 @@ class _Machine:
                                  f"isa.FC_ALIGN = {isa.FC_ALIGN}")
             ld = isa.fc_ld(n_out)
             nb = L * ld
-            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(L, ld)[:, :n_out].T
+            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(L, ld)[:, :n_out].T.astype(np.int64)
         else:                    # W[o, j, p, q] at w_addr + ((o*n_in + j)*K + p)*K + q
             nb = n_out * L
-            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(n_out, L)
+            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(n_out, L).astype(np.int64)
         bw = self.raw[ins.w_addr + nb:ins.w_addr + nb + 2 * n_out]
         b = bw[0::2] | (bw[1::2] << 16)
         b = b - ((b >> 31) << 32)              # int32, low word first
         bterm = round_shift(b, -ins.bias_shift)  # B << bias_shift, exact (raises past int64)
-
-        # the conv rows / columns the band's pooling windows need
-        r_idx = np.arange(ins.row0, ins.row0 + ins.rows)[:, None] * ps + np.arange(pk)
-        c_idx = np.arange(ins.out_w)[:, None] * ps + np.arange(pk)
-        ys, r_pos = np.unique(r_idx, return_inverse=True)
-        xs, c_pos = np.unique(c_idx, return_inverse=True)
-        r_pos, c_pos = r_pos.reshape(r_idx.shape), c_pos.reshape(c_idx.shape)
-
-        # acc[n, o, y, x]: exact dot products, then the bias term.  Memory words
-        # are signed 16-bit, so |dot| <= max|w| * 2**15 * L; int64 must hold it.
-        self._check(ins.in_addr, ins.in_c * H * W, "conv input")
+        # Memory words are signed 16-bit, so |dot| <= max|w| * 2**15 * L; int64 must hold it.
         if _max_abs(wq) * (1 << (isa.WORD_BITS - 1)) * L + _max_abs(bterm) >= _I64_LIMIT:
             raise OverflowError("conv accumulator may exceed int64")
-        acc = self._conv_dots(ins, lst, wq, ys, xs)
-        acc = acc.transpose(1, 0, 2, 3) + bterm[None, :, None, None]
+        return _ConvPass(ins, lst, wq, bterm)
 
+    def conv_group(self, first: int, group: list[isa.Instr]) -> list[tuple[int, int]]:
+        """Execute the CONV / FC records ``group`` (the first being record
+        ``first``) that read the same input band (see :func:`_steps`);
+        returns (saturations, overflows) per record.
+
+        The records' dot products are computed together: records with the
+        same input-map list share one im2col and one matrix product, their
+        weight matrices stacked.
+        """
+        plan = self.image.groups.get(first)
+        if plan is None:
+            plan = self._plan_group(group)
+            if self.image.keep_plans:
+                self.image.groups[first] = plan
+        if plan is None:   # no rows
+            return [(0, 0)] * len(group)
+        accs = self._conv_dots(group[0], plan)
+        return [self._conv_finish(p, acc, plan) for p, acc in zip(plan.passes, accs)]
+
+    def _plan_group(self, group: list[isa.Instr]) -> _ConvGroup | None:
+        ins0 = group[0]
+        pk, ps = _conv_geometry(ins0)
+        for ins in group[1:]:
+            _conv_geometry(ins)
+        if ins0.rows == 0:
+            return None
+        passes = [self.conv_pass(ins) for ins in group]
+        self._check(ins0.in_addr, ins0.in_c * ins0.in_h * ins0.in_w, "conv input")
+        # the conv rows / columns the band's pooling windows need
+        r_idx = np.arange(ins0.row0, ins0.row0 + ins0.rows)[:, None] * ps + np.arange(pk)
+        c_idx = np.arange(ins0.out_w)[:, None] * ps + np.arange(pk)
+        ys, r_pos = np.unique(r_idx, return_inverse=True)
+        xs, c_pos = np.unique(c_idx, return_inverse=True)
+        # passes with the same list: one im2col, weights stacked
+        by_list: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(passes):
+            if p.ins.n_out:
+                by_list.setdefault(tuple(int(j) for j in p.lst), []).append(i)
+        classes = []
+        K = ins0.kernel
+        for lst, members in by_list.items():
+            maps = np.asarray(lst, dtype=np.int64)
+            wq = np.concatenate([passes[i].wq for i in members])
+            # float64 when exact for any 16-bit memory word (f64_exact), else int64
+            exact = f64_exact(_max_abs(wq), 1 << (isa.WORD_BITS - 1), maps.size * K * K)
+            wm = wq.astype(np.float64 if exact else np.int64)
+            cuts = np.cumsum([0] + [passes[i].ins.n_out for i in members])
+            classes.append((maps, wm, cuts, members))
+        return _ConvGroup(passes, ys, xs, r_pos.reshape(r_idx.shape), c_pos.reshape(c_idx.shape),
+                          pk == ps, classes)
+
+    def _conv_finish(self, p: _ConvPass, dots: np.ndarray, plan: _ConvGroup) -> tuple[int, int]:
+        """Bias, activation, pooling and write-back of one record, from its
+        exact dot products ``dots`` (n_out, N, ny, nx)."""
+        ins, n = p.ins, self.n
+        if ins.n_out == 0:
+            return 0, 0
+        fmt = _word_fmt(ins.bits)
+        acc = dots.transpose(1, 0, 2, 3) + p.bterm[None, :, None, None]
         ovf = check_acc(acc)
         z, sat = requantize(acc, ins.acc_shift, fmt)
         a, s2 = _activation(self, ins, z, fmt)
         sat += s2
 
-        # pooling: gather every window (n, o, rows, pk, out_w, pk), reduce
-        wins = a[:, :, r_pos[:, :, None, None], c_pos[None, None, :, :]]
-        if ins.pool == isa.POOL_AVG:
-            prod = wins.sum(axis=(3, 5)) * ins.avg_mul
-            ovf += check_acc(prod)
-            out, s3 = requantize(prod, ins.avg_shift, fmt)
-            sat += s3
-        else:  # POOL_MAX, and POOL_NONE (1x1 windows)
-            out = wins.max(axis=(3, 5))
+        if ins.pool == isa.POOL_NONE:   # 1x1 windows
+            out = a
+        else:
+            pooled = _pool(a, ins.pool_k, plan, np.add if ins.pool == isa.POOL_AVG else np.maximum)
+            if ins.pool == isa.POOL_AVG:
+                prod = pooled * ins.avg_mul
+                ovf += check_acc(prod)
+                out, s3 = requantize(prod, ins.avg_shift, fmt)
+                sat += s3
+            else:
+                out = pooled
 
         # write out[o0+o] rows row0.. of the layer's out_h x out_w maps
         hw = ins.out_h * ins.out_w
-        addr = (ins.out_addr + (ins.o0 + np.arange(n_out))[:, None] * hw
+        addr = (ins.out_addr + (ins.o0 + np.arange(ins.n_out))[:, None] * hw
                 + ins.row0 * ins.out_w + np.arange(ins.rows * ins.out_w)[None, :])
-        self._check_write(int(addr.min()), int(addr.max()) + 1, "conv output")
-        self.mem[:, addr.ravel()] = out.reshape(n, -1)
+        self.write(addr.ravel(), out.reshape(n, -1), "conv output")
         return int(sat), int(ovf)
 
-    def _band(self, ins: isa.Instr, maps: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """Input maps ``maps`` over the rows / columns the conv outputs ``ys`` x
-        ``xs`` read, zero padded: (N, len(maps), BH, BW) int64, band row 0 being
-        input row ``ys[0]*S - P`` (likewise columns)."""
+    def _band(self, ins: isa.Instr, maps: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+              i0: int, i1: int) -> np.ndarray:
+        """Input maps ``maps`` of images ``i0:i1`` over the rows / columns the
+        conv outputs ``ys`` x ``xs`` read, zero padded: (i1-i0, len(maps), BH,
+        BW) float64, band row 0 being input row ``ys[0]*S - P`` (likewise
+        columns)."""
         K, S, P, H, W = ins.kernel, ins.stride, ins.pad, ins.in_h, ins.in_w
         iy0, iy1 = int(ys[0]) * S - P, int(ys[-1]) * S - P + K
         ix0, ix1 = int(xs[0]) * S - P, int(xs[-1]) * S - P + K
         vy0, vy1 = max(iy0, 0), min(iy1, H)
         vx0, vx1 = max(ix0, 0), min(ix1, W)
-        band = np.zeros((self.n, maps.size, iy1 - iy0, ix1 - ix0), dtype=np.int64)
+        band = np.zeros((i1 - i0, maps.size, iy1 - iy0, ix1 - ix0), dtype=np.float64)
         if vy1 > vy0 and vx1 > vx0:
             addr = (ins.in_addr + maps[:, None, None] * (H * W)
                     + np.arange(vy0, vy1)[None, :, None] * W + np.arange(vx0, vx1)[None, None, :])
-            band[:, :, vy0 - iy0:vy1 - iy0, vx0 - ix0:vx1 - ix0] = self.mem[:, addr]
+            if int(addr.min()) >= self.base:
+                band[:, :, vy0 - iy0:vy1 - iy0, vx0 - ix0:vx1 - ix0] = self.data[i0:i1, addr - self.base]
+            else:
+                band[:, :, vy0 - iy0:vy1 - iy0, vx0 - ix0:vx1 - ix0] = self.read(addr)[i0:i1]
         return band
 
-    def _conv_dots(self, ins: isa.Instr, lst: np.ndarray, wq: np.ndarray, ys: np.ndarray,
-                   xs: np.ndarray) -> np.ndarray:
+    def _conv_dots(self, ins: isa.Instr, plan: _ConvGroup) -> list[np.ndarray]:
         """``sum_{j,p,q} W[o,j,p,q] X[j][y*S+p-P][x*S+q-P]`` for the conv outputs
-        ``ys`` x ``xs``: (n_out, N, len(ys), len(xs)) int64, exact."""
-        n, n_out, n_in, K, S = self.n, ins.n_out, ins.n_in, ins.kernel, ins.stride
+        ``plan.ys`` x ``plan.xs`` of every pass: (n_out, N, len(ys), len(xs))
+        int64 each, exact.
+
+        One matrix product per distinct input-map list, with all its passes'
+        outputs as rows (tall products run several times faster than one per
+        record), over im2col columns built in chunks of images / rows that
+        bound temporary memory.
+        """
+        n, K, S = self.n, ins.kernel, ins.stride
+        ys, xs = plan.ys, plan.xs
         ny, nx = ys.size, xs.size
         sel_r = (ys - ys[0]) * S        # band row of each needed conv row's window
         sel_c = (xs - xs[0]) * S
-
-        # im2col of the list's maps, in chunks of images / rows
-        band = self._band(ins, lst, ys, xs)
-        L = n_in * K * K
-        use_f64 = _max_abs(wq) * _max_abs(band) * L < _F64_EXACT   # see _exact_matmul
-        dtype = np.float64 if use_f64 else np.int64
-        wm = wq.astype(dtype)
-        acc = np.empty((n_out, n, ny, nx), dtype=np.int64)
-        per_row = max(nx * L, 1)
-        rows_step = max(1, min(ny, _CHUNK_ELEMS // per_row))
-        imgs_step = max(1, _CHUNK_ELEMS // (per_row * ny)) if rows_step == ny else 1
-        for i0 in range(0, n, imgs_step):
-            i1 = min(n, i0 + imgs_step)
-            for y0 in range(0, ny, rows_step):
-                y1 = min(ny, y0 + rows_step)
-                cols = _im2col(band[i0:i1], K, sel_r[y0:y1], sel_c, dtype)
-                acc[:, i0:i1, y0:y1] = (wm @ cols).reshape(n_out, i1 - i0, y1 - y0, nx)  # exact
-        return acc
+        accs = [np.empty((p.ins.n_out, n, ny, nx), dtype=np.int64) for p in plan.passes]
+        for maps, wm, cuts, members in plan.classes:
+            per_row = max(nx * maps.size * K * K, 1)
+            rows_step = max(1, min(ny, _CHUNK_ELEMS // per_row))
+            imgs_step = max(1, _CHUNK_ELEMS // (per_row * ny)) if rows_step == ny else 1
+            for i0 in range(0, n, imgs_step):
+                i1 = min(n, i0 + imgs_step)
+                band = self._band(ins, maps, ys, xs, i0, i1)
+                for y0 in range(0, ny, rows_step):
+                    y1 = min(ny, y0 + rows_step)
+                    cols = _im2col(band, K, sel_r[y0:y1], sel_c, wm.dtype)
+                    prod = (wm @ cols).reshape(-1, i1 - i0, y1 - y0, nx)   # exact
+                    for k, i in enumerate(members):
+                        accs[i][:, i0:i1, y0:y1] = prod[cuts[k]:cuts[k + 1]]
+        return accs
 
     def lcn(self, ins: isa.Instr) -> tuple[int, int]:
         """Execute one OP_LCN record; returns (saturations, overflows)."""
@@ -336,11 +559,10 @@ class _Machine:
         h = K // 2
         n, hw = self.n, H * W
         self._check_const(ins.w_addr, K * K, "LCN window")
-        g = self.const[ins.w_addr:ins.w_addr + K * K]
-        t_sqrt = self.table(ins.pwl_id, "LCN sqrt")
-        t_recip = self.table(ins.pwl2_id, "LCN reciprocal")
-        self._check(ins.in_addr, C * hw, "LCN input")
-        x = self.mem[:, ins.in_addr:ins.in_addr + C * hw].reshape(n, C, H, W)
+        g = self.const[ins.w_addr:ins.w_addr + K * K].astype(np.int64)
+        self.table(ins.pwl_id, "LCN sqrt")
+        self.table(ins.pwl2_id, "LCN reciprocal")
+        x = self.read_span(ins.in_addr, C * hw, "LCN input").reshape(n, C, H, W)
         sat = ovf = 0
 
         # sum_{c,p,q} G[p,q] X[c][..] = sum_{p,q} G[p,q] (sum_c X[c])[..]: exact integers
@@ -354,7 +576,7 @@ class _Machine:
         s2_acc = _window_sum(sq.sum(axis=1), g, K, h)
         ovf += check_acc(s2_acc)
         s2, c4 = requantize(s2_acc, ins.s2_shift, fmt)
-        s, c5 = pwl_eval(t_sqrt, s2)
+        s, c5 = self.pwl(ins.pwl_id, s2, fmt, "LCN sqrt")
         # frame mean: per image, exact Python ints (sum(s*mul) = mul*sum(s));
         # an object array makes the numeric functions raise rather than wrap past int64
         total = np.array([int(t) * ins.mean_mul for t in s.reshape(n, -1).sum(axis=1)], dtype=object)
@@ -362,7 +584,7 @@ class _Machine:
         mean, c8 = saturate(np.asarray(round_shift(total, ins.mean_shift), dtype=np.int64), fmt)
         sat += c8
         d = np.maximum(np.maximum(s, mean[:, None, None]), ins.eps)
-        r, c6 = pwl_eval(t_recip, d)
+        r, c6 = self.pwl(ins.pwl2_id, d, None, "LCN reciprocal")
         vr = v * r[:, None]
         ovf += check_acc(vr)
         y, c7 = requantize(vr, ins.y_shift, fmt)
@@ -371,9 +593,9 @@ class _Machine:
         sa = ins.scratch_addr
         self._check_write(sa, sa + C * hw + hw, "LCN scratch")
         self._check_write(ins.out_addr, ins.out_addr + C * hw, "LCN output")
-        self.mem[:, sa:sa + C * hw] = v.reshape(n, -1)
-        self.mem[:, sa + C * hw:sa + C * hw + hw] = s.reshape(n, -1)
-        self.mem[:, ins.out_addr:ins.out_addr + C * hw] = y.reshape(n, -1)
+        self.write(sa, v.reshape(n, -1), "LCN scratch")
+        self.write(sa + C * hw, s.reshape(n, -1), "LCN scratch")
+        self.write(ins.out_addr, y.reshape(n, -1), "LCN output")
         return int(sat), int(ovf)
 
 
@@ -438,6 +660,25 @@ def _im2col(band: np.ndarray, K: int, sel_r: np.ndarray, sel_c: np.ndarray, dtyp
     return cols.reshape(m * K * K, -1)
 
 
+def _pool(a: np.ndarray, pk: int, plan: _ConvGroup, op) -> np.ndarray:
+    """Reduce every pooling window of ``a`` (n, o, ny, nx) with ``op``
+    (``np.maximum`` or ``np.add``): (n, o, rows, out_w).
+
+    When the windows tile the rows / columns (``plan.dense``), window
+    element ``(p, q)`` of every window is the strided slice
+    ``a[..., p::pk, q::pk]``: pk*pk elementwise ops, no gather.
+    """
+    if plan.dense:
+        out = a[..., 0::pk, 0::pk].copy()
+        for p in range(pk):
+            for q in range(pk):
+                if p or q:
+                    op(out, a[..., p::pk, q::pk], out=out)
+        return out
+    wins = a[:, :, plan.r_pos[:, :, None, None], plan.c_pos[None, None, :, :]]
+    return wins.sum(axis=(3, 5)) if op is np.add else wins.max(axis=(3, 5))
+
+
 def _shift(sl: slice, d: int) -> slice:
     return slice(sl.start + d, sl.stop + d, sl.step)
 
@@ -460,7 +701,7 @@ def _activation(m: _Machine, ins: isa.Instr, z: np.ndarray, fmt: QFormat) -> tup
         return np.maximum(z, 0), 0
     if ins.act == isa.ACT_ABS:
         return saturate(np.abs(z), fmt)
-    return pwl_eval(m.table(ins.pwl_id, "conv activation"), z)
+    return m.pwl(ins.pwl_id, z, fmt, "conv activation")
 
 
 def _window_sum(p: np.ndarray, g: np.ndarray, K: int, h: int) -> np.ndarray:
@@ -486,7 +727,8 @@ def _window_sum(p: np.ndarray, g: np.ndarray, K: int, h: int) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------
-def run(program: Program, x_codes: np.ndarray) -> GoldenResult:
+def run(program: Program, x_codes: np.ndarray, *, batch: int | None = None,
+        threads: int | None = None) -> GoldenResult:
     """Run ``program`` on a batch of input codes, bit-exactly.
 
     Parameters
@@ -494,6 +736,14 @@ def run(program: Program, x_codes: np.ndarray) -> GoldenResult:
     program : Program
     x_codes : array_like of int, shape (N, *program.input.shape)
         Quantized inputs (codes of ``program.input.fmt``).
+    batch : int, optional
+        Images run together (default :func:`auto_batch`: temporaries of a few
+        MiB, which stay in cache-friendly, reused buffers).
+    threads : int, optional
+        Threads to use (default: the cores this process may run on).  Several
+        batches run side by side, one thread each; a single batch (one large
+        frame) gives its threads to BLAS.  ``threads=1`` runs everything,
+        BLAS included, on one thread.
 
     Returns
     -------
@@ -511,27 +761,193 @@ def run(program: Program, x_codes: np.ndarray) -> GoldenResult:
     OverflowError
         An intermediate value beyond int64 (only with absurd shifts).
     """
-    m = _Machine(program, x_codes)
-    if len(program.names) != len(program.instrs):
-        raise ValueError(f"{len(program.instrs)} records but {len(program.names)} names")
+    image = _Image.read(program)
+    x = _input_codes(program, x_codes)
+    image.steps = _steps(list(program.instrs))
+    n = x.shape[0]
+    base = image.raw.size
+    data = np.empty((n, image.words - base), dtype=_WORD_DTYPE)
+    step = max(1, int(batch) if batch else auto_batch(program))
+    starts = list(range(0, n, step)) or [0]
+    workers = max(1, min(int(threads) if threads else _cores(), len(starts)))
+    image.keep_plans = len(starts) > 1
+
+    def one(i0: int):
+        return _run_batch(image, x[i0:i0 + step], data[i0:i0 + step])
+
+    if threads == 1 or workers > 1:
+        # one BLAS thread per worker: the workers are the parallelism
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            if workers > 1:
+                with ThreadPoolExecutor(workers) as pool:
+                    counts = list(pool.map(one, starts))
+            else:
+                counts = [one(i0) for i0 in starts]
+    else:
+        counts = [one(i0) for i0 in starts]
     sats: dict[str, int] = {}
     ovfs: dict[str, int] = {}
-    for ins, name in zip(program.instrs, program.names):
-        if ins.op == isa.OP_END:
-            break
-        if ins.op == isa.OP_NOP:
-            continue
-        if ins.op == isa.OP_CONV:
-            s, o = m.conv(ins)
-        elif ins.op == isa.OP_FC:
-            _check_fc(ins)
-            s, o = m.conv(ins)
+    for s_b, o_b in counts:
+        for k, v in s_b.items():
+            sats[k] = sats.get(k, 0) + v
+        for k, v in o_b.items():
+            ovfs[k] = ovfs.get(k, 0) + v
+    return GoldenResult(data=data, saturations=sats, overflows=ovfs, base=base, const=image.const)
+
+
+def auto_batch(program: Program) -> int:
+    """Images per batch: as many as keep one record's largest temporary (its
+    int64 accumulators, or an LCN's maps) and the per-image memory within
+    :data:`_BATCH_ELEMS` elements, at least 1."""
+    per_image = program.memory_words - len(program.image)
+    for ins in program.instrs:
+        if ins.op in (isa.OP_CONV, isa.OP_FC):
+            per_image = max(per_image, ins.n_out * max(ins.conv_h, 0) * max(ins.conv_w, 0))
         elif ins.op == isa.OP_LCN:
-            s, o = m.lcn(ins)
+            per_image = max(per_image, 4 * ins.in_c * ins.in_h * ins.in_w)
+    return max(1, _BATCH_ELEMS // max(per_image, 1))
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The process's BLAS thread pools (found once: finding them takes
+    milliseconds)."""
+    return ThreadpoolController()
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _input_codes(program: Program, x_codes) -> np.ndarray:
+    """``x_codes`` checked against the input region: (N, *shape) int64."""
+    reg = program.input
+    x = np.asarray(x_codes)
+    if x.dtype.kind not in "iu" and not (x.dtype == object):
+        raise TypeError(f"x_codes must be integer codes, got dtype {x.dtype}")
+    if x.ndim != 1 + len(reg.shape) or tuple(x.shape[1:]) != tuple(reg.shape):
+        raise ValueError(f"x_codes shape {x.shape} is not (N, *{tuple(reg.shape)})")
+    x = x.astype(np.int64)
+    lo, hi = max(reg.fmt.min_int, _WORD_MIN), min(reg.fmt.max_int, _WORD_MAX)
+    if x.size and (int(x.min()) < lo or int(x.max()) > hi):
+        raise ValueError(f"x_codes outside the codes of {reg.fmt} / a 16-bit word")
+    return x
+
+
+def _run_batch(image: _Image, x: np.ndarray, data: np.ndarray):
+    """Run every record on the images ``x``, filling ``data``; returns the
+    per-layer (saturations, overflows) of this batch."""
+    m = _Machine(image, x, data)
+    sats: dict[str, int] = {}
+    ovfs: dict[str, int] = {}
+    program = image.program
+    for kind, idx in image.steps:
+        if kind == "lcn":
+            counts = [m.lcn(program.instrs[idx[0]])]
         else:
-            raise ValueError(f"unknown op {ins.op} in record for {name!r}")
-        sats[name] = sats.get(name, 0) + s
-        ovfs[name] = ovfs.get(name, 0) + o
-    else:
-        raise ValueError("the schedule has no OP_END record")
-    return GoldenResult(memory=m.mem, saturations=sats, overflows=ovfs)
+            counts = m.conv_group(idx[0], [program.instrs[k] for k in idx])
+        for k, (s, o) in zip(idx, counts):
+            name = program.names[k]
+            sats[name] = sats.get(name, 0) + s
+            ovfs[name] = ovfs.get(name, 0) + o
+    return sats, ovfs
+
+
+def _steps(instrs: list[isa.Instr]) -> list[tuple[str, list[int]]]:
+    """The records to run, in order, as ``("lcn", [i])`` and ``("conv",
+    [i, j, ..])`` steps; the records of a conv step read the same input
+    band and run together (:meth:`_Machine.conv_group`).
+
+    A run of consecutive CONV / FC records of one layer (same input and
+    output maps) whose writes miss the input and each other gives the same
+    memory in any order, so its records are grouped by band wherever they
+    stand in the run (a compiler may emit output groups outside bands);
+    otherwise only neighbours with the same band are grouped.
+    """
+    steps: list[tuple[str, list[int]]] = []
+    i = 0
+    while True:
+        if i == len(instrs):
+            raise ValueError("the schedule has no OP_END record")
+        ins = instrs[i]
+        if ins.op == isa.OP_END:
+            return steps
+        if ins.op == isa.OP_NOP:
+            i += 1
+            continue
+        if ins.op == isa.OP_LCN:
+            steps.append(("lcn", [i]))
+            i += 1
+            continue
+        if ins.op not in (isa.OP_CONV, isa.OP_FC):
+            raise ValueError(f"unknown op {ins.op} in record {i}")
+        j = i + 1
+        while j < len(instrs) and _same_layer(ins, instrs[j]):
+            j += 1
+        run = list(range(i, j))
+        for k in run:
+            if instrs[k].op == isa.OP_FC:
+                _check_fc(instrs[k])
+        if _reorderable([instrs[k] for k in run]):
+            groups: dict[tuple, list[int]] = {}
+            for k in run:
+                groups.setdefault(_band_key(instrs[k]), []).append(k)
+            steps += [("conv", g) for g in groups.values()]
+        else:
+            g = [i]
+            for k in run[1:]:
+                if _band_key(instrs[k]) == _band_key(instrs[g[0]]) and not _writes_input(instrs[k - 1]):
+                    g.append(k)
+                else:
+                    steps.append(("conv", g))
+                    g = [k]
+            steps.append(("conv", g))
+        i = j
+
+
+_BAND_KEYS = ("op", "in_addr", "in_c", "in_h", "in_w", "kernel", "stride", "pad", "pool", "pool_k",
+              "pool_s", "out_h", "out_w", "row0", "rows")
+_LAYER_KEYS = ("op", "in_addr", "in_c", "in_h", "in_w", "out_addr", "out_h", "out_w")
+
+
+def _band_key(r: isa.Instr) -> tuple:
+    """Records with equal keys read exactly the same input band (lists and
+    weights may differ)."""
+    return tuple(getattr(r, k) for k in _BAND_KEYS)
+
+
+def _same_layer(a: isa.Instr, b: isa.Instr) -> bool:
+    return b.op in (isa.OP_CONV, isa.OP_FC) and all(getattr(a, k) == getattr(b, k)
+                                                     for k in _LAYER_KEYS)
+
+
+def _reorderable(run: list[isa.Instr]) -> bool:
+    """Whether the records of one layer (same input and output maps) may run
+    in any order: none writes its input maps, and their output blocks (maps
+    ``o0..`` x rows ``row0..``) do not overlap."""
+    if any(_writes_input(r) for r in run):
+        return False
+    maps = max(r.o0 + r.n_out for r in run)
+    rows = max(r.row0 + r.rows for r in run)
+    if maps < 0 or min(min(r.o0, r.row0, r.n_out, r.rows) for r in run) < 0:
+        return False
+    cover = np.zeros((maps, rows), dtype=np.int32)
+    for r in run:
+        cover[r.o0:r.o0 + r.n_out, r.row0:r.row0 + r.rows] += 1
+    return int(cover.max(initial=0)) <= 1
+
+
+def _writes_input(r: isa.Instr) -> bool:
+    """Whether CONV / FC record ``r`` writes a word of its own input maps (a
+    later record of the same band must then wait for it; constants are never
+    written)."""
+    if r.n_out == 0 or r.rows == 0:
+        return False
+    lo, hi = r.in_addr, r.in_addr + r.in_c * r.in_h * r.in_w
+    hw = r.out_h * r.out_w
+    w_lo = r.out_addr + r.o0 * hw + r.row0 * r.out_w
+    w_hi = r.out_addr + (r.o0 + r.n_out - 1) * hw + (r.row0 + r.rows) * r.out_w
+    return w_lo < hi and lo < w_hi

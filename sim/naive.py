@@ -234,4 +234,4 @@ def run(program: Program, x_codes: np.ndarray) -> GoldenResult:
             raise ValueError("the schedule has no OP_END record")
         memories.append(mem)
     memory = np.array(memories, dtype=np.int64).reshape(len(memories), program.memory_words)
-    return GoldenResult(memory=memory, saturations=sats, overflows=ovfs)
+    return GoldenResult(data=memory, saturations=sats, overflows=ovfs)
