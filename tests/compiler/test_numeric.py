@@ -432,6 +432,27 @@ def test_pwl_eval_matches_pseudocode(t, data):
     assert n == sum(r[1] for r in ref)
 
 
+@given(t=tables())
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_pwl_lut_equals_pwl_eval(t):
+    """The lookup table of every input code gives pwl_eval's outputs and, code
+    by code, its clamp counts (random tables saturate often)."""
+    y, clamped = nm.pwl_lut(t)
+    codes = np.arange(t.in_fmt.min_int, t.in_fmt.max_int + 1, dtype=np.int64)
+    ref, n = pwl_eval(t, codes)
+    assert y.tolist() == ref.tolist()
+    assert int(clamped.sum()) == n
+    for x in codes[::max(1, codes.size // 25)]:
+        assert int(clamped[x - t.in_fmt.min_int]) == pwl_eval(t, x)[1]
+
+
+def test_pwl_lut_refuses_wide_inputs():
+    t = PWLTable(QFormat(20, 8), QFormat(16, 8), 0, (), (1,), (0,))
+    with pytest.raises(ValueError, match="wider than 16 bits"):
+        nm.pwl_lut(t)
+
+
 # -- fitting helpers (private, the core of the fitter) ------------------------------------
 @given(
     ys=st.lists(st.floats(-10, 10), min_size=3, max_size=25),
