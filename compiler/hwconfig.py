@@ -39,10 +39,45 @@ from dataclasses import asdict, dataclass, fields
 
 from convc.errors import ConvcError
 
+from . import isa
 from .isa import MAX_SEGMENTS
 from .numeric import ACC_BITS
 
-__all__ = ["HardwareConfig"]
+__all__ = ["HardwareConfig", "HardwareConfigError", "engine_limits"]
+
+
+class HardwareConfigError(ConvcError, ValueError):
+    """A configuration the hardware cannot be built for (the message names the field)."""
+
+
+@functools.lru_cache(maxsize=None)
+def engine_limits() -> tuple[tuple[str, str, int, int], ...]:
+    """``(field, what, lo, hi)`` for each configuration field an engine bounds: the
+    engines' own limits (their ``LIMITS``, the ranges their constructors check), read
+    here so that the compiler never picks a configuration the hardware cannot be built
+    for. ``what`` names the engine and its parameter."""
+    from convc.hdl.conv import ConvEngine
+    from convc.hdl.fc import FCEngine
+    from convc.hdl.feeder import MapFeeder
+    from convc.hdl.lcn import LCNEngine
+    from convc.hdl.linebuffer import WindowGenerator
+    from convc.hdl.pool import PoolEngine
+    from convc.hdl.rowwriter import RowWriter
+
+    rows = [(f, f"ConvEngine: {f}", *ConvEngine.LIMITS[f]) for f in ConvEngine.LIMITS]
+    rows += [("in_lanes", "WindowGenerator: lanes", *WindowGenerator.LIMITS["lanes"]),
+             ("kmax", "WindowGenerator: kmax", *WindowGenerator.LIMITS["kmax"]),
+             ("out_lanes", "PoolEngine: lanes", *PoolEngine.LIMITS["lanes"]),
+             ("pool_kmax", "PoolEngine: kmax", *PoolEngine.LIMITS["kmax"]),
+             ("fc_in_lanes", "FCEngine: in_lanes", *FCEngine.LIMITS["in_lanes"]),
+             ("fc_out_lanes", "FCEngine: out_lanes", *FCEngine.LIMITS["out_lanes"]),
+             ("fc_psum_words", "FCEngine: psum_words", *FCEngine.LIMITS["psum_words"]),
+             ("lcn_channels", "LCNEngine: channels", *LCNEngine.LIMITS["channels"]),
+             ("lcn_kmax", "LCNEngine: kmax", *LCNEngine.LIMITS["kmax"]),
+             ("list_words", "MapFeeder: list_words", *MapFeeder.LIMITS["list_words"]),
+             ("max_width", "RowWriter: max_width", *RowWriter.LIMITS["max_width"]),
+             ("writers", "RowWriter: ports", *RowWriter.LIMITS["ports"])]
+    return tuple(rows)
 
 
 @functools.lru_cache(maxsize=None)
@@ -93,8 +128,11 @@ class HardwareConfig:
         engine's comparators a lane are one fewer.  The compiler sets it to the most
         any table of the network has.
     list_words : int
-        Depth of the input-map list memory (one RAMB18 of 16-bit words by
-        default): the most input maps one output may read.
+        Depth of the input-map list memory (map bases, 1024 by default): the
+        longest list of input maps a record may have, unless the list is a run of
+        consecutive maps (``list[j] = list[0] + j``: a dense layer's always is), which
+        may be of any length (the feeders step from one group's map base to the next;
+        only the first ``max(in_lanes, fc_in_lanes)`` entries are read from the memory).
     mem_bytes_per_cycle : float
         Sustained external-memory bandwidth at ``clock_mhz``.
     burst_words : int
@@ -102,6 +140,10 @@ class HardwareConfig:
     writers : int
         Memory write ports of the accelerator's row writer (one 16-bit word a cycle
         each); the output maps of a row are shared among them.
+
+    Every field is checked against its own range and the limits of the engines that
+    it sizes (:func:`engine_limits`, :meth:`field_range`): a configuration the
+    hardware cannot be built for is a :class:`HardwareConfigError` naming the field.
     """
 
     board: str
@@ -126,19 +168,67 @@ class HardwareConfig:
     burst_words: int = 64
     acc_bits: int = ACC_BITS
 
+    # the fields' own ranges; the record's fields and the engines narrow some (field_range)
+    _RANGES = {"bits": (2, 16), "kmax": (1, isa.field_max("kernel")), "in_lanes": (1, 256),
+               "out_lanes": (1, 256), "max_width": (1, isa.field_max("in_w")), "psum_words": (1, 1 << 24),
+               "lcn_kmax": (0, isa.field_max("kernel")), "lcn_channels": (0, 64),
+               "pool_kmax": (1, isa.field_max("pool_k")), "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024),
+               "fc_psum_words": (1, 1 << 20), "pwl_tables": (1, isa.field_max("pwl_id") + 1),
+               "pwl_segments": (1, MAX_SEGMENTS), "list_words": (1, 65536), "burst_words": (1, 4096),
+               "writers": (1, 16)}
+
     def __post_init__(self):
-        checks = {"bits": (2, 16), "kmax": (1, 31), "in_lanes": (1, 256), "out_lanes": (1, 256),
-                  "max_width": (1, 4095), "psum_words": (1, 1 << 24), "lcn_kmax": (0, 31), "lcn_channels": (0, 64), "pool_kmax": (1, 15),
-                  "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024), "fc_psum_words": (1, 1 << 20),
-                  "pwl_tables": (1, 16), "pwl_segments": (1, MAX_SEGMENTS), "list_words": (1, 65536),
-                  "burst_words": (1, 4096),
-                  "writers": (1, 16)}
-        for name, (lo, hi) in checks.items():
+        for name, (lo, hi) in self._RANGES.items():
             v = getattr(self, name)
-            if not isinstance(v, int) or not lo <= v <= hi:
-                raise ConvcError(f"hardware configuration: {name}={v!r} outside [{lo}, {hi}]")
-        if not self.clock_mhz > 0 or not self.mem_bytes_per_cycle > 0:
-            raise ConvcError("hardware configuration: clock_mhz and mem_bytes_per_cycle must be > 0")
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise HardwareConfigError(f"hardware configuration: {name}={v!r} outside [{lo}, {hi}]")
+        for v, name in ((self.clock_mhz, "clock_mhz"), (self.mem_bytes_per_cycle, "mem_bytes_per_cycle")):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+                raise HardwareConfigError(f"hardware configuration: {name}={v!r} must be a number > 0")
+        # the engines' limits (an engine that is not built does not bound its fields)
+        absent = set()
+        if not self.has_fc:
+            absent |= {"fc_in_lanes", "fc_out_lanes", "fc_psum_words"}
+        lcn = bool(self.lcn_kmax and self.lcn_channels)     # the accelerator builds an LCN engine
+        if not lcn:
+            absent |= {"lcn_channels", "lcn_kmax"}
+        for name, what, lo, hi in engine_limits():
+            v = getattr(self, name)
+            if name not in absent and not lo <= v <= hi:
+                raise HardwareConfigError(f"hardware configuration: {name}={v} is beyond the hardware "
+                                          f"({what}={v} outside [{lo}, {hi}])")
+        from convc.hdl.accel import Accelerator, lcn_lanes, post_lanes, reader_count
+        from convc.hdl.lcn import LCNEngine
+        from convc.hdl.pointwise import PointwiseEngine
+        from convc.hdl.rowwriter import RowWriter
+
+        derived = [("max(out_lanes, fc_out_lanes)", post_lanes(self), "PointwiseEngine: lanes",
+                    PointwiseEngine.LIMITS["lanes"]),
+                   ("the row writer's lanes", max(post_lanes(self), lcn_lanes(self)), "RowWriter: lanes",
+                    RowWriter.LIMITS["lanes"]),
+                   ("the memory readers (one a feeder, from in_lanes, fc_in_lanes, lcn_channels)",
+                    reader_count(self), "Accelerator: readers", (1, Accelerator.MAX_READERS))]
+        if lcn:
+            derived.append(("max_width", self.max_width, "LCNEngine: max_width",
+                            (1, LCNEngine.max_width_for(self.lcn_kmax))))
+        for name, v, what, (lo, hi) in derived:
+            if not lo <= v <= hi:
+                raise HardwareConfigError(f"hardware configuration: {name} = {v} is beyond the hardware "
+                                          f"({what}={v} outside [{lo}, {hi}])")
+        lanes = max(self.in_lanes, self.fc_in_lanes if self.has_fc else 0, lcn_lanes(self))
+        if self.list_words < lanes:
+            raise HardwareConfigError(f"hardware configuration: list_words={self.list_words} is less than "
+                                      f"the {lanes} input lanes (each lane's first map base is in the list)")
+
+    @classmethod
+    def field_range(cls, name: str) -> tuple[int, int]:
+        """The values field ``name`` may take: its own range narrowed by every engine that
+        bounds it (what the size pass may choose)."""
+        lo, hi = cls._RANGES[name]
+        for field, _, elo, ehi in engine_limits():
+            if field == name:
+                lo, hi = max(lo, elo), min(hi, ehi)
+        return lo, hi
 
     # ---- derived figures, defined once -----------------------------------
     @property

@@ -43,6 +43,11 @@ output maps ``o0 .. o0+n_out-1`` of a layer and final output rows
         POOL_AVG:  out = requantize(sum(a over window) * avg_mul, avg_shift, bits)
     write out[o0 + o] at out_addr + (o0+o)*out_h*out_w + r*out_w + c
 
+The list is read whole (``n_in`` words, any length the field holds); the hardware
+keeps the first ``hw.list_words`` entries, so a longer list must be a run of
+consecutive maps (``list[j] = list[0] + j``, as every dense layer's is): see
+``list_words`` in :mod:`~convc.compiler.hwconfig`.
+
 ``out_h, out_w`` are the layer's final (pooled) sizes; the conv output is
 ``conv_h = (in_h + 2P - K) // S + 1`` (likewise ``conv_w``) and the pooled
 output ``(conv_h - pool_k) // pool_s + 1``.
@@ -119,7 +124,7 @@ from .numeric import PWLTable, QFormat
 __all__ = ["OP_NOP", "OP_CONV", "OP_LCN", "OP_FC", "OP_END", "OP_NAMES", "ACT_NONE", "ACT_RELU", "ACT_ABS",
            "ACT_PWL", "ACT_NAMES", "POOL_NONE", "POOL_MAX", "POOL_AVG", "POOL_NAMES", "Field", "FIELDS",
            "RECORD_BITS", "RECORD_BYTES", "Instr", "encode", "decode", "encode_program", "decode_program",
-           "listing", "FC_ALIGN", "fc_ld", "weight_image", "read_weights", "MAX_SEGMENTS", "TABLE_WORDS", "table_words", "read_table", "WORD_BITS"]
+           "listing", "field", "field_max", "FC_ALIGN", "fc_ld", "weight_image", "read_weights", "MAX_SEGMENTS", "TABLE_WORDS", "table_words", "read_table", "WORD_BITS"]
 
 WORD_BITS = 16
 
@@ -183,6 +188,18 @@ RECORD_BYTES = RECORD_BITS // 8
 assert sum(f.bits for f in FIELDS) <= RECORD_BITS, "fields overflow the record"
 
 _FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+def field(name: str) -> Field:
+    """The :class:`Field` called ``name``."""
+    return _FIELD_BY_NAME[name]
+
+
+def field_max(name: str) -> int:
+    """The largest value field ``name`` holds (its width decides what a record can say:
+    the kernel, stride, padding and pooling limits, the maps and sizes of a layer)."""
+    f = _FIELD_BY_NAME[name]
+    return (1 << (f.bits - 1)) - 1 if f.signed else (1 << f.bits) - 1
 
 FC_ALIGN = 16  # words: a 256-bit memory beat
 

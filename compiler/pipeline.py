@@ -14,25 +14,36 @@ Pass order::
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import json
 import os
 import shutil
-import tempfile
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:         # not on POSIX: compiles into one parent folder do not take turns
+    fcntl = None
+
 from convc.errors import ConvcError
+from convc.inputs import model_inputs
 from convc.sim.cycle import MemoryTiming, run_cycles, simulate
 
 from .ir import ConvNode, IRGraph, LCNNode
 from .isa import OP_CONV, OP_FC, listing
+from .manifest import MANIFEST_NAME, is_manifest, listed_files, model_record, sidecars, write_manifest
 from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size, standalone
-from .program import Program, save_program
+from .program import MAX_JSON_BYTES, PROGRAM_FILES, Program, load_program, save_program
 
 __all__ = ["CompileOptions", "CompileResult", "compile_network", "write_outputs", "calibration_inputs",
-           "load_images", "synth_report", "accelerator_verilog"]
+           "synth_report", "accelerator_verilog"]
 
 
 @dataclass
@@ -55,49 +66,15 @@ class CompileResult:
     candidates: list[dict] = field(default_factory=list)
 
 
-def load_images(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
-    """Raw inputs from a ``.npy`` file: ``(N, C, H, W)`` (or one ``(C, H, W)``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConvcError(f"{path}: no such file (--images expects a .npy array of inputs)")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise ConvcError(f"{path}: cannot read as a .npy array without pickles ({exc})") from None
-    except OSError as exc:
-        raise ConvcError(f"{path}: cannot read ({exc})") from None
-    if not isinstance(x, np.ndarray):
-        raise ConvcError(f"{path}: expected one array (.npy), got an archive")
-    if x.ndim == len(shape):
-        x = x[None]
-    if tuple(x.shape[1:]) != tuple(shape):
-        raise ConvcError(f"{path}: images have shape {list(x.shape[1:])}, the network expects {list(shape)}")
-    if x.dtype.kind not in "fiu":
-        raise ConvcError(f"{path}: dtype {x.dtype} is not numeric")
-    x = x.astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        raise ConvcError(f"{path}: some input values are NaN or infinite")
-    return x
-
-
 def calibration_inputs(net, count: int | None, seed: int = 0, split: str = "train") -> tuple[np.ndarray, str]:
-    """Inputs to calibrate (or compare) with: the model's dataset, else random.
+    """Inputs to calibrate (or compare) with: the model's recorded dataset (its
+    ``split``), else uniform random images, with one warning on stderr (see
+    :func:`convc.inputs.model_inputs`, the one place that decides).
 
     Returns the raw inputs and a description of where they came from.
     """
-    pixels = int(np.prod(net.input.shape))
-    if count is None:
-        count = 256 if pixels <= 16384 else 2
-    dataset = net.meta.get("dataset")
-    if dataset in ("digits", "synthetic"):
-        from convc.reference.datasets import load_dataset
-
-        ds = load_dataset(dataset, net.input.shape, net.classes, seed=int(net.meta.get("train", {}).get("seed", 0)))
-        x = ds.train_x if split == "train" else ds.test_x
-        return x[:count], f"{dataset} {split} split, {min(count, len(x))} images"
-    rng = np.random.default_rng(seed)
-    return rng.random((count,) + tuple(net.input.shape), dtype=np.float32), \
-        f"{count} uniform random images (the model names no built-in dataset)"
+    x, _, source = model_inputs(net, split, count, seed)
+    return x, source
 
 
 def compile_network(net, board, opts: CompileOptions, where: str = "model",
@@ -115,6 +92,10 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
     hw, candidates = size.run(graph, board, opts.bits, opts.in_lanes, opts.out_lanes, where,
                               fc_lanes=(opts.fc_in_lanes, opts.fc_out_lanes), cycles=board_cycles)
     program = schedule.run(graph, hw)
+    if program.memory_words * 2 > board.mem_mbytes << 20:
+        raise ConvcError(f"{where}: the network needs {program.memory_words * 2 / (1 << 20):,.0f} MB of memory "
+                         f"(constants, input and every layer's output), the {board.name} has "
+                         f"{board.mem_mbytes} MB")
     program.meta.update({"model": str(where), "board": board.name, "pwl_segments": opts.pwl_segments,
                          "calibration": calib_from})
     report = make_report(graph, program, board)
@@ -278,80 +259,371 @@ def _synth_text(s: dict, title: str) -> list[str]:
     return lines
 
 
-def _clear_stale_hdl(out: Path, verilog: bool = True, ise: bool = True) -> None:
-    """Remove the HDL files an earlier compile wrote (only the names convc writes), so
-    that every file in ``out`` comes from this compile."""
+def _convc_names() -> set[str]:
+    """Every name a compile writes into its folder (for folders compiled before the
+    manifest: their files are known by name only)."""
     from convc.hdl.project import ACCEL_NAME, GENERATED_FILES
 
-    targets = [(out / HDL_FOLDER, (f"{ACCEL_NAME}.v",))] if verilog else []
-    if ise:
-        targets.append((out / ISE_FOLDER, GENERATED_FILES))
-    for folder, names in targets:
-        if not folder.is_dir():
+    return ({*PROGRAM_FILES, MANIFEST_NAME, *REPORT_FILES, f"{HDL_FOLDER}/{ACCEL_NAME}.v"}
+            | {f"{ISE_FOLDER}/{name}" for name in GENERATED_FILES})
+
+
+REPORT_FILES = ("schedule.txt", "report.json", "report.txt")
+OLD_STAGING_PREFIX = ".convc-"      # inside the folder, before whole-folder replacement
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a staging or backup folder (one function, so that tests can pretend
+    the process was killed before it ran)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _locked(folder: Path):
+    """Hold an exclusive lock on ``folder`` (the output's parent) while a compile
+    replaces its output: two compiles never clean up each other's staging folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY) if fcntl is not None else None
+    except OSError:
+        fd = None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)            # releases the lock
+
+
+def _output_folder(out: Path) -> Path:
+    """The real path of the output folder ``out`` (its parent created); a path that
+    cannot be an output folder is a :class:`ConvcError` naming it."""
+    if out.exists() and not out.is_dir():
+        raise ConvcError(f"{out}: exists and is not a folder; give -o a folder (it is replaced as a whole)")
+    real = Path(os.path.realpath(out))
+    if real.parent == real:
+        raise ConvcError(f"{out}: the root folder cannot be an output folder")
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:
+        cwd = None
+    if cwd is not None and (cwd == real or real in cwd.parents):
+        raise ConvcError(f"{out}: is the current folder or holds it; convc replaces its output folder as a "
+                         f"whole: run the compile from elsewhere, or give -o another folder")
+    ancestor = real.parent
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConvcError(f"{out}: {ancestor} is a file, not a folder")
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvcError(f"{out}: cannot create the folder {real.parent} ({exc.strerror})") from None
+    if not os.access(real.parent, os.W_OK | os.X_OK):
+        raise ConvcError(f"{out}: cannot write into {real.parent} (permission denied); convc writes the "
+                         f"compiled folder beside it first, then renames it")
+    return real
+
+
+def _recover(out: Path, say) -> None:
+    """Finish or undo a compile that was killed while replacing ``out``.
+
+    A killed compile leaves at most: its staging folder (deleted here: ``out`` is
+    untouched until the swap), or the previous folder renamed to the backup name with
+    ``out`` missing (put back here), or, killed while deleting the backup once ``out``
+    was in place, part of the backup (deleted here)."""
+    staging, backup = sidecars(out)
+    if backup.is_dir() and not os.path.lexists(out):
+        os.rename(backup, out)
+        say(f"restored {out} from {backup.name}, left by an interrupted compile")
+    elif backup.is_dir():
+        if staging.is_dir():
+            raise ConvcError(f"{out}: an interrupted compile left the previous folder as {backup} and the new "
+                             f"one as {staging}, and {out} exists too; keep the one you want as {out}, delete "
+                             f"the others, then compile again")
+        _remove_tree(backup)
+    if staging.is_dir():
+        _remove_tree(staging)
+    for path in (staging, backup):
+        if os.path.lexists(path) and not path.is_dir():
+            raise ConvcError(f"{path}: is in the way of the compile's {'staging' if path == staging else 'backup'}"
+                             f" folder; move it away")
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """The entries of ``out`` (relative paths, files and empty folders) that convc
+    did not write, which a compile carries into the new folder.  A folder that convc
+    did not compile (no manifest, no ``program.json`` of a compile) and that is not
+    empty is refused: its files are the user's."""
+    if not out.is_dir():
+        return []
+    ours = listed_files(out)
+    if ours is None:            # no intact manifest: convc's files are known by name
+        try:
+            path = out / "program.json"
+            doc = json.loads(path.read_text()) if path.stat().st_size < MAX_JSON_BYTES else None
+            compiled = isinstance(doc, dict) and doc.get("format") == "convc-program"
+        except (OSError, ValueError, RecursionError):
+            compiled = False
+        compiled = compiled or is_manifest(out / MANIFEST_NAME)
+        entries = sorted(p.name for p in out.iterdir())
+        if not compiled and entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise ConvcError(f"{out}: exists, is not empty ({shown}) and is not a folder 'convc compile' wrote "
+                             f"(no {MANIFEST_NAME}); convc replaces its output folder as a whole and will not "
+                             f"delete or mix in files it did not write: give -o a new or empty folder, or "
+                             f"move those files away")
+        ours = _convc_names()
+    ours = set(ours) | {MANIFEST_NAME}
+    keep = []
+    def unreadable(exc: OSError):
+        raise exc               # a folder that cannot be read: its files would be lost
+
+    for root, dirs, files in os.walk(out, onerror=unreadable):
+        rel_root = Path(root).relative_to(out)
+        if rel_root == Path("."):       # staging folders of convc before the manifest: not kept
+            dirs[:] = [d for d in dirs if not d.startswith(OLD_STAGING_PREFIX)]
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            rel = (rel_root / name).as_posix()
+            if rel not in ours:
+                keep.append(rel)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+        if not files and not dirs and rel_root != Path(".") and rel_root.as_posix() not in (HDL_FOLDER, ISE_FOLDER):
+            keep.append(rel_root.as_posix() + "/")
+    return sorted(keep)
+
+
+def _carry(out: Path, staging: Path, keep: list[str], written: set[str]) -> None:
+    """Put the user's entries of ``out`` into the new folder: hard links (copies where
+    the file system has none), so that ``out`` stays untouched until the swap."""
+    for rel in keep:
+        if rel.rstrip("/") in written:
+            raise ConvcError(f"{out / rel}: not written by convc (not in its {MANIFEST_NAME}), and this compile "
+                             f"writes a file of that name; move it away, then compile again")
+    for rel in keep:
+        src, dst = out / rel, staging / rel
+        if rel.endswith("/"):
+            dst.mkdir(parents=True, exist_ok=True)
             continue
-        for name in names:
-            if (folder / name).is_file():
-                (folder / name).unlink()
-        if not any(folder.iterdir()):
-            folder.rmdir()
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dst)
+            continue
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def _sync(folder: Path) -> None:
+    """Flush a folder's files and folders to the disk before it is renamed into place."""
+    for root, _, files in os.walk(folder):
+        for name in files + ["."]:
+            try:
+                fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
+def _swap(out: Path, staging: Path) -> None:
+    """Replace ``out`` by ``staging`` as a whole.
+
+    Where the system can (Linux ``renameat2`` with ``RENAME_EXCHANGE``), the two
+    folders trade places in one step, so ``out`` is always there, old or new; the
+    staging name then holds the previous folder, which is deleted.  Elsewhere: ``out``
+    -> backup, staging -> ``out``, delete the backup.  Killed at any point, the next
+    compile's :func:`_recover` finds the old folder or the new one whole."""
+    _, backup = sidecars(out)
+    if not out.exists():
+        os.rename(staging, out)
+    elif _exchange(staging, out):
+        _remove_tree(staging)           # the previous folder
+    else:
+        os.rename(out, backup)
+        try:
+            os.rename(staging, out)
+        except OSError:
+            os.rename(backup, out)
+            raise
+        _remove_tree(backup)
+    _sync_dir(out.parent)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+@functools.cache
+def _renameat2():
+    """libc's ``renameat2`` (Linux, glibc 2.28 and later), or ``None``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the folders ``a`` and ``b`` atomically; ``False`` where the system or
+    the file system cannot (nothing is changed then)."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _sync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_outputs(result: CompileResult, out: str | Path, *, hdl: bool = True, accel_verilog: str | None = None,
-                  log=None) -> list[Path]:
-    """Write every output file; each appears whole or not at all.
+                  log=None, model: str | Path | dict | None = None) -> list[Path]:
+    """Write the compiled folder ``out``; it is replaced as a whole, never mixed.
 
-    Everything is generated into a staging folder inside ``out`` first, so a failure
-    (a model problem, the Verilog export, the ISE project) leaves ``out`` as it was;
-    then each file is renamed into place.  With ``hdl`` (default) this also writes
-    ``hdl/convc_accel.v`` (the accelerator's Verilog: ``accel_verilog`` if given) and,
-    for the ML605, the ISE project in ``ise/``; without it, those files from an earlier
-    compile are removed.  ``log`` (a callable taking a message) reports progress.
-    Returns the written files.
+    Every file is generated into a staging folder beside ``out`` (``.OUT.convc-staging``,
+    same parent, so renames are atomic), with ``manifest.json`` (sizes and hashes of
+    every file, and the model) written last, and checked by
+    :func:`~convc.compiler.program.load_program`; then the staging folder and ``out``
+    trade places in one atomic step (or, where the system cannot, ``out`` is renamed
+    to a backup and the staging folder to ``out``) and the previous folder is deleted
+    (:func:`_swap`).  A failure or an interrupt (a model problem, the Verilog export,
+    the ISE project, a full disk, Ctrl-C) leaves ``out`` as it was; a compile killed
+    at any point leaves the old folder or the new one whole, and the next compile
+    cleans up what it left (or puts the old folder back, see :func:`_recover`).
+    Compiles into the same parent folder take turns (a lock on the parent).
+
+    Files in ``out`` that convc did not write (not in its manifest: the user's
+    constraints in ``ise/``, a ``verify/`` report) are carried into the new folder.
+    An existing ``out`` that convc did not compile and that is not empty is refused.
+
+    With ``hdl`` (default) the folder holds ``hdl/convc_accel.v`` (the accelerator's
+    Verilog: ``accel_verilog`` if given) and, for the ML605, the ISE project in
+    ``ise/`` (marked editable in the manifest: its README asks the user to edit it);
+    without it, neither (those of an earlier compile are not carried over).
+
+    Parameters
+    ----------
+    result : CompileResult
+    out : str or Path
+        The output folder.
+    hdl : bool
+        Write the Verilog and the ISE project.
+    accel_verilog : str, optional
+        The accelerator's Verilog, if already exported.
+    log : callable, optional
+        Takes a progress message.
+    model : str or Path or dict, optional
+        The model file compiled (hashed into the manifest), or its
+        :func:`~convc.compiler.manifest.model_record` taken when it was read; default
+        ``result.program.meta["model"]`` when that names a file.
+
+    Returns
+    -------
+    list of Path
+        The files written (``out / name``, the manifest included), sorted.
+
+    Raises
+    ------
+    ConvcError
+        ``out`` is a file, a folder convc did not compile, inside an unwritable or
+        missing place, or cannot be written.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConvcError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    shown = Path(out)
     say = log or (lambda msg: None)
     prog = result.program
     board = prog.meta.get("board", prog.hw.board)
-    staging = Path(tempfile.mkdtemp(prefix=".convc-", dir=out))
+    if model is None:
+        where = prog.meta.get("model")
+        model = where if isinstance(where, str) and Path(where).is_file() else None
+    record = model if isinstance(model, dict) or model is None else model_record(model)
     try:
-        if hdl:
-            from convc.hdl.project import ACCEL_NAME, MEM_BOX, HOST_BOX, PROJECT_NAME, write_ise_project
+        real = _output_folder(shown)
+        staging, _ = sidecars(real)
+        with _locked(real.parent):
+            _recover(real, say)
+            keep = _foreign_entries(real)
+            staging.mkdir()
+            try:
+                written = _stage(result, staging, hdl, accel_verilog, board, say, record)
+                _carry(real, staging, keep, set(written))
+                _sync(staging)
+                _swap(real, staging)
+            finally:            # after an error or an interrupt too: the old folder or the new, whole
+                try:
+                    _recover(real, lambda msg: None)
+                except (ConvcError, OSError):
+                    pass
+    except OSError as exc:
+        raise ConvcError(f"{shown}: cannot write the compiled folder ({exc.strerror or exc}"
+                         f"{': ' + str(exc.filename) if exc.filename else ''})") from None
+    return [shown / name for name in written]
 
-            if accel_verilog is None:
-                say(f"exporting the accelerator's Verilog ({ACCEL_NAME}) ...")
-                accel_verilog = accelerator_verilog(prog.hw)
-            (staging / HDL_FOLDER).mkdir()
-            (staging / HDL_FOLDER / f"{ACCEL_NAME}.v").write_text(accel_verilog)
-            hdl_info = {"verilog": f"{HDL_FOLDER}/{ACCEL_NAME}.v", "module": ACCEL_NAME, "ise": None}
-            if board in ISE_BOARDS:
-                say(f"writing the ISE project for the ML605 into {ISE_FOLDER}/ (ISE is not run) ...")
-                write_ise_project(prog.hw, staging / ISE_FOLDER, accel_verilog=accel_verilog,
-                                  model=prog.meta.get("model"))
-                hdl_info.update({"ise": f"{ISE_FOLDER}/", "ise_top": PROJECT_NAME, "ise_run": False,
-                                 "black_boxes": [MEM_BOX, HOST_BOX],
-                                 "readme": f"{ISE_FOLDER}/README.txt"})
-            result.report["hdl"] = hdl_info
-        else:
-            result.report["hdl"] = None
-        save_program(prog, staging)
-        (staging / "schedule.txt").write_text(listing(prog.instrs, prog.names))
-        (staging / "hwconfig.json").write_text(json.dumps(prog.hw.to_json(), indent=1))
-        (staging / "report.json").write_text(json.dumps(result.report, indent=1))
-        (staging / "report.txt").write_text(report_text(result.report))
-        if not hdl or board not in ISE_BOARDS:
-            _clear_stale_hdl(out, verilog=not hdl, ise=True)
-        written = []
-        for f in sorted(p for p in staging.rglob("*") if p.is_file()):
-            dest = out / f.relative_to(staging)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(f, dest)   # same file system: each file appears whole
-            written.append(dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return written
+
+def _stage(result: CompileResult, staging: Path, hdl: bool, accel_verilog: str | None, board: str, say,
+           model: dict | None) -> list[str]:
+    """Write every file of the compiled folder into ``staging``, the manifest last,
+    and check that the folder loads.  Returns the names written, sorted."""
+    prog = result.program
+    editable = []
+    if hdl:
+        from convc.hdl.project import ACCEL_NAME, HOST_BOX, MEM_BOX, PROJECT_NAME, write_ise_project
+
+        if accel_verilog is None:
+            say(f"exporting the accelerator's Verilog ({ACCEL_NAME}) ...")
+            accel_verilog = accelerator_verilog(prog.hw)
+        (staging / HDL_FOLDER).mkdir()
+        (staging / HDL_FOLDER / f"{ACCEL_NAME}.v").write_text(accel_verilog)
+        hdl_info = {"verilog": f"{HDL_FOLDER}/{ACCEL_NAME}.v", "module": ACCEL_NAME, "ise": None}
+        if board in ISE_BOARDS:
+            say(f"writing the ISE project for the ML605 into {ISE_FOLDER}/ (ISE is not run) ...")
+            write_ise_project(prog.hw, staging / ISE_FOLDER, accel_verilog=accel_verilog,
+                              model=prog.meta.get("model"))
+            editable = [p.relative_to(staging).as_posix() for p in (staging / ISE_FOLDER).rglob("*") if p.is_file()]
+            hdl_info.update({"ise": f"{ISE_FOLDER}/", "ise_top": PROJECT_NAME, "ise_run": False,
+                             "black_boxes": [MEM_BOX, HOST_BOX],
+                             "readme": f"{ISE_FOLDER}/README.txt"})
+        result.report["hdl"] = hdl_info
+    else:
+        result.report["hdl"] = None
+    save_program(prog, staging, manifest=False)
+    (staging / "schedule.txt").write_text(listing(prog.instrs, prog.names))
+    (staging / "report.json").write_text(json.dumps(result.report, indent=1))
+    (staging / "report.txt").write_text(report_text(result.report))
+    names = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    write_manifest(staging, names, model, editable=editable)
+    try:                       # a compile never leaves a folder that its readers refuse
+        load_program(staging)
+    except ConvcError as exc:
+        raise ConvcError(f"internal error: the compiled folder fails its own checks, nothing was written "
+                         f"({exc}); please report this with the model") from None
+    return sorted(names + [MANIFEST_NAME])
 
 
 def accelerator_verilog(hw) -> str:

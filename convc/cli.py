@@ -9,19 +9,53 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 import numpy as np
 
 from . import __version__
 from .errors import EXIT_USAGE, ConvcError
+from .inputs import check_output_dir, check_output_file, load_images, load_labels, model_inputs, save_npy
+from .progress import end_line
+
+
+def _finite(obj):
+    """``obj`` with every NaN or infinite float replaced by None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return _finite(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def _emit(args, obj: dict, text: str) -> None:
     if args.json:
-        print(json.dumps(obj, indent=None, sort_keys=False))
+        print(json.dumps(_finite(obj), indent=None, sort_keys=False, allow_nan=False))
     else:
         print(text)
+
+
+def _check_seed(seed) -> int:
+    if seed < 0:
+        raise ConvcError(f"--seed must be a whole number >= 0, got {seed}")
+    return seed
+
+
+def _check_count(option: str, value):
+    if value is not None and value < 1:
+        raise ConvcError(f"{option} must be a whole number >= 1, got {value}")
+    return value
+
+
+def _accuracy(v: float) -> str:
+    return f"{v:.4f}" if math.isfinite(v) else "n/a"
 
 
 def _info_table(net) -> tuple[list[dict], str]:
@@ -49,7 +83,9 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                       weight_decay=args.weight_decay, lr_step=args.lr_step, lr_gamma=args.lr_gamma,
                       shift=args.shift, seed=args.seed)
+    check_output_file(args.output, "-o")          # before the data is read and the training starts
     net = build_network(args.arch, seed=args.seed)
+    cfg.check_input(net.input.shape)
     data = load_dataset(args.dataset, net.input.shape, net.classes, data_dir=args.data_dir, seed=args.seed)
     if not args.json:
         print(f"training {net.name} on {data.name}: {len(data.train_x)} train, {len(data.test_x)} test images",
@@ -60,7 +96,7 @@ def cmd_train(args) -> int:
            "test_accuracy": result.test_accuracy, "train_accuracy": result.train_accuracy,
            "train_seconds": round(result.train_seconds, 3), "epochs": result.epochs,
            "train_images": len(data.train_x), "test_images": len(data.test_x)}
-    _emit(args, obj, f"test accuracy {result.test_accuracy:.4f} (train {result.train_accuracy:.4f}) "
+    _emit(args, obj, f"test accuracy {_accuracy(result.test_accuracy)} (train {_accuracy(result.train_accuracy)}) "
                      f"after {result.epochs} epochs in {result.train_seconds:.1f} s; wrote {args.output}")
     return 0
 
@@ -69,6 +105,8 @@ def cmd_init(args) -> int:
     from convc.reference.archs import build_network
     from convc.reference.modelfile import save_model
 
+    _check_seed(args.seed)
+    check_output_file(args.output, "-o")
     net = build_network(args.arch, seed=args.seed)
     save_model(net, args.output)
     layers, _ = _info_table(net)
@@ -118,8 +156,9 @@ def cmd_compile(args) -> int:
     import time
 
     from convc.boards import get_board
-    from convc.compiler.pipeline import (accelerator_verilog, compile_network, load_images, report_text,
-                                         synth_report, write_outputs)
+    from convc.compiler.manifest import model_record
+    from convc.compiler.pipeline import (accelerator_verilog, compile_network, report_text, synth_report,
+                                         write_outputs)
     from convc.reference.modelfile import load_model
 
     def log(msg):
@@ -127,10 +166,18 @@ def cmd_compile(args) -> int:
             print(msg, file=sys.stderr, flush=True)
 
     synth = args.synth or args.synth_full
+    opts = _compile_options(args)
     net = load_model(args.model)
+    model = model_record(args.model)   # hashed now: the file may change during a long compile
     board = get_board(args.board)
     calib = load_images(args.images, net.input.shape) if args.images else None
-    result = compile_network(net, board, _compile_options(args), where=str(args.model), calib=calib)
+    try:
+        result = compile_network(net, board, opts, where=str(args.model), calib=calib)
+    except ValueError as exc:       # a PWL table with more segments than the --bits format has codes
+        if "segments" not in str(exc):
+            raise
+        raise ConvcError(f"{args.model}: --bits {opts.bits} with --pwl-segments {opts.pwl_segments}: {exc}; "
+                         "give fewer --pwl-segments or more --bits") from None
     hw = result.program.hw
     verilog = None
     if synth or not args.no_hdl:
@@ -154,7 +201,8 @@ def cmd_compile(args) -> int:
             f"{counts['RAMB18E1']} RAMB18E1, {counts['FF']:,} FF"
             + (f", {counts['LUT']:,} LUT" if counts["LUT"] is not None else ""))
         result.report["synth"] = synth_report(counts, board, hw)
-    files = write_outputs(result, args.output, hdl=not args.no_hdl, accel_verilog=verilog, log=log)
+    files = write_outputs(result, args.output, hdl=not args.no_hdl, accel_verilog=verilog, log=log,
+                          model=model)
     r = result.report
     rel = [str(f.relative_to(args.output)) for f in files]
     obj = {"out": str(args.output), "files": rel, "board": board.name,
@@ -174,29 +222,22 @@ def cmd_compile(args) -> int:
 
 
 def _inputs_for(args, net, program=None):
-    """Inputs (and labels) for run/compare: --images, else the model's test split, else random."""
-    from convc.compiler.pipeline import calibration_inputs, load_images
-
+    """Inputs (and labels) for run/compare: --images (and --labels), else the test split
+    of the model's recorded dataset, else random images with a warning
+    (:func:`convc.inputs.model_inputs`)."""
+    _check_count("--limit", args.limit)
     shape = net.input.shape if net is not None else program.input.shape
     if args.images:
         x = load_images(args.images, shape)
         labels = None
         if args.labels:
-            labels = np.load(args.labels, allow_pickle=False).astype(np.int64).reshape(-1)
-            if len(labels) != len(x):
-                raise ConvcError(f"{args.labels}: {len(labels)} labels for {len(x)} images")
+            classes = net.classes if net is not None else None
+            labels = load_labels(args.labels, len(x), classes)
         src = f"{args.images}"
     else:
-        dataset = net.meta.get("dataset") if net is not None else None
-        if dataset in ("digits", "synthetic"):
-            from convc.reference.datasets import load_dataset
-
-            ds = load_dataset(dataset, net.input.shape, net.classes,
-                              seed=int(net.meta.get("train", {}).get("seed", 0)))
-            x, labels, src = ds.test_x, ds.test_y, f"{dataset} test split"
-        else:
-            x, src = calibration_inputs(net, args.limit or 1, seed=1)
-            labels = None
+        if args.labels:
+            raise ConvcError("--labels needs --images (the labels of those images)")
+        x, labels, src = model_inputs(net, "test", args.limit, seed=1)
     if args.limit:
         x = x[:args.limit]
         labels = labels[:args.limit] if labels is not None else None
@@ -209,9 +250,12 @@ def cmd_run(args) -> int:
     from convc.compiler.program import load_program
     from convc.sim import golden
 
-    program = load_program(args.compiled)
     if not args.images:
         raise ConvcError("convc run needs --images FILE.npy (raw inputs, (N, C, H, W))")
+    _check_count("--limit", args.limit)
+    if args.save:
+        check_output_file(args.save, "--save")
+    program = load_program(args.compiled)
     x, _, src = _inputs_for(args, None, program)
     codes, in_sat = program.quantize_input(x)
     t0 = time.perf_counter()
@@ -220,7 +264,7 @@ def cmd_run(args) -> int:
     out = res.region(program.output)
     top1 = np.argmax(out, axis=1).reshape(len(x), -1)
     if args.save:
-        np.save(args.save, program.output.fmt.to_float(out))
+        save_npy(args.save, program.output.fmt.to_float(out), "--save")
     sats = {k: int(v) for k, v in res.saturations.items() if v}
     obj = {"images": len(x), "seconds": round(seconds, 4), "output_shape": list(program.output.shape),
            "output_fmt": str(program.output.fmt), "predictions": top1[:, 0].tolist() if top1.shape[1] == 1
@@ -244,6 +288,7 @@ def cmd_compare(args) -> int:
     from convc.reference.modelfile import load_model
     from convc.sim.compare import compare
 
+    _check_count("--limit", args.limit)
     net = load_model(args.model)
     program = load_program(args.compiled)
     if tuple(program.input.shape) != tuple(net.input.shape):
@@ -300,6 +345,8 @@ def cmd_simulate(args) -> int:
 def cmd_verify(args) -> int:
     from convc.sim.verify import run_cli
 
+    if args.report:
+        check_output_dir(args.report, "--report")
     return run_cli(args)
 
 
@@ -417,6 +464,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_exit() -> None:
+    """After an error or Ctrl-C, no Amaranth "created but never used" warnings for the
+    engines a command built but never elaborated (they would bury the one message)."""
+    unused = sys.modules.get("amaranth._unused")
+    if unused is not None:
+        unused.MustUse._MustUse__silence = True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -425,10 +480,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConvcError as exc:
+        _quiet_exit()
+        end_line()
         print(f"convc: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        _quiet_exit()
+        end_line()
         print("convc: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        _quiet_exit()
+        end_line()
+        print(f"convc: error: {args.command}: out of memory; the model or the inputs are too large for this "
+              "machine", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:
         return 0

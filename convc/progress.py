@@ -9,8 +9,25 @@ from __future__ import annotations
 import sys
 import time
 
+__all__ = ["Progress", "end_line"]
+
+_open_lines: set = set()      # terminal streams with a progress line not yet ended
+
+
+def end_line() -> None:
+    """End a progress line left open on a terminal (before an error or "interrupted")."""
+    for stream in list(_open_lines):
+        try:
+            stream.write("\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    _open_lines.clear()
+
 
 class Progress:
+    """A progress bar of ``total`` steps labelled ``label`` on ``stream`` (stderr)."""
+
     def __init__(self, total: int, label: str, quiet: bool = False, stream=None):
         self.total = max(1, int(total))
         self.label = label
@@ -34,6 +51,10 @@ class Progress:
         if self.tty:
             self.stream.write("\r" + line.ljust(100) + ("\n" if final else ""))
             self.stream.flush()
+            if final:
+                _open_lines.discard(self.stream)
+            else:
+                _open_lines.add(self.stream)
         elif final:
             self.stream.write(line + "\n")
             self.stream.flush()

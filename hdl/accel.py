@@ -45,7 +45,11 @@ they are busy (:mod:`convc.hdl.weights`): :class:`~convc.hdl.weights.ConvWeightL
 
 OP_CONV    TABLE (if ``act == ACT_PWL`` and table ``pwl_id`` is not the one loaded since
            start: ``isa.TABLE_WORDS`` words into the pointwise engine), LIST (``n_in``
-           words into the list memory), BIAS (``2*n_out`` words, then the bias element
+           words; the map bases ``in_addr + list[j] * in_h * in_w`` of the first
+           ``hw.list_words`` into the list memory; a list that is a run of consecutive maps,
+           ``list[j] = list[0] + j``, may be longer: the feeders then step from one group's
+           base to the next, :class:`~convc.hdl.feeder.MapFeeder`; a longer list that is not
+           consecutive is an error, found at its end), BIAS (``2*n_out`` words, then the bias element
            and the band configuration go to the convolution engine), then at the same
            time:
 
@@ -212,6 +216,7 @@ class Accelerator(wiring.Component):
     DONE_CYCLES = 1         # OP_END: the writers idle -> done
     LCN_GO_CYCLES = 1       # OP_LCN: a sweep's start pulse (LCN_GO)
     LCN_FEEDER_STAGGER = 2  # OP_LCN: feeders started together, each later reading lane's first word
+    MAX_READERS = 256       # memory readers behind the read arbiter (reader_count)
 
     @staticmethod
     def lcn_list_cycles(hw: HardwareConfig) -> int:
@@ -227,7 +232,7 @@ class Accelerator(wiring.Component):
             raise ValueError(f"Accelerator: data_width={data_width!r} not in {axi.DATA_WIDTHS}")
         self._hw = hw
         self._dw = data_width
-        check_param(self, "readers", reader_count(hw), 1, 256)
+        check_param(self, "readers", reader_count(hw), 1, self.MAX_READERS)
         super().__init__({
             "s_axil": In(axi.AXI4LiteSignature(32, 32)),
             "m_axi": Out(axi.AXI4Signature(32, data_width, id_width_for(hw))),
@@ -410,6 +415,10 @@ class Accelerator(wiring.Component):
         pixels = Signal(24, name="pixels")
         groups = Signal(16, name="groups")
         lane_ctr = Signal(16, name="lane_ctr")
+        list_first = Signal(16, name="list_first")         # list[0]
+        list_base0 = Signal(32, name="list_base0")         # its map base
+        list_contig = Signal(name="list_contig")           # list[j] = list[0] + j so far
+        list_step = Signal(32, name="list_step")           # base[L] - base[0] (= L * map words)
         table_ok = Signal(name="table_ok")
         table_id = Signal(4, name="table_id")
         k = Signal(21, name="word_ctr")
@@ -515,15 +524,25 @@ class Accelerator(wiring.Component):
                     m.next = "LIST"
             with m.State("LIST"):
                 m.d.comb += [pr.o.ready.eq(1), lw.addr.eq(k), lw.data.eq(R.in_addr + word * map_in),
-                             lw.en.eq(pr.o.valid)]
+                             lw.en.eq(pr.o.valid & (k < hw.list_words))]
+                first = Mux(k == 0, word, list_first)
+                contig = Signal(name="list_contig_next")
+                m.d.comb += contig.eq(Mux(k == 0, 1, list_contig & (word == first + k)))
                 with m.If(pr.o.valid):
-                    m.d.sync += k.eq(k + 1)
+                    m.d.sync += [k.eq(k + 1), list_contig.eq(contig)]
+                    with m.If(k == 0):
+                        m.d.sync += [list_first.eq(word), list_base0.eq(lw.data)]
+                    with m.If(k == L_lanes):
+                        m.d.sync += list_step.eq(lw.data - list_base0)
                     with m.If(lane_ctr == L_lanes - 1):
                         m.d.sync += [lane_ctr.eq(0), groups.eq(groups + 1)]
                     with m.Else():
                         m.d.sync += lane_ctr.eq(lane_ctr + 1)
                     with m.If(k == R.n_in - 1):
-                        m.next = "BIAS_CMD"
+                        with m.If((R.n_in > hw.list_words) & ~contig):
+                            m.next = "ERROR"               # the list memory cannot hold it
+                        with m.Else():
+                            m.next = "BIAS_CMD"
             with m.State("BIAS_CMD"):
                 with m.If(lane_ctr != 0):                  # a last, partly filled group
                     m.d.sync += [groups.eq(groups + 1), lane_ctr.eq(0)]
@@ -580,7 +599,7 @@ class Accelerator(wiring.Component):
                 f.rs.eq(Mux(is_fc, rs0, rs0 + Mux(pre, K - 1, 0))),
                 f.nr.eq(Mux(is_fc, R.rows, r_in - Mux(pre, K - 1, 0))),
                 f.pad.eq(Mux(is_fc, 0, R.pad)), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
-                f.width.eq(Mux(is_fc, R.in_w, wp)),
+                f.width.eq(Mux(is_fc, R.in_w, wp)), f.contig.eq(list_contig & ~is_lcn), f.step.eq(list_step),
             ]
             if l <= CL:
                 # OP_LCN: lane l reads map l of the sweep's list (sweep A: the in_c inputs;
@@ -594,7 +613,7 @@ class Accelerator(wiring.Component):
                 f.start.eq(start_stream & ~is_fc & pre),
                 f.lane.eq(l), f.lanes.eq(Pi), f.groups.eq(groups), f.n_in.eq(R.n_in),
                 f.rs.eq(rs0), f.nr.eq(K - 1), f.pad.eq(R.pad), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
-                f.width.eq(wp),
+                f.width.eq(wp), f.contig.eq(list_contig), f.step.eq(list_step),
             ]
         feeders_busy = Cat(*[f.busy for f in mains + pres]).any()
 

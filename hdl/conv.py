@@ -104,6 +104,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.numeric import ACC_BITS
 
@@ -164,16 +165,17 @@ class ConvEngine(wiring.Component):
     (``in_lanes``, ``out_lanes``, ``kmax``, ``bits``, ``max_width``, ``psum_words``); see
     the module docstring for ports, protocol and pipeline."""
 
+    #: the configurations the engine is built for (:class:`HardwareConfig` checks them)
+    LIMITS = {"in_lanes": (1, 64), "out_lanes": (1, 256), "kmax": (1, isa.field_max("kernel")),
+              "max_width": (1, (1 << ROW_COL_BITS) - 1), "psum_words": (1, 1 << 24)}
+
     def __init__(self, hw: HardwareConfig):
         if not isinstance(hw, HardwareConfig):
             self._MustUse__silence = True
             raise TypeError(f"ConvEngine needs a HardwareConfig, got {type(hw).__name__}")
-        check_param(self, "in_lanes", hw.in_lanes, 1, 64)
-        check_param(self, "out_lanes", hw.out_lanes, 1, 256)
-        check_param(self, "kmax", hw.kmax, 1, 31)
+        for name, (lo, hi) in self.LIMITS.items():
+            check_param(self, name, getattr(hw, name), lo, hi)
         check_param(self, "bits", hw.bits, 2, 16)
-        check_param(self, "max_width", hw.max_width, 1, (1 << ROW_COL_BITS) - 1)
-        check_param(self, "psum_words", hw.psum_words, 1, 1 << 24)
         self._hw = hw
         Pi, Po, bits = hw.in_lanes, hw.out_lanes, hw.bits
         super().__init__({

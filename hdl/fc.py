@@ -103,11 +103,13 @@ class FCEngine(wiring.Component):
         Partial sums per output lane (``hw.fc_psum_words``): the most pixels a band.
     """
 
+    LIMITS = {"in_lanes": (1, 1024), "out_lanes": (1, 1024), "psum_words": (1, 1 << 20)}
+
     def __init__(self, *, in_lanes: int, out_lanes: int, bits: int = 16, psum_words: int = 1024):
-        check_param(self, "in_lanes", in_lanes, 1, 1024)
-        check_param(self, "out_lanes", out_lanes, 1, 1024)
+        check_param(self, "in_lanes", in_lanes, *self.LIMITS["in_lanes"])
+        check_param(self, "out_lanes", out_lanes, *self.LIMITS["out_lanes"])
         check_param(self, "bits", bits, 2, 16)
-        check_param(self, "psum_words", psum_words, 1, 1 << 20)
+        check_param(self, "psum_words", psum_words, *self.LIMITS["psum_words"])
         self._il, self._ol, self._bits, self._pw = in_lanes, out_lanes, bits, psum_words
         super().__init__({
             "i": In(stream.Signature(pixel_layout(in_lanes, bits))),

@@ -3,7 +3,12 @@ padding inserted.
 
 For groups ``g < G``, the lane's map is ``j = g * L + lane`` (``L`` lanes share the
 groups); its base word address ``base[j]`` (``in_addr + list[j] * in_h * in_w``) comes
-from the accelerator's list memory.  The feeder sends, group after group, the band's
+from the accelerator's list memory, or, when the list is a run of consecutive maps
+(``contig``), for every group after the first from the previous group's:
+``base[j] = base[j - L] + step`` (``step = L * in_h * in_w``), so that such a list may be
+longer than the list memory (which then holds only its first entries; the entry of each
+later group is looked up all the same and ignored: the timing does not change).  The
+feeder sends, group after group, the band's
 rows ``rs .. rs + nr - 1`` in *padded* coordinates, ``Wp`` pixels each::
 
     x[g][r][c] = mem[base[j] + (rs + r - pad) * in_w + (c - pad)]
@@ -19,7 +24,7 @@ Ports
 -----
 ``start``      In(1): pulse; the configuration inputs are sampled with it
 ``lane``, ``lanes`` (``L``), ``groups`` (``G``), ``n_in``, ``rs``, ``nr``, ``pad``, ``in_h``,
-``in_w``, ``width`` (``Wp = in_w + 2 * pad``)   In: configuration
+``in_w``, ``width`` (``Wp = in_w + 2 * pad``), ``contig``, ``step``   In: configuration
 ``list_addr``  Out: list-memory read address (a synchronous read port)
 ``list_data``  In(32): its data, the cycle after the address
 ``cmd``        Out(stream of :func:`~convc.hdl.memport.cmd_layout`): to the reader
@@ -46,16 +51,18 @@ RC_BITS = 12
 class MapFeeder(wiring.Component):
     # timing (read by sim/cycle.py): the list lookup of each later group (BASE)
     GROUP_CYCLES = 1
+    LIMITS = {"list_words": (1, 1 << 16)}
 
     def __init__(self, *, bits: int = 16, list_words: int = 1024):
         check_param(self, "bits", bits, 2, 16)
-        check_param(self, "list_words", list_words, 1, 1 << 16)
+        check_param(self, "list_words", list_words, *self.LIMITS["list_words"])
         self._bits, self._list_words = bits, list_words
         super().__init__({
             "start": In(1),
             "lane": In(16), "lanes": In(16), "groups": In(16), "n_in": In(16),
             "rs": In(RC_BITS), "nr": In(RC_BITS), "pad": In(4),
             "in_h": In(RC_BITS), "in_w": In(RC_BITS), "width": In(RC_BITS + 1),
+            "contig": In(1), "step": In(32),
             "list_addr": Out(range(list_words)),
             "list_data": In(32),
             "cmd": Out(stream.Signature(cmd_layout())),
@@ -79,10 +86,12 @@ class MapFeeder(wiring.Component):
         in_w = Signal(RC_BITS, name="cfg_in_w")
         wp = Signal(RC_BITS + 1, name="cfg_wp")
         lane = Signal(16, name="cfg_lane")
+        contig = Signal(name="cfg_contig")
+        step = Signal(32, name="cfg_step")
         with m.If(self.start):
             m.d.sync += [L.eq(self.lanes), G.eq(self.groups), n_in.eq(self.n_in), rs.eq(self.rs),
                          nr.eq(self.nr), pad.eq(self.pad), in_h.eq(self.in_h), in_w.eq(self.in_w),
-                         wp.eq(self.width), lane.eq(self.lane)]
+                         wp.eq(self.width), lane.eq(self.lane), contig.eq(self.contig), step.eq(self.step)]
 
         # ---- command loop: one read command per row inside the map -----------------
         c_g = Signal(16, name="c_group")
@@ -104,8 +113,10 @@ class MapFeeder(wiring.Component):
             with m.State("LOOK"):                    # list address out; data next cycle
                 m.next = "BASE"
             with m.State("BASE"):
-                m.d.sync += [c_r.eq(0), c_rr.eq(rs - pad),
-                             c_addr.eq(self.list_data + (rs - pad).as_signed() * in_w)]
+                b = Signal(32, name="c_base_next")
+                m.d.comb += b.eq(Mux(contig & (c_g != 0), base + step, self.list_data))
+                m.d.sync += [c_r.eq(0), c_rr.eq(rs - pad), base.eq(b),
+                             c_addr.eq(b + (rs - pad).as_signed() * in_w)]
                 with m.If(c_j < n_in):
                     m.next = "ROWS"
                 with m.Else():                        # this and every later group: no map

@@ -381,13 +381,20 @@ class LCNEngine(wiring.Component):
     """
 
     LATENCY_B = 1 + PWLCore.LATENCY + 2 + 2
+    LIMITS = {"channels": (1, 64), "kmax": (1, 31)}
+
+    @staticmethod
+    def max_width_for(kmax: int) -> int:
+        """The longest row for windows up to ``kmax``: the window generators count
+        ``W + (kmax-1)//2`` padded columns in ``ROW_COL_BITS`` bits."""
+        return (1 << ROW_COL_BITS) - 1 - (kmax - 1) // 2
 
     def __init__(self, *, channels: int, bits: int, kmax: int, max_width: int,
                  max_segments: int = isa.MAX_SEGMENTS):
-        check_param(self, "channels", channels, 1, 64)
+        check_param(self, "channels", channels, *self.LIMITS["channels"])
         check_param(self, "bits", bits, 2, 16)
-        check_param(self, "kmax", kmax, 1, 31)
-        check_param(self, "max_width", max_width, 1, (1 << ROW_COL_BITS) - 1 - (kmax - 1) // 2)
+        check_param(self, "kmax", kmax, *self.LIMITS["kmax"])
+        check_param(self, "max_width", max_width, 1, self.max_width_for(kmax))
         check_param(self, "max_segments", max_segments, 1, isa.MAX_SEGMENTS)
         self._channels, self._bits, self._kmax = channels, bits, kmax
         self._max_width, self._max_segments = max_width, max_segments

@@ -88,11 +88,12 @@ class WindowGenerator(wiring.Component):
     """
 
     LATENCY = 2
+    LIMITS = {"lanes": (1, 64), "kmax": (1, 31)}
 
     def __init__(self, *, lanes: int, bits: int, kmax: int, max_width: int):
-        check_param(self, "lanes", lanes, 1, 64)
+        check_param(self, "lanes", lanes, *self.LIMITS["lanes"])
         check_param(self, "bits", bits, 2, 16)
-        check_param(self, "kmax", kmax, 1, 31)
+        check_param(self, "kmax", kmax, *self.LIMITS["kmax"])
         check_param(self, "max_width", max_width, 1, (1 << ROW_COL_BITS) - 1)
         self._lanes, self._bits, self._kmax, self._max_width = lanes, bits, kmax, max_width
         super().__init__({

@@ -60,10 +60,12 @@ class PointwiseEngine(wiring.Component):
         Codes an element (1..1024, default 1).
     """
 
+    LIMITS = {"lanes": (1, 1024)}
+
     def __init__(self, bits: int = 16, *, max_segments: int = isa.MAX_SEGMENTS, lanes: int = 1):
         check_param(self, "bits", bits, 2, 16)
         check_param(self, "max_segments", max_segments, 1, isa.MAX_SEGMENTS)
-        check_param(self, "lanes", lanes, 1, 1024)
+        check_param(self, "lanes", lanes, *self.LIMITS["lanes"])
         self._bits, self._max_segments, self._lanes = bits, max_segments, lanes
         layout = code_layout(bits, lanes)
         super().__init__({

@@ -115,10 +115,12 @@ class PoolEngine(wiring.Component):
     max_width : int   longest input row (``hw.max_width``), 1..4095
     """
 
+    LIMITS = {"lanes": (1, 64), "kmax": (1, 15)}
+
     def __init__(self, *, lanes: int, bits: int = 16, kmax: int = 2, max_width: int = 1024):
-        check_param(self, "lanes", lanes, 1, 64)
+        check_param(self, "lanes", lanes, *self.LIMITS["lanes"])
         check_param(self, "bits", bits, 2, 16)
-        check_param(self, "kmax", kmax, 1, 15)
+        check_param(self, "kmax", kmax, *self.LIMITS["kmax"])
         check_param(self, "max_width", max_width, 1, (1 << ROW_COL_BITS) - 1)
         self._lanes, self._bits, self._kmax, self._max_width = lanes, bits, kmax, max_width
         layout = pixel_layout(lanes, bits)

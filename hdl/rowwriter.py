@@ -53,12 +53,13 @@ class RowWriter(wiring.Component):
     BUFFER_ROWS = 2     # the two-row buffer: a third row waits for the first to be written
     BUFFER_LATENCY = 1  # an element accepted on ``i`` -> in the row buffer
     CMD_GAP = 0         # cycles between two commands of a row (back to back)
+    LIMITS = {"lanes": (1, 1024), "max_width": (1, (1 << RC_BITS) - 1), "ports": (1, 64)}
 
     def __init__(self, *, lanes: int, bits: int = 16, max_width: int = 1024, ports: int = 1):
-        check_param(self, "lanes", lanes, 1, 1024)
+        check_param(self, "lanes", lanes, *self.LIMITS["lanes"])
         check_param(self, "bits", bits, 2, 16)
-        check_param(self, "max_width", max_width, 1, (1 << RC_BITS) - 1)
-        check_param(self, "ports", ports, 1, 64)
+        check_param(self, "max_width", max_width, *self.LIMITS["max_width"])
+        check_param(self, "ports", ports, *self.LIMITS["ports"])
         if ports & (ports - 1):
             self._MustUse__silence = True
             raise ValueError(f"RowWriter: ports={ports} is not a power of two")

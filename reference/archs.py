@@ -10,15 +10,16 @@ other name is read as a path to a JSON file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from convc.errors import ConvcError
 
-from .modelfile import network_from_graph
+from .modelfile import network_from_graph, parse_json
 from .network import Network
 
-__all__ = ["BUILTIN", "arch_spec", "build_network", "grouped_table"]
+__all__ = ["BUILTIN", "MAX_SPEC_BYTES", "arch_spec", "build_network", "grouped_table"]
+
+MAX_SPEC_BYTES = 64 << 20
 
 
 def lenet() -> dict:
@@ -102,12 +103,16 @@ def arch_spec(arch: str) -> tuple[dict, str]:
     if not path.exists():
         raise ConvcError(f"unknown architecture {arch!r}: not one of {', '.join(BUILTIN)} "
                          "and no such spec file")
+    if not path.is_file():
+        raise ConvcError(f"{path}: is not a file (--arch takes {', '.join(BUILTIN)} or a JSON spec file)")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise ConvcError(f"{path}: {path.stat().st_size:,} bytes, beyond the {MAX_SPEC_BYTES >> 20} MiB "
+                         "a spec may have")
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConvcError(f"{path}: cannot read spec ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ConvcError(f"{path}: not valid JSON ({exc})") from None
+    spec = parse_json(text, str(path))
     if not isinstance(spec, dict):
         raise ConvcError(f"{path}: a spec must be a JSON object")
     spec.setdefault("name", path.stem)
@@ -116,6 +121,8 @@ def arch_spec(arch: str) -> tuple[dict, str]:
 
 def build_network(arch: str, seed: int = 0) -> Network:
     """Build a network from a spec with freshly initialized weights."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConvcError(f"--seed must be a whole number >= 0, got {seed!r}")
     spec, where = arch_spec(arch)
     net = network_from_graph(spec, where)
     net.init_params(seed)

@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,16 +29,37 @@ __all__ = ["Dataset", "DATASETS", "load_dataset", "load_digits", "load_mnist", "
            "read_idx", "write_idx", "stratified_split"]
 
 DATASETS = ("digits", "mnist", "synthetic")
+MAX_IDX_BYTES = 2 << 30        # one IDX file, decompressed
+MAX_SYNTHETIC_BYTES = 1 << 30  # the synthetic dataset's images (float64 while drawn)
 
 
 @dataclass
 class Dataset:
+    """Images and labels of a dataset's two splits.
+
+    Attributes
+    ----------
+    name : str
+    train_x, test_x : ndarray
+        float32 ``(N, C, H, W)`` in [0, 1].
+    train_y, test_y : ndarray
+        int64 labels in ``0 .. classes-1``.
+    classes : int
+    folder : str or None
+        The absolute folder the files came from (``mnist``), recorded in the model.
+    seed : int
+        The seed :func:`load_dataset` was given (recorded in the model, to make the
+        same splits again).
+    """
+
     name: str
     train_x: np.ndarray
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
     classes: int
+    folder: str | None = None
+    seed: int = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -76,7 +99,7 @@ def load_digits(seed: int = 0) -> Dataset:
     x = _canvas(images, 32)
     y = data.target.astype(np.int64)
     tr, te = stratified_split(y, 0.2, seed)
-    return Dataset("digits", x[tr], y[tr], x[te], y[te], 10)
+    return Dataset("digits", x[tr], y[tr], x[te], y[te], 10, seed=seed)
 
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -86,13 +109,23 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dty
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped), validating its header and size."""
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except OSError as exc:
-        raise ConvcError(f"{path}: cannot read ({exc})") from None
-    except (EOFError, gzip.BadGzipFile) as exc:
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        if gz:
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read(MAX_IDX_BYTES + 1)
+        else:
+            if path.stat().st_size > MAX_IDX_BYTES:
+                raise ConvcError(f"{path}: {path.stat().st_size:,} bytes, beyond the "
+                                 f"{MAX_IDX_BYTES >> 30} GiB convc reads from one IDX file")
+            raw = path.read_bytes()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ConvcError(f"{path}: broken gzip data ({exc})") from None
+    except OSError as exc:
+        raise ConvcError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise ConvcError(f"{path}: decompresses to more than the {MAX_IDX_BYTES >> 30} GiB convc reads "
+                         "from one IDX file")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
         raise ConvcError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
     dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
@@ -100,9 +133,10 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < header:
         raise ConvcError(f"{path}: truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize     # Python ints: no overflow
     if len(raw) != expected:
-        raise ConvcError(f"{path}: IDX data is {len(raw)} bytes, header {list(dims)} says {expected}")
+        raise ConvcError(f"{path}: IDX data is {len(raw):,} bytes, header dimensions {list(dims)} say "
+                         f"{expected:,}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
@@ -126,28 +160,56 @@ def load_mnist(data_dir: str | Path | None) -> Dataset:
         raise ConvcError("dataset 'mnist' needs --data-dir, a folder with the four IDX files")
     folder = Path(data_dir)
     if not folder.is_dir():
-        raise ConvcError(f"{folder}: no such folder (--data-dir for dataset 'mnist')")
+        what = "is not a folder" if folder.exists() else "no such folder"
+        raise ConvcError(f"{folder}: {what} (--data-dir for dataset 'mnist')")
     parts = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = read_idx(_find_idx(folder, f"{prefix}-images-idx3-ubyte"))
-        labels = read_idx(_find_idx(folder, f"{prefix}-labels-idx1-ubyte"))
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ConvcError(f"{folder}: {prefix} images {list(images.shape)} and labels "
-                             f"{list(labels.shape)} do not match")
-        if images.shape[1] > 32 or images.shape[2] > 32:
-            raise ConvcError(f"{folder}: {prefix} images are {images.shape[1]}x{images.shape[2]}, "
-                             "larger than the 32x32 canvas")
-        if labels.size and int(labels.max()) > 9:
-            raise ConvcError(f"{folder}: {prefix} labels go up to {int(labels.max())}, expected 0..9")
+        ipath = _find_idx(folder, f"{prefix}-images-idx3-ubyte")
+        lpath = _find_idx(folder, f"{prefix}-labels-idx1-ubyte")
+        images, labels = read_idx(ipath), read_idx(lpath)
+        if images.ndim != 3:
+            raise ConvcError(f"{ipath}: images must have 3 dimensions (N, H, W), the header gives "
+                             f"{list(images.shape)}")
+        if labels.ndim != 1:
+            raise ConvcError(f"{lpath}: labels must have 1 dimension (N,), the header gives {list(labels.shape)}")
+        if len(images) != len(labels):
+            raise ConvcError(f"{ipath}: {len(images)} images but {lpath.name} holds {len(labels)} labels")
+        if len(images) == 0:
+            raise ConvcError(f"{ipath}: the {split} split holds no images")
+        if images.shape[1] > 32 or images.shape[2] > 32 or min(images.shape[1:]) == 0:
+            raise ConvcError(f"{ipath}: images are {images.shape[1]}x{images.shape[2]}, expected 1x1 up to "
+                             "the 32x32 canvas")
+        if images.dtype.kind == "f":
+            bad = ~np.isfinite(images) | (images < 0) | (images > 255)
+        elif images.dtype != np.uint8:
+            bad = (images < 0) | (images > 255)
+        else:
+            bad = None
+        if bad is not None and bad.any():
+            i = int(np.flatnonzero(bad.reshape(-1))[0])
+            raise ConvcError(f"{ipath}: pixel {i} is {images.reshape(-1)[i].item()!r}, outside 0..255")
+        if labels.dtype.kind == "f":
+            frac = ~np.isfinite(labels) | (labels != np.round(labels))
+            if frac.any():
+                i = int(np.flatnonzero(frac)[0])
+                raise ConvcError(f"{lpath}: label {i} is {labels[i].item()!r}, not a whole number")
+        out = (labels < 0) | (labels > 9)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise ConvcError(f"{lpath}: label {i} is {labels[i].item()!r}, outside 0..9")
         parts[split] = (_canvas(images.astype(np.float32) / 255.0, 32), labels.astype(np.int64))
-    return Dataset("mnist", *parts["train"], *parts["test"], classes=10)
+    return Dataset("mnist", *parts["train"], *parts["test"], classes=10, folder=str(folder.resolve()))
 
 
 def make_synthetic(shape=(1, 32, 32), classes: int = 10, n_train: int = 400, n_test: int = 100,
                    seed: int = 0, noise: float = 0.35) -> Dataset:
     """Smooth random class prototypes plus Gaussian noise, clipped to [0, 1]."""
-    rng = np.random.default_rng(seed)
     c, h, w = shape
+    need = 8 * (classes + n_train + n_test) * c * h * w
+    if need > MAX_SYNTHETIC_BYTES:
+        raise ConvcError(f"dataset 'synthetic' for inputs {list(shape)}: {need / 2**30:.1f} GiB of images, "
+                         f"beyond the {MAX_SYNTHETIC_BYTES >> 30} GiB limit; use a smaller input")
+    rng = np.random.default_rng(seed)
     coarse = rng.random((classes, c, max(1, h // 4), max(1, w // 4)))
     protos = coarse.repeat(4, axis=2).repeat(4, axis=3)[:, :, :h, :w]
     protos = np.pad(protos, ((0, 0), (0, 0), (0, h - protos.shape[2]), (0, w - protos.shape[3])), mode="edge")
@@ -157,11 +219,14 @@ def make_synthetic(shape=(1, 32, 32), classes: int = 10, n_train: int = 400, n_t
         x = protos[y] + noise * rng.standard_normal((n, c, h, w))
         return np.clip(x, 0, 1).astype(np.float32), y.astype(np.int64)
 
-    return Dataset("synthetic", *draw(n_train), *draw(n_test), classes=classes)
+    return Dataset("synthetic", *draw(n_train), *draw(n_test), classes=classes, seed=seed)
 
 
 def load_dataset(name: str, shape: tuple[int, ...], classes: int, data_dir=None, seed: int = 0) -> Dataset:
     """Load a dataset by name and check it fits a network's input and classes."""
+    if data_dir is not None and name in ("digits", "synthetic"):
+        raise ConvcError(f"--data-dir {data_dir}: dataset {name!r} reads no folder (--dataset mnist reads "
+                         "the IDX files of a folder)")
     if name == "digits":
         ds = load_digits()
     elif name == "mnist":
@@ -170,6 +235,7 @@ def load_dataset(name: str, shape: tuple[int, ...], classes: int, data_dir=None,
         ds = make_synthetic(tuple(shape), classes or 10, seed=seed)
     else:
         raise ConvcError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    ds.seed = int(seed)         # what load_dataset needs to make the same splits again
     if ds.shape != tuple(shape):
         raise ConvcError(f"dataset {name!r} has inputs {list(ds.shape)} but the network expects "
                          f"{list(shape)}")

@@ -14,6 +14,16 @@ with ``allow_pickle=False``) holding
                      "attrs": {"in_channels": 1, ...}}, ...],
          "meta": {...}}
 
+``meta`` records what ``convc train`` knew: ``dataset`` (its name), ``data_dir`` (the
+absolute folder of its files, or null), ``data_seed`` (the seed that makes the same
+splits again), ``train`` (the settings) and the accuracies. ``convc compile``
+calibrates on that dataset's training split, ``convc compare`` and ``convc verify``
+use its test split (:func:`convc.inputs.model_inputs`).
+
+Limits: JSON nested at most :data:`MAX_DEPTH` levels, and the sizes of
+:mod:`convc.reference.network` (``MAX_PARAMS`` and others), checked from the
+headers before any array is read.
+
 ``<layer name>.<param>``
     one float32 (or float64) array per trainable parameter, e.g.
     ``conv1.weight`` of shape ``(out, in, K, K)``.
@@ -26,6 +36,7 @@ temporary file first so that a failed write never leaves half a model.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -35,13 +46,41 @@ import numpy as np
 
 from convc.errors import ConvcError
 
-from .network import InputSpec, Network, build_layer
+from .network import MAX_PARAMS, MAX_VALUES, InputSpec, Network, build_layer, check_sizes
 
-__all__ = ["FORMAT", "VERSION", "save_model", "load_model", "network_from_graph"]
+__all__ = ["FORMAT", "VERSION", "MAX_DEPTH", "MAX_GRAPH_BYTES", "save_model", "load_model", "network_from_graph", "parse_json",
+           "check_depth"]
 
 FORMAT = "convc-model"
 VERSION = 1
+MAX_DEPTH = 64          # nesting of a graph, spec or meta JSON object
+MAX_GRAPH_BYTES = 64 << 20
 _FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def check_depth(obj, where: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than ``limit`` levels (walked without recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise ConvcError(f"{where}: JSON nested more than {limit} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def parse_json(text: str, where: str):
+    """``json.loads`` with every failure (syntax, nesting) a :class:`ConvcError` naming ``where``."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConvcError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ConvcError(f"{where}: JSON nested too deeply (more than {MAX_DEPTH} levels are refused)") from None
+    check_depth(obj, where)
+    return obj
 
 
 def save_model(net: Network, path: str | os.PathLike) -> Path:
@@ -54,29 +93,35 @@ def save_model(net: Network, path: str | os.PathLike) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ConvcError(f"{path}: folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    if path.is_dir():
+        raise ConvcError(f"{path}: is a folder; name a model file to write")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ConvcError(f"{path}: cannot write in folder {directory} ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)              # as open() would have made it, not mkstemp's 0600
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as exc:
+        raise ConvcError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
 
 
-def _read_archive(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise ConvcError(f"{path}: no such file")
-    if path.is_dir():
-        raise ConvcError(f"{path}: is a folder, not a model file")
-    if not zipfile.is_zipfile(path):
-        raise ConvcError(f"{path}: not a convc model (not an .npz archive, or truncated)")
+def _read_archive(path: Path, keys) -> dict[str, np.ndarray]:
+    """Load the arrays ``keys`` of the archive (each header already checked)."""
     arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
+            for key in keys:
+                if key not in data.files:
+                    continue
                 try:
                     arrays[key] = data[key]
                 except ValueError as exc:
@@ -86,9 +131,61 @@ def _read_archive(path: Path) -> dict[str, np.ndarray]:
                     raise ConvcError(f"{path}: array {key!r} cannot be read ({exc})") from None
     except ConvcError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, NotImplementedError) as exc:
         raise ConvcError(f"{path}: not a readable .npz archive, perhaps truncated ({exc})") from None
     return arrays
+
+
+def _archive_headers(path: Path) -> dict[str, tuple | None]:
+    """Every member's ``.npy`` header, ``{name: (shape, dtype) or None}``, read before any
+    array is loaded: a header that declares more values than the member holds, or more than
+    a model may have, is refused here instead of allocating it. (None: a header version this
+    reads not, left to ``np.load``.)"""
+    if not path.exists():
+        raise ConvcError(f"{path}: no such file")
+    if path.is_dir():
+        raise ConvcError(f"{path}: is a folder, not a model file")
+    if not zipfile.is_zipfile(path):
+        raise ConvcError(f"{path}: not a convc model (not an .npz archive, or truncated)")
+    headers: dict[str, tuple | None] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > 100_000:
+                raise ConvcError(f"{path}: {len(infos):,} arrays; not a convc model")
+            for info in infos:
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with zf.open(info) as fh:
+                    try:
+                        version = np.lib.format.read_magic(fh)
+                        if version == (1, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                        elif version == (2, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                        else:
+                            headers[key] = None
+                            continue
+                    except ConvcError:
+                        raise
+                    except Exception as exc:      # numpy parses the header with tokenize and literal_eval: any error
+                        raise ConvcError(f"{path}: array {key!r} has no readable .npy header ({exc})") from None
+                count = math.prod(int(v) for v in shape)
+                if dtype.hasobject:
+                    raise ConvcError(f"{path}: array {key!r} holds Python objects; convc never loads pickled data")
+                if count > 4 * MAX_PARAMS:
+                    raise ConvcError(f"{path}: array {key!r} declares shape {list(shape)}, {count:,} values, "
+                                     f"beyond any convc model")
+                if count * dtype.itemsize > info.file_size:
+                    raise ConvcError(f"{path}: array {key!r} declares shape {list(shape)} "
+                                     f"({count * dtype.itemsize:,} bytes) but holds {info.file_size:,} bytes: "
+                                     "truncated or damaged")
+                headers[key] = (tuple(int(v) for v in shape), dtype)
+    except ConvcError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, KeyError,
+            NotImplementedError) as exc:
+        raise ConvcError(f"{path}: not a readable .npz archive, perhaps truncated ({exc})") from None
+    return headers
 
 
 def _parse_graph(path: Path, raw: np.ndarray | None) -> dict:
@@ -98,9 +195,10 @@ def _parse_graph(path: Path, raw: np.ndarray | None) -> dict:
         raise ConvcError(f"{path}: field 'graph' must be a 1-D uint8 array of JSON bytes, "
                          f"got {raw.dtype} with shape {raw.shape}")
     try:
-        graph = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.tobytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConvcError(f"{path}: field 'graph' is not valid JSON ({exc})") from None
+    graph = parse_json(text, f"{path}: field 'graph'")
     if not isinstance(graph, dict):
         raise ConvcError(f"{path}: field 'graph' must be a JSON object")
     if graph.get("format") != FORMAT:
@@ -122,10 +220,13 @@ def network_from_graph(graph: dict, where: str) -> Network:
     ``where`` prefixes every message (a file name or ``"spec x.json"``).
     Used for model files and for user architecture specs alike.
     """
+    check_depth(graph, where)
     for key, kind in (("input", dict), ("layers", list)):
         if not isinstance(graph.get(key), kind):
             raise ConvcError(f"{where}: field {key!r} must be a JSON {kind.__name__}")
     inp = graph["input"]
+    if not isinstance(inp.get("shape"), list):
+        raise ConvcError(f"{where}: field 'input.shape' must be a list [C, H, W], got {inp.get('shape')!r}")
     try:
         spec = InputSpec(shape=tuple(inp.get("shape", ())), mean=list(inp.get("mean", [])),
                          std=list(inp.get("std", [])))
@@ -151,6 +252,7 @@ def network_from_graph(graph: dict, where: str) -> Network:
             raise ConvcError(f"{where}: layer {i} {name!r}: 'attrs' must be a JSON object")
         attrs = _infer_sizes(entry["type"], dict(attrs), shape)
         try:
+            check_sizes(entry["type"], attrs, f"layer {i} {name!r}")
             layer = build_layer(entry["type"], attrs, f"layer {i} {name!r}")
             shape = tuple(layer.output_shape(shape))
         except ValueError as exc:
@@ -158,11 +260,17 @@ def network_from_graph(graph: dict, where: str) -> Network:
             if not msg.startswith("layer "):
                 msg = f"layer {i} {name!r}: {msg}"
             raise ConvcError(f"{where}: {msg}") from None
+        values = math.prod(shape)
+        if values > MAX_VALUES:
+            raise ConvcError(f"{where}: layer {i} {name!r}: output {list(shape)} holds {values:,} values, "
+                             f"beyond the limit of {MAX_VALUES:,} per sample")
         layers.append(layer)
         names.append(name)
     meta = graph.get("meta", {})
     if not isinstance(meta, dict):
         raise ConvcError(f"{where}: field 'meta' must be a JSON object")
+    if len(layers) > 10_000:
+        raise ConvcError(f"{where}: field 'layers' holds {len(layers):,} layers, beyond the limit of 10,000")
     name = graph.get("name", "network")
     try:
         return Network(spec, layers, names, name=str(name), classes=classes, meta=meta)
@@ -182,27 +290,40 @@ def _infer_sizes(type_name: str, attrs: dict, shape: tuple[int, ...]) -> dict:
 def load_model(path: str | os.PathLike) -> Network:
     """Read and validate a model file; every problem is a :class:`ConvcError`."""
     path = Path(path)
-    arrays = _read_archive(path)
-    graph = _parse_graph(path, arrays.pop("graph", None))
+    headers = _archive_headers(path)
+    head = headers.get("graph")
+    if head is not None and (head[1] != np.uint8 or len(head[0]) != 1 or head[0][0] > MAX_GRAPH_BYTES):
+        raise ConvcError(f"{path}: field 'graph' must be a 1-D uint8 array of JSON bytes (at most "
+                         f"{MAX_GRAPH_BYTES >> 20} MiB), got {head[1]} with shape {list(head[0])}")
+    graph = _parse_graph(path, _read_archive(path, ["graph"]).get("graph"))
     net = network_from_graph(graph, str(path))
+    net.path = str(path)
     expected = {}
     for lname, layer in zip(net.names, net.layers):
         for pname, shape in layer.param_shapes().items():
             expected[f"{lname}.{pname}"] = (lname, layer, pname, tuple(shape))
-    missing = [k for k in expected if k not in arrays]
+    missing = [k for k in expected if k not in headers]
     if missing:
         raise ConvcError(f"{path}: missing weight array(s) {', '.join(missing)}")
-    extra = sorted(k for k in arrays if k not in expected)
+    extra = sorted(k for k in headers if k not in expected and k != "graph")
     if extra:
         raise ConvcError(f"{path}: unexpected array(s) {', '.join(extra)} (no layer has such a parameter)")
+
+    def check(lname, pname, shape, dtype, got):
+        if dtype.type not in _FLOAT_DTYPES:
+            raise ConvcError(f"{path}: layer {lname!r} field {pname!r}: dtype {dtype}, "
+                             "expected float32 or float64")
+        if got != shape:
+            raise ConvcError(f"{path}: layer {lname!r} field {pname!r}: shape {list(got)}, "
+                             f"expected {list(shape)}")
+
+    for key, (lname, layer, pname, shape) in expected.items():      # from the headers: nothing loaded yet
+        if headers[key] is not None:
+            check(lname, pname, shape, headers[key][1], headers[key][0])
+    arrays = _read_archive(path, list(expected))
     for key, (lname, layer, pname, shape) in expected.items():
         value = arrays[key]
-        if value.dtype.type not in _FLOAT_DTYPES:
-            raise ConvcError(f"{path}: layer {lname!r} field {pname!r}: dtype {value.dtype}, "
-                             "expected float32 or float64")
-        if value.shape != shape:
-            raise ConvcError(f"{path}: layer {lname!r} field {pname!r}: shape {list(value.shape)}, "
-                             f"expected {list(shape)}")
+        check(lname, pname, shape, value.dtype, value.shape)
         bad = ~np.isfinite(value)
         if bad.any():
             where = tuple(int(v) for v in np.argwhere(bad)[0])

@@ -12,13 +12,47 @@ batch adds a leading ``N``.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .layers import LAYER_TYPES, Layer
 
-__all__ = ["InputSpec", "LayerInfo", "Network", "build_layer"]
+__all__ = ["InputSpec", "LayerInfo", "Network", "build_layer", "check_sizes", "MAX_SIDE", "MAX_CHANNELS",
+           "MAX_FEATURES", "MAX_VALUES", "MAX_PARAMS"]
+
+# What one machine can hold: a network beyond these is refused before anything is allocated.
+MAX_SIDE = 16384            # input height or width, kernel, stride, padding
+MAX_CHANNELS = 65536        # maps of an input or a convolution
+MAX_FEATURES = 1 << 24      # inputs or outputs of a linear layer
+MAX_VALUES = 1 << 27        # values of one sample's input or of one layer's output (512 MiB float32)
+MAX_PARAMS = 1 << 28        # parameters of one layer (1 GiB float32)
+
+_SIZE_LIMITS = {"in_channels": MAX_CHANNELS, "out_channels": MAX_CHANNELS, "in_features": MAX_FEATURES,
+                "out_features": MAX_FEATURES, "kernel": MAX_SIDE, "stride": MAX_SIDE, "padding": MAX_SIDE}
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_sizes(type_name: str, attrs: dict, where: str) -> None:
+    """Refuse a size attribute beyond what a machine holds (before the layer allocates).
+
+    Raises ``ValueError`` naming ``where``, the field and the limit.
+    """
+    for key, limit in _SIZE_LIMITS.items():
+        value = attrs.get(key)
+        if _whole(value) and value > limit:
+            raise ValueError(f"{where}: {key} {value:,} is beyond the limit of {limit:,}")
+    sizes = [attrs.get(k) for k in (("in_channels", "out_channels", "kernel") if type_name == "conv2d" else
+                                    ("in_features", "out_features") if type_name == "linear" else ())]
+    if sizes and all(_whole(v) for v in sizes):
+        params = math.prod(sizes) * (sizes[-1] if type_name == "conv2d" else 1)
+        if params > MAX_PARAMS:
+            raise ValueError(f"{where}: {params:,} weights, beyond the limit of {MAX_PARAMS:,} per layer")
 
 
 @dataclass
@@ -38,14 +72,24 @@ class InputSpec:
     std: list[float] = field(default_factory=list)
 
     def __post_init__(self):
-        self.shape = tuple(int(v) for v in self.shape)
-        if len(self.shape) != 3 or any(v <= 0 for v in self.shape):
-            raise ValueError(f"input shape must be three positive sizes (C, H, W), got {list(self.shape)}")
+        shape = list(self.shape)
+        if len(shape) != 3 or not all(_whole(v) and v > 0 for v in shape):
+            raise ValueError(f"input shape must be three positive whole numbers (C, H, W), got {shape}")
+        self.shape = tuple(int(v) for v in shape)
+        c, h, w = self.shape
+        if c > MAX_CHANNELS or max(h, w) > MAX_SIDE or c * h * w > MAX_VALUES:
+            raise ValueError(f"input shape {shape} is beyond the limits ({MAX_CHANNELS:,} channels, "
+                             f"{MAX_SIDE:,} pixels a side, {MAX_VALUES:,} values)")
         channels = self.shape[0]
         if not self.mean:
             self.mean = [0.0] * channels
         if not self.std:
             self.std = [1.0] * channels
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if not isinstance(values, (list, tuple)) or not all(
+                    isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values):
+                raise ValueError(f"input {name} must be a list of numbers, got {values!r}")
         self.mean = [float(v) for v in self.mean]
         self.std = [float(v) for v in self.std]
         for name, values in (("mean", self.mean), ("std", self.std)):
@@ -122,6 +166,7 @@ class Network:
 
     def __init__(self, input: InputSpec, layers: list[Layer], names: list[str] | None = None,
                  name: str = "network", classes: int = 0, meta: dict | None = None):
+        self.path: str | None = None       # the model file it was read from, for messages
         self.input = input
         self.layers = list(layers)
         if names is None:
@@ -147,6 +192,14 @@ class Network:
                 shapes.append(tuple(layer.output_shape(shapes[-1])))
             except ValueError as exc:
                 raise ValueError(f"layer {i} {name!r}: {exc}") from None
+            values = math.prod(shapes[-1])
+            if values > MAX_VALUES:
+                raise ValueError(f"layer {i} {name!r}: output {list(shapes[-1])} holds {values:,} values, "
+                                 f"beyond the limit of {MAX_VALUES:,} per sample")
+            params = sum(math.prod(s) for s in layer.param_shapes().values())
+            if params > MAX_PARAMS:
+                raise ValueError(f"layer {i} {name!r}: {params:,} parameters, beyond the limit of "
+                                 f"{MAX_PARAMS:,} per layer")
         return shapes
 
     @property

@@ -14,6 +14,7 @@ Optional augmentation shifts each training image by up to ``shift`` pixels
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -42,16 +43,35 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        def opt(name):
+            return "--" + name.replace("_", "-")
+
+        for name in ("epochs", "batch_size", "lr_step", "shift", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConvcError(f"training setting {opt(name)} must be a whole number, got {v!r}")
+        for name in ("lr", "lr_gamma", "momentum", "weight_decay"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConvcError(f"training setting {opt(name)} must be a finite number, got {v!r}")
         for name in ("epochs", "batch_size", "lr_step"):
             if getattr(self, name) < 1:
-                raise ConvcError(f"training setting {name} must be >= 1, got {getattr(self, name)}")
+                raise ConvcError(f"training setting {opt(name)} must be >= 1, got {getattr(self, name)}")
         for name in ("lr", "lr_gamma"):
             if not getattr(self, name) > 0:
-                raise ConvcError(f"training setting {name} must be > 0, got {getattr(self, name)}")
+                raise ConvcError(f"training setting {opt(name)} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.momentum < 1:
-            raise ConvcError(f"training setting momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0 or self.shift < 0:
-            raise ConvcError("training settings weight_decay and shift must be >= 0")
+            raise ConvcError(f"training setting --momentum must be in [0, 1), got {self.momentum}")
+        for name in ("weight_decay", "shift", "seed"):
+            if getattr(self, name) < 0:
+                raise ConvcError(f"training setting {opt(name)} must be >= 0, got {getattr(self, name)}")
+
+    def check_input(self, shape: tuple[int, ...]) -> None:
+        """Refuse settings that do not fit inputs of ``shape`` ``(C, H, W)`` (before any data is read)."""
+        side = min(int(v) for v in shape[1:])
+        if self.shift >= side:
+            raise ConvcError(f"training setting --shift {self.shift} must be below the input's "
+                             f"{shape[1]}x{shape[2]} size (at most {side - 1} pixels)")
 
 
 @dataclass
@@ -89,6 +109,11 @@ def train(net: Network, data: Dataset, cfg: TrainConfig, quiet: bool = False) ->
     if net.output_shape != (data.classes,) and net.output_shape[0] < data.classes:
         raise ConvcError(f"network {net.name!r} outputs {list(net.output_shape)}, "
                          f"dataset has {data.classes} classes")
+    cfg.check_input(net.input.shape)
+    for split, x, y in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
+        if len(x) == 0 or len(x) != len(y):
+            raise ConvcError(f"dataset {data.name!r}{f' in {data.folder}' if data.folder else ''}: the {split} "
+                             f"split holds {len(x)} images and {len(y)} labels; training needs both splits")
     rng = np.random.default_rng(cfg.seed)
     net.input.mean = [float(v) for v in data.train_x.mean(axis=(0, 2, 3))]
     net.input.std = [float(max(v, 1e-6)) for v in data.train_x.std(axis=(0, 2, 3))]
@@ -126,12 +151,13 @@ def train(net: Network, data: Dataset, cfg: TrainConfig, quiet: bool = False) ->
                        f"epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / seen:.4f} acc {correct / seen:.4f}",
                        final=step == steps - 1)
         if not np.isfinite(loss_sum):
-            raise ConvcError(f"training diverged at epoch {epoch + 1} (loss is not finite); "
-                             f"try a smaller --lr than {cfg.lr}")
+            raise ConvcError(f"training diverged at epoch {epoch + 1} (loss is not finite) with --lr {cfg.lr}, "
+                             f"--momentum {cfg.momentum}, --weight-decay {cfg.weight_decay}, --lr-gamma "
+                             f"{cfg.lr_gamma}; try a smaller --lr (or --weight-decay)")
         history.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / seen, "train_accuracy": correct / seen})
     seconds = time.perf_counter() - start
     test_acc = evaluate(net, data.test_x, data.test_y)
     train_acc = evaluate(net, data.train_x, data.train_y)
-    net.meta.update({"dataset": data.name, "train": asdict(cfg), "test_accuracy": test_acc,
-                     "train_accuracy": train_acc})
+    net.meta.update({"dataset": data.name, "data_dir": data.folder, "data_seed": data.seed,
+                     "train": asdict(cfg), "test_accuracy": test_acc, "train_accuracy": train_acc})
     return TrainResult(test_acc, train_acc, seconds, cfg.epochs, history)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convc.compiler.program import Program
+from convc.errors import ConvcError
 
 from . import golden
 
@@ -91,10 +92,30 @@ def _top1(out: np.ndarray) -> np.ndarray:
 
 def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = None, source: str = "",
             batch: int = 128) -> Comparison:
-    """Run ``x`` (raw inputs) through the float net and the golden model."""
+    """Run ``x`` (raw inputs) through the float net and the golden model.
+
+    Raises
+    ------
+    ConvcError
+        No images, or a program whose layers the float model does not have (compiled
+        from another model).
+    """
+    if len(x) == 0:
+        raise ConvcError(f"no images to compare{f' ({source})' if source else ''}: give at least one")
+    if labels is not None and len(labels) != len(x):
+        raise ConvcError(f"{len(labels)} labels for {len(x)} images{f' ({source})' if source else ''}")
     names = [r.name for r in program.layers]
     ref_layers = program.meta.get("ref_layers", {})
     index = {n: i for i, n in enumerate(net.names)}
+    where = getattr(net, "path", None) or f"model {net.name!r}"
+    for region in program.layers:
+        ref = ref_layers.get(region.name) if isinstance(ref_layers, dict) else None
+        if ref not in index:
+            raise ConvcError(f"{where} has no layer {ref!r} that compiled layer {region.name!r} computes: "
+                             "the folder was compiled from another model")
+        if int(np.prod(net.shapes[index[ref] + 1])) != int(np.prod(region.shape)):
+            raise ConvcError(f"{where}: layer {ref!r} outputs {list(net.shapes[index[ref] + 1])}, compiled layer "
+                             f"{region.name!r} {list(region.shape)}: the folder was compiled from another model")
     sums = {n: [0.0, 0.0, 0.0] for n in names}  # signal, noise, max error in LSB
     sat = {n: 0 for n in names}
     ovf = {n: 0 for n in names}

@@ -1275,8 +1275,22 @@ def run_cli(args) -> int:
     """``convc simulate``: ``args.target``, ``args.board``, ``args.memory``,
     ``args.records``, ``args.json``."""
     import json
+    from pathlib import Path
 
-    program = _load_target(args)
+    target = Path(args.target)
+    if target.is_file():
+        # a model: compile it in memory; timing does not depend on the calibration (it only
+        # picks fixed-point formats), so one random image, without the dataset or a warning
+        from convc.boards import get_board
+        from convc.compiler.pipeline import CompileOptions, compile_network
+        from convc.reference.modelfile import load_model
+
+        net = load_model(target)
+        board = get_board(getattr(args, "board", None) or "virtex6")
+        calib = np.random.default_rng(0).random((1,) + tuple(net.input.shape), dtype=np.float32)
+        program = compile_network(net, board, CompileOptions(calib=1), where=str(target), calib=calib).program
+    else:
+        program = _load_target(args)
     kind = getattr(args, "memory", "board") or "board"
     if kind == "board":
         mem = MemoryTiming.board(program.hw)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from convc.errors import ConvcError
+from convc.inputs import model_inputs
 
 from . import golden, native
 from .cocotb_run import SIMULATORS, run_cocotb
@@ -103,18 +104,8 @@ def _load_float_model(program, compiled: Path, model):
 
 def _test_images(net, count: int):
     """The first ``count`` images of the model's held-out split (as ``convc compare``),
-    else random inputs (a model that names no built-in dataset)."""
-    from convc.compiler.pipeline import calibration_inputs
-
-    dataset = net.meta.get("dataset")
-    if dataset in ("digits", "synthetic"):
-        from convc.reference.datasets import load_dataset
-
-        ds = load_dataset(dataset, net.input.shape, net.classes,
-                          seed=int(net.meta.get("train", {}).get("seed", 0)))
-        return ds.test_x[:count], ds.test_y[:count], f"{dataset} test split"
-    x, src = calibration_inputs(net, count, seed=1)
-    return x, None, src
+    else random inputs with one warning (:func:`convc.inputs.model_inputs` decides)."""
+    return model_inputs(net, "test", count, seed=1)
 
 
 def prepare(compiled_dir, images: int = 10, model=None, inputs=None) -> Prepared:

@@ -6,7 +6,9 @@ nonlinearities and pooling become :class:`ActNode`/:class:`PoolNode` (the
 fusion pass attaches them to convolutions), ``flatten`` vanishes (maps are
 stored one after another, so the flattened vector is the same memory) and a
 final ``logsoftmax`` is dropped (it does not change the arg-max; the
-accelerator outputs the scores). Anything else is refused up front.
+accelerator outputs the scores). Anything else is refused up front, and so is
+a window, stride or padding no record can hold (:func:`hardware_limits`: the
+record's field widths and the engines' limits), naming the layer and the limit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 
 from convc.errors import ConvcError
 
+from .. import isa
+from ..hwconfig import HardwareConfig
 from ..ir import Act, ActNode, ConvNode, IRGraph, LCNNode, Pool, PoolNode
 
 SUPPORTED = ("conv2d", "linear", "relu", "tanh", "abs", "maxpool2d", "avgpool2d", "lcn", "flatten",
@@ -26,6 +30,32 @@ def _refuse(where: str, index: int, name: str, problem: str):
                      f"{', '.join(SUPPORTED)}")
 
 
+def hardware_limits() -> dict[str, tuple[int, str]]:
+    """The largest value of each window attribute a record can carry, and why: the
+    record's field (its width in :data:`convc.compiler.isa.FIELDS`) narrowed by the
+    engine that runs it (:meth:`HardwareConfig.field_range`)."""
+    def field(name):
+        return isa.field_max(name), f"the {isa.field(name).bits}-bit {name!r} field of a record"
+
+    def engine(fld, conf):
+        own, why = field(fld)
+        hi = HardwareConfig.field_range(conf)[1]
+        return (hi, f"the hardware's {conf} (engine limit)") if hi < own else (own, why)
+
+    return {"conv.kernel": engine("kernel", "kmax"), "conv.stride": field("stride"), "conv.padding": field("pad"),
+            "pool.kernel": engine("pool_k", "pool_kmax"), "pool.stride": field("pool_s"),
+            "lcn.kernel": engine("kernel", "lcn_kmax")}
+
+
+def _check_limits(where: str, index: int, name: str, kind: str, values: dict[str, int]):
+    limits = hardware_limits()
+    for attr, v in values.items():
+        hi, why = limits[f"{kind}.{attr}"]
+        if v > hi:
+            raise ConvcError(f"{where}: layer {index} {name!r}: {attr} {v} is beyond the accelerator's limit "
+                             f"of {hi} ({why})")
+
+
 def run(net, where: str = "model") -> IRGraph:
     nodes = []
     ref_index = {}
@@ -35,6 +65,8 @@ def run(net, where: str = "model") -> IRGraph:
         t = layer.type
         node = None
         if t == "conv2d":
+            _check_limits(where, i, name, "conv", {"kernel": layer.kernel, "stride": layer.stride,
+                                                   "padding": layer.padding})
             w = np.asarray(layer.params["weight"], dtype=np.float64)
             node = ConvNode(name, [name], in_c=layer.in_channels, out_c=layer.out_channels, kernel=layer.kernel,
                             stride=layer.stride, pad=layer.padding,
@@ -49,8 +81,10 @@ def run(net, where: str = "model") -> IRGraph:
         elif t in ("relu", "tanh", "abs"):
             node = ActNode(name, [name], act=Act(t))
         elif t in ("maxpool2d", "avgpool2d"):
+            _check_limits(where, i, name, "pool", {"kernel": layer.kernel, "stride": layer.stride})
             node = PoolNode(name, [name], pool=Pool(t[:3], layer.kernel, layer.stride))
         elif t == "lcn":
+            _check_limits(where, i, name, "lcn", {"kernel": layer.kernel})
             node = LCNNode(name, [name], kernel=layer.kernel, window=np.asarray(layer.window(), np.float64),
                            eps=float(layer.EPS))
         elif t == "flatten":

@@ -40,13 +40,17 @@ _POOL = {None: isa.POOL_NONE, "max": isa.POOL_MAX, "avg": isa.POOL_AVG}
 def output_groups(node: ConvNode, out_lanes: int) -> list[tuple[list[int], list[int]]]:
     """(outputs, input list) per pass chunk: outputs sharing their input set."""
     groups: dict[tuple[int, ...], list[int]] = {}
-    for o in range(node.out_c):
-        groups.setdefault(tuple(sorted(node.inputs_of(o))), []).append(o)
+    if node.table is None:                  # dense: every output reads every input map
+        groups[tuple(range(node.in_c))] = list(range(node.out_c))
+    else:
+        for o in range(node.out_c):
+            groups.setdefault(tuple(sorted(node.inputs_of(o))), []).append(o)
     chunks = []
     for inputs, outs in groups.items():
+        inputs = list(inputs)    # one list shared by the group's chunks
         for run in _runs(outs):  # a record writes maps o0 .. o0+n_out-1
             for k in range(0, len(run), out_lanes):
-                chunks.append((run[k:k + out_lanes], list(inputs)))
+                chunks.append((run[k:k + out_lanes], inputs))
     return chunks
 
 
@@ -73,12 +77,32 @@ def band_rows(node: ConvNode, hw: HardwareConfig) -> int:
     return max(1, min(out_h, rows))
 
 
+def consecutive(inputs: list[int]) -> bool:
+    """Is a (sorted) input-map list a run of consecutive maps? The hardware then needs
+    only its first entries (see ``list_words`` in :mod:`~convc.compiler.hwconfig`)."""
+    return not inputs or inputs[-1] - inputs[0] + 1 == len(inputs)
+
+
+def long_list(node: ConvNode, list_words: int) -> tuple[int, list[int]] | None:
+    """The first output of ``node`` whose input-map list the hardware cannot hold (longer
+    than ``list_words`` and not consecutive), with that list; None if every list fits."""
+    if node.table is None:
+        return None                                # every output reads 0 .. in_c-1
+    for o in range(node.out_c):
+        inputs = sorted(node.inputs_of(o))
+        if len(inputs) > list_words and not consecutive(inputs):
+            return o, inputs
+    return None
+
+
 def _check_fits(node, hw: HardwareConfig):
     if isinstance(node, ConvNode):
-        reads = max((len(node.inputs_of(o)) for o in range(node.out_c)), default=0)
-        if reads > hw.list_words:
-            raise ConvcError(f"layer {node.name!r}: an output reads {reads} input maps, the input-map list "
-                             f"memory holds {hw.list_words}")
+        bad = long_list(node, hw.list_words)
+        if bad is not None:
+            o, inputs = bad
+            raise ConvcError(f"layer {node.name!r}: output map {o} reads {len(inputs)} input maps that are "
+                             f"not consecutive; the input-map list memory holds {hw.list_words} (a longer "
+                             "list must be a run of consecutive maps)")
     if isinstance(node, ConvNode) and on_fc(node, hw):
         if node.out_shape[2] > hw.max_width:
             raise ConvcError(f"layer {node.name!r}: output row of {node.out_shape[2]} words > output row "

@@ -2,14 +2,20 @@
 
 A vector of F features is ``(F, 1, 1)``. Inconsistent shapes (a linear layer
 fed the wrong number of features, a window larger than its input) are
-refused with the node's name.
+refused with the node's name, and so are sizes no record can carry (maps,
+rows and columns beyond the widths of :data:`convc.compiler.isa.FIELDS`) and
+input-map lists the hardware cannot hold (longer than its list memory and not a
+run of consecutive maps), before any calibration work.
 """
 
 from __future__ import annotations
 
 from convc.errors import ConvcError
 
+from .. import isa
+from ..hwconfig import HardwareConfig
 from ..ir import ActNode, ConvNode, IRGraph, LCNNode, PoolNode
+from .schedule import long_list
 
 
 def _as_maps(shape):
@@ -46,4 +52,31 @@ def run(graph: IRGraph, where: str = "model") -> IRGraph:
         else:  # pragma: no cover - every node type is handled above
             raise ConvcError(f"{where}: node {node.name!r}: unknown node type {type(node).__name__}")
         node.out_shape = shape
+        _check_record_fields(node, where)
     return graph
+
+
+def _check_record_fields(node, where: str):
+    """Sizes a record's fields hold: maps (``in_c``, ``n_in``, ``o0``), rows and columns."""
+    (c, h, w), (oc, oh, ow) = node.in_shape, node.out_shape
+    checks = [("in_c", c, "input maps"), ("in_h", h, "input rows"), ("in_w", w, "input columns"),
+              ("out_h", oh, "output rows"), ("out_w", ow, "output columns")]
+    if isinstance(node, ConvNode):
+        reads = node.in_c if node.table is None else max(len(r) for r in node.table)
+        checks += [("n_in", reads, "input maps an output reads"),
+                   ("o0", oc - 1, "output maps (less one)")]
+    else:
+        checks += [("in_c", oc, "output maps")]
+    for fld, v, what in checks:
+        hi = isa.field_max(fld)
+        if v > hi:
+            raise ConvcError(f"{where}: layer {node.name!r}: {v} {what}, beyond the {hi} that the "
+                             f"{isa.field(fld).bits}-bit {fld!r} field of a record holds")
+    if isinstance(node, ConvNode):
+        list_words = HardwareConfig.__dataclass_fields__["list_words"].default
+        bad = long_list(node, list_words)
+        if bad is not None:
+            o, inputs = bad
+            raise ConvcError(f"{where}: layer {node.name!r}: output map {o} reads {len(inputs)} input maps that "
+                             f"are not consecutive; the accelerator's input-map list holds {list_words} (a "
+                             "longer list must be a run of consecutive maps)")

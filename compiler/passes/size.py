@@ -13,21 +13,49 @@ but prunes: every candidate is first timed with its FC streams at their floor
 (a lower bound of the model), then candidates are timed in full in the order
 of that bound until the bound of the next exceeds the best full time. The
 partial-sum buffer gets as many words as the block RAM allows, up to a
-whole output map. A network that cannot fit is refused, naming the resource
-and both numbers.
+whole output map.
+
+No candidate goes beyond an engine: the lanes, windows and buffers searched are
+bounded by :meth:`HardwareConfig.field_range` (the engines' own limits), and a
+configuration the hardware cannot be built for (:class:`HardwareConfigError`) or that
+cannot hold some layer (the schedule refuses it) is skipped, not fatal. Only when no
+candidate is left is the network refused, naming why each kind of candidate failed:
+the layer, the resource or limit, and both numbers.
 """
 
 from __future__ import annotations
 
 from convc.errors import ConvcError
 
-from ..hwconfig import HardwareConfig
+from ..hwconfig import HardwareConfig, HardwareConfigError
 from ..ir import ConvNode, IRGraph, LCNNode
 from . import schedule
 
-MAX_WIDTH = 4095
 FC_OUT_CHOICES = (1, 2, 4, 8, 16, 32, 64)
-MAX_IN_LANES = 32
+MAX_IN_LANES = 32       # the search's own bound (more input lanes than 32 never paid off)
+
+
+def _largest(lo: int, hi: int, ok) -> int | None:
+    """The largest ``v`` in ``[lo, hi]`` with ``ok(v)`` (``ok`` monotone: true up to some
+    value, false above), or None."""
+    if hi < lo or not ok(lo):
+        return None
+    if ok(hi):
+        return hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _config(**kw) -> HardwareConfig | None:
+    try:
+        return HardwareConfig(**kw)
+    except HardwareConfigError:
+        return None
 
 
 def _psum_choices(need_max: int, need_min: int) -> list[int]:
@@ -84,18 +112,41 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
     lcn_channels = max([n.in_shape[0] for n in lcns] or [0])
     name = board.name
     tried, fits = [], []
-    errors = []
+    errors: list[str] = []      # why candidates were skipped (told only if none fits)
+
+    def note(msg: str):
+        if msg not in errors:
+            errors.append(msg)
+
     fc_choices = (False, True) if fcs else (False,)
     if fcs and any(fc_lanes):
         fc_choices = (True,)                        # an FC engine was asked for
+    for fld, v in (("in_lanes", in_lanes), ("out_lanes", out_lanes), ("fc_in_lanes", fc_lanes[0]),
+                   ("fc_out_lanes", fc_lanes[1])):
+        lo, hi = HardwareConfig.field_range(fld)
+        if v is not None and not max(lo, 1) <= v <= hi:
+            raise ConvcError(f"{where} does not fit {name} with {fld}={v}: the hardware takes {fld} "
+                             f"{max(lo, 1)}..{hi}")
+    width_hi = HardwareConfig.field_range("max_width")[1]
+    pi_lo, pi_hi = HardwareConfig.field_range("in_lanes")
+    po_lo, po_hi = HardwareConfig.field_range("out_lanes")
+    fi_lo, fi_hi = HardwareConfig.field_range("fc_in_lanes")
+    fo_hi = HardwareConfig.field_range("fc_out_lanes")[1]
     for use_fc in fc_choices:
+        kind = "with the FC engine" if use_fc else "without an FC engine" if fcs else ""
         engine = [n for n in convs if not (use_fc and _fc_eligible(n))]
+        on_fc = [n for n in convs if use_fc and _fc_eligible(n)]
         kmax = max([n.kernel for n in engine] or [1])
-        widths = [n.in_shape[2] + 2 * n.pad for n in engine] + [n.in_shape[2] + n.kernel - 1 for n in lcns]
-        max_width = max(widths or [1])
-        if max_width > MAX_WIDTH:
-            raise ConvcError(f"{where} does not fit {name}: a padded row of {max_width} words is longer than "
-                             f"the line buffers address ({MAX_WIDTH})")
+        # rows each engine holds: line buffers (padded input rows), LCN windows, and the
+        # row writer's output rows (FC layers have no line buffers, only output rows)
+        widths = ([(n.in_shape[2] + 2 * n.pad, n, "a padded input row") for n in engine]
+                  + [(n.in_shape[2] + n.kernel - 1, n, "a padded input row") for n in lcns]
+                  + [(n.out_shape[2], n, "an output row") for n in on_fc])
+        max_width, widest, what = max(widths, key=lambda t: t[0]) if widths else (1, None, "")
+        if max_width > width_hi:
+            note(f"layer {widest.name!r}: {what} of {max_width} words is longer than the line buffers "
+                 f"hold ({width_hi})" + (f" ({kind})" if kind else ""))
+            continue
         need_max = max([n.conv_shape[1] * n.conv_shape[2] for n in engine] or [1])
         need_min = max([(n.pool.kernel if n.pool else 1) * n.conv_shape[2] for n in engine] or [1])
         fc_psum = max([n.conv_shape[1] * n.conv_shape[2] for n in fcs] or [1]) if use_fc else 1024
@@ -105,42 +156,60 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
                       pool_kmax=pool_kmax, lcn_channels=lcn_channels,
                       lcn_kmax=lcn_kmax, mem_bytes_per_cycle=board.mem_bytes_per_cycle, fc_psum_words=fc_psum,
                       pwl_segments=pwl_segments(graph))
-        smallest = HardwareConfig(in_lanes=1, out_lanes=1, psum_words=need_min,
-                                  fc_in_lanes=1 if use_fc else 0, fc_out_lanes=1 if use_fc else 0, **common)
+        try:
+            smallest = HardwareConfig(in_lanes=1, out_lanes=1, psum_words=need_min,
+                                      fc_in_lanes=1 if use_fc else 0, fc_out_lanes=1 if use_fc else 0, **common)
+        except HardwareConfigError as exc:
+            note(str(exc) + (f" ({kind})" if kind else ""))
+            continue
         if smallest.dsp > board.dsp:
-            errors.append(f"DSP48E1 slices: one {kmax}x{kmax} kernel unit with its post-processing needs "
-                          f"{smallest.dsp}, the board has {board.dsp}")
+            big = next((n for n in engine if n.kernel == kmax), None)
+            note((f"layer {big.name!r}: " if big is not None and kmax > 1 else "")
+                 + f"DSP48E1 slices: one {kmax}x{kmax} kernel unit with its post-processing needs "
+                 f"{smallest.dsp}, the board has {board.dsp}" + (f" ({kind})" if kind else ""))
             continue
         if smallest.bram36 > board.bram36:
-            errors.append(f"block RAM: the smallest configuration needs {smallest.bram36} RAMB36, the board "
-                          f"has {board.bram36}")
+            note(f"block RAM: the smallest configuration needs {smallest.bram36} RAMB36, the board "
+                 f"has {board.bram36}" + (f" ({kind})" if kind else ""))
             continue
-        max_in = min(MAX_IN_LANES, max([len(n.inputs_of(0)) for n in engine] or [1]))
-        max_out = max([n.out_c for n in engine] or [1])
-        fc_in_max = max([n.in_c for n in fcs] or [1])
+        max_in = min(MAX_IN_LANES, pi_hi, max([len(n.inputs_of(0)) for n in engine] or [1]))
+        max_out = min(po_hi, max([n.out_c for n in engine] or [1]))
+        fc_in_max = min(fi_hi, max([n.in_c for n in fcs] or [1]))
         fc_out_max = max([n.out_c for n in fcs] or [1])
-        for pi in ([in_lanes] if in_lanes else range(1, max_in + 1)):
+        for pi in ([in_lanes] if in_lanes else range(pi_lo, max_in + 1)):
             per_unit = kmax * kmax * pi + 1
             po_max = min(max_out, (board.dsp - smallest.dsp_lcn) // per_unit)
-            pos = [out_lanes] if out_lanes else range(max(1, po_max - 3), po_max + 1)
+            pos = [out_lanes] if out_lanes else range(max(po_lo, po_max - 3), po_max + 1)
             for po in pos:
                 left = board.dsp - smallest.dsp_lcn - po * per_unit
                 fc_shapes = [(0, 0)]
                 if use_fc:
                     fc_shapes = [(min(fc_in_max, (left - fo) // fo), fo) for fo in FC_OUT_CHOICES
-                                 if fo <= 2 * fc_out_max and (left - fo) // fo >= 1]
+                                 if fo <= min(2 * fc_out_max, fo_hi) and (left - fo) // fo >= 1]
                     fi_f, fo_f = fc_lanes
                     if fo_f:
                         fc_shapes = [(fi_f or min(fc_in_max, max(1, (left - fo_f) // fo_f)), fo_f)]
                     elif fi_f:
                         fc_shapes = [(fi_f, fo) for _, fo in fc_shapes]
                 for fi, fo in fc_shapes:
+                    cfg = dict(in_lanes=pi, out_lanes=po, fc_out_lanes=fo, writers=writers_for(po), **common)
+                    if use_fc and not fc_lanes[0]:
+                        # as many FC input lanes as the hardware takes (its memory readers)
+                        fi = _largest(fi_lo, fi, lambda v: _config(fc_in_lanes=v, psum_words=need_min,
+                                                                   **cfg) is not None) or fi
                     for psum in _psum_choices(need_max, need_min):
-                        hw = HardwareConfig(in_lanes=pi, out_lanes=po, psum_words=psum, fc_in_lanes=fi,
-                                            fc_out_lanes=fo, writers=writers_for(po), **common)
+                        try:
+                            hw = HardwareConfig(fc_in_lanes=fi, psum_words=psum, **cfg)
+                        except HardwareConfigError as exc:   # beyond an engine: not a candidate
+                            note(str(exc))
+                            break
                         if hw.dsp > board.dsp or hw.bram36 > board.bram36:
                             continue
-                        prog = schedule.run(graph, hw, fill=False)
+                        try:
+                            prog = schedule.run(graph, hw, fill=False)
+                        except ConvcError as exc:       # this configuration cannot hold a layer
+                            note(str(exc) + (f" ({kind})" if kind else ""))
+                            continue
                         floor = cycles(prog, True) if use_fc else None
                         row = {"in_lanes": pi, "out_lanes": po, "fc_in_lanes": fi, "fc_out_lanes": fo,
                                "psum_words": psum, "dsp": hw.dsp, "bram36": hw.bram36, "floor": floor,

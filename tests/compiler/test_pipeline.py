@@ -46,8 +46,8 @@ def test_compile_writes_every_output(lenet_digits, tmp_path):
     out = tmp_path / "c"
     assert main(["compile", str(path), "-o", str(out), "--no-hdl"]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["hwconfig.json", "program.json", "report.json", "report.txt", "schedule.bin",
-                     "schedule.txt", "weights.bin"]
+    assert names == ["hwconfig.json", "manifest.json", "program.json", "report.json", "report.txt",
+                     "schedule.bin", "schedule.txt", "weights.bin"]
     prog = load_program(out)
     assert prog.instrs[-1].op == isa.OP_END
     assert len((out / "schedule.bin").read_bytes()) == isa.RECORD_BYTES * len(prog.instrs)

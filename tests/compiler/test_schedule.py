@@ -148,24 +148,31 @@ def test_fc_output_row_longer_than_max_width_is_refused():
         schedule.run(graph, dataclasses.replace(hw, max_width=19, fc_in_lanes=0, fc_out_lanes=0))
 
 
-def test_too_many_inputs_per_output_is_refused():
-    """The input-map list memory holds list_words entries: the fan-in of every output must fit."""
+def test_lists_longer_than_the_list_memory():
+    """The input-map list memory holds list_words entries; a longer list must be a run of
+    consecutive maps (the feeders step from one group's map base to the next): a dense
+    layer's always is, a connection table's row that is not is refused, naming the layer."""
     _, res = _compile(SMALL_FC)   # fc1 reads 3*3*3 = 27 inputs, conv1 2
-    hw = res.program.hw
-    schedule.run(res.graph, dataclasses.replace(hw, list_words=27))
-    with pytest.raises(ConvcError) as info:
-        schedule.run(res.graph, dataclasses.replace(hw, list_words=26))
-    msg = str(info.value)
+    hw = dataclasses.replace(res.program.hw, in_lanes=1, fc_in_lanes=2)
     name = next(n.name for n in res.graph.nodes if isinstance(n, ConvNode) and len(n.inputs_of(0)) == 27)
-    assert repr(name) in msg and "27" in msg and "26" in msg
-    # a connection table counts the maps each output reads, not the layer's input maps
+    prog = schedule.run(res.graph, dataclasses.replace(hw, list_words=2))
+    fc1 = [ins for ins, n in zip(prog.instrs, prog.names) if n == name]
+    assert fc1 and all(ins.n_in == 27 for ins in fc1)
+    assert list(prog.image[fc1[0].list_addr:fc1[0].list_addr + 27]) == list(range(27))   # the whole list
+    with pytest.raises(ConvcError, match="list_words=1 is less than the 2 input lanes"):
+        dataclasses.replace(hw, list_words=1)
+    # a connection table: rows of consecutive maps may be longer, others may not
     spec = {"name": "tabled", "input": {"shape": [4, 8, 8]}, "classes": 3, "layers": [
         {"name": "c1", "type": "conv2d",
          "attrs": {"out_channels": 3, "kernel": 3, "table": [[0, 1, 2], [1, 2, 3], [0, 1, 3]]}}]}
     _, res = _compile(spec)     # 4 input maps, 3 read by each output
-    schedule.run(res.graph, dataclasses.replace(res.program.hw, list_words=3))
-    with pytest.raises(ConvcError, match=r"'c1'.* 3 input maps.* 2"):
-        schedule.run(res.graph, dataclasses.replace(res.program.hw, list_words=2))
+    hw = dataclasses.replace(res.program.hw, in_lanes=1, fc_in_lanes=0, fc_out_lanes=0)
+    schedule.run(res.graph, dataclasses.replace(hw, list_words=3))
+    with pytest.raises(ConvcError, match=r"'c1': output map 2 reads 3 input maps that are not consecutive.* 2"):
+        schedule.run(res.graph, dataclasses.replace(hw, list_words=2))
+    spec["layers"][0]["attrs"]["table"][2] = [1, 2, 3]
+    _, res = _compile(spec)
+    schedule.run(res.graph, dataclasses.replace(hw, list_words=2))     # every row consecutive
 
 
 def test_list_words_in_hwconfig():

@@ -215,6 +215,51 @@ def test_sceneparse_reduced_rtl_equals_golden_and_cycle_model(tmp_path):
     _check(res, program, 1)                            # LCN, every band and pass, the end
 
 
+# input-map lists longer than the list memory (issue 13: a linear layer of 25,088 inputs):
+# with list_words forced to 4, a connection table of consecutive runs (6 maps, the second
+# run starting at map 6), a dense convolution over 8 maps and a linear layer of 54 inputs,
+# two input lanes in each engine (the feeders step from one group's map base to the next)
+LONG_LIST_NET = {"input": {"shape": [12, 6, 6]}, "classes": 4, "layers": [
+    {"type": "conv2d", "attrs": {"out_channels": 8, "kernel": 3, "padding": 1,
+                                 "table": [list(range(6))] * 4 + [list(range(6, 12))] * 4}},
+    {"type": "relu"},
+    {"type": "conv2d", "attrs": {"out_channels": 6, "kernel": 3, "padding": 1}}, {"type": "relu"},
+    {"type": "maxpool2d", "attrs": {"kernel": 2}},
+    {"type": "flatten"}, {"type": "linear", "attrs": {"out_features": 4}}]}
+
+
+def test_lists_longer_than_the_list_memory_rtl_equals_golden(tmp_path):
+    import dataclasses
+
+    from convc.boards import get_board
+    from convc.compiler.passes import schedule
+    from convc.compiler.pipeline import make_report
+    from convc.reference.modelfile import network_from_graph
+    from convc.sim.verify import verify
+
+    net = network_from_graph(dict(LONG_LIST_NET, name="long_lists"), "long_lists")
+    net.init_params(seed=5)
+    calib = np.random.default_rng(2).random((8,) + net.input.shape, dtype=np.float32)
+    lanes = dict(in_lanes=2, out_lanes=2, fc_in_lanes=2, fc_out_lanes=4)
+    from convc.compiler.pipeline import CompileOptions, compile_network, write_outputs
+    from convc.reference.modelfile import save_model
+
+    model = save_model(net, tmp_path / "model.npz")
+    result = compile_network(net, get_board("virtex6"), CompileOptions(calib=8, **lanes), where=str(model),
+                             calib=calib)
+    hw = dataclasses.replace(result.program.hw, list_words=4)
+    program = schedule.run(result.graph, hw)
+    program.meta.update({k: v for k, v in result.program.meta.items() if k not in program.meta})
+    result.program, result.report = program, make_report(result.graph, program, get_board("virtex6"))
+    long = [ins for ins in program.instrs if ins.op in (isa.OP_CONV, isa.OP_FC) and ins.n_in > hw.list_words]
+    assert {ins.op for ins in long} == {isa.OP_CONV, isa.OP_FC}
+    assert any(program.image[ins.list_addr] > 0 for ins in long)       # a run not starting at map 0
+    out = tmp_path / "out"
+    write_outputs(result, out, log=None)
+    res = verify(out, images=4, model=model, report_dir=tmp_path / "verify", log=None)
+    _check(res, program, 4)
+
+
 def test_lenet_board_build_rtl_equals_golden_and_cycle_model(lenet_digits, tmp_path):
     """The build ``convc compile --board virtex6`` writes, on 20 held-out digits: every
     word of every layer, top-1, cycles per image and per layer."""

@@ -184,7 +184,7 @@ def test_save_is_atomic(tmp_path, good, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", failing_savez)
-    with pytest.raises(OSError):
+    with pytest.raises(ConvcError, match="cannot write"):
         save_model(net, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from verify_helpers import make_compiled  # noqa: E402
 
 from convc.cli import main  # noqa: E402
+from convc.compiler.manifest import write_manifest  # noqa: E402
+from convc.compiler.program import PROGRAM_FILES  # noqa: E402
 from convc.errors import ConvcError  # noqa: E402
 from convc.sim import verify as V  # noqa: E402
 from convc.sim.accel_tb import load_results, save_results  # noqa: E402
@@ -181,10 +183,11 @@ def test_missing_models(tiny, tmp_path):
     prog_json = json.loads((out / "program.json").read_text())
     moved = tmp_path / "moved"
     moved.mkdir()
-    for name in ("schedule.bin", "weights.bin"):
+    for name in ("schedule.bin", "weights.bin", "hwconfig.json"):
         (moved / name).write_bytes((out / name).read_bytes())
     prog_json["meta"]["model"] = str(tmp_path / "elsewhere" / "model.npz")
     (moved / "program.json").write_text(json.dumps(prog_json))
+    write_manifest(moved, PROGRAM_FILES)
     with pytest.raises(ConvcError, match="pass --model"):
         V.prepare(moved, images=1)
     with pytest.raises(ConvcError, match="--images"):
