@@ -113,6 +113,9 @@ _WORD_DTYPE = np.int16
 #: Largest per-batch temporary (elements) that :func:`auto_batch` aims for:
 #: 1 MiB of int64, small enough for buffers that the allocator reuses.
 _BATCH_ELEMS = 1 << 17
+#: Stacked weight matrices up to this many elements are widened once per run;
+#: larger ones a column block at a time (64 MiB of float64).
+_WEIGHT_ELEMS = 1 << 23
 
 
 @dataclass
@@ -272,6 +275,26 @@ class _ConvGroup:
     classes: list
 
 
+class _Weights:
+    """The stacked weight matrix of a group's passes that share a list,
+    ``(rows, L)`` of ``dtype``, as column blocks of ``block`` columns: one
+    block (built once) when small, else widened from the int16 image block
+    by block on each use, so a large layer never holds its float64 copy."""
+
+    def __init__(self, parts: list[np.ndarray], dtype, L: int, block: int):
+        self.parts, self.dtype, self.L, self.block = parts, np.dtype(dtype), L, block
+        self._whole = np.concatenate(parts).astype(dtype) if block >= L else None
+
+    def blocks(self):
+        """``(l0, l1, W[:, l0:l1])`` for every column block."""
+        if self._whole is not None:
+            yield 0, self.L, self._whole
+            return
+        for l0 in range(0, self.L, self.block):
+            l1 = min(self.L, l0 + self.block)
+            yield l0, l1, np.concatenate([p[:, l0:l1] for p in self.parts]).astype(self.dtype)
+
+
 @dataclass
 class _ConvPass:
     """The constants of one CONV / FC record, read from the image.
@@ -281,8 +304,9 @@ class _ConvPass:
 
     ins: isa.Instr
     lst: np.ndarray
-    wq: np.ndarray
+    wq: np.ndarray      # int16 view of the image (no copy: FC layers hold tens of millions)
     bterm: np.ndarray
+    wmax: int           # max |w|
 
 
 class _Machine:
@@ -402,18 +426,19 @@ class _Machine:
                                  f"isa.FC_ALIGN = {isa.FC_ALIGN}")
             ld = isa.fc_ld(n_out)
             nb = L * ld
-            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(L, ld)[:, :n_out].T.astype(np.int64)
+            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(L, ld)[:, :n_out].T
         else:                    # W[o, j, p, q] at w_addr + ((o*n_in + j)*K + p)*K + q
             nb = n_out * L
-            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(n_out, L).astype(np.int64)
+            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(n_out, L)
         bw = self.raw[ins.w_addr + nb:ins.w_addr + nb + 2 * n_out]
         b = bw[0::2] | (bw[1::2] << 16)
         b = b - ((b >> 31) << 32)              # int32, low word first
         bterm = round_shift(b, -ins.bias_shift)  # B << bias_shift, exact (raises past int64)
         # Memory words are signed 16-bit, so |dot| <= max|w| * 2**15 * L; int64 must hold it.
-        if _max_abs(wq) * (1 << (isa.WORD_BITS - 1)) * L + _max_abs(bterm) >= _I64_LIMIT:
+        wmax = max(-int(wq.min()), int(wq.max())) if wq.size else 0   # no int16 abs (-2**15)
+        if wmax * (1 << (isa.WORD_BITS - 1)) * L + _max_abs(bterm) >= _I64_LIMIT:
             raise OverflowError("conv accumulator may exceed int64")
-        return _ConvPass(ins, lst, wq, bterm)
+        return _ConvPass(ins, lst, wq, bterm, wmax)
 
     def conv_group(self, first: int, group: list[isa.Instr]) -> list[tuple[int, int]]:
         """Execute the CONV / FC records ``group`` (the first being record
@@ -457,11 +482,15 @@ class _Machine:
         K = ins0.kernel
         for lst, members in by_list.items():
             maps = np.asarray(lst, dtype=np.int64)
-            wq = np.concatenate([passes[i].wq for i in members])
+            L = maps.size * K * K
             # float64 when exact for any 16-bit memory word (f64_exact), else int64
-            exact = f64_exact(_max_abs(wq), 1 << (isa.WORD_BITS - 1), maps.size * K * K)
-            wm = wq.astype(np.float64 if exact else np.int64)
+            exact = f64_exact(max(passes[i].wmax for i in members), 1 << (isa.WORD_BITS - 1), L)
             cuts = np.cumsum([0] + [passes[i].ins.n_out for i in members])
+            rows = int(cuts[-1])
+            # weights over _WEIGHT_ELEMS stay in the image as int16 and are widened
+            # a block of columns at a time (a VGG fc6 matrix is 100M weights)
+            block = L if rows * L <= _WEIGHT_ELEMS else max(1, _WEIGHT_ELEMS // rows)
+            wm = _Weights([passes[i].wq for i in members], np.float64 if exact else np.int64, L, block)
             classes.append((maps, wm, cuts, members))
         return _ConvGroup(passes, ys, xs, r_pos.reshape(r_idx.shape), c_pos.reshape(c_idx.shape),
                           pk == ps, classes)
@@ -545,7 +574,10 @@ class _Machine:
                 for y0 in range(0, ny, rows_step):
                     y1 = min(ny, y0 + rows_step)
                     cols = _im2col(band, K, sel_r[y0:y1], sel_c, wm.dtype)
-                    prod = (wm @ cols).reshape(-1, i1 - i0, y1 - y0, nx)   # exact
+                    # partial products over column blocks add up exactly: every
+                    # partial sum is within the same f64_exact bound
+                    prod = sum(w @ cols[l0:l1] for l0, l1, w in wm.blocks())
+                    prod = prod.reshape(-1, i1 - i0, y1 - y0, nx)
                     for k, i in enumerate(members):
                         accs[i][:, i0:i1, y0:y1] = prod[cuts[k]:cuts[k + 1]]
         return accs

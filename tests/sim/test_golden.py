@@ -148,14 +148,16 @@ def inputs(rng, prog: Program, n: int, lim: int = 600) -> np.ndarray:
 
 def both(prog: Program, x: np.ndarray):
     """Run fast and naive; assert every word and every count agree.  The fast
-    model runs twice: as is and with tiny im2col chunks (chunked over images
-    and rows)."""
+    model runs three times: as is, with tiny im2col chunks (chunked over
+    images and rows), and with its weights in tiny column blocks."""
     fast = golden.run(prog, x)
     with mock.patch.object(golden, "_CHUNK_ELEMS", 64):
         chunked = golden.run(prog, x)
+    with mock.patch.object(golden, "_WEIGHT_ELEMS", 16):     # weights widened in column blocks
+        blocked = golden.run(prog, x)
     slow = naive.run(prog, x)
     assert fast.memory.dtype == np.int64 and fast.memory.shape == (x.shape[0], prog.memory_words)
-    for res in (fast, chunked):
+    for res in (fast, chunked, blocked):
         np.testing.assert_array_equal(res.memory, slow.memory)
         assert res.saturations == slow.saturations
         assert res.overflows == slow.overflows
