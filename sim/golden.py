@@ -576,7 +576,13 @@ class _Machine:
                     cols = _im2col(band, K, sel_r[y0:y1], sel_c, wm.dtype)
                     # partial products over column blocks add up exactly: every
                     # partial sum is within the same f64_exact bound
-                    prod = sum(w @ cols[l0:l1] for l0, l1, w in wm.blocks())
+                    prod = None
+                    for l0, l1, w in wm.blocks():
+                        part = w @ cols[l0:l1]
+                        if prod is None:
+                            prod = part
+                        else:
+                            prod += part
                     prod = prod.reshape(-1, i1 - i0, y1 - y0, nx)
                     for k, i in enumerate(members):
                         accs[i][:, i0:i1, y0:y1] = prod[cuts[k]:cuts[k + 1]]
