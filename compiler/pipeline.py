@@ -422,16 +422,7 @@ def _sync(folder: Path) -> None:
     """Flush a folder's files and folders to the disk before it is renamed into place."""
     for root, _, files in os.walk(folder):
         for name in files + ["."]:
-            try:
-                fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            _sync_dir(Path(root) / name)
 
 
 def _swap(out: Path, staging: Path) -> None:
@@ -491,6 +482,7 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _sync_dir(folder: Path) -> None:
+    """fsync one file or folder (best effort: not every file system can)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
