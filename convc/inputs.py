@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from convc.errors import ConvcError
+from convc.reference.datasets import DATASETS, check_labels, load_dataset
 
 __all__ = ["MAX_ARRAY_BYTES", "CALIB_BYTES", "DEFAULT_CALIB", "model_inputs", "dataset_of", "warn",
            "check_output_file", "check_output_dir", "write_atomic", "save_npy", "npy_header", "load_images",
@@ -122,20 +123,22 @@ def _umask() -> int:
 
 def write_atomic(path, write, mode: str = "wb", option: str = "-o") -> Path:
     """Write ``path`` whole: ``write(fh)`` fills a temporary file in the same folder,
-    which then replaces ``path`` (a failed or interrupted write leaves no half file)."""
+    which then replaces ``path`` (a failed or interrupted write leaves no half file).
+    Messages name ``option`` (if any) and the path."""
     p = Path(path)
+    where = f"{option} {p}" if option else str(p)
     folder = p.parent if str(p.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise ConvcError(f"{option} {p}: cannot write ({exc.strerror or exc})") from None
+        raise ConvcError(f"{where}: cannot write ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)
         os.chmod(tmp, 0o666 & ~_umask())           # as open() would have made it, not mkstemp's 0600
         os.replace(tmp, p)
     except OSError as exc:
-        raise ConvcError(f"{option} {p}: cannot write ({exc.strerror or exc})") from None
+        raise ConvcError(f"{where}: cannot write ({exc.strerror or exc})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -248,20 +251,7 @@ def load_labels(path, count: int, classes: int | None, option: str = "--labels")
         y = y.reshape(-1) if y.size == count else y
     if y.ndim != 1 or len(y) != count:
         raise ConvcError(f"{option} {path}: {y.size} labels (shape {list(y.shape)}) for {count} images")
-    if y.dtype.kind == "b":
-        raise ConvcError(f"{option} {path}: dtype bool; expected integer class labels")
-    if y.dtype.kind == "f":
-        bad = ~np.isfinite(y) | (y != np.round(y))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ConvcError(f"{option} {path}: label {i} is {float(y[i])!r}, not a whole number")
-    lo = int(np.min(y)) if len(y) else 0
-    hi = int(np.max(y)) if len(y) else 0
-    top = classes if classes else None
-    if lo < 0 or (top is not None and hi >= top):
-        i = int(np.flatnonzero((y < 0) | ((y >= top) if top is not None else False))[0])
-        raise ConvcError(f"{option} {path}: label {i} is {int(y[i])}, outside 0..{(top or 1) - 1}")
-    return y.astype(np.int64)
+    return check_labels(y, classes, f"{option} {path}")
 
 
 # ----------------------------------------------------------------------------
@@ -332,7 +322,6 @@ def model_inputs(net, split: str, count: int | None = None, seed: int = 0,
     source : str
         Where they came from, for reports.
     """
-    from convc.reference.datasets import DATASETS, load_dataset
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")

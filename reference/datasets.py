@@ -25,7 +25,7 @@ import numpy as np
 
 from convc.errors import ConvcError
 
-__all__ = ["Dataset", "DATASETS", "load_dataset", "load_digits", "load_mnist", "make_synthetic",
+__all__ = ["Dataset", "DATASETS", "check_labels", "load_dataset", "load_digits", "load_mnist", "make_synthetic",
            "read_idx", "write_idx", "stratified_split"]
 
 DATASETS = ("digits", "mnist", "synthetic")
@@ -188,17 +188,28 @@ def load_mnist(data_dir: str | Path | None) -> Dataset:
         if bad is not None and bad.any():
             i = int(np.flatnonzero(bad.reshape(-1))[0])
             raise ConvcError(f"{ipath}: pixel {i} is {images.reshape(-1)[i].item()!r}, outside 0..255")
-        if labels.dtype.kind == "f":
-            frac = ~np.isfinite(labels) | (labels != np.round(labels))
-            if frac.any():
-                i = int(np.flatnonzero(frac)[0])
-                raise ConvcError(f"{lpath}: label {i} is {labels[i].item()!r}, not a whole number")
-        out = (labels < 0) | (labels > 9)
-        if out.any():
-            i = int(np.flatnonzero(out)[0])
-            raise ConvcError(f"{lpath}: label {i} is {labels[i].item()!r}, outside 0..9")
-        parts[split] = (_canvas(images.astype(np.float32) / 255.0, 32), labels.astype(np.int64))
+        parts[split] = (_canvas(images.astype(np.float32) / 255.0, 32), check_labels(labels, 10, str(lpath)))
     return Dataset("mnist", *parts["train"], *parts["test"], classes=10, folder=str(folder.resolve()))
+
+
+def check_labels(labels: np.ndarray, classes: int | None, where: str) -> np.ndarray:
+    """Class labels as int64, each a whole number in ``0 .. classes-1`` (no upper
+    bound when ``classes`` is falsy); otherwise one :class:`ConvcError` naming
+    ``where`` and the first bad label."""
+    if labels.dtype.kind == "b":
+        raise ConvcError(f"{where}: dtype bool; expected integer class labels")
+    if labels.dtype.kind == "f":
+        frac = ~np.isfinite(labels) | (labels != np.round(labels))
+        if frac.any():
+            i = int(np.flatnonzero(frac)[0])
+            raise ConvcError(f"{where}: label {i} is {labels[i].item()!r}, not a whole number")
+    out = labels < 0
+    if classes:
+        out |= labels >= classes
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise ConvcError(f"{where}: label {i} is {labels[i].item()!r}, outside 0..{(classes or 1) - 1}")
+    return labels.astype(np.int64)
 
 
 def make_synthetic(shape=(1, 32, 32), classes: int = 10, n_train: int = 400, n_test: int = 100,

@@ -38,13 +38,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from convc.errors import ConvcError
+from convc.inputs import write_atomic
 
 from .network import MAX_PARAMS, MAX_VALUES, InputSpec, Network, build_layer, check_sizes
 
@@ -95,23 +95,7 @@ def save_model(net: Network, path: str | os.PathLike) -> Path:
         raise ConvcError(f"{path}: folder {directory} does not exist")
     if path.is_dir():
         raise ConvcError(f"{path}: is a folder; name a model file to write")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ConvcError(f"{path}: cannot write in folder {directory} ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)              # as open() would have made it, not mkstemp's 0600
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConvcError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, lambda fh: np.savez(fh, **arrays), option="")
 
 
 def _read_archive(path: Path, keys) -> dict[str, np.ndarray]:

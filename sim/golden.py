@@ -98,7 +98,7 @@ from convc.compiler.numeric import (
 )
 from convc.compiler.program import Program, Region
 
-__all__ = ["GoldenResult", "auto_batch", "f64_exact", "run", "sign_extend"]
+__all__ = ["GoldenResult", "auto_batch", "f64_exact", "run"]
 
 #: A memory word holds a signed code of at most this many bits.
 _WORD_MIN, _WORD_MAX = -(1 << (isa.WORD_BITS - 1)), (1 << (isa.WORD_BITS - 1)) - 1
@@ -171,12 +171,6 @@ class GoldenResult:
         return out.reshape((self.data.shape[0], *region.shape))
 
 
-def sign_extend(words) -> np.ndarray:
-    """16-bit memory words (any integers, low 16 bits used) -> signed values."""
-    w = np.asarray(words, dtype=np.int64) & 0xFFFF
-    return (w ^ 0x8000) - 0x8000
-
-
 # ----------------------------------------------------------------------------
 # exact matrix products
 # ----------------------------------------------------------------------------
@@ -216,20 +210,20 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray, max_a: int, max_b: int) -> np.nd
 class _Image:
     """A program's constant image, read once for all batches: ``raw``
     (unsigned words: lists, tables, bias halves), ``const`` (signed codes:
-    weights, LCN windows) and the PWL tables."""
+    weights, LCN windows), the PWL tables and the grouped records."""
 
     program: Program
     raw: np.ndarray
     const: np.ndarray
     tables: list[PWLTable]
     words: int
+    #: the records to run, grouped (see :func:`_steps`)
+    steps: list
     #: per first record index, the plan of a conv group (built by the first
     #: batch that runs it; batches in other threads may build it again, the same)
     groups: dict = field(default_factory=dict)
     #: per table index, the table evaluated on every input code (see :func:`pwl_lut`)
     luts: dict = field(default_factory=dict)
-    #: the records to run, grouped (see :func:`_steps`)
-    steps: list = field(default_factory=list)
     #: keep the group plans for later batches (with one batch, each plan's
     #: float64 weights are freed after use)
     keep_plans: bool = True
@@ -255,7 +249,7 @@ class _Image:
         # signed codes as int16 (a quarter of int64: the image of a large
         # network is tens of millions of words); widened where read
         return cls(program, raw, image.astype(np.uint16).view(np.int16), tables,
-                   int(program.memory_words))
+                   int(program.memory_words), _steps(list(program.instrs)))
 
 
 @dataclass
@@ -801,7 +795,6 @@ def run(program: Program, x_codes: np.ndarray, *, batch: int | None = None,
     """
     image = _Image.read(program)
     x = _input_codes(program, x_codes)
-    image.steps = _steps(list(program.instrs))
     n = x.shape[0]
     base = image.raw.size
     data = np.empty((n, image.words - base), dtype=_WORD_DTYPE)
