@@ -129,6 +129,71 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _floats(option: str, text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConvcError(f"{option}: expected numbers separated by commas, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ConvcError(f"{option}: values must be finite, got {text!r}")
+    return values
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1:
+        raise ConvcError(f"--input-shape: expected three whole numbers C,H,W >= 1, got {text!r}")
+    return dims
+
+
+def cmd_import(args) -> int:
+    from convc.reference.modelfile import save_model
+    from convc.reference.onnx_import import import_onnx
+
+    check_output_file(args.output, "-o")
+    net = import_onnx(args.model, input_shape=_shape(args.input_shape), mean=_floats("--mean", args.mean),
+                      std=_floats("--std", args.std))
+    save_model(net, args.output)
+    layers, text = _info_table(net)
+    obj = {"model": str(args.output), "source": str(args.model), "name": net.name,
+           "input_shape": list(net.input.shape), "classes": net.classes, "layers": layers,
+           "params": sum(r["params"] for r in layers), "macs": sum(r["macs"] for r in layers), "meta": net.meta}
+    _emit(args, obj, f"{text}\nwrote {args.output}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from convc.reference.modelfile import load_model
+    from convc.reference.onnx_export import OPSET, export_onnx
+
+    check_output_file(args.output, "-o")
+    net = load_model(args.model)
+    export_onnx(net, args.output)
+    obj = {"model": str(args.model), "onnx": str(args.output), "opset": OPSET, "layers": len(net.layers)}
+    text = f"wrote {args.output}: {net.name}, {len(net.layers)} layers, opset {OPSET}"
+    if args.check:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ConvcError("--check needs onnxruntime: pip install onnxruntime") from None
+        session = onnxruntime.InferenceSession(str(args.output), providers=["CPUExecutionProvider"])
+        x = np.random.default_rng(0).random((4, 1) + tuple(net.input.shape), dtype=np.float32)
+        theirs = np.concatenate([session.run(None, {"input": xi})[0] for xi in x])
+        ours = net.forward(x[:, 0].astype(np.float64))
+        err = float(np.abs(theirs - ours).max() / max(np.abs(ours).max(), 1e-30))
+        obj["max_rel_error"] = err
+        text += f"\nonnxruntime against convc's reference on 4 random inputs: largest relative error {err:.2e}"
+    _emit(args, obj, text)
+    return 0
+
+
 def cmd_boards(args) -> int:
     from convc.boards import BOARDS
 
@@ -386,6 +451,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = common(sub.add_parser("info", help="layers, shapes, parameters and MACs of a model"))
     p.add_argument("model")
     p.set_defaults(func=cmd_info)
+
+    p = common(sub.add_parser("import", help="import an ONNX model (from PyTorch, Keras, ...) as model.npz"))
+    p.add_argument("model", help="a .onnx file (batch size 1)")
+    p.add_argument("-o", "--output", default="model.npz", help="model file to write (default model.npz)")
+    p.add_argument("--input-shape", help="C,H,W for a graph whose input sizes are dynamic")
+    p.add_argument("--mean", help="per-channel input mean, comma-separated (stored in the model; default 0)")
+    p.add_argument("--std", help="per-channel input std, comma-separated (stored in the model; default 1)")
+    p.set_defaults(func=cmd_import)
+
+    p = common(sub.add_parser("export", help="write a model as ONNX (opset 13)"))
+    p.add_argument("model", help="a model.npz (or .onnx)")
+    p.add_argument("-o", "--output", default="model.onnx", help="ONNX file to write (default model.onnx)")
+    p.add_argument("--check", action="store_true",
+                   help="run the written file with onnxruntime against convc's reference on random inputs")
+    p.set_defaults(func=cmd_export)
 
     p = common(sub.add_parser("boards", help="the boards convc can size an accelerator for"))
     p.set_defaults(func=cmd_boards)

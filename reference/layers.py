@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fractions
 import math
 import numbers
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "AvgPool2d",
     "L2Pool2d",
     "LocalContrastNorm",
+    "LocalResponseNorm",
     "ReLU",
     "Tanh",
     "Abs",
@@ -686,6 +688,163 @@ class LocalContrastNorm(Layer):
 
 
 # ---------------------------------------------------------------------------
+# local response normalization (across maps)
+# ---------------------------------------------------------------------------
+
+def _check_real(layer: str, name: str, value: Any, what: str, ok) -> float:
+    """Return ``value`` as a Python float if it is a finite real with ``ok(v)``,
+    else raise ValueError naming the field, the requirement ``what`` and the value."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{layer}: {name} must be {what}, got {value!r}")
+    number = float(value)
+    if not (math.isfinite(number) and ok(number)):
+        raise ValueError(f"{layer}: {name} must be {what}, got {value!r}")
+    return number
+
+
+def _map_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``out[:, c] = sum(a[:, i] for i in [max(0, c - before), min(C - 1, c + after)])``.
+
+    Summed one map offset at a time (``i = c - before`` upward, as the naive
+    loops do), so the result is a sum of the window's own terms only.  A
+    cumulative sum along the maps with differences would be cheaper for huge
+    windows, but its rounding error scales with the sum over *all* earlier
+    maps: in float32 a small window next to large maps could come out wrong or
+    even negative.  Offsets past the last map contribute nothing and are
+    skipped, so the cost is ``min(before + after + 1, 2 C - 1)`` passes.
+    """
+    c = a.shape[1]
+    out = np.zeros_like(a)
+    for d in range(-min(before, c - 1), min(after, c - 1) + 1):
+        # out[:, k] += a[:, k + d] for every k with 0 <= k + d < C
+        if d >= 0:
+            out[:, :c - d] += a[:, d:]
+        else:
+            out[:, -d:] += a[:, :c + d]
+    return out
+
+
+@dataclass(eq=False)
+class LocalResponseNorm(Layer):
+    r"""Local response normalization across maps (Krizhevsky et al. 2012).
+
+    Same definition as ONNX ``LRN``, Caffe ``LRN`` (``ACROSS_CHANNELS``) and
+    PyTorch ``nn.LocalResponseNorm``.  Each value is divided by a power of the
+    sum of squares of the values at the same pixel in ``size`` neighbouring
+    maps.  Output has the input's shape.  No parameters.
+
+    With ``C`` maps, :math:`l = \lfloor (size - 1) / 2 \rfloor` maps before and
+    :math:`u = \lceil (size - 1) / 2 \rceil` maps after (the window is
+    asymmetric for even ``size``: one more map after than before), clipped to
+    the maps that exist:
+
+    .. math::
+
+        S[c,i,j] &= \sum_{c' = \max(0,\, c - l)}^{\min(C - 1,\, c + u)} x[c', i, j]^2 \\
+        d[c,i,j] &= \mathit{bias} + \frac{\alpha}{\mathit{size}}\, S[c,i,j] \\
+        y[c,i,j] &= x[c,i,j]\, d[c,i,j]^{-\beta}
+
+    The divisor is ``alpha / size`` even where the window is clipped at the
+    first or last map (as in ONNX, Caffe and PyTorch).
+
+    Backward is exact: with :math:`c \in W(c')` iff
+    :math:`c' - l \le c \le c' + u`,
+
+    .. math::
+
+        \frac{\partial L}{\partial x[c]} = g[c]\, d[c]^{-\beta}
+            - \frac{2 \alpha \beta}{\mathit{size}}\, x[c]
+              \sum_{c' :\, c \in W(c')} g[c']\, x[c']\, d[c']^{-\beta - 1}
+
+    at every pixel, ``g = dL/dy``.  Since ``bias > 0`` and ``alpha >= 0``,
+    ``d >= bias > 0`` everywhere (as long as ``bias`` does not underflow in the
+    compute dtype), so no window, not even an all-zero one, needs a special case.
+
+    Parameters
+    ----------
+    size : int
+        Number of maps in the window, ``>= 1`` (may exceed the number of maps).
+    alpha : float, default 1e-4
+        Scale, ``>= 0``; divided by ``size``.
+    beta : float, default 0.75
+        Exponent, any finite value.
+    bias : float, default 1.0
+        Additive constant ``k``, ``> 0``.
+    """
+
+    type: ClassVar[str] = "lrn"
+
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    bias: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        t = self.type
+        self.size = _check_int(t, "size", self.size, 1)
+        self.alpha = _check_real(t, "alpha", self.alpha, "a finite number >= 0", lambda v: v >= 0)
+        self.beta = _check_real(t, "beta", self.beta, "a finite number", lambda v: True)
+        self.bias = _check_real(t, "bias", self.bias, "a finite number > 0", lambda v: v > 0)
+
+    @property
+    def before(self) -> int:
+        """Maps before ``c`` in its window: ``floor((size - 1) / 2)``."""
+        return (self.size - 1) // 2
+
+    @property
+    def after(self) -> int:
+        """Maps after ``c`` in its window: ``ceil((size - 1) / 2)``."""
+        return self.size - 1 - self.before
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return _check_map_shape(self.type, in_shape)
+
+    def macs(self, in_shape: tuple[int, ...]) -> int:
+        """``H * W * sum_c |W(c)|``: one multiply-accumulate (``x^2`` added to
+        ``S``) per map of each output's window, counting only the maps that
+        exist, so at most ``C * H * W * size``.  The scaling, the power and
+        the final multiplication are not counted."""
+        c, h, w = self.output_shape(in_shape)
+        idx = np.arange(c)
+        # windows reach at most C - 1 maps either side (keeps a huge size in int64)
+        before, after = min(self.before, c - 1), min(self.after, c - 1)
+        terms = np.minimum(idx + after, c - 1) - np.maximum(idx - before, 0) + 1
+        return h * w * int(terms.sum())
+
+    def _scalars(self, dtype: np.dtype) -> tuple[Any, Any, Any]:
+        """``(alpha / size, beta, bias)`` in ``dtype`` (no silent upcast)."""
+        # Exact quotient, correctly rounded (the same float as alpha / size),
+        # without an OverflowError for a size of hundreds of digits.
+        scale = float(fractions.Fraction(self.alpha) / self.size)
+        vals = (scale, self.beta, self.bias)
+        if dtype.kind == "f":
+            return tuple(dtype.type(v) for v in vals)
+        return vals
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        _check_batch(self.type, x, 4)
+        self.output_shape(x.shape[1:])
+        scale, beta, bias = self._scalars(x.dtype)
+        s = _map_window_sum(x * x, self.before, self.after)
+        d = bias + scale * s
+        p = d ** -beta
+        self._cache = (x, d, p)
+        return x * p
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, d, p = self._require_cache()
+        scale, beta, _ = self._scalars(x.dtype)
+        # t[c'] = g[c'] x[c'] d[c']^(-beta - 1); output c' reads maps c'-l..c'+u,
+        # so map c is read by outputs c-u..c+l: the same window sum, mirrored.
+        t = dy * x * p / d
+        back = _map_window_sum(t, self.after, self.before)
+        dx = dy * p - (2 * scale * beta) * x * back
+        self.grads = {}
+        return dx
+
+
+# ---------------------------------------------------------------------------
 # elementwise nonlinearities
 # ---------------------------------------------------------------------------
 
@@ -915,6 +1074,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         AvgPool2d,
         L2Pool2d,
         LocalContrastNorm,
+        LocalResponseNorm,
         ReLU,
         Tanh,
         Abs,

@@ -47,6 +47,7 @@ from convc.errors import ConvcError
 from convc.inputs import write_atomic
 
 from .network import MAX_PARAMS, MAX_VALUES, InputSpec, Network, build_layer, check_sizes
+from .onnx_import import import_onnx
 
 __all__ = ["FORMAT", "VERSION", "MAX_DEPTH", "MAX_GRAPH_BYTES", "save_model", "load_model", "network_from_graph", "parse_json",
            "check_depth"]
@@ -272,8 +273,16 @@ def _infer_sizes(type_name: str, attrs: dict, shape: tuple[int, ...]) -> dict:
 
 
 def load_model(path: str | os.PathLike) -> Network:
-    """Read and validate a model file; every problem is a :class:`ConvcError`."""
+    """Read and validate a model file; every problem is a :class:`ConvcError`.
+
+    A ``.onnx`` file is imported (:func:`convc.reference.onnx_import.import_onnx`, batch 1,
+    identity normalization); ``convc import`` writes it as a model file with options.
+    """
     path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        net = import_onnx(path)
+        net.path = str(path)
+        return net
     headers = _archive_headers(path)
     head = headers.get("graph")
     if head is not None and (head[1] != np.uint8 or len(head[0]) != 1 or head[0][0] > MAX_GRAPH_BYTES):

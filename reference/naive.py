@@ -14,7 +14,9 @@ handled here: the caller passes a weight that is already masked and masks
 The LCN backward (:func:`lcn_backward`) is written with explicit loops and
 the chain rule in *scatter* form (each forward term pushes its gradient to its
 inputs), independent of the vectorized adjoint-filter form; it is also
-verified by the finite-difference checks.
+verified by the finite-difference checks.  The LRN backward
+(:func:`lrn_backward`) is likewise in scatter form, while the vectorized layer
+gathers over the mirrored window.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ __all__ = [
     "l2pool2d_backward",
     "lcn_forward",
     "lcn_backward",
+    "lrn_forward",
+    "lrn_backward",
     "relu_forward",
     "relu_backward",
     "tanh_forward",
@@ -361,6 +365,75 @@ def lcn_backward(x, window, eps, dy):
                             a, b = i + p - r, j + q - r
                             if 0 <= a < h_ and 0 <= b < w_:
                                 dx[n, c, a, b] += dm[i, j] * window[p, q] / c_
+    return dx
+
+
+# ---------------------------------------------------------------------------
+# local response normalization (across maps)
+# ---------------------------------------------------------------------------
+
+def _lrn_window(c, c_, size):
+    """Maps of the window of output map ``c``, exactly as written in ONNX ``LRN``:
+    ``max(0, c - floor((size-1)/2)) .. min(C-1, c + ceil((size-1)/2))``."""
+    lo = max(0, c - math.floor((size - 1) / 2))
+    hi = min(c_ - 1, c + math.ceil((size - 1) / 2))
+    return range(lo, hi + 1)
+
+
+def _lrn_divisor(x, n, c, i, j, size, alpha, bias):
+    """``d = bias + alpha / size * sum over the window of x^2`` at one position."""
+    c_ = x.shape[1]
+    acc = 0.0
+    for k in _lrn_window(c, c_, size):
+        acc += x[n, k, i, j] ** 2
+    return bias + alpha / size * acc
+
+
+def lrn_forward(x, size, alpha, beta, bias):
+    """Local response normalization across maps, ``y = x / d^beta``.
+
+    See :class:`convc.reference.layers.LocalResponseNorm` for the equations.
+
+    Parameters
+    ----------
+    x : (N, C, H, W)
+    size : int
+    alpha, beta, bias : float
+
+    Returns
+    -------
+    y : (N, C, H, W)
+    """
+    n_, c_, h_, w_ = x.shape
+    y = np.zeros_like(x)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(h_):
+                for j in range(w_):
+                    d = _lrn_divisor(x, n, c, i, j, size, alpha, bias)
+                    y[n, c, i, j] = x[n, c, i, j] / d ** beta
+    return y
+
+
+def lrn_backward(x, size, alpha, beta, bias, dy):
+    """Gradient of :func:`lrn_forward` by the chain rule (scatter form).
+
+    ``y[c] = x[c] * d[c]^-beta`` pushes ``dy * d^-beta`` to ``x[c]`` and
+    ``dy * x[c] * (-beta) d^(-beta-1) * alpha/size * 2 x[k]`` to every ``x[k]``
+    of its window.
+    """
+    n_, c_, h_, w_ = x.shape
+    dx = np.zeros_like(x)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(h_):
+                for j in range(w_):
+                    d = _lrn_divisor(x, n, c, i, j, size, alpha, bias)
+                    g = dy[n, c, i, j]
+                    dx[n, c, i, j] += g * d ** (-beta)
+                    dd = g * x[n, c, i, j] * (-beta) * d ** (-beta - 1)
+                    for k in _lrn_window(c, c_, size):
+                        dx[n, k, i, j] += dd * alpha / size * 2 * x[n, k, i, j]
     return dx
 
 

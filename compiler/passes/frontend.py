@@ -97,6 +97,11 @@ def run(net, where: str = "model") -> IRGraph:
             notes.append(f"layer {name!r} (logsoftmax) dropped: the accelerator outputs the scores; "
                          "the arg-max is the same")
             continue
+        elif t == "lrn":
+            _refuse(where, i, name, "local response normalization (lrn) has no engine in the accelerator: it "
+                    "divides each value by a power of a sum over neighbouring maps at one pixel, while the LCN "
+                    "engine sums over all maps and a spatial window; the float reference runs it, "
+                    "the compiler refuses it")
         else:
             _refuse(where, i, name, f"layer type {t!r} is not supported")
         nodes.append(node)

@@ -28,6 +28,7 @@ from convc.reference.layers import (
     L2Pool2d,
     Linear,
     LocalContrastNorm,
+    LocalResponseNorm,
     LogSoftmax,
     MaxPool2d,
     ReLU,
@@ -144,6 +145,26 @@ def test_lcn_eps_branch():
     check_layer(layer, x, h=1e-10)
 
 
+@pytest.mark.parametrize(
+    "n, c, h, w, size, alpha, beta, bias",
+    [
+        (2, 5, 3, 3, 3, 2.0, 0.75, 1.0),
+        (2, 6, 3, 2, 4, 1.5, 0.75, 2.0),     # even size: asymmetric window
+        (1, 5, 2, 3, 2, 3.0, 1.5, 0.5),      # size 2
+        (2, 3, 3, 3, 9, 4.0, 0.75, 1.0),     # size larger than C
+        (2, 1, 4, 4, 5, 2.0, 0.75, 1.0),     # one map
+        (1, 4, 3, 3, 1, 2.0, 0.75, 1.0),     # size 1
+        (1, 4, 3, 3, 5, 2.0, -0.5, 1.0),     # negative beta
+    ],
+)
+def test_lrn(n, c, h, w, size, alpha, beta, bias):
+    # alpha large enough that alpha/size * sum x^2 is O(1): the cross-map
+    # term of the gradient is not negligible next to dy * d^-beta.
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, c, h, w)) * rng.uniform(0.5, 2.0, size=(n, 1, 1, 1))
+    check_layer(LocalResponseNorm(size, alpha, beta, bias), x)
+
+
 @pytest.mark.parametrize("cls", [ReLU, Tanh, Abs], ids=lambda c: c.type)
 def test_elementwise(cls):
     rng = np.random.default_rng(5)
@@ -183,6 +204,7 @@ def test_small_network_end_to_end():
         Conv2d(2, 4, 3, padding=1),
         Tanh(),
         LocalContrastNorm(3),
+        LocalResponseNorm(2, alpha=2.0, beta=0.75, bias=1.0),
         MaxPool2d(2),
         Conv2d(4, 3, 2, table=random_table(3, 4, 2, rng)),
         Abs(),

@@ -22,6 +22,7 @@ from convc.reference.layers import (
     Layer,
     Linear,
     LocalContrastNorm,
+    LocalResponseNorm,
     LogSoftmax,
     MaxPool2d,
     ReLU,
@@ -422,6 +423,182 @@ def test_lcn_shape_error():
 
 
 # ---------------------------------------------------------------------------
+# LRN
+# ---------------------------------------------------------------------------
+
+# (N, C, H, W, size, alpha, beta, bias)
+LRN_CASES = [
+    (2, 7, 3, 4, 5, 2.0, 0.75, 1.0),      # odd size, window clipped at both ends
+    (2, 6, 3, 3, 4, 1.5, 0.75, 2.0),      # even size: one more map after than before
+    (1, 5, 2, 3, 2, 3.0, 0.5, 1.0),       # size 2: the map and the next one
+    (2, 3, 4, 2, 9, 4.0, 1.25, 0.5),      # size larger than C: every window is all maps
+    (2, 4, 3, 3, 7, 2.0, 0.75, 1.0),      # size 2C - 1: window reaches every map from every map
+    (2, 1, 4, 5, 3, 2.0, 0.75, 1.0),      # one map
+    (1, 1, 3, 3, 4, 2.0, 0.75, 1.0),      # one map, even size
+    (2, 4, 3, 3, 1, 5.0, 0.75, 1.0),      # size 1: elementwise
+    (1, 5, 3, 3, 3, 1e-4, 0.75, 1.0),     # the defaults (AlexNet uses size 5, alpha 1e-4, beta 0.75, bias 2)
+    (1, 4, 2, 2, 3, 2.0, -0.5, 1.0),      # negative beta
+    (1, 4, 2, 2, 3, 0.0, 0.75, 2.0),      # alpha 0: y = x / bias^beta
+    (1, 4, 2, 2, 3, 2.0, 0.0, 1.0),       # beta 0: identity
+]
+
+
+@pytest.mark.parametrize("case", LRN_CASES, ids=[str(c) for c in LRN_CASES])
+def test_lrn_matches_naive(case):
+    n, c, h, w, size, alpha, beta, bias = case
+    layer = LocalResponseNorm(size, alpha, beta, bias)
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((n, c, h, w)) * rng.uniform(0.2, 3.0, size=(n, 1, 1, 1))
+    y = layer.forward(x)
+    assert y.shape == x.shape and y.dtype == np.float64
+    close(y, naive.lrn_forward(x, size, alpha, beta, bias))
+    dy = rng.standard_normal(y.shape)
+    close(layer.backward(dy), naive.lrn_backward(x, size, alpha, beta, bias, dy))
+    assert layer.params == {} and layer.grads == {} and layer.param_shapes() == {}
+
+
+def test_lrn_special_cases():
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 4, 3, 3))
+    close(LocalResponseNorm(3, alpha=2.0, beta=0.0).forward(x), x)
+    close(LocalResponseNorm(3, alpha=0.0, beta=0.5, bias=4.0).forward(x), x / 2)
+    # size 1: y = x / (bias + alpha x^2)^beta elementwise
+    close(LocalResponseNorm(1, alpha=3.0, beta=1.0, bias=2.0).forward(x), x / (2 + 3 * x * x))
+    # every size >= 2C - 1 sums all maps, so they all agree
+    y7 = LocalResponseNorm(7, alpha=2.0).forward(x)
+    close(LocalResponseNorm(50, alpha=2.0 * 50 / 7).forward(x), y7)
+    # an absurd size (a JSON integer of hundreds of digits) is only a tiny
+    # alpha / size, not an overflow: d == bias, and macs count the maps there are
+    huge = LocalResponseNorm(10**400, alpha=1.0)
+    close(huge.forward(x), x)
+    assert huge.macs((4, 3, 3)) == 9 * 4 * 4
+    # all-zero input: y = 0, dx = dy / bias^beta
+    layer = LocalResponseNorm(3, bias=4.0, beta=0.5)
+    close(layer.forward(np.zeros((1, 3, 2, 2))), np.zeros((1, 3, 2, 2)))
+    dy = rng.standard_normal((1, 3, 2, 2))
+    close(layer.backward(dy), dy / 2)
+
+
+def test_lrn_hand_computed():
+    # one pixel, C = 3, x = (1, 2, 3): squares (1, 4, 9)
+    x = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
+    # size 3 (one map each side): S = (1+4, 1+4+9, 4+9) = (5, 14, 13);
+    # alpha / size = 1, bias 1: d = (6, 15, 14)
+    y = LocalResponseNorm(3, alpha=3.0, beta=1.0, bias=1.0).forward(x)
+    np.testing.assert_allclose(y.ravel(), [1 / 6, 2 / 15, 3 / 14], rtol=1e-15)
+    y = LocalResponseNorm(3, alpha=3.0, beta=0.5, bias=1.0).forward(x)
+    np.testing.assert_allclose(y.ravel(), [1 / np.sqrt(6), 2 / np.sqrt(15), 3 / np.sqrt(14)], rtol=1e-15)
+    # size 2 (ONNX: floor(1/2) = 0 maps before, ceil(1/2) = 1 after):
+    # S = (1+4, 4+9, 9) = (5, 13, 9); alpha / size = 1: d = (6, 14, 10)
+    y = LocalResponseNorm(2, alpha=2.0, beta=1.0, bias=1.0).forward(x)
+    np.testing.assert_allclose(y.ravel(), [1 / 6, 2 / 14, 3 / 10], rtol=1e-15)
+    # size 4 (1 before, 2 after): S = (1+4+9, 1+4+9, 4+9) = (14, 14, 13);
+    # alpha / size = 1/2, bias 2: d = (9, 9, 8.5)
+    y = LocalResponseNorm(4, alpha=2.0, beta=1.0, bias=2.0).forward(x)
+    np.testing.assert_allclose(y.ravel(), [1 / 9, 2 / 9, 3 / 8.5], rtol=1e-15)
+    # gradient of size 3, beta 1: y_c = x_c / d_c, d_c = 1 + S_c,
+    # dy_c/dx_k = [c == k] / d_c - 2 x_c x_k / d_c^2 for k in window(c).
+    layer = LocalResponseNorm(3, alpha=3.0, beta=1.0, bias=1.0)
+    layer.forward(x)
+    dx = layer.backward(np.array([1.0, 0.0, 0.0]).reshape(1, 3, 1, 1))
+    # only y_0 (window {0, 1}): dx = (1/6 - 2/36, -2*1*2/36, 0)
+    np.testing.assert_allclose(dx.ravel(), [1 / 6 - 2 / 36, -4 / 36, 0.0], rtol=1e-15, atol=1e-17)
+
+
+def test_lrn_attrs_shapes_macs():
+    layer = LocalResponseNorm(5)
+    assert layer.attrs() == {"size": 5, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
+    assert (layer.before, layer.after) == (2, 2)
+    assert (LocalResponseNorm(4).before, LocalResponseNorm(4).after) == (1, 2)
+    assert (LocalResponseNorm(1).before, LocalResponseNorm(1).after) == (0, 0)
+    ints = LocalResponseNorm(np.int64(3), alpha=1, beta=np.float32(0.5), bias=2)
+    assert type(ints.size) is int
+    assert all(type(v) is float for v in (ints.alpha, ints.beta, ints.bias))
+    assert ints.attrs() == {"size": 3, "alpha": 1.0, "beta": 0.5, "bias": 2.0}
+    json.dumps(ints.attrs())
+    assert layer.output_shape((3, 10, 12)) == (3, 10, 12)
+    # macs: H * W * (number of existing maps in every window)
+    assert LocalResponseNorm(3).macs((5, 2, 3)) == 6 * (2 + 3 + 3 + 3 + 2)
+    assert LocalResponseNorm(4).macs((6, 2, 2)) == 4 * (3 + 4 + 4 + 4 + 3 + 2)
+    assert LocalResponseNorm(9).macs((3, 4, 4)) == 16 * 3 * 3
+    assert LocalResponseNorm(1).macs((3, 4, 4)) == 16 * 3
+    assert layer.macs((64, 8, 8)) <= 64 * 8 * 8 * 5
+    with pytest.raises(ValueError, match=r"lrn: .*\(C, H, W\)"):
+        layer.output_shape((10,))
+    with pytest.raises(ValueError, match=r"lrn: expected a batched input"):
+        layer.forward(np.zeros((3, 4, 4)))
+    with pytest.raises(RuntimeError, match="before forward"):
+        LocalResponseNorm(3).backward(np.zeros((1, 1, 1, 1)))
+
+
+def test_lrn_float32():
+    rng = np.random.default_rng(17)
+    x = (3 * rng.standard_normal((2, 6, 5, 5))).astype(np.float32)
+    layer = LocalResponseNorm(5, alpha=1.0, beta=0.75, bias=2.0)
+    y = layer.forward(x)
+    assert y.dtype == np.float32
+    assert layer.backward(np.ones_like(y)).dtype == np.float32
+    np.testing.assert_allclose(y, LocalResponseNorm(5, 1.0, 0.75, 2.0).forward(x.astype(np.float64)),
+                               rtol=1e-5, atol=1e-6)
+    # a small window next to huge maps keeps its relative accuracy (no
+    # cancellation between running sums over all maps)
+    x = np.zeros((1, 6, 1, 1), np.float32)
+    x[0, :3, 0, 0] = 1e4
+    x[0, 5, 0, 0] = 1e-2
+    y = LocalResponseNorm(2, alpha=2.0, beta=1.0, bias=1e-6).forward(x)
+    np.testing.assert_allclose(y[0, 5, 0, 0], 1e-2 / (1e-6 + 1e-4), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(size=0), r"lrn: size must be an integer >= 1, got 0"),
+        (dict(size=2.0), r"lrn: size .* got 2.0"),
+        (dict(size=True), r"lrn: size .* got True"),
+        (dict(size=3, alpha=-1e-4), r"lrn: alpha must be a finite number >= 0, got -0.0001"),
+        (dict(size=3, alpha=float("nan")), r"lrn: alpha .* got nan"),
+        (dict(size=3, alpha="1e-4"), r"lrn: alpha .* got '1e-4'"),
+        (dict(size=3, beta=float("inf")), r"lrn: beta must be a finite number, got inf"),
+        (dict(size=3, beta=None), r"lrn: beta .* got None"),
+        (dict(size=3, bias=0), r"lrn: bias must be a finite number > 0, got 0$"),
+        (dict(size=3, bias=-1.0), r"lrn: bias .* got -1.0"),
+        (dict(size=3, bias=False), r"lrn: bias .* got False"),
+        (dict(size=3, bias=float("-inf")), r"lrn: bias .* got -inf"),
+    ],
+)
+def test_lrn_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LocalResponseNorm(**kwargs)
+
+
+def test_lrn_model_file_round_trip(tmp_path):
+    from convc.errors import ConvcError
+    from convc.reference.modelfile import load_model, network_from_graph, save_model
+
+    spec = {"name": "lrn_net", "input": {"shape": [3, 8, 8]}, "classes": 3, "layers": [
+        {"name": "conv1", "type": "conv2d", "attrs": {"out_channels": 6, "kernel": 3}},
+        {"name": "relu1", "type": "relu"},
+        {"name": "norm1", "type": "lrn", "attrs": {"size": 4, "alpha": 0.5, "beta": 0.75, "bias": 2}},
+        {"name": "norm2", "type": "lrn", "attrs": {"size": 5}},
+        {"name": "flatten", "type": "flatten"},
+        {"name": "fc", "type": "linear", "attrs": {"out_features": 3}},
+        {"name": "logsoftmax", "type": "logsoftmax"}]}
+    net = network_from_graph(spec, "spec")
+    net.init_params(seed=2)
+    back = load_model(save_model(net, tmp_path / "lrn.npz"))
+    assert back.names == net.names
+    for a, b in zip(back.layers, net.layers):
+        assert type(a) is type(b) and a.attrs() == b.attrs()
+    assert back.layers[2].attrs() == {"size": 4, "alpha": 0.5, "beta": 0.75, "bias": 2.0}
+    assert back.layers[3].attrs() == {"size": 5, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
+    x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+    np.testing.assert_array_equal(back.forward(x), net.forward(x))
+    bad = dict(spec, layers=[{"type": "lrn", "attrs": {"size": 3, "bias": 0}}])
+    with pytest.raises(ConvcError, match=r"lrn: bias must be a finite number > 0, got 0$"):
+        network_from_graph(bad, "spec")
+
+
+# ---------------------------------------------------------------------------
 # elementwise, linear, flatten, logsoftmax, nll
 # ---------------------------------------------------------------------------
 
@@ -536,6 +713,8 @@ EXAMPLES = [
     AvgPool2d(3, 2),
     L2Pool2d(2),
     LocalContrastNorm(7),
+    LocalResponseNorm(5),
+    LocalResponseNorm(4, alpha=0.5, beta=1.5, bias=2.0),
     ReLU(),
     Tanh(),
     Abs(),

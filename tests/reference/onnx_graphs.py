@@ -1,0 +1,119 @@
+"""ONNX graphs for the import and export tests, built with ``onnx.helper``, and the
+onnxruntime side of every comparison."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+RTOL = 1e-5        # the issue's bound: relative to the largest output magnitude
+NEWEST = onnx.defs.onnx_opset_version()
+DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+
+
+class Graph:
+    """A chain being built: ``g.add(op, inputs_after_x, **attrs)`` appends a node reading the
+    last output; ``g.const(value)`` adds an initializer; ``g.model()`` closes it."""
+
+    def __init__(self, shape, seed=0, dtype=TensorProto.FLOAT):
+        self.shape = list(shape)
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits = [], []
+        self.last = "x"
+        self.dtype = dtype
+        self.k = 0
+
+    def fresh(self, base="t"):
+        self.k += 1
+        return f"{base}{self.k}"
+
+    def const(self, value, name=None):
+        name = name or self.fresh("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def weight(self, *shape, scale=0.5):
+        return self.const(self.rng.uniform(-scale, scale, shape).astype(np.float32))
+
+    def node(self, op, inputs, outputs=1, **attrs):
+        outs = [self.fresh() for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op, inputs, outs, name=self.fresh(op.lower()), **attrs))
+        return outs[0] if outputs == 1 else outs
+
+    def add(self, op, *extra, outputs=1, **attrs):
+        self.last = self.node(op, [self.last, *extra], outputs=outputs, **attrs)
+        if outputs != 1:
+            self.last = self.last[0]
+        return self
+
+    def model(self, opset=13, out_shape=None):
+        graph = helper.make_graph(
+            self.nodes, "test", [helper.make_tensor_value_info("x", self.dtype, self.shape)],
+            [helper.make_tensor_value_info(self.last, self.dtype, out_shape)], initializer=self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = min(model.ir_version, 8)
+        if out_shape is None:      # the output's shape from ONNX's own shape inference
+            model.graph.output[0].CopyFrom(onnx.shape_inference.infer_shapes(model, data_prop=True).graph.output[0])
+        if model.graph.output[0].type.tensor_type.HasField("shape"):    # else inference could not say
+            onnx.checker.check_model(model)
+        return model
+
+
+def run_ort(model, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's output for one batch ``x``."""
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: x.astype(np.float32)})[0]
+
+
+def convc_output(net, x: np.ndarray) -> np.ndarray:
+    """convc's float reference, with the graph's final Softmax restored (convc keeps log-probabilities)."""
+    y = net.forward(x.astype(np.float64).reshape((len(x),) + tuple(net.input.shape)))
+    return np.exp(y) if net.meta.get("onnx", {}).get("output") == "softmax" else y
+
+
+def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Largest absolute difference relative to the largest magnitude of the expected output."""
+    ours = np.asarray(ours, dtype=np.float64).reshape(np.shape(theirs))
+    return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
+
+
+def randomized(model, seed=0):
+    """``model`` with every ``ConstantOfShape`` output (the light models' weights) replaced by
+    seeded random initializers, scaled so activations neither vanish nor explode."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    rng = np.random.default_rng(seed)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "ConstantOfShape":
+            shape = [int(v) for v in inits[node.input[0]]]
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            value = rng.uniform(-1, 1, shape).astype(np.float32) * np.float32(np.sqrt(3.0 / fan_in))
+            model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model
+
+
+def light_model(name: str):
+    return onnx.load(os.path.join(DATA, "light", f"light_{name}.onnx"))
+
+
+def set_input_side(model, side: int):
+    """Set the input's H and W (AlexNet at Caffe's 227, where its last pool needs no ceil-mode pad)."""
+    inits = {t.name for t in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name not in inits:
+            for d in inp.type.tensor_type.shape.dim[2:]:
+                d.dim_value = side
+    return model
