@@ -421,7 +421,7 @@ class _Importer:
                           f"on axis {axis}; convc takes symmetric padding")
             sym.append(b)
         if sym[0] != sym[1]:
-            self.fail(f"attribute 'pads' = {begin + end}: unequal padding of rows and columns")
+            self.fail(f"attribute 'pads' = {begin + end}: unequal padding of rows and columns; convc takes the same padding on all four sides")
         return stride, sym[0]
 
     def _layer(self, node, t: _Tensor) -> _Tensor:

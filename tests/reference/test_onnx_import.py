@@ -310,3 +310,35 @@ def test_missing_external_data_is_named(tmp_path):
     (tmp_path / "ext.data").unlink()
     with pytest.raises(ConvcError, match="external data of initializer .* cannot be read"):
         import_onnx(path)
+
+
+def test_damaged_files_import_or_give_one_message(tmp_path):
+    """Bytes flipped, cut or repeated in a valid LeNet-like file: every outcome is a model
+    or one ConvcError, never another exception."""
+    g = Graph((1, 1, 12, 12), seed=2)
+    g.add("Conv", g.weight(4, 1, 3, 3), g.weight(4), kernel_shape=[3, 3], pads=[1, 1, 1, 1]).add("Relu")
+    g.add("MaxPool", kernel_shape=[2, 2], strides=[2, 2]).add("Flatten")
+    g.add("Gemm", g.weight(3, 144), g.weight(3), transB=1).add("Softmax", axis=1)
+    good = g.model(13).SerializeToString()
+    rng = np.random.default_rng(7)
+    outcomes = {"ok": 0, "refused": 0}
+    path = tmp_path / "m.onnx"
+    for trial in range(150):
+        data = bytearray(good)
+        kind = trial % 3
+        if kind == 0:
+            for i in rng.integers(0, len(data), 4):
+                data[i] = int(rng.integers(0, 256))
+        elif kind == 1:
+            data = data[:int(rng.integers(1, len(data)))]
+        else:
+            i, n = int(rng.integers(0, len(data) - 8)), int(rng.integers(1, 8))
+            data[i:i] = data[i:i + n]
+        path.write_bytes(bytes(data))
+        try:
+            import_onnx(path)
+            outcomes["ok"] += 1
+        except ConvcError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith(str(path))
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0
