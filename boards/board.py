@@ -38,6 +38,20 @@ class Board:
         read/write turnarounds, burst overheads).
     mem_mbytes : int
         External memory size.
+    memory : str
+        The external memory in words (part, width, rate).
+    dsp_name, bram_name : str
+        The device's multiplier and block RAM primitives (what ``dsp`` and ``bram36``
+        count: on ECP5 ``dsp`` is 18x18 multipliers and ``bram36`` is half the 18 Kb EBRs).
+    yosys_family : str
+        Yosys's name of the family for resource counts (``synth_xilinx -family xc6v`` /
+        ``xc7``, or ``ecp5`` for ``synth_ecp5``).
+    flows : tuple of str
+        What convc does for the board: ``counts`` (Yosys resource counts), ``project``
+        (a vendor project written without the vendor tool), ``bitstream`` (the open flow
+        run to a bitstream), ``timing`` (a place-and-route's Fmax).
+    clock_note : str
+        Where ``clock_mhz`` comes from (an assumption, or a place-and-route).
     """
 
     name: str
@@ -54,6 +68,12 @@ class Board:
     mem_peak_gbs: float
     mem_efficiency: float
     mem_mbytes: int
+    memory: str = ""
+    dsp_name: str = "DSP48E1"
+    bram_name: str = "RAMB36E1"
+    yosys_family: str = "xc6v"
+    flows: tuple[str, ...] = ("counts", "project")
+    clock_note: str = "assumed"
 
     @property
     def mem_bytes_per_cycle(self) -> float:
@@ -63,4 +83,5 @@ class Board:
     def to_json(self) -> dict:
         d = asdict(self)
         d["mem_bytes_per_cycle"] = self.mem_bytes_per_cycle
+        d["flows"] = list(self.flows)
         return d

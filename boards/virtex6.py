@@ -23,4 +23,10 @@ VIRTEX6 = Board(
     mem_peak_gbs=6.4,
     mem_efficiency=0.7,
     mem_mbytes=512,
+    memory="DDR3 SO-DIMM, 64 bit at 800 MT/s",
+    dsp_name="DSP48E1",
+    bram_name="RAMB36E1",
+    yosys_family="xc6v",
+    flows=("counts", "project"),
+    clock_note="assumed (NeuFlow's clock on this board; open tools have no Virtex-6 timing)",
 )

@@ -198,9 +198,16 @@ def cmd_boards(args) -> int:
     from convc.boards import BOARDS
 
     rows = [b.to_json() for b in BOARDS.values()]
-    text = "\n".join(f"{b.name:<10} {b.title}: {b.dsp} DSP48E1, {b.bram36} RAMB36, {b.luts:,} LUT6, {b.ffs:,} FF, "
-                     f"{b.clock_mhz:g} MHz, {b.mem_peak_gbs:g} GB/s peak ({b.mem_efficiency:.0%} assumed sustained)"
-                     for b in BOARDS.values())
+    lines = []
+    for b in BOARDS.values():
+        lines += [f"{b.name:<8} {b.title}",
+                  f"         {b.dsp} {b.dsp_name}, {b.bram36} RAMB36 equivalents ({b.bram_name}), {b.luts:,} LUTs, "
+                  f"{b.ffs:,} FFs",
+                  f"         clock {b.clock_mhz:g} MHz: {b.clock_note}",
+                  f"         memory {b.mem_mbytes:,} MB {b.memory}: {b.mem_peak_gbs:g} GB/s peak, "
+                  f"{b.mem_efficiency:.0%} assumed sustained",
+                  f"         flows: {', '.join(b.flows)}"]
+    text = "\n".join(lines)
     _emit(args, {"boards": rows}, text)
     return 0
 
