@@ -38,7 +38,7 @@ def main():
     t0 = time.perf_counter()
     sim = simulate(res.program, MemoryTiming.board(hw))
     sim_seconds = time.perf_counter() - t0
-    ram = simulate(res.program, MemoryTiming.axi_ram())
+    ram = simulate(res.program, MemoryTiming.axi_ram(res.program.hw.data_width))
     print(sim.text())
     mhz = hw.clock_mhz
     peak_ms = sim.macs / (board.dsp * mhz * 1e3)

@@ -52,6 +52,10 @@ class Board:
         run to a bitstream), ``timing`` (a place-and-route's Fmax).
     clock_note : str
         Where ``clock_mhz`` comes from (an assumption, or a place-and-route).
+    axi_data_width : int
+        The accelerator's memory port width (the DDR3 controllers' 256 bits; 64 on the
+        ULX3S, whose memory is on-chip RAM: narrower FIFOs and RAM, same words a cycle
+        as the accelerator's ports move).
     """
 
     name: str
@@ -74,6 +78,7 @@ class Board:
     yosys_family: str = "xc6v"
     flows: tuple[str, ...] = ("counts", "project")
     clock_note: str = "assumed"
+    axi_data_width: int = 256
 
     @property
     def mem_bytes_per_cycle(self) -> float:

@@ -2,10 +2,11 @@
 
 Device figures from the ECP5 family data sheet (FPGA-DS-02012): 83,640 LUT4s and as many
 flip-flops, 156 18x18 multipliers (``dsp``), 208 EBRs of 18 Kb (``bram36`` = 104, the
-36 Kb equivalent the sizing counts in). The board's memory is a 32 MB SDR SDRAM, 16 bit;
-at 100 MHz 0.2 GB/s peak (ULX3S schematic, IS42S16160). The bitstream flow
-(``convc compile --bitstream``) puts the memory image in on-chip RAM instead
-(:mod:`convc.hdl.ecp5`), so its figures use the on-chip memory model (``axi-ram``).
+36 Kb equivalent the sizing counts in). The board's own memory is a 32 MB SDR SDRAM, 16
+bit (0.2 GB/s at 100 MHz; ULX3S schematic, IS42S16160), for which convc has no
+controller: the bitstream's top (:mod:`convc.hdl.ecp5`) holds the memory image in on-chip
+RAM with a 64-bit port, and that is the memory convc sizes and times for (8 bytes a
+cycle; networks whose memory does not fit the EBRs left are refused).
 ``clock_mhz`` is the clock convc plans for (100 MHz, the issue's target); nextpnr's
 achieved Fmax is in the report of a ``--bitstream`` compile.
 """
@@ -24,13 +25,15 @@ ULX3S = Board(
     luts=83_640,
     ffs=83_640,
     clock_mhz=100.0,
-    mem_peak_gbs=0.2,
-    mem_efficiency=0.6,
+    mem_peak_gbs=0.8,
+    mem_efficiency=1.0,
     mem_mbytes=32,
-    memory="SDR SDRAM, 16 bit at 100 MHz (the bitstream flow uses on-chip RAM)",
+    memory="on-chip EBR RAM in the bitstream's top, 64 bit a cycle (the board's 32 MB SDR SDRAM, 16 bit, "
+           "has no controller in convc)",
     dsp_name="MULT18X18D",
     bram_name="EBR (18 Kb, counted in pairs)",
     yosys_family="ecp5",
     flows=("counts", "bitstream", "timing"),
     clock_note="planned; nextpnr-ecp5 gives the achieved Fmax (convc compile --bitstream)",
+    axi_data_width=64,
 )

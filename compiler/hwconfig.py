@@ -140,6 +140,9 @@ class HardwareConfig:
     writers : int
         Memory write ports of the accelerator's row writer (one 16-bit word a cycle
         each); the output maps of a row are shared among them.
+    data_width : int
+        The AXI4 memory port's data width in bits (one of ``convc.hdl.axi.DATA_WIDTHS``;
+        256 on the DDR3 boards, the width of their MIG's user interface).
 
     Every field is checked against its own range and the limits of the engines that
     it sizes (:func:`engine_limits`, :meth:`field_range`): a configuration the
@@ -167,6 +170,7 @@ class HardwareConfig:
     mem_bytes_per_cycle: float = 16.0
     burst_words: int = 64
     acc_bits: int = ACC_BITS
+    data_width: int = 256
 
     # the fields' own ranges; the record's fields and the engines narrow some (field_range)
     _RANGES = {"bits": (2, 16), "kmax": (1, isa.field_max("kernel")), "in_lanes": (1, 256),
@@ -198,10 +202,13 @@ class HardwareConfig:
                 raise HardwareConfigError(f"hardware configuration: {name}={v} is beyond the hardware "
                                           f"({what}={v} outside [{lo}, {hi}])")
         from convc.hdl.accel import Accelerator, lcn_lanes, post_lanes, reader_count
+        from convc.hdl.axi import DATA_WIDTHS
         from convc.hdl.lcn import LCNEngine
         from convc.hdl.pointwise import PointwiseEngine
         from convc.hdl.rowwriter import RowWriter
 
+        if self.data_width not in DATA_WIDTHS:
+            raise HardwareConfigError(f"hardware configuration: data_width={self.data_width!r} not in {DATA_WIDTHS}")
         derived = [("max(out_lanes, fc_out_lanes)", post_lanes(self), "PointwiseEngine: lanes",
                     PointwiseEngine.LIMITS["lanes"]),
                    ("the row writer's lanes", max(post_lanes(self), lcn_lanes(self)), "RowWriter: lanes",
@@ -286,7 +293,11 @@ class HardwareConfig:
             lcn = 2 * (self.lcn_kmax - 1) * lines + 2 * 5 * lines
         fc = self.fc_out_lanes * 3 * -(-self.fc_psum_words // BRAM18_DEPTH) if self.has_fc else 0
         tables = 1  # all PWL tables fit one RAMB18
-        fifo = 2 * (self.in_lanes + self.out_lanes)  # memory-side FIFOs, 512 x 36 each
+        # memory-side FIFOs of whole beats (up to 512 deep): a reader's beat and last bit, a
+        # writer's beat, strobes and last bit, 36 bits a RAMB18
+        from convc.hdl.accel import reader_count, writer_count
+        dw = self.data_width
+        fifo = reader_count(self) * -(-(dw + 1) // 36) + writer_count(self) * -(-(dw + dw // 8 + 1) // 36)
         return line_buffers + psum + pool + lcn + fc + tables + fifo
 
     @property

@@ -36,6 +36,8 @@ from convc.errors import ConvcError
 from convc.inputs import model_inputs
 from convc.sim.cycle import MemoryTiming, run_cycles, simulate
 
+from .bitstream import bitstream_text
+
 from .ir import ConvNode, IRGraph, LCNNode
 from .isa import OP_CONV, OP_FC, listing
 from .manifest import MANIFEST_NAME, is_manifest, listed_files, model_record, sidecars, write_manifest
@@ -176,8 +178,8 @@ def report_text(report: dict) -> str:
              + (f"FC engine {hw['fc_in_lanes']} x {hw['fc_out_lanes']}; " if hw['fc_in_lanes'] else "")
              + f"LCN window {hw['lcn_kmax'] or '-'}; {hw.get('writers', 1)} memory write port(s); "
              f"{hw['clock_mhz']:g} MHz",
-             f"resources: DSP48E1 {report['dsp']} / {report['dsp_board']}, RAMB36 {report['bram36']} / "
-             f"{report['bram36_board']} (estimate from the configuration)", ""]
+             f"resources: {report['board'].get('dsp_name', 'DSP48E1')} {report['dsp']} / {report['dsp_board']}, "
+             f"RAMB36 {report['bram36']} / {report['bram36_board']} (estimate from the configuration)", ""]
     head = f"{'layer':<12} {'formats (in, w, conv -> out)':<34} {'PWL err':>9} {'MACs':>14} {'passes':>6} " \
            f"{'occup.':>6} {'cycles':>10} {'ms':>7} {'KB in':>8} {'KB out':>8} bound"
     lines.append(head)
@@ -199,6 +201,8 @@ def report_text(report: dict) -> str:
                   f"(cycle model, the board's memory)"]
     if report.get("synth"):
         lines += _synth_text(report["synth"], report["board"]["title"])
+    if report.get("bitstream"):
+        lines += bitstream_text(report["bitstream"], report["board"]["title"])
     hdl = report.get("hdl")
     if hdl:
         lines.append(f"hardware: {hdl['verilog']} (module {hdl['module']})"
@@ -496,7 +500,8 @@ def _sync_dir(folder: Path) -> None:
 
 
 def write_outputs(result: CompileResult, out: str | Path, *, hdl: bool = True, accel_verilog: str | None = None,
-                  log=None, model: str | Path | dict | None = None) -> list[Path]:
+                  log=None, model: str | Path | dict | None = None,
+                  extra: dict[str, Path] | None = None) -> list[Path]:
     """Write the compiled folder ``out``; it is replaced as a whole, never mixed.
 
     Every file is generated into a staging folder beside ``out`` (``.OUT.convc-staging``,
@@ -535,6 +540,8 @@ def write_outputs(result: CompileResult, out: str | Path, *, hdl: bool = True, a
         The model file compiled (hashed into the manifest), or its
         :func:`~convc.compiler.manifest.model_record` taken when it was read; default
         ``result.program.meta["model"]`` when that names a file.
+    extra : dict of str to Path, optional
+        Folders copied in whole under these names (the ``--bitstream`` build).
 
     Returns
     -------
@@ -563,7 +570,7 @@ def write_outputs(result: CompileResult, out: str | Path, *, hdl: bool = True, a
             keep = _foreign_entries(real)
             staging.mkdir()
             try:
-                written = _stage(result, staging, hdl, accel_verilog, board, say, record)
+                written = _stage(result, staging, hdl, accel_verilog, board, say, record, extra or {})
                 _carry(real, staging, keep, set(written))
                 _sync(staging)
                 _swap(real, staging)
@@ -579,7 +586,7 @@ def write_outputs(result: CompileResult, out: str | Path, *, hdl: bool = True, a
 
 
 def _stage(result: CompileResult, staging: Path, hdl: bool, accel_verilog: str | None, board: str, say,
-           model: dict | None) -> list[str]:
+           model: dict | None, extra: dict[str, Path]) -> list[str]:
     """Write every file of the compiled folder into ``staging``, the manifest last,
     and check that the folder loads.  Returns the names written, sorted."""
     prog = result.program
@@ -604,6 +611,8 @@ def _stage(result: CompileResult, staging: Path, hdl: bool, accel_verilog: str |
         result.report["hdl"] = hdl_info
     else:
         result.report["hdl"] = None
+    for name, folder in extra.items():
+        shutil.copytree(folder, staging / name)
     save_program(prog, staging, manifest=False)
     (staging / "schedule.txt").write_text(listing(prog.instrs, prog.names))
     (staging / "report.json").write_text(json.dumps(result.report, indent=1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 
 import numpy as np
@@ -273,8 +274,19 @@ def cmd_compile(args) -> int:
             f"{counts['RAMB18E1']} RAMB18E1, {counts['FF']:,} FF"
             + (f", {counts['LUT']:,} LUT" if counts["LUT"] is not None else ""))
         result.report["synth"] = synth_report(counts, board, hw)
-    files = write_outputs(result, args.output, hdl=not args.no_hdl, accel_verilog=verilog, log=log,
-                          model=model)
+    extra = {}
+    if args.bitstream:
+        from convc.compiler.bitstream import FOLDER, run_flow
+
+        entry, build = run_flow(result, board, net, log=log)
+        result.report["bitstream"] = entry
+        extra = {FOLDER: build}
+    try:
+        files = write_outputs(result, args.output, hdl=not args.no_hdl, accel_verilog=verilog, log=log,
+                              model=model, extra=extra)
+    finally:
+        for folder in extra.values():
+            shutil.rmtree(folder, ignore_errors=True)
     r = result.report
     rel = [str(f.relative_to(args.output)) for f in files]
     obj = {"out": str(args.output), "files": rel, "board": board.name,
@@ -284,7 +296,7 @@ def cmd_compile(args) -> int:
            "in_lanes": r["hw"]["in_lanes"], "out_lanes": r["hw"]["out_lanes"],
            "layers": [{k: l.get(k) for k in ("name", "in_fmt", "w_fmt", "conv_fmt", "out_fmt", "pwl_error",
                                                 "macs", "passes", "cycles")} for l in r["layers"]],
-           "hdl": r.get("hdl"), "synth": r.get("synth")}
+           "hdl": r.get("hdl"), "synth": r.get("synth"), "bitstream": r.get("bitstream")}
     top = [n for n in rel if "/" not in n]
     sub = sorted({n.split("/")[0] for n in rel if "/" in n})
     counts = {d: sum(n.startswith(d + "/") for n in rel) for d in sub}
@@ -495,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Yosys resource counts of the whole accelerator into the report (minutes when large)")
     p.add_argument("--synth-full", action="store_true",
                    help="like --synth, with LUT mapping for LUT counts (slower)")
+    p.add_argument("--bitstream", action="store_true",
+                   help="run the open flow to a bitstream (boards with one: ulx3s): Fmax, critical path, "
+                        "utilization into the report, the build in OUT/bitstream/ (minutes)")
     p.set_defaults(func=cmd_compile)
 
     p = common(sub.add_parser("synth", help="Yosys resource counts of a compiled folder's engines"))

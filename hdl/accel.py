@@ -205,7 +205,7 @@ class Accelerator(wiring.Component):
     ----------
     hw : HardwareConfig
     data_width : int
-        AXI memory data width (32, 64, 128, 256; default 256, the ML605 MIG's).
+        AXI memory data width (32, 64, 128, 256; default ``hw.data_width``).
     """
 
     # The sequencer's timing, its FSM's states (read by sim/cycle.py; calibrated on the RTL:
@@ -223,10 +223,12 @@ class Accelerator(wiring.Component):
         """OP_LCN: the map-base list of a sweep (LCN_LIST), one entry a cycle."""
         return lcn_lanes(hw)
 
-    def __init__(self, hw: HardwareConfig, *, data_width: int = DEFAULT_DATA_WIDTH):
+    def __init__(self, hw: HardwareConfig, *, data_width: int | None = None):
         if not isinstance(hw, HardwareConfig):
             self._MustUse__silence = True
             raise TypeError(f"Accelerator needs a HardwareConfig, got {type(hw).__name__}")
+        if data_width is None:
+            data_width = hw.data_width
         if data_width not in axi.DATA_WIDTHS:
             self._MustUse__silence = True
             raise ValueError(f"Accelerator: data_width={data_width!r} not in {axi.DATA_WIDTHS}")

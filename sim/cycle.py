@@ -159,7 +159,7 @@ from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.errors import ConvcError
 from convc.hdl import axi
-from convc.hdl.accel import DEFAULT_DATA_WIDTH, Accelerator, lcn_lanes, writer_count
+from convc.hdl.accel import Accelerator, lcn_lanes, writer_count
 from convc.hdl.conv import ConvEngine
 from convc.hdl.fc import FCEngine
 from convc.hdl.feeder import MapFeeder
@@ -317,7 +317,7 @@ class MemoryTiming:
         return cls(name="board", words_per_cycle=hw.mem_bytes_per_cycle / 2.0,
                    read_latency=READER_CMD_TO_AR + DDR3_AR_TO_R + READER_R_TO_WORD,
                    write_latency=WRITER_WORD_TO_AW + DDR3_W_TO_B + WRITER_B_TO_IDLE,
-                   data_width=DEFAULT_DATA_WIDTH, max_burst=default_max_burst(DEFAULT_DATA_WIDTH),
+                   data_width=hw.data_width, max_burst=default_max_burst(hw.data_width),
                    note=f"{hw.board} DDR3: {hw.mem_bytes_per_cycle:g} bytes/cycle sustained at "
                         f"{hw.clock_mhz:g} MHz (board peak x assumed efficiency); latencies assumed "
                         f"(AR->R {DDR3_AR_TO_R}, W->B {DDR3_W_TO_B} cycles)")
@@ -1295,7 +1295,7 @@ def run_cli(args) -> int:
     if kind == "board":
         mem = MemoryTiming.board(program.hw)
     elif kind == "axi-ram":
-        mem = MemoryTiming.axi_ram(DEFAULT_DATA_WIDTH)
+        mem = MemoryTiming.axi_ram(program.hw.data_width)
     else:
         raise ConvcError(f"--memory {kind!r}: expected 'board' or 'axi-ram'")
     rep = simulate(program, mem)

@@ -567,7 +567,7 @@ def memory_timing(name: str, hw):
 
     if name not in MEMORIES:
         raise ConvcError(f"--memory {name!r}: choose one of {', '.join(MEMORIES)}")
-    return MemoryTiming.axi_ram() if name == "axi-ram" else MemoryTiming.board(hw)
+    return MemoryTiming.axi_ram(hw.data_width) if name == "axi-ram" else MemoryTiming.board(hw)
 
 
 def cycle_model(program, memory=None):
@@ -580,7 +580,7 @@ def cycle_model(program, memory=None):
         return None, (f"cycle-level simulator not available (convc.sim.cycle: {exc}); "
                       f"sim_cycles is null")
     try:
-        return simulate(program, memory or MemoryTiming.axi_ram()), None
+        return simulate(program, memory or MemoryTiming.axi_ram(program.hw.data_width)), None
     except Exception as exc:  # report, do not hide the RTL results
         return None, f"cycle-level simulator failed ({type(exc).__name__}: {exc}); sim_cycles is null"
 

@@ -155,7 +155,7 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
         common = dict(board=name, clock_mhz=board.clock_mhz, bits=bits, kmax=kmax, max_width=max_width,
                       pool_kmax=pool_kmax, lcn_channels=lcn_channels,
                       lcn_kmax=lcn_kmax, mem_bytes_per_cycle=board.mem_bytes_per_cycle, fc_psum_words=fc_psum,
-                      pwl_segments=pwl_segments(graph))
+                      pwl_segments=pwl_segments(graph), data_width=board.axi_data_width)
         try:
             smallest = HardwareConfig(in_lanes=1, out_lanes=1, psum_words=need_min,
                                       fc_in_lanes=1 if use_fc else 0, fc_out_lanes=1 if use_fc else 0, **common)

@@ -1,0 +1,93 @@
+"""Amaranth platforms of the boards that get a vendor project (``flows`` has ``project``).
+
+* ``virtex6``: :class:`~convc.boards.ml605.ML605Platform` (ISE; Amaranth takes Virtex-6
+  only with ISE).
+* ``kc705``: :class:`KC705Platform`, amaranth-boards' ``KC705Platform`` with the board's
+  200 MHz system clock and CPU_RESET added (amaranth-boards gives only the 156.25 MHz
+  Si570 user clock on K28/K29) and the GPIO LEDs' I/O standards corrected. From the
+  KC705 user guide (UG810) and its master XDC: SYSCLK_P/N on AD12/AD11 (LVDS, bank 33),
+  CPU_RESET (SW7, active high) on AB7 (LVCMOS15), GPIO LED 0-3 on AB8 AA8 AC9 AB9
+  (LVCMOS15, bank 33, 1.5 V) and LED 4-7 on AE26 G19 E18 F16 (LVCMOS25: banks 12, 17
+  and 18 at VADJ = 2.5 V; amaranth-boards declares all eight LVCMOS15).
+* ``arty-a7``: :class:`ArtyA7Platform`, amaranth-boards' ``ArtyA7_100Platform`` (100 MHz
+  clock on E3, ck_rst on C2, active low) with the part of the board definition:
+  XC7A100T-1CSG324C (amaranth-boards names the industrial low-power ``xc7a100ti ... -1L``).
+
+All use Vivado for the 7-series boards; ``platform.build(..., do_build=False)`` writes
+the project without the vendor tool.
+"""
+
+from __future__ import annotations
+
+from amaranth.build import Attrs, Clock, DiffPairs, Pins, Resource
+from amaranth_boards.arty_a7 import ArtyA7_100Platform
+from amaranth_boards.kc705 import KC705Platform as _KC705Base
+
+from convc.errors import ConvcError
+
+from .ml605 import ML605Platform
+from .xc7 import ARTY_A7, KC705
+
+__all__ = ["KC705Platform", "ArtyA7Platform", "ML605Platform", "PLATFORMS", "platform_class", "platform_for"]
+
+KC705_LEDS = (("AB8", "LVCMOS15"), ("AA8", "LVCMOS15"), ("AC9", "LVCMOS15"), ("AB9", "LVCMOS15"),
+              ("AE26", "LVCMOS25"), ("G19", "LVCMOS25"), ("E18", "LVCMOS25"), ("F16", "LVCMOS25"))
+
+
+class KC705Platform(_KC705Base):
+    """The KC705 on its 200 MHz system clock, with CPU_RESET (see the module docstring)."""
+
+    device = KC705.device
+    package = KC705.package
+    speed = KC705.speed
+    default_clk = "clk200"
+    default_rst = "rst"
+    resources = [
+        Resource("clk200", 0, DiffPairs("AD12", "AD11", dir="i"), Clock(200e6), Attrs(IOSTANDARD="LVDS")),
+        Resource("rst", 0, Pins("AB7", dir="i"), Attrs(IOSTANDARD="LVCMOS15")),
+        *[Resource("led", i, Pins(pin, dir="o"), Attrs(IOSTANDARD=std)) for i, (pin, std) in enumerate(KC705_LEDS)],
+        *[r for r in _KC705Base.resources if r.name not in ("led", "clk200", "rst")],
+    ]
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("toolchain", "Vivado")
+        super().__init__(**kwargs)
+
+    def toolchain_prepare(self, fragment, name, **kwargs):
+        # configuration bank 0 at 2.5 V (UG810); without these Vivado's DRC warns (CFGBVS-1)
+        kwargs.setdefault("add_constraints",
+                          "set_property CFGBVS VCCO [current_design]\n"
+                          "set_property CONFIG_VOLTAGE 2.5 [current_design]\n")
+        return super().toolchain_prepare(fragment, name, **kwargs)
+
+
+class ArtyA7Platform(ArtyA7_100Platform):
+    """The Arty A7-100T with the board definition's part (XC7A100T-1CSG324C)."""
+
+    device = ARTY_A7.device
+    package = ARTY_A7.package
+    speed = ARTY_A7.speed
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("toolchain", "Vivado")
+        super().__init__(**kwargs)
+
+
+PLATFORMS = {"virtex6": ML605Platform, "kc705": KC705Platform, "arty-a7": ArtyA7Platform}
+
+
+def platform_class(board):
+    """The Amaranth platform class of ``board`` (a :class:`~convc.boards.Board` or one of its names)."""
+    from . import ALIASES
+
+    name = getattr(board, "name", board)
+    name = ALIASES.get(str(name).lower(), str(name).lower())
+    if name not in PLATFORMS:
+        raise ConvcError(f"board {name!r} has no Amaranth platform for a vendor project "
+                         f"(boards with one: {', '.join(sorted(PLATFORMS))})")
+    return PLATFORMS[name]
+
+
+def platform_for(board, **kwargs):
+    """A new platform instance for ``board``."""
+    return platform_class(board)(**kwargs)

