@@ -205,10 +205,11 @@ def report_text(report: dict) -> str:
         lines += bitstream_text(report["bitstream"], report["board"]["title"])
     hdl = report.get("hdl")
     if hdl:
+        proj = hdl.get("project")
         lines.append(f"hardware: {hdl['verilog']} (module {hdl['module']})"
-                     + (f"; ISE project {hdl['ise']} (top {hdl['ise_top']}; not run: no bitstream, timing "
-                        f"unknown; black boxes {' and '.join(hdl['black_boxes'])} to generate, see "
-                        f"{hdl['readme']})" if hdl.get("ise") else ""))
+                     + (f"; {proj['tool']} project {proj['folder']} (top {proj['top']}; not run: no bitstream, "
+                        f"timing unknown; black boxes {' and '.join(proj['black_boxes'])} to generate, see "
+                        f"{proj['readme']})" if proj else ""))
     for note in report["notes"]:
         lines.append(f"note: {note}")
     for r in report["layers"]:
@@ -220,7 +221,9 @@ def report_text(report: dict) -> str:
 
 HDL_FOLDER = "hdl"
 ISE_FOLDER = "ise"
-ISE_BOARDS = ("virtex6",)      # boards with a vendor project (the ML605)
+VIVADO_FOLDER = "vivado"
+PROJECT_FOLDERS = (ISE_FOLDER, VIVADO_FOLDER)   # vendor projects (boards whose flows include "project")
+OUR_FOLDERS = (HDL_FOLDER, *PROJECT_FOLDERS)
 
 
 def synth_report(counts: dict, board, hw) -> dict:
@@ -266,10 +269,10 @@ def _synth_text(s: dict, title: str) -> list[str]:
 def _convc_names() -> set[str]:
     """Every name a compile writes into its folder (for folders compiled before the
     manifest: their files are known by name only)."""
-    from convc.hdl.project import ACCEL_NAME, GENERATED_FILES
+    from convc.hdl.project import ACCEL_NAME, PROJECTS, generated_files
 
     return ({*PROGRAM_FILES, MANIFEST_NAME, *REPORT_FILES, f"{HDL_FOLDER}/{ACCEL_NAME}.v"}
-            | {f"{ISE_FOLDER}/{name}" for name in GENERATED_FILES})
+            | {f"{p.folder}/{name}" for p in PROJECTS.values() for name in generated_files(p.board)})
 
 
 REPORT_FILES = ("schedule.txt", "report.json", "report.txt")
@@ -395,7 +398,7 @@ def _foreign_entries(out: Path) -> list[str]:
             if rel not in ours:
                 keep.append(rel)
         dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
-        if not files and not dirs and rel_root != Path(".") and rel_root.as_posix() not in (HDL_FOLDER, ISE_FOLDER):
+        if not files and not dirs and rel_root != Path(".") and rel_root.as_posix() not in OUR_FOLDERS:
             keep.append(rel_root.as_posix() + "/")
     return sorted(keep)
 
@@ -592,22 +595,26 @@ def _stage(result: CompileResult, staging: Path, hdl: bool, accel_verilog: str |
     prog = result.program
     editable = []
     if hdl:
-        from convc.hdl.project import ACCEL_NAME, HOST_BOX, MEM_BOX, PROJECT_NAME, write_ise_project
+        from convc.boards import get_board
+        from convc.hdl.project import ACCEL_NAME, project_for, write_vendor_project
 
         if accel_verilog is None:
             say(f"exporting the accelerator's Verilog ({ACCEL_NAME}) ...")
             accel_verilog = accelerator_verilog(prog.hw)
         (staging / HDL_FOLDER).mkdir()
         (staging / HDL_FOLDER / f"{ACCEL_NAME}.v").write_text(accel_verilog)
-        hdl_info = {"verilog": f"{HDL_FOLDER}/{ACCEL_NAME}.v", "module": ACCEL_NAME, "ise": None}
-        if board in ISE_BOARDS:
-            say(f"writing the ISE project for the ML605 into {ISE_FOLDER}/ (ISE is not run) ...")
-            write_ise_project(prog.hw, staging / ISE_FOLDER, accel_verilog=accel_verilog,
-                              model=prog.meta.get("model"))
-            editable = [p.relative_to(staging).as_posix() for p in (staging / ISE_FOLDER).rglob("*") if p.is_file()]
-            hdl_info.update({"ise": f"{ISE_FOLDER}/", "ise_top": PROJECT_NAME, "ise_run": False,
-                             "black_boxes": [MEM_BOX, HOST_BOX],
-                             "readme": f"{ISE_FOLDER}/README.txt"})
+        hdl_info = {"verilog": f"{HDL_FOLDER}/{ACCEL_NAME}.v", "module": ACCEL_NAME, "ise": None, "project": None}
+        b = get_board(board)
+        if "project" in b.flows:
+            proj = project_for(b)
+            say(f"writing the {proj.tool} project for the {b.title} into {proj.folder}/ ({proj.tool} is not run) ...")
+            info = write_vendor_project(b, staging / proj.folder, prog.hw, accel_verilog=accel_verilog,
+                                        model=prog.meta.get("model"))
+            editable = [p.relative_to(staging).as_posix() for p in info.folder.rglob("*") if p.is_file()]
+            hdl_info["project"] = info.to_json(staging)
+            if info.tool == "ISE":      # the keys of earlier report.json files
+                hdl_info.update({"ise": info.to_json(staging)["folder"], "ise_top": info.top, "ise_run": False,
+                                 "black_boxes": list(info.black_boxes), "readme": info.to_json(staging)["readme"]})
         result.report["hdl"] = hdl_info
     else:
         result.report["hdl"] = None

