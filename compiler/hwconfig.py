@@ -276,8 +276,14 @@ class HardwareConfig:
         return self.fc_in_lanes > 0 and self.fc_out_lanes > 0
 
     @property
+    def dsp_ctrl(self) -> int:
+        """The sequencer's and the map feeders' address multipliers (:func:`convc.hdl.accel.control_multipliers`)."""
+        from convc.hdl.accel import control_multipliers
+        return control_multipliers(self)
+
+    @property
     def dsp(self) -> int:
-        return self.dsp_conv + self.dsp_post + self.dsp_lcn + self.dsp_fc
+        return self.dsp_conv + self.dsp_post + self.dsp_lcn + self.dsp_fc + self.dsp_ctrl
 
     @property
     def bram18(self) -> int:

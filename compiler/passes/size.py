@@ -178,25 +178,31 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
         fc_out_max = max([n.out_c for n in fcs] or [1])
         for pi in ([in_lanes] if in_lanes else range(pi_lo, max_in + 1)):
             per_unit = kmax * kmax * pi + 1
-            po_max = min(max_out, (board.dsp - smallest.dsp_lcn) // per_unit)
+            # beside the lanes: the LCN engine and the control multipliers (two map feeders an
+            # input lane, one more a further FC input lane: hw.dsp_ctrl)
+            fixed = smallest.dsp_lcn + smallest.dsp_ctrl + 2 * (pi - 1)
+            po_max = min(max_out, (board.dsp - fixed) // per_unit)
             pos = [out_lanes] if out_lanes else range(max(po_lo, po_max - 3), po_max + 1)
             for po in pos:
-                left = board.dsp - smallest.dsp_lcn - po * per_unit
+                left = board.dsp - fixed - po * per_unit
                 fc_shapes = [(0, 0)]
                 if use_fc:
-                    fc_shapes = [(min(fc_in_max, (left - fo) // fo), fo) for fo in FC_OUT_CHOICES
-                                 if fo <= min(2 * fc_out_max, fo_hi) and (left - fo) // fo >= 1]
+                    fc_shapes = [(min(fc_in_max, (left - fo) // (fo + 1)), fo) for fo in FC_OUT_CHOICES
+                                 if fo <= min(2 * fc_out_max, fo_hi) and (left - fo) // (fo + 1) >= 1]
                     fi_f, fo_f = fc_lanes
                     if fo_f:
-                        fc_shapes = [(fi_f or min(fc_in_max, max(1, (left - fo_f) // fo_f)), fo_f)]
+                        fc_shapes = [(fi_f or min(fc_in_max, max(1, (left - fo_f) // (fo_f + 1))), fo_f)]
                     elif fi_f:
                         fc_shapes = [(fi_f, fo) for _, fo in fc_shapes]
                 for fi, fo in fc_shapes:
                     cfg = dict(in_lanes=pi, out_lanes=po, fc_out_lanes=fo, writers=writers_for(po), **common)
                     if use_fc and not fc_lanes[0]:
-                        # as many FC input lanes as the hardware takes (its memory readers)
-                        fi = _largest(fi_lo, fi, lambda v: _config(fc_in_lanes=v, psum_words=need_min,
-                                                                   **cfg) is not None) or fi
+                        # as many FC input lanes as the hardware takes (its memory readers, each
+                        # with its multiplier and FIFO) and the board holds
+                        def fits_board(v):
+                            c = _config(fc_in_lanes=v, psum_words=need_min, **cfg)
+                            return c is not None and c.dsp <= board.dsp and c.bram36 <= board.bram36
+                        fi = _largest(fi_lo, fi, fits_board) or fi
                     for psum in _psum_choices(need_max, need_min):
                         try:
                             hw = HardwareConfig(fc_in_lanes=fi, psum_words=psum, **cfg)
