@@ -42,7 +42,7 @@ from .ir import ConvNode, IRGraph, LCNNode
 from .isa import OP_CONV, OP_FC, listing
 from .manifest import MANIFEST_NAME, is_manifest, listed_files, model_record, sidecars, write_manifest
 from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size, standalone
-from .program import MAX_JSON_BYTES, PROGRAM_FILES, Program, load_program, save_program
+from .program import MAX_FRAC, MAX_JSON_BYTES, PROGRAM_FILES, Program, load_program, save_program
 
 __all__ = ["CompileOptions", "CompileResult", "compile_network", "write_outputs", "calibration_inputs",
            "synth_report", "accelerator_verilog"]
@@ -90,6 +90,7 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
     else:
         calib_from = f"{len(calib)} given images"
     quantize.run(graph, net, calib, opts.bits, where)
+    _check_formats(graph, where)
     pwl.run(graph, opts.pwl_segments)
     hw, candidates = size.run(graph, board, opts.bits, opts.in_lanes, opts.out_lanes, where,
                               fc_lanes=(opts.fc_in_lanes, opts.fc_out_lanes), cycles=board_cycles)
@@ -102,6 +103,24 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
                          "calibration": calib_from})
     report = make_report(graph, program, board)
     return CompileResult(program, graph, report, candidates)
+
+
+def _check_formats(graph, where: str) -> None:
+    """Refuse, before the size search, a format beyond what a compiled folder records
+    (fraction bits in ``[-MAX_FRAC, MAX_FRAC]``): activations or weights near ``2**MAX_FRAC``
+    or ``2**-MAX_FRAC`` (a network whose values explode or vanish)."""
+    fmts = [("input", graph.input_fmt)] if graph.input_fmt is not None else []
+    for node in graph.nodes:
+        for attr in ("in_fmt", "w_fmt", "conv_fmt", "out_fmt", "x_fmt", "sq_fmt", "s_fmt", "r_fmt", "y_fmt"):
+            fmt = getattr(getattr(node, "quant", None), attr, None)
+            if fmt is not None:
+                fmts.append((f"layer {node.name!r} {attr}", fmt))
+    for what, fmt in fmts:
+        if not -MAX_FRAC <= fmt.frac <= MAX_FRAC:
+            size = "large" if fmt.frac < 0 else "small"
+            raise ConvcError(f"{where}: {what}: the values are too {size} for a fixed-point format (they need "
+                             f"{fmt.frac} fraction bits; convc's formats take {-MAX_FRAC} to {MAX_FRAC}): the "
+                             "network's values explode or vanish on the calibration inputs")
 
 
 def board_cycles(program, fc_floor: bool = False) -> int:

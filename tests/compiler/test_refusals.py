@@ -200,3 +200,17 @@ def test_window_attributes_beyond_the_record_refused(no_calibration, layer, attr
 def test_sizes_beyond_the_record_fields_refused(no_calibration):
     # 5000 columns: the 12-bit in_w field holds 4095
     _refused(_spec("wide", [1, 2, 5000], [_conv(1, 1)]), "'layer0'", "5000 input columns", "in_w")
+
+
+def test_values_beyond_every_format_are_refused_before_the_size_search(monkeypatch):
+    """Weights that make the activations explode (as VGG-19's constant ONNX weights do):
+    one message naming the layer, before the (long) size search runs."""
+    spec = _spec("explode", [1, 8, 8], [_conv(2, 3), _conv(2, 3)])
+    net = network_from_graph(spec, "explode")
+    net.init_params(seed=1)
+    net.layers[1].params["weight"] *= np.float32(1e25)
+    net.layers[1].params["bias"][:] = 0
+    monkeypatch.setattr(size, "run", lambda *a, **k: pytest.fail("the size search ran"))
+    calib = np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
+    with pytest.raises(ConvcError, match="layer 'layer1' .*: the values are too large for a fixed-point format"):
+        compile_network(net, V6, CompileOptions(calib=2), where="explode.json", calib=calib)
