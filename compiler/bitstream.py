@@ -50,9 +50,8 @@ def run_flow(result, board, net, *, log=None, seed: int = 1) -> tuple[dict, Path
 
     say = log or (lambda msg: None)
     if "bitstream" not in board.flows:
-        boards = "ulx3s"
         raise ConvcError(f"--bitstream: the {board.name} has no open flow to a bitstream (its flows: "
-                         f"{', '.join(board.flows)}); boards with one: {boards}")
+                         f"{', '.join(board.flows)})")
     program = result.program
     x, _, source = model_inputs(net, "test", 1, 0)
     image, at = memory_image(program, x[0])

@@ -228,7 +228,7 @@ def _compile_options(args):
 def cmd_compile(args) -> int:
     import time
 
-    from convc.boards import get_board
+    from convc.boards import BOARDS, get_board
     from convc.compiler.manifest import model_record
     from convc.compiler.pipeline import (accelerator_verilog, compile_network, report_text, synth_report,
                                          write_outputs)
@@ -243,6 +243,10 @@ def cmd_compile(args) -> int:
     net = load_model(args.model)
     model = model_record(args.model)   # hashed now: the file may change during a long compile
     board = get_board(args.board)
+    if args.bitstream and "bitstream" not in board.flows:
+        with_flow = ", ".join(name for name, b in BOARDS.items() if "bitstream" in b.flows)
+        raise ConvcError(f"--bitstream: the {board.name} has no open flow to a bitstream (its flows: "
+                         f"{', '.join(board.flows)}); boards with one: {with_flow}")
     calib = load_images(args.images, net.input.shape) if args.images else None
     try:
         result = compile_network(net, board, opts, where=str(args.model), calib=calib)
