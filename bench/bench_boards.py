@@ -107,7 +107,8 @@ def main(argv=None) -> int:
             print(f"  Fmax {fmax:.1f} MHz ({target} the 100 MHz target); {b['cycles_onchip']:,} cycles = "
                   f"{b['ms_per_frame_at_fmax']:.3f} ms per frame at Fmax (cycle model, on-chip memory)")
             if p:
-                print(f"  critical path: {p['from']} -> {p['to']} ({p['delay_ns']:.2f} ns)")
+                print(f"  critical path: from {p['from_module']} to {p['to_module']} ({p['from']} -> {p['to']}, "
+                      f"{p['delay_ns']:.2f} ns)")
             print("  utilization: " + ", ".join(f"{k} {v['used']:,}/{v['total']:,}" for k, v in util.items()
                                                 if k in ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD")))
     return 0

@@ -92,7 +92,8 @@ def bitstream_text(b: dict, title: str) -> list[str]:
                      f"{b['ms_per_frame_at_pll']:.3f} ms at {b['pll_mhz']:g} MHz (cycle model, on-chip memory)")
     p = b.get("critical_path") or {}
     if p:
-        lines.append(f"  critical path: {p['from']} -> {p['to']}, {p['delay_ns']:.2f} ns"
+        lines.append(f"  critical path: from {p.get('from_module', '?')} to {p.get('to_module', '?')} "
+                     f"({p['from']} -> {p['to']}), {p['delay_ns']:.2f} ns"
                      + (f" ({p['logic_ns']:.2f} ns logic, {p['routing_ns']:.2f} ns routing)" if "logic_ns" in p
                         else ""))
     util = b.get("utilization") or {}

@@ -293,12 +293,22 @@ class BitstreamResult:
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)")
 _UTIL = re.compile(r"Info:\s+([A-Z0-9_]+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
 _PATH_HEAD = re.compile(r"Info: Critical path report for clock '([^']+)'")
-_PATH_LINE = re.compile(r"Info:\s+([\d.]+)\s+([\d.]+)\s+(Source|Net|Sink|Setup)\s+(\S+)")
+_STEP = re.compile(r"Info:\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+(Source|Net)\s+(\S+)")
+_SINK = re.compile(r"Info:\s+Sink\s+(\S+)")
+_SPLIT = re.compile(r"Info:\s+([\d.]+) ns logic, ([\d.]+) ns routing")
+
+
+def _module(pin: str) -> str:
+    """The hierarchy of a flattened cell's pin name (``accel.seq.x_TRELLIS_FF_Q.Q`` ->
+    ``accel.seq``); the top's own cells give ``top``."""
+    cell = pin.rsplit(".", 1)[0]
+    return cell.rsplit(".", 1)[0] if "." in cell else "top"
 
 
 def parse_nextpnr_log(text: str) -> dict:
-    """The last Fmax per clock, the utilization table and the critical path (its source
-    and sink cells and the path's delay) from a nextpnr-ecp5 log."""
+    """From a nextpnr-ecp5 log: the last Fmax of each clock (after routing), the
+    utilization table, and the last critical path within a clock domain: its first and
+    last cell pins and their modules, its delay and how much of it is logic and routing."""
     fmax = {}
     for clock, mhz, _, target in _FMAX.findall(text):
         fmax[clock] = (float(mhz), float(target))
@@ -308,16 +318,19 @@ def parse_nextpnr_log(text: str) -> dict:
     path: dict = {}
     heads = list(_PATH_HEAD.finditer(text))
     if heads:
-        block = text[heads[-1].end():].split("\n\n")[0]
-        steps = _PATH_LINE.findall(block)
-        cells = [s[3] for s in steps if s[2] in ("Source", "Sink", "Setup")]
-        if cells:
-            path = {"clock": heads[-1].group(1), "from": cells[0], "to": cells[-1],
-                    "delay_ns": round(sum(float(s[0]) for s in steps), 3),
-                    "logic_levels": sum(1 for s in steps if s[2] == "Source") - 1}
-        m = re.search(r"Info:\s+([\d.]+) ns logic, ([\d.]+) ns routing", block)
-        if m and path:
-            path.update({"logic_ns": float(m.group(1)), "routing_ns": float(m.group(2))})
+        rest = text[heads[-1].end():]
+        split = _SPLIT.search(rest)
+        block = rest[:split.end()] if split else rest
+        steps = _STEP.findall(block)
+        sinks = _SINK.findall(block)
+        if steps:
+            first = next((st[4] for st in steps if st[3] == "Source"), steps[0][4])
+            last = sinks[-1] if sinks else steps[-1][4]
+            path = {"clock": heads[-1].group(1), "from": first, "to": last, "from_module": _module(first),
+                    "to_module": _module(last), "delay_ns": float(steps[-1][2]),
+                    "steps": sum(1 for st in steps if st[0] == "logic")}
+            if split:
+                path.update({"logic_ns": float(split.group(1)), "routing_ns": float(split.group(2))})
     return {"fmax": fmax, "utilization": util, "critical_path": path}
 
 
@@ -349,7 +362,8 @@ def build_bitstream(top: ECP5Top, folder, *, log=None, seed: int = 1, timeout: f
                                _tool("ecppack", "ECPPACK"))
     name = TOP_NAME
     steps = [("yosys", [yosys, "-q", "-l", f"{name}.rpt", f"{name}.ys"]),
-             ("nextpnr-ecp5", [nextpnr, "--quiet", "--seed", str(seed), "--timing-allow-fail", "--log", f"{name}.tim",
+             ("nextpnr-ecp5", [nextpnr, "--quiet", "--seed", str(seed), "--timing-allow-fail", "--router", "router2",
+                               "--log", f"{name}.tim",
                                "--85k", "--package", "CABGA381", "--speed", platform.speed, "--json", f"{name}.json",
                                "--lpf", f"{name}.lpf", "--textcfg", f"{name}.config"]),
              ("ecppack", [ecppack, "--compress", "--input", f"{name}.config", "--bit", f"{name}.bit"])]

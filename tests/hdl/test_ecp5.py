@@ -135,20 +135,30 @@ def test_pll_settings_reach_the_frequency_within_the_vco_range(mhz):
 
 
 LOG = """Info: Device utilisation:
-Info: 	          TRELLIS_IO:      11/    365     3%
-Info: 	          MULT18X18D:     107/    156    68%
-Info: 	              DP16KD:     190/    208    91%
-Info: 	        TRELLIS_COMB:   40123/  83640    47%
-Info: Max frequency for clock '$glbnet$clk': 90.12 MHz (PASS at 12.00 MHz)
+Info: \t          TRELLIS_IO:      11/    365     3%
+Info: \t          MULT18X18D:     101/    156    64%
+Info: \t              DP16KD:     137/    208    65%
+Info: Max frequency for clock '$glbnet$clk': 21.33 MHz (FAIL at 100.00 MHz)
 
 Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
 Info:       type curr  total name
-Info:   clk-to-q  0.52  0.52 Source accel.conv.acc_SB_DFF_Q.Q
-Info:   routing  1.20  1.72 Net accel.conv.acc[3] (10,2) -> (11,2)
-Info:   logic   0.40  2.12 Source accel.conv.add_LUT4_Z.Z
-Info:   routing  2.00  4.12 Net accel.conv.sum
-Info:   setup   0.10  4.22 Sink accel.conv.out_DFF.DI
-Info: 2.00 ns logic, 2.22 ns routing
+Info:   clk-to-q  0.52  0.52 Source accel.seq.ra_TRELLIS_FF_Q_6.Q
+Info:    routing  1.22  1.75 Net accel.seq.ra[4] (62,57) -> (62,58)
+Info:                          Sink accel.seq.y_MULT18X18D_P15.A4
+Info:                          Defined in:
+Info:                               t.v:2.11-2.13
+Info:      logic  3.93  5.67 Source accel.seq.y_MULT18X18D_P15.P4
+Info:    routing  1.35  7.02 Net accel.seq.y_P4 (62,58) -> (62,57)
+Info:                          Sink accel.feeder0.y_TRELLIS_FF_Q_3.DI
+Info:      setup  0.00  7.02 Source accel.feeder0.y_TRELLIS_FF_Q_3.DI
+Info: 4.45 ns logic, 2.57 ns routing
+
+Info: Critical path report for cross-domain path '<async>' -> 'posedge $glbnet$clk':
+Info:       type curr  total name
+Info:     source  0.00  0.00 Source b[5]$tr_io.O
+Info:    routing  4.59  4.59 Net b[5]$TRELLIS_IO_IN (74,0) -> (62,57)
+Info:                          Sink rb_TRELLIS_FF_Q_2.M
+Info: 0.00 ns logic, 4.59 ns routing
 
 Info: Max frequency for clock '$glbnet$clk': 95.50 MHz (FAIL at 100.00 MHz)
 """
@@ -157,6 +167,8 @@ Info: Max frequency for clock '$glbnet$clk': 95.50 MHz (FAIL at 100.00 MHz)
 def test_nextpnr_log_gives_the_last_fmax_the_utilization_and_the_path():
     parsed = parse_nextpnr_log(LOG)
     assert parsed["fmax"] == {"$glbnet$clk": (95.5, 100.0)}
-    assert parsed["utilization"]["MULT18X18D"] == {"used": 107, "total": 156}
+    assert parsed["utilization"]["MULT18X18D"] == {"used": 101, "total": 156}
     path = parsed["critical_path"]
-    assert path["from"] == "accel.conv.acc_SB_DFF_Q.Q" and path["to"] == "accel.conv.out_DFF.DI"
+    assert path["from"] == "accel.seq.ra_TRELLIS_FF_Q_6.Q" and path["to"] == "accel.feeder0.y_TRELLIS_FF_Q_3.DI"
+    assert (path["from_module"], path["to_module"]) == ("accel.seq", "accel.feeder0")
+    assert path["delay_ns"] == 7.02 and path["logic_ns"] == 4.45 and path["routing_ns"] == 2.57
