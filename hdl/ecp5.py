@@ -355,7 +355,8 @@ def build_bitstream(top: ECP5Top, folder, *, log=None, seed: int = 1, timeout: f
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     platform = ULX3S_85F_Platform()
-    plan = platform.build(top, name=TOP_NAME, do_build=False,
+    # -noabc9: the classic abc mapper (abc9 stops on an internal assertion on some builds)
+    plan = platform.build(top, name=TOP_NAME, do_build=False, synth_opts="-noabc9",
                           nextpnr_opts=f"--seed {seed} --timing-allow-fail", ecppack_opts="--compress")
     plan.extract(folder)
     yosys, nextpnr, ecppack = (_tool("yosys", "YOSYS"), _tool("nextpnr-ecp5", "NEXTPNR_ECP5"),
