@@ -257,6 +257,10 @@ def synth_report(counts: dict, board, hw) -> dict:
         "tool": "yosys synth_xilinx -family xc6v -run :map_luts"
                 + (", then abc -luts (LUT mapping)" if counts["full"] else ""),
         "flow": "full" if counts["full"] else "fast",
+        "method": counts.get("method", "flat"), "methods": counts.get("methods"),
+        "peak_kb": counts.get("peak_kb"),
+        "modules": [{k: r.get(k) for k in ("module", "instances", "total", "seconds", "peak_kb")}
+                    for r in counts.get("modules") or []],
         "top": counts.get("top"), "seconds": counts.get("seconds"),
         "DSP48E1": counts["DSP48E1"], "RAMB18E1": counts["RAMB18E1"], "RAMB36E1": counts["RAMB36E1"],
         "bram36": bram36, "LUT": counts["LUT"], "FF": counts["FF"], "LUTRAM": counts.get("LUTRAM"),
@@ -274,8 +278,10 @@ def _synth_text(s: dict, title: str) -> list[str]:
 
     d = s["device"]
     lut = cell(s["LUT"], d["LUT"]) if s["LUT"] is not None else "- (--synth-full counts them)"
-    lines = [f"synthesis: {s['tool']} on the whole accelerator ({s['seconds']:.0f} s; Yosys counts before "
-             f"place and route, no timing), against the {title}:",
+    how = {"modules": "per distinct module, no flattening, counts x instances",
+           "hier": "hierarchical, no flattening", "flat": "flattened"}.get(s.get("method", "flat"), "")
+    lines = [f"synthesis: {s['tool']} on the whole accelerator ({how}; {s['seconds']:.0f} s; Yosys counts "
+             f"before place and route, no timing), against the {title}:",
              f"  DSP48E1 {cell(s['DSP48E1'], d['DSP48E1'])}, RAMB36 {cell(s['bram36'], d['bram36'])} "
              f"[{s['RAMB36E1']} RAMB36E1 + {s['RAMB18E1']} RAMB18E1], LUT {lut}, FF {cell(s['FF'], d['FF'])}",
              f"  compiler estimate: DSP48E1 {s['estimate']['DSP48E1']}, RAMB36 {s['estimate']['bram36']}"]

