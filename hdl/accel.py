@@ -183,17 +183,20 @@ def main_feeders(hw: HardwareConfig) -> int:
     return max(hw.in_lanes, hw.fc_in_lanes if hw.has_fc else 0, lcn_lanes(hw))
 
 
-SEQUENCER_MULTIPLIERS = 17
+SEQUENCER_MULTIPLIERS = 18
 """Multipliers of the sequencer's record arithmetic (products of record fields: the kernel
 squared, a band's rows, map sizes, the output, bias and list base addresses), as Yosys
-maps them to the device's multipliers: 17 on the ULX3S builds (``synth_ecp5``, 18x18; the
-LeNet build with 2 feeders: 101 MULT18X18D for 84 in the engines)."""
+maps them to the device's multipliers: 17 on the LeNet builds (ULX3S, ``synth_ecp5``: 101
+MULT18X18D for 84 in the engines; ML605, ``synth_xilinx``), 18 on sceneparse's."""
 
 
 def control_multipliers(hw: HardwareConfig) -> int:
-    """Multipliers outside the engines: :data:`SEQUENCER_MULTIPLIERS` and one a map feeder
-    (its row address ``(row - pad) * in_w``, :class:`~convc.hdl.feeder.MapFeeder`)."""
-    return SEQUENCER_MULTIPLIERS + reader_count(hw) - 1
+    """Multipliers outside the engines: :data:`SEQUENCER_MULTIPLIERS`, one a map feeder
+    (its row address ``(row - pad) * in_w``, :class:`~convc.hdl.feeder.MapFeeder`) and the
+    row writer's ports' first-map addresses (:attr:`RowWriter.PORT_MULTIPLIERS` a port
+    after the first)."""
+    return (SEQUENCER_MULTIPLIERS + reader_count(hw) - 1
+            + RowWriter.PORT_MULTIPLIERS * (writer_count(hw) - 1))
 
 
 def reader_count(hw: HardwareConfig) -> int:

@@ -51,6 +51,9 @@ RC_BITS = 12
 class RowWriter(wiring.Component):
     # timing (read by sim/cycle.py; calibrated on the accelerator's RTL)
     BUFFER_ROWS = 2     # the two-row buffer: a third row waits for the first to be written
+    # multipliers of a port's first-map address (p * Q and map_words * p * Q; the second is
+    # two 25x18 or 18x18 products): none for port 0, whose products are by zero
+    PORT_MULTIPLIERS = 3
     BUFFER_LATENCY = 1  # an element accepted on ``i`` -> in the row buffer
     CMD_GAP = 0         # cycles between two commands of a row (back to back)
     LIMITS = {"lanes": (1, 1024), "max_width": (1, (1 << RC_BITS) - 1), "ports": (1, 64)}
