@@ -254,7 +254,7 @@ def synth_report(counts: dict, board, hw) -> dict:
         return None if n is None or not of else round(n / of, 4)
 
     return {
-        "tool": "yosys synth_xilinx -family xc6v -run :map_luts"
+        "tool": f"yosys synth_xilinx -family {board.yosys_family} -run :map_luts"
                 + (", then abc -luts (LUT mapping)" if counts["full"] else ""),
         "flow": "full" if counts["full"] else "fast",
         "method": counts.get("method", "flat"), "methods": counts.get("methods"),

