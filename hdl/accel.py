@@ -38,6 +38,10 @@ Sequencer (one record at a time; no two records overlap)
 ---------------------------------------------------------
 FETCH      the parameter reader reads the record's 32 words; the record is decoded with
            the same field table as :func:`convc.compiler.isa.decode`.
+DECODE     the record's fields; DERIVE the band's addresses and sizes; for OP_CONV/OP_FC,
+           DIVIDE: the band's convolution width ``(in_w + 2 pad - K) // stride + 1`` by a
+           serial divider (:class:`~convc.hdl.divider.SerialDivider`, :attr:`DIVIDE_CYCLES`):
+           a combinational divider there was the longest path of the design.
 OP_END     wait for the memory writer to be idle, raise done.
 The weights go to the engines through two components lent the parameter reader while
 they are busy (:mod:`convc.hdl.weights`): :class:`~convc.hdl.weights.ConvWeightLoader` and
@@ -121,6 +125,7 @@ from . import axi
 from .arbiter import ReadArbiter, WriteArbiter
 from .arith import check_param
 from .conv import ConvEngine
+from .divider import SerialDivider
 from .fc import FCEngine
 from .feeder import MapFeeder
 from .lcn import LCNEngine
@@ -228,6 +233,9 @@ class Accelerator(wiring.Component):
     # tests/hdl/test_accel.py holds the cycle model within 1% per record)
     START_CYCLES = 2        # CTRL start -> the first FETCH command (IDLE, FETCH_CMD)
     DECODE_CYCLES = 2       # a record's last word -> its first phase command (DECODE, DERIVE)
+    BAND_WIDTH_BITS = 13    # a padded input row and a convolution row (in_w + 2 pad)
+    DIVIDE_CYCLES = BAND_WIDTH_BITS + 1     # CONV/FC: the band width (wp - K) // stride by the
+    #                         serial divider, one quotient bit a cycle, then DIVIDE's exit
     PHASE_GAP = 1           # one phase's last word -> the next phase's command (its *_CMD state)
     DONE_CYCLES = 1         # OP_END: the writers idle -> done
     LCN_GO_CYCLES = 1       # OP_LCN: a sweep's start pulse (LCN_GO)
@@ -418,11 +426,12 @@ class Accelerator(wiring.Component):
         lcn_b = Signal(name="lcn_sweep_b")                 # OP_LCN: 0 sweep A, 1 sweep B
         lcn_base = Signal(32, name="lcn_list_base")
         kk = Signal(10, name="kk")
-        wp = Signal(13, name="wp")
+        wp = Signal(self.BAND_WIDTH_BITS, name="wp")
+        m.submodules.divider = div = SerialDivider(len(wp), isa.field("stride").bits)
         conv_rows = Signal(13, name="conv_rows")
         r_in = Signal(13, name="band_in_rows")
         rs0 = Signal(13, name="band_row0")
-        conv_w = Signal(13, name="conv_w")
+        conv_w = Signal(self.BAND_WIDTH_BITS, name="conv_w")
         map_in = Signal(24, name="map_in")
         map_out = Signal(24, name="map_out")
         out_base = Signal(32, name="out_base")
@@ -509,17 +518,22 @@ class Accelerator(wiring.Component):
             with m.State("DERIVE"):
                 m.d.sync += [
                     r_in.eq((conv_rows - 1) * R.stride + R.kernel),
-                    conv_w.eq((wp - R.kernel) // Mux(R.stride == 0, 1, R.stride) + 1),
                     out_base.eq(R.out_addr + R.o0 * map_out + R.row0 * R.out_w),
                     bias_addr.eq(R.w_addr + Mux(is_fc, R.n_in * ld, R.n_out * n_kk)),
                     ld_beats.eq(ld >> (dw // 16).bit_length() - 1),
                 ]
                 with m.If(is_fc):
                     m.d.sync += rs0.eq(R.row0)
-                with m.If((R.act == isa.ACT_PWL) & ~(table_ok & (table_id == R.pwl_id))):
-                    m.next = "TABLE_CMD"
-                with m.Else():
-                    m.next = "LIST_CMD"
+                # the band's convolution width (wp - K) // stride + 1, one quotient bit a cycle
+                m.d.comb += [div.start.eq(1), div.num.eq(wp - R.kernel), div.den.eq(Mux(R.stride == 0, 1, R.stride))]
+                m.next = "DIVIDE"
+            with m.State("DIVIDE"):
+                with m.If(div.done):
+                    m.d.sync += conv_w.eq(div.quotient + 1)
+                    with m.If((R.act == isa.ACT_PWL) & ~(table_ok & (table_id == R.pwl_id))):
+                        m.next = "TABLE_CMD"
+                    with m.Else():
+                        m.next = "LIST_CMD"
             with m.State("TABLE_CMD"):
                 m.d.comb += [pr.cmd.payload.addr.eq(regs.image_addr + R.pwl_id * isa.TABLE_WORDS),
                              pr.cmd.payload.length.eq(isa.TABLE_WORDS), pr.cmd.valid.eq(1)]

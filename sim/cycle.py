@@ -172,7 +172,7 @@ from convc.hdl.rowwriter import RowWriter
 __all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cycles", "run_cli",
            "AXI_RAM_READ_LATENCY", "AXI_RAM_WRITE_LATENCY", "DDR3_AR_TO_R", "DDR3_W_TO_B",
            "READER_CMD_TO_AR", "READER_R_TO_WORD", "READER_FREE_TO_AR", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
-           "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE",
+           "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE", "SEQ_DIVIDE",
            "SEQ_PHASE_GAP", "SEQ_DONE", "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP",
            "LCN_SWEEP_GAP", "FEEDER_START_STAGGER", "FEEDER_GROUP_CYCLES", "RECORD_WORDS"]
 
@@ -186,6 +186,7 @@ WRITER_B_TO_IDLE = MemWriter.B_TO_IDLE
 READER_OUTSTANDING = WRITER_OUTSTANDING = DEFAULT_OUTSTANDING     # the accelerator's ports
 SEQ_START = Accelerator.START_CYCLES
 SEQ_DECODE = Accelerator.DECODE_CYCLES
+SEQ_DIVIDE = Accelerator.DIVIDE_CYCLES       # CONV/FC records only
 SEQ_PHASE_GAP = Accelerator.PHASE_GAP
 SEQ_DONE = Accelerator.DONE_CYCLES
 LCN_SWEEP_GAP = Accelerator.LCN_GO_CYCLES
@@ -946,7 +947,7 @@ class _Model:
     def _setup(self, ins: isa.Instr, phases: dict, bias_addr: int) -> tuple[int, int]:
         """FETCH, TABLE, LIST, BIAS of CONV/FC records; returns the words and beats read."""
         mem = self.mem
-        phases["fetch"] = _read_phase(RECORD_WORDS, mem) + SEQ_DECODE
+        phases["fetch"] = _read_phase(RECORD_WORDS, mem) + SEQ_DECODE + SEQ_DIVIDE
         words = RECORD_WORDS
         phases["table"] = 0
         table = ins.act == isa.ACT_PWL and ins.pwl_id != self.table_loaded
