@@ -151,27 +151,10 @@ def with_input_side(model, side: int):
 
 
 def randomized(model, seed: int = 0):
-    """``model`` with every ``ConstantOfShape`` output (the light models' weights) replaced by
-    seeded uniform random initializers of variance 1/fan-in (as
-    tests/reference/onnx_graphs.randomized)."""
-    import onnx
-    from onnx import numpy_helper
+    """``model`` with random weights (:func:`convc.reference.onnx_import.random_constants`)."""
+    from convc.reference.onnx_import import random_constants
 
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    rng = np.random.default_rng(seed)
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    keep = []
-    for node in model.graph.node:
-        if node.op_type == "ConstantOfShape":
-            shape = [int(v) for v in inits[node.input[0]]]
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            value = rng.uniform(-1, 1, shape).astype(np.float32) * np.float32(np.sqrt(3.0 / fan_in))
-            model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
-        else:
-            keep.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
-    return model
+    return random_constants(model, seed)
 
 
 def without_lrn(net):

@@ -51,7 +51,7 @@ from .layers import (Abs, AvgPool2d, Conv2d, Flatten, Layer, Linear, LocalRespon
                      ReLU, Tanh)
 from .network import MAX_PARAMS, MAX_VALUES, InputSpec, Network
 
-__all__ = ["SUPPORTED", "FOLDED", "OPSETS", "import_onnx", "load_onnx", "require_onnx"]
+__all__ = ["SUPPORTED", "FOLDED", "OPSETS", "import_onnx", "load_onnx", "require_onnx", "random_constants"]
 
 SUPPORTED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Relu", "Tanh", "Abs", "LRN", "Gemm",
              "MatMul", "Add", "BatchNormalization", "Flatten", "Reshape", "Dropout", "Identity", "Softmax",
@@ -745,6 +745,30 @@ def import_onnx(source, *, input_shape=None, mean=None, std=None, any_batch: boo
         except ValueError as exc:
             raise ConvcError(f"{where}: {exc}") from None
     return net
+
+
+def random_constants(model, seed: int = 0):
+    """``model`` with every ``ConstantOfShape`` output (the weights of the ``onnx`` wheel's
+    ImageNet graphs, all one value) replaced by a seeded uniform random initializer of
+    variance ``1 / fan_in``, so that a comparison with onnxruntime means something."""
+    onnx = require_onnx()
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    rng = np.random.default_rng(seed)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "ConstantOfShape" and node.input and node.input[0] in inits:
+            shape = [int(v) for v in inits[node.input[0]]]
+            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 1
+            value = rng.uniform(-1, 1, shape).astype(np.float32) * np.float32(math.sqrt(3.0 / fan_in))
+            model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model
 
 
 def _per_channel(values, channels: int, option: str, default: float) -> list[float]:

@@ -13,6 +13,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from convc.reference.onnx_import import random_constants  # noqa: E402
+
 RTOL = 1e-5        # the issue's bound: relative to the largest output magnitude
 NEWEST = onnx.defs.onnx_opset_version()
 DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
@@ -86,23 +88,8 @@ def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 
 def randomized(model, seed=0):
-    """``model`` with every ``ConstantOfShape`` output (the light models' weights) replaced by
-    seeded random initializers, scaled so activations neither vanish nor explode."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    rng = np.random.default_rng(seed)
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    keep = []
-    for node in model.graph.node:
-        if node.op_type == "ConstantOfShape":
-            shape = [int(v) for v in inits[node.input[0]]]
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            value = rng.uniform(-1, 1, shape).astype(np.float32) * np.float32(np.sqrt(3.0 / fan_in))
-            model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
-        else:
-            keep.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
-    return model
+    """The light models with random weights (:func:`convc.reference.onnx_import.random_constants`)."""
+    return random_constants(model, seed)
 
 
 def light_model(name: str):
