@@ -58,6 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convc.reference.onnx_import import with_input_side
+
 #: Published FPGA figures for the same architectures (VGG-16 where no VGG-19 figure is
 #: published: marked so). ``gops`` are the paper's own operations a second (2 a MAC);
 #: ``ms`` as published, or derived from the paper's own figures where said so.
@@ -134,20 +136,6 @@ def light_dir() -> Path:
     import onnx
 
     return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-
-
-def with_input_side(model, side: int):
-    """A copy of ``model`` with its input's H and W set to ``side`` (as
-    tests/reference/onnx_graphs.set_input_side)."""
-    import onnx
-
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    inits = {t.name for t in model.graph.initializer}
-    for inp in model.graph.input:
-        if inp.name not in inits:
-            for d in inp.type.tensor_type.shape.dim[2:]:
-                d.dim_value = side
-    return model
 
 
 def randomized(model, seed: int = 0):

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .export import drop_zero_loops, to_verilog
+from .synth_family import cells_of
 
 __all__ = ["synthesize", "yosys_command", "strip_zero_mem_init", "split_modules", "module_table",
            "METHODS", "AUTO_FLAT_MAX_BYTES", "LUTRAM_LUTS"]
@@ -632,16 +633,8 @@ def _by_modules(mods: dict[str, VModule], top: str, family: str, full: bool,
 
 
 def _cells(stat: dict, top: str) -> dict:
-    """Cell counts of the whole design from ``stat -json`` (the ``design`` section is
-    the hierarchy total; fall back to summing modules)."""
-    design = stat.get("design") or {}
-    by_type = design.get("num_cells_by_type")
-    if by_type is None:
-        by_type = {}
-        for mod in (stat.get("modules") or {}).values():
-            for k, v in (mod.get("num_cells_by_type") or {}).items():
-                by_type[k] = by_type.get(k, 0) + int(v)
-    return {_clean_type(k): int(v) for k, v in by_type.items()}
+    """Cell counts of the whole design from ``stat -json`` (:func:`~convc.hdl.synth_family.cells_of`)."""
+    return cells_of(stat)
 
 
 # ---------------------------------------------------------------------------------------

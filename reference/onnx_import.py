@@ -51,7 +51,8 @@ from .layers import (Abs, AvgPool2d, Conv2d, Flatten, Layer, Linear, LocalRespon
                      ReLU, Tanh)
 from .network import MAX_PARAMS, MAX_VALUES, InputSpec, Network
 
-__all__ = ["SUPPORTED", "FOLDED", "OPSETS", "import_onnx", "load_onnx", "require_onnx", "random_constants"]
+__all__ = ["SUPPORTED", "FOLDED", "OPSETS", "import_onnx", "load_onnx", "require_onnx", "random_constants",
+           "with_input_side"]
 
 SUPPORTED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Relu", "Tanh", "Abs", "LRN", "Gemm",
              "MatMul", "Add", "BatchNormalization", "Flatten", "Reshape", "Dropout", "Identity", "Softmax",
@@ -768,6 +769,19 @@ def random_constants(model, seed: int = 0):
             keep.append(node)
     del model.graph.node[:]
     model.graph.node.extend(keep)
+    return model
+
+
+def with_input_side(model, side: int):
+    """A copy of ``model`` with its input's H and W set to ``side`` (AlexNet at Caffe's
+    227x227, where its last pool reads no ceil-mode padding)."""
+    onnx = require_onnx()
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {t.name for t in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name not in inits:
+            for d in inp.type.tensor_type.shape.dim[2:]:
+                d.dim_value = side
     return model
 
 

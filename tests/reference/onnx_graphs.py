@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from convc.reference.onnx_import import random_constants  # noqa: E402
+from convc.reference.onnx_import import random_constants, with_input_side  # noqa: E402
 
 RTOL = 1e-5        # the issue's bound: relative to the largest output magnitude
 NEWEST = onnx.defs.onnx_opset_version()
@@ -97,10 +97,5 @@ def light_model(name: str):
 
 
 def set_input_side(model, side: int):
-    """Set the input's H and W (AlexNet at Caffe's 227, where its last pool needs no ceil-mode pad)."""
-    inits = {t.name for t in model.graph.initializer}
-    for inp in model.graph.input:
-        if inp.name not in inits:
-            for d in inp.type.tensor_type.shape.dim[2:]:
-                d.dim_value = side
-    return model
+    """The input's H and W set to ``side`` (:func:`convc.reference.onnx_import.with_input_side`)."""
+    return with_input_side(model, side)
