@@ -229,15 +229,64 @@ def requantize_var_hdl(m: Module, acc, shift, width: int, *, domain: str = "comb
     """``numeric.requantize(acc, shift, QFormat(width, .))`` with a run-time ``shift``
     signal; exact for every shift value the signal can hold.
 
+    Only the bits that can reach the output are shifted. With ``W = width``, ``w`` the
+    signed width of ``acc`` and ``t = floor(acc * 2**(1-s))`` (so that
+    ``round_shift(acc, s) = (t + 1) >> 1``, see the module docstring):
+
+    * ``t`` fits ``W + 2`` signed bits exactly when ``acc >> (s + W)`` is 0 or -1 (for
+      ``s + W < 0``: when ``acc == 0``), a mask test on ``acc`` against its sign;
+    * then the result is ``saturate((t + 1) >> 1)`` on ``W + 2`` bits, and ``t`` is the
+      low ``W + 2`` bits of one right barrel shift (Yosys keeps only the shifter stages
+      those bits need);
+    * otherwise ``|t| >= 2**(W+1)`` and the result saturates to the sign of ``acc``.
+
+    This costs about half the logic of shifting and comparing the full ``w + W + 1``
+    bits (about 800 LUTs a lane for a 48-bit sum to 16 bits).
+
     ``shift_domain``: put a register (clock-enabled by ``en``) between the barrel shift
     and the saturation, for a two-stage pipeline (latency 2 if ``domain`` is a clock
     domain too).  Returns ``signed(width)``.
     """
     _check_int("requantize_var_hdl: width", width, 2, 64)
-    r = round_shift_var_hdl(m, acc, shift, max_left=width, domain=shift_domain,
-                            en=en if shift_domain != "comb" else None,
-                            name=None if name is None else f"{name}_rs")
-    return saturate_hdl(m, r, width, domain=domain, en=en, name=name, flag=flag)
+    v = _as_signed(acc)
+    w = len(v)
+    tb = width + 2                                   # bits of t that matter
+    sh = Value.cast(shift)
+    lo_s, hi_s = -width, w                           # shifts outside give the same t bits
+    clamped = Mux(sh < lo_s, lo_s, Mux(sh > hi_s, hi_s, sh))
+    amount = Signal(range(hi_s - lo_s + 1), name=None if name is None else f"{name}_amt")
+    m.d.comb += amount.eq(clamped - lo_s)
+    # t = (v << (1 + W)) >> (s + W): its low tb bits only
+    t = Signal(signed(tb), name=None if name is None else f"{name}_t")
+    m.d.comb += t.eq(((v << (1 + width)) >> amount)[:tb])
+    # fits: every bit of v at or above p = s + W equals the sign (p < 0: v == 0)
+    s_lo = -(1 << (len(sh) - 1)) if sh.shape().signed else 0
+    s_hi = (1 << (len(sh) - 1)) - 1 if sh.shape().signed else (1 << len(sh)) - 1
+    p = Signal(range(s_lo + width, s_hi + width + 1), name=None if name is None else f"{name}_p")
+    m.d.comb += p.eq(sh + width)
+    sign = v[-1]
+    diff = v ^ sign.replicate(w)
+    fits = Signal(name=None if name is None else f"{name}_fits")
+    m.d.comb += fits.eq(~Cat(*(diff[i] & (p <= i) for i in range(w - 1))).any() & ~((p < 0) & sign))
+    if shift_domain != "comb":
+        t = _emit(m, t, signed(tb), shift_domain, en, None if name is None else f"{name}_tq")
+        fits = _emit(m, fits, 1, shift_domain, en, None if name is None else f"{name}_fq")
+        sign = _emit(m, sign, 1, shift_domain, en, None if name is None else f"{name}_sq")
+    r = Signal(signed(tb), name=None if name is None else f"{name}_rs")
+    m.d.comb += r.eq((t + 1) >> 1)
+    lo, hi = signed_range(width)
+    over, under = (~fits & ~sign) | (fits & (r > hi)), (~fits & sign) | (fits & (r < lo))
+    expr = Mux(over, hi, Mux(under, lo, r[:width]))
+    out = _emit(m, expr, signed(width), domain, en, name)
+    if flag is not None:
+        if domain == "comb":
+            m.d.comb += flag.eq(over | under)
+        elif en is None:
+            m.d[domain] += flag.eq(over | under)
+        else:
+            with m.If(en):
+                m.d[domain] += flag.eq(over | under)
+    return out
 
 
 # ----------------------------------------------------------------------------

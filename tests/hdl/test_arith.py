@@ -175,6 +175,37 @@ def test_requantize_runtime_shift_exact_for_every_shift():
     assert not errors, errors[:10]
 
 
+@pytest.mark.parametrize("acc_shape, width, shift_shape", [
+    (signed(9), 4, signed(5)), (signed(9), 4, 4), (8, 3, signed(6)), (signed(7), 6, signed(3))])
+def test_requantize_runtime_shift_exhaustive_small(acc_shape, width, shift_shape):
+    """Every accumulator value against every shift the signal can hold, on small widths
+    (signed and unsigned sums and shifts): value and saturation flag as the spec's."""
+    m = Module()
+    acc, s, flag = Signal(acc_shape), Signal(shift_shape), Signal()
+    out = arith.requantize_var_hdl(m, acc, s, width, flag=flag)
+    errors = []
+
+    async def bench(ctx):
+        shifts = (range(-(1 << (len(s) - 1)), 1 << (len(s) - 1)) if s.shape().signed
+                  else range(1 << len(s)))
+        values = (range(-(1 << (len(acc) - 1)), 1 << (len(acc) - 1)) if acc.shape().signed
+                  else range(1 << len(acc)))
+        for sh in shifts:
+            ctx.set(s, sh)
+            for x in values:
+                ctx.set(acc, x)
+                want = _model_requantize(x, sh, width)
+                try:
+                    want_flag = numeric.requantize(x, sh, QFormat(width, 0))[1]
+                except OverflowError:
+                    want_flag = 1
+                if ctx.get(out) != want or ctx.get(flag) != want_flag:
+                    errors.append((x, sh, ctx.get(out), want))
+
+    _run_comb(m, bench)
+    assert not errors, errors[:10]
+
+
 def test_registered_variants_and_enable():
     m = Module()
     v = Signal(signed(12))
