@@ -223,8 +223,8 @@ def requantize_hdl(m: Module, acc, shift: int, width: int, *, domain: str = "com
     return saturate_hdl(m, r, width, domain=domain, en=en, name=name, flag=flag)
 
 
-def requantize_var_hdl(m: Module, acc, shift, width: int, *, domain: str = "comb", en=None,
-                       name: str | None = None, flag: Signal | None = None,
+def requantize_var_hdl(m: Module, acc, shift, width: int, *, lo=None, hi=None, domain: str = "comb",
+                       en=None, name: str | None = None, flag: Signal | None = None,
                        shift_domain: str = "comb") -> Signal:
     """``numeric.requantize(acc, shift, QFormat(width, .))`` with a run-time ``shift``
     signal; exact for every shift value the signal can hold.
@@ -243,11 +243,15 @@ def requantize_var_hdl(m: Module, acc, shift, width: int, *, domain: str = "comb
     This costs about half the logic of shifting and comparing the full ``w + W + 1``
     bits (about 800 LUTs a lane for a 48-bit sum to 16 bits).
 
+    ``lo``, ``hi``: run-time saturation limits (signals within ``signed(width)``,
+    ``lo <= hi``) instead of the ends of ``signed(width)``, as :func:`saturate_var_hdl`.
     ``shift_domain``: put a register (clock-enabled by ``en``) between the barrel shift
     and the saturation, for a two-stage pipeline (latency 2 if ``domain`` is a clock
     domain too).  Returns ``signed(width)``.
     """
     _check_int("requantize_var_hdl: width", width, 2, 64)
+    if (lo is None) != (hi is None):
+        raise ValueError("requantize_var_hdl: give both lo and hi, or neither")
     v = _as_signed(acc)
     w = len(v)
     tb = width + 2                                   # bits of t that matter
@@ -274,7 +278,9 @@ def requantize_var_hdl(m: Module, acc, shift, width: int, *, domain: str = "comb
         sign = _emit(m, sign, 1, shift_domain, en, None if name is None else f"{name}_sq")
     r = Signal(signed(tb), name=None if name is None else f"{name}_rs")
     m.d.comb += r.eq((t + 1) >> 1)
-    lo, hi = signed_range(width)
+    if lo is None:
+        lo, hi = (C(b, signed(width)) for b in signed_range(width))
+    lo, hi = Value.cast(lo), Value.cast(hi)
     over, under = (~fits & ~sign) | (fits & (r > hi)), (~fits & sign) | (fits & (r < lo))
     expr = Mux(over, hi, Mux(under, lo, r[:width]))
     out = _emit(m, expr, signed(width), domain, en, name)

@@ -47,7 +47,7 @@ from amaranth.utils import ceil_log2
 from convc.compiler import isa
 from convc.compiler.numeric import PWLTable
 
-from .arith import check_param, delay, mul_add_hdl, round_shift_var_hdl, saturate_var_hdl, signed_range, stall_pipeline
+from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, signed_range, stall_pipeline
 
 __all__ = ["PWLCore", "PWLUnit", "table_write_signature", "TABLE_ADDR_BITS", "load_table_words",
            "check_table", "lane_shape", "lanes_of"]
@@ -262,8 +262,8 @@ class PWLCore(wiring.Component):
             # s4, s5: P = slope * x + offset (one DSP48E1)
             p = mul_add_hdl(m, x3, slope, offset, en=en, name=f"pwl_dsp{sfx}")
             # s6: round-shift by the run-time acc_shift; s7: saturate to the table width
-            r = round_shift_var_hdl(m, p, shift, max_left=ob, domain="sync", en=en, name=f"pwl_rs{sfx}")
-            y = saturate_var_hdl(m, r, sat_lo, sat_hi, width=ob, domain="sync", en=en, name=f"pwl_y{sfx}")
+            y = requantize_var_hdl(m, p, shift, ob, lo=sat_lo, hi=sat_hi, domain="sync", en=en,
+                                   shift_domain="sync", name=f"pwl_y{sfx}")
             m.d.comb += yo.eq(y)
         return m
 

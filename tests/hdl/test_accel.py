@@ -18,16 +18,14 @@ a small LeNet build (Icarus).
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
+from needs import needs_iverilog
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.hdl.accel import Accelerator, reader_count, record_layout, schedule_addr
 
-needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed (make iverilog)")
 
 SMALL_NETS = {
     # 3x3 kernels, stride 2, padding 1, ReLU, 2x2 average pooling, a linear layer on the FC engine
@@ -289,7 +287,7 @@ def test_lenet_board_build_200_digits_ddr3_and_backpressure(lenet_digits, tmp_pa
 
 
 @pytest.mark.slow
-@needs_icarus
+@needs_iverilog
 def test_lenet_small_build_cocotb_icarus(lenet_digits, tmp_path):
     from convc.sim.verify import verify
 

@@ -206,6 +206,32 @@ def test_requantize_runtime_shift_exhaustive_small(acc_shape, width, shift_shape
     assert not errors, errors[:10]
 
 
+def test_requantize_runtime_shift_and_limits_exhaustive_small():
+    """Run-time saturation limits (the PWL unit's table width): every 9-bit value, every
+    5-bit signed shift, several limit pairs within 5 bits, against clamp(round_shift)."""
+    m = Module()
+    acc, s, flag = Signal(signed(9)), Signal(signed(5)), Signal()
+    lo, hi = Signal(signed(5)), Signal(signed(5))
+    out = arith.requantize_var_hdl(m, acc, s, 5, lo=lo, hi=hi, flag=flag)
+    errors = []
+
+    async def bench(ctx):
+        for lim_lo, lim_hi in [(-16, 15), (-4, 3), (-1, 0), (0, 0), (2, 9)]:
+            ctx.set(lo, lim_lo)
+            ctx.set(hi, lim_hi)
+            for sh in range(-16, 16):
+                ctx.set(s, sh)
+                for x in range(-256, 256):
+                    ctx.set(acc, x)
+                    r = int(numeric.round_shift(x, sh))
+                    want = min(max(r, lim_lo), lim_hi)
+                    if ctx.get(out) != want or ctx.get(flag) != int(want != r):
+                        errors.append((lim_lo, lim_hi, x, sh, ctx.get(out), want))
+
+    _run_comb(m, bench)
+    assert not errors, errors[:10]
+
+
 def test_registered_variants_and_enable():
     m = Module()
     v = Signal(signed(12))

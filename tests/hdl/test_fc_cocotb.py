@@ -7,16 +7,12 @@ backpressure, every output word checked against numeric.py
 from __future__ import annotations
 
 import random
-import shutil
 
 import pytest
 
+from needs import needs_sim
 import cocotb_harness
 from convc.hdl.fc import FCEngine
-
-needs_sim = pytest.mark.skipif(
-    cocotb_harness.selected_simulator() == "icarus" and shutil.which("iverilog") is None,
-    reason="iverilog not installed (make iverilog)")
 
 CONFIGS = [
     # in_lanes, out_lanes, bits, psum_words, bands (G, P, extreme)

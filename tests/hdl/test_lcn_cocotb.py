@@ -7,17 +7,12 @@ convc.sim.golden (tests/hdl/cocotb/test_lcn_tb.py, tests/hdl/model_lcn.py)."""
 from __future__ import annotations
 
 import random
-import shutil
 
-import pytest
 
+from needs import needs_sim
 import cocotb_harness
 from convc.hdl.lcn import LCNEngine
 from model_lcn import LCNCase, random_case
-
-needs_sim = pytest.mark.skipif(
-    cocotb_harness.selected_simulator() == "icarus" and shutil.which("iverilog") is None,
-    reason="iverilog not installed (make iverilog)")
 
 
 def _job(rng, C, K, shapes, **kw):

