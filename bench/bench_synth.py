@@ -50,7 +50,8 @@ def build_verilog(arch: str, work: Path) -> tuple[str, dict, float]:
            "fc": (hw.fc_in_lanes, hw.fc_out_lanes) if hw.has_fc else None,
            "lcn": (hw.lcn_channels, hw.lcn_kmax) if hw.lcn_kmax else None,
            "max_width": hw.max_width, "psum_words": getattr(hw, "psum_words", None),
-           "writers": hw.writers, "dsp_estimate": hw.dsp, "bram36_estimate": hw.bram36}
+           "writers": hw.writers, "dsp_estimate": hw.dsp, "bram36_estimate": hw.bram36,
+           "luts_estimate": hw.luts}
     return verilog, cfg, seconds
 
 
@@ -70,7 +71,7 @@ def report(arch: str, cfg: dict, export_s: float, res: dict) -> str:
         f"== {arch} on virtex6 (XC6VLX240T): conv {cfg['in_lanes']} x {cfg['out_lanes']} lanes, kmax "
         f"{cfg['kmax']}, FC {cfg['fc']}, LCN {cfg['lcn']}, max_width {cfg['max_width']}, "
         f"{cfg['writers']} writers; compiler estimate {cfg['dsp_estimate']} DSP48E1, "
-        f"{cfg['bram36_estimate']} RAMB36",
+        f"{cfg['bram36_estimate']} RAMB36, {cfg['luts_estimate']:,} LUTs (LUT RAM included)",
         f"Verilog {res['verilog_bytes'] / 1e6:.1f} MB, exported in {export_s:.0f} s; synthesis "
         f"{res['seconds']:.0f} s wall ({res['seconds'] / 60:.1f} min), {res.get('runs', 1)} Yosys run(s), "
         f"peak memory of the largest {res['peak_kb'] / 1024:.0f} MB; method: {res['method']}",

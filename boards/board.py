@@ -28,7 +28,7 @@ class Board:
     bram36 : int
         36 Kb block RAMs.
     luts, ffs : int
-        6-input LUTs and flip-flops.
+        LUTs (of ``lut_inputs`` inputs) and flip-flops.
     clock_mhz : float
         The accelerator clock convc plans for.
     mem_peak_gbs : float
@@ -52,6 +52,10 @@ class Board:
         run to a bitstream), ``timing`` (a place-and-route's Fmax).
     clock_note : str
         Where ``clock_mhz`` comes from (an assumption, or a place-and-route).
+    lut_inputs : int
+        6 on the Xilinx devices, whose LUTs the size search keeps the accelerator's logic
+        estimate within (:attr:`HardwareConfig.luts`, in 6-input LUTs); 4 on ECP5, where
+        the estimate does not apply and nextpnr's utilization is the figure.
     axi_data_width : int
         The accelerator's memory port width (the DDR3 controllers' 256 bits; 64 on the
         ULX3S, whose memory is on-chip RAM: narrower FIFOs and RAM, same words a cycle
@@ -79,6 +83,11 @@ class Board:
     flows: tuple[str, ...] = ("counts", "project")
     clock_note: str = "assumed"
     axi_data_width: int = 256
+    lut_inputs: int = 6
+
+    def holds_logic(self, hw) -> bool:
+        """True when ``hw``'s LUT estimate fits the device (always, where LUTs are not 6-input)."""
+        return self.lut_inputs != 6 or hw.luts <= self.luts
 
     @property
     def mem_bytes_per_cycle(self) -> float:

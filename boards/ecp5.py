@@ -23,6 +23,7 @@ ULX3S = Board(
     dsp=156,
     bram36=104,
     luts=83_640,
+    lut_inputs=4,
     ffs=83_640,
     clock_mhz=100.0,
     mem_peak_gbs=0.8,

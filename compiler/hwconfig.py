@@ -257,8 +257,10 @@ class HardwareConfig:
 
     @property
     def dsp_post(self) -> int:
-        """One DSP an output lane (both engines) for PWL activations and average pooling."""
-        return self.out_lanes + (self.fc_out_lanes if self.has_fc else 0)
+        """One DSP a lane of the pointwise engine (PWL activations: :func:`convc.hdl.accel.post_lanes`,
+        shared by both engines) and one a lane of the pooling engine (average pooling)."""
+        from convc.hdl.accel import post_lanes
+        return post_lanes(self) + self.out_lanes
 
     @property
     def dsp_lcn(self) -> int:
@@ -284,6 +286,12 @@ class HardwareConfig:
     @property
     def dsp(self) -> int:
         return self.dsp_conv + self.dsp_post + self.dsp_lcn + self.dsp_fc + self.dsp_ctrl
+
+    @property
+    def luts(self) -> int:
+        """6-input LUTs, an estimate from the engines' own figures (:func:`convc.hdl.accel.logic_luts`)."""
+        from convc.hdl.accel import logic_luts
+        return logic_luts(self)
 
     @property
     def bram18(self) -> int:
@@ -317,6 +325,7 @@ class HardwareConfig:
     def to_json(self) -> dict:
         d = asdict(self)
         d["derived"] = {"dsp": self.dsp, "dsp_conv": self.dsp_conv, "dsp_fc": self.dsp_fc, "bram36": self.bram36,
+                        "luts": self.luts,
                         "macs_per_cycle": self.macs_per_cycle,
                         "conv_macs_per_cycle": self.conv_macs_per_cycle}
         return d

@@ -182,6 +182,7 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
         "ms_per_frame": cycles / (hw.clock_mhz * 1e3),
         "mac_utilization": conv_macs / (cycles * hw.macs_per_cycle) if cycles else 0.0,
         "dsp": hw.dsp, "dsp_board": board.dsp, "bram36": hw.bram36, "bram36_board": board.bram36,
+        "luts": hw.luts, "luts_board": board.luts, "lut_inputs": board.lut_inputs,
         "memory_words": program.memory_words, "image_words": int(program.image.size),
         "timing": "the cycle model (convc.sim.cycle) with the board's memory, checked against the RTL",
     }
@@ -198,7 +199,9 @@ def report_text(report: dict) -> str:
              + f"LCN window {hw['lcn_kmax'] or '-'}; {hw.get('writers', 1)} memory write port(s); "
              f"{hw['clock_mhz']:g} MHz",
              f"resources: {report['board'].get('dsp_name', 'DSP48E1')} {report['dsp']} / {report['dsp_board']}, "
-             f"RAMB36 {report['bram36']} / {report['bram36_board']} (estimate from the configuration)", ""]
+             f"RAMB36 {report['bram36']} / {report['bram36_board']}"
+             + (f", LUT6 about {report['luts']:,} / {report['luts_board']:,}" if report.get("lut_inputs") == 6 else "")
+             + " (estimate from the configuration)", ""]
     head = f"{'layer':<12} {'formats (in, w, conv -> out)':<34} {'PWL err':>9} {'MACs':>14} {'passes':>6} " \
            f"{'occup.':>6} {'cycles':>10} {'ms':>7} {'KB in':>8} {'KB out':>8} bound"
     lines.append(head)

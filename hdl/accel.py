@@ -137,7 +137,7 @@ from .regs import HostRegisters
 from .rowwriter import RowWriter
 from .weights import ConvWeightLoader, FCWeightAssembler
 
-__all__ = ["Accelerator", "trace_signature", "post_lanes", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH",
+__all__ = ["Accelerator", "trace_signature", "post_lanes", "logic_luts", "CONTROL_LUTS", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH",
            "RECORD_WORDS"]
 
 DEFAULT_DATA_WIDTH = 256   # the ML605 MIG's user interface: 256 bits at 200 MHz (6.4 GB/s)
@@ -199,9 +199,38 @@ def control_multipliers(hw: HardwareConfig) -> int:
     """Multipliers outside the engines: :data:`SEQUENCER_MULTIPLIERS`, one a map feeder
     (its row address ``(row - pad) * in_w``, :class:`~convc.hdl.feeder.MapFeeder`) and the
     row writer's ports' first-map addresses (:attr:`RowWriter.PORT_MULTIPLIERS` a port
-    after the first)."""
+    after the first) and the FC weight assembler's read addresses
+    (:attr:`FCWeightAssembler.MULTIPLIERS`)."""
     return (SEQUENCER_MULTIPLIERS + reader_count(hw) - 1
-            + RowWriter.PORT_MULTIPLIERS * (writer_count(hw) - 1))
+            + RowWriter.PORT_MULTIPLIERS * (writer_count(hw) - 1)
+            + (FCWeightAssembler.MULTIPLIERS if hw.has_fc else 0))
+
+
+CONTROL_LUTS = 5_044
+"""LUTs outside the engines and memory ports: the sequencer (record decoding, address
+arithmetic, the serial divider), the read and write arbiters and the host registers
+(6-input LUTs); measured with Yosys (xc6v, abc) on the LeNet virtex6 board build's modules
+(3,492 + 1,118 + 284 + 121 + 29)."""
+
+
+def logic_luts(hw: HardwareConfig) -> int:
+    """An estimate of the accelerator's 6-input LUTs (LUT RAM included), from the figures
+    the engines and ports own (``LUTS``, ``LUTS_PER_LANE``, ``LUTS_PER_MULTIPLIER``, ...):
+    the size search keeps it within the board's LUTs. Within a few per cent of Yosys
+    (``synth_xilinx``, per module) on the virtex6 board builds (``bench/bench_synth.py``
+    prints both)."""
+    luts = CONTROL_LUTS
+    luts += ConvEngine.LUTS_PER_MULTIPLIER * hw.conv_macs_per_cycle
+    luts += PoolEngine.LUTS_PER_LANE * hw.out_lanes
+    luts += (PointwiseEngine.LUTS_PER_LANE + RowWriter.LUTS_PER_LANE) * post_lanes(hw)
+    if hw.has_fc:
+        luts += FCEngine.LUTS_PER_OUT_LANE * hw.fc_out_lanes
+        luts += (FCEngine.LUTS_PER_MULTIPLIER + FCWeightAssembler.LUTS_PER_MULTIPLIER) * hw.dsp_fc
+    if hw.lcn_kmax:
+        luts += LCNEngine.LUTS_PER_CHANNEL * hw.lcn_channels
+    luts += MapFeeder.LUTS * (reader_count(hw) - 1)
+    luts += MemReader.LUTS * reader_count(hw) + MemWriter.LUTS * writer_count(hw)
+    return luts
 
 
 def reader_count(hw: HardwareConfig) -> int:

@@ -168,6 +168,11 @@ class ConvEngine(wiring.Component):
     #: the configurations the engine is built for (:class:`HardwareConfig` checks them)
     LIMITS = {"in_lanes": (1, 64), "out_lanes": (1, 256), "kmax": (1, isa.field_max("kernel")),
               "max_width": (1, (1 << ROW_COL_BITS) - 1), "psum_words": (1, 1 << 24)}
+    #: LUTs a kernel multiplier (its share of the adder trees, window generators, partial
+    #: sums and weight loader; 6-input LUTs, LUT RAM included), for the size search's logic
+    #: estimate; measured with Yosys (xc6v, abc) on the LeNet
+    #: virtex6 board build's modules (24,889 + 479 for 400)
+    LUTS_PER_MULTIPLIER = 64
 
     def __init__(self, hw: HardwareConfig):
         if not isinstance(hw, HardwareConfig):

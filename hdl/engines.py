@@ -37,8 +37,9 @@ def _fc(hw: HardwareConfig):
 def _lcn(hw: HardwareConfig):
     from .lcn import LCNEngine
 
-    if not hw.lcn_kmax:
-        raise ConvcError("this configuration has no LCN engine (lcn_kmax = 0)")
+    if not hw.lcn_kmax or not hw.lcn_channels:
+        raise ConvcError(f"this configuration has no LCN engine (lcn_kmax = {hw.lcn_kmax}, "
+                         f"lcn_channels = {hw.lcn_channels})")
     return LCNEngine(channels=hw.lcn_channels, bits=hw.bits, kmax=hw.lcn_kmax, max_width=hw.max_width)
 
 

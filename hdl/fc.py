@@ -103,6 +103,14 @@ class FCEngine(wiring.Component):
         Partial sums per output lane (``hw.fc_psum_words``): the most pixels a band.
     """
 
+    #: LUTs an output lane (accumulator, partial sums, requantizer) and a multiplier (the
+    #: adder tree) (6-input LUTs, LUT RAM included), for the size search's logic estimate;
+    #: measured with Yosys (xc6v, abc) on the LeNet
+    #: virtex6 board build's modules (47,322 for 3 x 64) and on ``FCEngine(in_lanes=1,
+    #: out_lanes=4)`` alone (2,792)
+    LUTS_PER_OUT_LANE = 677
+    LUTS_PER_MULTIPLIER = 21
+
     LIMITS = {"in_lanes": (1, 1024), "out_lanes": (1, 1024), "psum_words": (1, 1 << 20)}
 
     def __init__(self, *, in_lanes: int, out_lanes: int, bits: int = 16, psum_words: int = 1024):

@@ -380,6 +380,12 @@ class LCNEngine(wiring.Component):
     max_segments : int  PWL segments of each table (default isa.MAX_SEGMENTS)
     """
 
+    #: LUTs a channel with its share of the window generators, reciprocal units, padders
+    #: and FIFOs (6-input LUTs, LUT RAM included), for the size search's logic estimate;
+    #: measured with Yosys (xc6v, abc) on the sceneparse virtex6 board build's modules
+    #: (10,800 for 3 channels, kmax 9)
+    LUTS_PER_CHANNEL = 3_600
+
     LATENCY_B = 1 + PWLCore.LATENCY + 2 + 2
     LIMITS = {"channels": (1, 64), "kmax": (1, 31)}
 

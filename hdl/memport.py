@@ -230,6 +230,11 @@ class MemReader(wiring.Component):
     ``error``  Out(1): sticky, a read response was SLVERR/DECERR; ``clear_error`` In(1)
     """
 
+    #: LUTs a reader with its burst splitter and FIFOs (6-input LUTs, LUT RAM included), for
+    #: the size search's logic estimate; measured with Yosys (xc6v, abc) on the LeNet
+    #: virtex6 board build's modules (256-bit data)
+    LUTS = 526
+
     # timing (the module docstring's "Latency"; measured in simulation, read by sim/cycle.py)
     CMD_TO_AR = 3       # ARVALID this many cycles after the command handshake
     R_TO_WORD = 2       # the first word on ``o`` this many cycles after its R beat
@@ -377,6 +382,12 @@ class MemWriter(wiring.Component):
                burst written has its B response: the data is in memory.
     ``error``  Out(1): sticky, a write response was SLVERR/DECERR; ``clear_error`` In(1)
     """
+
+    #: LUTs a writer with its burst splitter and FIFOs (6-input LUTs, LUT RAM included: the
+    #: 256-bit beat FIFO is most of it), for the size search's logic estimate; measured with
+    #: Yosys (xc6v, abc) on the LeNet
+    #: virtex6 board build's modules
+    LUTS = 1_330
 
     # timing (the module docstring's "Latency"; measured in simulation, read by sim/cycle.py)
     CMD_TO_WORD = 2     # words accepted from this many cycles after the command handshake

@@ -115,6 +115,11 @@ class PoolEngine(wiring.Component):
     max_width : int   longest input row (``hw.max_width``), 1..4095
     """
 
+    #: LUTs a lane with its window generator (6-input LUTs, LUT RAM included), for the size
+    #: search's logic estimate; measured with Yosys (xc6v, abc) on the LeNet
+    #: virtex6 board build's modules (8,445 for 16)
+    LUTS_PER_LANE = 528
+
     LIMITS = {"lanes": (1, 64), "kmax": (1, 15)}
 
     def __init__(self, *, lanes: int, bits: int = 16, kmax: int = 2, max_width: int = 1024):

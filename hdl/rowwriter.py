@@ -54,6 +54,10 @@ class RowWriter(wiring.Component):
     # multipliers of a port's first-map address (p * Q and map_words * p * Q; the second is
     # two 25x18 or 18x18 products): none for port 0, whose products are by zero
     PORT_MULTIPLIERS = 3
+    #: LUTs a lane (its share of the two-row buffer, in LUT RAM, and the port multiplexers;
+    #: 6-input LUTs), for the size search's logic estimate; measured with Yosys (xc6v, abc)
+    #: on the LeNet virtex6 board build's modules (19,262 for 64 lanes, 8 ports)
+    LUTS_PER_LANE = 301
     BUFFER_LATENCY = 1  # an element accepted on ``i`` -> in the row buffer
     CMD_GAP = 0         # cycles between two commands of a row (back to back)
     LIMITS = {"lanes": (1, 1024), "max_width": (1, (1 << RC_BITS) - 1), "ports": (1, 64)}

@@ -170,6 +170,13 @@ class FCWeightAssembler(wiring.Component):
     ``busy``     Out(1)
     """
 
+    #: LUTs a weight of the matrix it assembles (6-input LUTs), for the size search's logic
+    #: estimate; measured with Yosys (xc6v, abc) on the LeNet
+    #: virtex6 board build's modules (12,571 for 3 x 64)
+    LUTS_PER_MULTIPLIER = 66
+    #: multipliers of its read addresses (``in_lanes * ld`` and ``lanes_in_group * ld``)
+    MULTIPLIERS = 2
+
     def __init__(self, *, in_lanes: int, out_lanes: int, bits: int = 16, data_width: int = 256):
         check_param(self, "in_lanes", in_lanes, 1, 1024)
         check_param(self, "out_lanes", out_lanes, 1, 1024)

