@@ -4,9 +4,9 @@ utilization, ms per frame at that Fmax.
 
     .venv/bin/python bench/bench_boards.py [--no-bitstream] [--json]
 
-The bitstream part runs ``convc compile lenet.npz --board ulx3s --bitstream`` (Yosys,
-nextpnr-ecp5 and ecppack; about 10 minutes on two cores) on LeNet trained for a few epochs
-on the digits. Nothing else may run meanwhile if the tools' times matter.
+The bitstream part runs ``convc compile lenet.npz --board ulx3s --bitstream`` with the lanes
+of :data:`ECP5_LANES` (Yosys, nextpnr-ecp5 and ecppack; most of an hour on two cores) on
+LeNet trained for a few epochs on the digits. Nothing else may run meanwhile if the tools' times matter.
 """
 
 from __future__ import annotations
@@ -48,9 +48,19 @@ def cycle_table() -> list[dict]:
             rows.append({"arch": arch, "board": board.name, "clock_mhz": board.clock_mhz,
                          "dsp": r["dsp"], "dsp_board": board.dsp, "dsp_name": board.dsp_name,
                          "bram36": r["bram36"], "bram36_board": board.bram36, "cycles": r["cycles"],
+                         "luts": r["luts"], "luts_board": board.luts, "lut_inputs": board.lut_inputs,
                          "ms_per_frame": r["ms_per_frame"], "mac_utilization": r["mac_utilization"],
                          "seconds": round(time.perf_counter() - t0, 1)})
     return rows
+
+
+# The lanes of the ECP5 build. Builds with 16 FC output lanes (and so 16 PWL lanes: about 60%
+# of the LUT4s) placed but did not route with nextpnr-ecp5 (router2 stalled near 2,000
+# overused wires; the size search's own choice, FC 2 x 16 with 152 of 156 multipliers, is
+# larger still); this one (59 multipliers, 35% of the LUT4s) is the one measured. FC 1 x 8
+# rather than 1 x 4: FC weights are padded to 16 columns a pass (isa.FC_ALIGN), so fewer
+# output lanes grow the memory image past the on-chip RAM.
+ECP5_LANES = ["--in-lanes", "1", "--out-lanes", "1", "--fc-in-lanes", "1", "--fc-out-lanes", "8"]
 
 
 def bitstream(work: Path) -> dict:
@@ -62,8 +72,8 @@ def bitstream(work: Path) -> dict:
     out = work / "lenet-ulx3s"
     _say("convc compile --board ulx3s --bitstream (minutes) ...")
     t0 = time.perf_counter()
-    proc = subprocess.run(convc + ["compile", str(model), "--board", "ulx3s", "--bitstream", "--json", "-o", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(convc + ["compile", str(model), "--board", "ulx3s", *ECP5_LANES, "--bitstream", "--json",
+                                   "-o", str(out)], capture_output=True, text=True)
     if proc.returncode:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     report = json.loads(proc.stdout)
@@ -84,14 +94,16 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{'network':<11} {'board':<8} {'multipliers':>16} {'RAMB36':>10} {'MHz':>5} {'cycles':>11} "
-          f"{'ms/frame':>9} {'MAC use':>8}")
+    print(f"{'network':<11} {'board':<8} {'multipliers':>16} {'RAMB36':>10} {'LUTs (estimate)':>17} {'MHz':>5} "
+          f"{'cycles':>11} {'ms/frame':>9} {'MAC use':>8}")
     for r in result["boards"]:
         if "error" in r:
             print(f"{r['arch']:<11} {r['board']:<8} does not fit: {r['error']}")
             continue
         print(f"{r['arch']:<11} {r['board']:<8} {r['dsp']:>5}/{r['dsp_board']:<4} {r['dsp_name']:<6} "
-              f"{r['bram36']:>4}/{r['bram36_board']:<5} {r['clock_mhz']:>5g} {r['cycles']:>11,} "
+              f"{r['bram36']:>4}/{r['bram36_board']:<5} "
+              + (f"{r['luts']:>8,}/{r['luts_board']:<8,}" if r["lut_inputs"] == 6 else f"{'- (LUT4)':>17}")
+              + f" {r['clock_mhz']:>5g} {r['cycles']:>11,} "
               f"{r['ms_per_frame']:>9.3f} {r['mac_utilization']:>8.1%}")
     b = result.get("ecp5_lenet")
     if b:

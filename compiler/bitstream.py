@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from convc.compiler import isa
 from convc.compiler.isa import encode_program
 from convc.errors import ConvcError
 from convc.hdl.accel import schedule_addr
 from convc.inputs import model_inputs
 from convc.sim.cycle import MemoryTiming, run_cycles
 
-__all__ = ["FOLDER", "memory_image", "run_flow"]
+__all__ = ["FOLDER", "memory_image", "run_flow", "writable_words"]
 
 FOLDER = "bitstream"          # inside the compiled folder
 
@@ -43,6 +44,14 @@ def memory_image(program, x: np.ndarray) -> tuple[np.ndarray, int]:
     return image, at
 
 
+def writable_words(program) -> tuple[int, int]:
+    """The words the accelerator writes: from the lowest output address of a record (or
+    the input) up to the end of the activations (``memory_words``); the constants below
+    and the schedule above are only read."""
+    outs = [ins.out_addr for ins in program.instrs if ins.op != isa.OP_END]
+    return min([program.input.addr] + outs), program.memory_words
+
+
 def run_flow(result, board, net, *, log=None, seed: int = 1) -> tuple[dict, Path]:
     """Build ``result``'s accelerator to a bitstream for ``board``; returns the report
     entry and the temporary folder holding the build (the caller copies it)."""
@@ -55,7 +64,7 @@ def run_flow(result, board, net, *, log=None, seed: int = 1) -> tuple[dict, Path
     program = result.program
     x, _, source = model_inputs(net, "test", 1, 0)
     image, at = memory_image(program, x[0])
-    top = ECP5Top(program.hw, image.tolist(), at, board.clock_mhz)
+    top = ECP5Top(program.hw, image.tolist(), at, board.clock_mhz, writable=writable_words(program))
     folder = Path(tempfile.mkdtemp(prefix="convc-bitstream-"))
     say(f"building the bitstream for the {board.title}: Yosys synth_ecp5, nextpnr-ecp5, ecppack "
         f"({len(image):,} words of on-chip memory; minutes) ...")

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In
 
@@ -53,7 +53,7 @@ HEARTBEAT_BIT = 25
 
 
 class AXIRam(wiring.Component):
-    """An AXI4 slave over one on-chip memory of ``depth`` beats of ``data_width`` bits.
+    """An AXI4 slave over on-chip memory of ``depth`` beats of ``data_width`` bits.
 
     INCR bursts of full-width beats (``axsize`` is not read; every convc port uses full
     beats); one read burst and one write burst at a time, each at a beat a cycle; write
@@ -61,30 +61,49 @@ class AXIRam(wiring.Component):
     strobes honoured. The byte address ``a`` is beat ``(a // bytes_per_beat) % depth``.
     Responses are always OKAY.
 
+    ``writable = (lo, hi)``: only beats ``lo .. hi-1`` are RAM; the others are ROM (their
+    ``init`` only; writes there are dropped). The accelerator writes only its activations
+    (from the input up), so the constants and the schedule need no write path: no write
+    data, strobes or enables fanned out to most of the EBRs, which is what congests the
+    routing of a memory image spread over a hundred of them. Default: all writable.
+
     Latency: an AR handshake gives its first R beat 2 cycles later, and the next AR is
     taken in the cycle the current burst's last beat is read from the memory (bursts back
     to back at a beat a cycle); a burst's last W beat gives its B response the next cycle.
     """
 
     def __init__(self, depth: int, *, data_width: int = 64, id_width: int = 1,
-                 init: list[int] | None = None):
+                 init: list[int] | None = None, writable: tuple[int, int] | None = None):
         if depth < 1:
+            self._MustUse__silence = True
             raise ValueError(f"AXIRam: depth={depth!r} must be >= 1")
-        self._depth, self._dw, self._iw = depth, data_width, id_width
+        lo, hi = (0, depth) if writable is None else writable
+        if not 0 <= lo < hi <= depth:
+            self._MustUse__silence = True
+            raise ValueError(f"AXIRam: writable={writable!r} is not a range of beats within depth={depth}")
+        self._depth, self._dw, self._iw, self._window = depth, data_width, id_width, (lo, hi)
         self._init = list(init or [])
         if len(self._init) > depth:
             raise ValueError(f"AXIRam: {len(self._init)} initial beats, more than depth={depth}")
         super().__init__({"s_axi": In(axi.AXI4Signature(32, data_width, id_width))})
 
     depth = property(lambda self: self._depth)
+    writable = property(lambda self: self._window)
 
     def elaborate(self, platform):
         m = Module()
         bus, dw = self.s_axi, self._dw
         shift = (dw // 8).bit_length() - 1
-        m.submodules.mem = mem = memory.Memory(shape=dw, depth=self._depth, init=self._init)
+        lo, hi = self._window
+        init = self._init + [0] * (self._depth - len(self._init))
+        m.submodules.mem = mem = memory.Memory(shape=dw, depth=hi - lo, init=init[lo:hi])
         rd = mem.read_port(domain="sync", transparent_for=())
         wr = mem.write_port(granularity=8)
+        rom_init = init[:lo] + init[hi:]
+        rom_rd = None
+        if rom_init:
+            m.submodules.rom = rom = memory.Memory(shape=dw, depth=len(rom_init), init=rom_init)
+            rom_rd = rom.read_port(domain="sync", transparent_for=())
         abits = max(1, (self._depth - 1).bit_length())
 
         def beat(addr):
@@ -95,35 +114,42 @@ class AXIRam(wiring.Component):
         # has issued every beat of the current burst
         r_addr, r_left, r_id = Signal(abits), Signal(9), Signal(self._iw)
         pending, pending_last, pending_id = Signal(), Signal(), Signal(self._iw)   # rd.data holds a beat
+        pending_ram = Signal()                                                      # ... from the RAM
         out_valid, out_last, out_id, hold = Signal(), Signal(), Signal(self._iw), Signal(dw)
         move = Signal()
         issue = Signal()
+        in_ram = Signal()
         m.d.comb += [move.eq(pending & (~out_valid | bus.rready)),
                      issue.eq((r_left != 0) & (~pending | move)),
                      bus.arready.eq((r_left == 0) | ((r_left == 1) & issue)),
-                     rd.addr.eq(r_addr), rd.en.eq(issue)]
+                     in_ram.eq((r_addr >= lo) & (r_addr < hi)),
+                     rd.addr.eq(r_addr - lo), rd.en.eq(issue)]
+        if rom_rd is not None:
+            m.d.comb += [rom_rd.addr.eq(Mux(r_addr < lo, r_addr, r_addr - (hi - lo))), rom_rd.en.eq(issue)]
         with m.If(issue):
-            m.d.sync += [r_addr.eq(r_addr + 1), r_left.eq(r_left - 1),
+            m.d.sync += [r_addr.eq(r_addr + 1), r_left.eq(r_left - 1), pending_ram.eq(in_ram),
                          pending.eq(1), pending_last.eq(r_left == 1), pending_id.eq(r_id)]
         with m.Elif(move):
             m.d.sync += pending.eq(0)
         with m.If(bus.arvalid & bus.arready):       # after the last issue: overrides its count
             m.d.sync += [r_addr.eq(beat(bus.araddr)), r_left.eq(bus.arlen + 1), r_id.eq(bus.arid)]
+        data = rd.data if rom_rd is None else Mux(pending_ram, rd.data, rom_rd.data)
         with m.If(move):
-            m.d.sync += [out_valid.eq(1), out_last.eq(pending_last), out_id.eq(pending_id), hold.eq(rd.data)]
+            m.d.sync += [out_valid.eq(1), out_last.eq(pending_last), out_id.eq(pending_id), hold.eq(data)]
         with m.Elif(bus.rready):
             m.d.sync += out_valid.eq(0)
         m.d.comb += [bus.rvalid.eq(out_valid), bus.rdata.eq(hold), bus.rlast.eq(out_last),
                      bus.rid.eq(out_id), bus.rresp.eq(0)]
 
-        # -- write: AW -> W beats -> B -------------------------------------------------
-        w_addr, w_id, w_active, b_valid = Signal(32), Signal(self._iw), Signal(), Signal()
+        # -- write: AW -> W beats -> B (beats outside the RAM are dropped) --------------
+        w_addr, w_id, w_active, b_valid = Signal(abits), Signal(self._iw), Signal(), Signal()
         m.d.comb += bus.awready.eq(~w_active & ~b_valid)
         with m.If(bus.awvalid & bus.awready):
             m.d.sync += [w_addr.eq(beat(bus.awaddr)), w_id.eq(bus.awid), w_active.eq(1)]
-        m.d.comb += [bus.wready.eq(w_active), wr.addr.eq(w_addr), wr.data.eq(bus.wdata)]
+        m.d.comb += [bus.wready.eq(w_active), wr.addr.eq(w_addr - lo), wr.data.eq(bus.wdata)]
         with m.If(bus.wvalid & bus.wready):
-            m.d.comb += wr.en.eq(bus.wstrb)
+            with m.If((w_addr >= lo) & (w_addr < hi)):
+                m.d.comb += wr.en.eq(bus.wstrb)
             m.d.sync += w_addr.eq(w_addr + 1)
             with m.If(bus.wlast):
                 m.d.sync += [w_active.eq(0), b_valid.eq(1)]
@@ -219,15 +245,22 @@ class ECP5Top(Elaboratable):
         Word address of the schedule.
     clock_mhz : float
         The accelerator clock the PLL makes (and the constraint nextpnr times against).
+    writable : (int, int), optional
+        The words the accelerator writes (``lo``, ``hi``: its input and activations); the
+        beats holding them are RAM, the rest ROM (:class:`AXIRam`). Default: all RAM.
     """
 
-    def __init__(self, hw, image, sched_addr: int, clock_mhz: float):
+    def __init__(self, hw, image, sched_addr: int, clock_mhz: float, *, writable: tuple[int, int] | None = None):
         self.hw, self.sched_addr = hw, sched_addr
         wpb = hw.data_width // isa.WORD_BITS
         words = list(image) + [0] * (-len(image) % wpb)
         self.beats = [sum(int(w) << (isa.WORD_BITS * i) for i, w in enumerate(words[b:b + wpb]))
                       for b in range(0, len(words), wpb)]
         self.depth = max(len(self.beats), 1)
+        self.writable = None
+        if writable is not None:
+            lo, hi = writable
+            self.writable = (lo // wpb, min(self.depth, -(-hi // wpb)))
         self.pll, self.clock_mhz = pll_params(clock_mhz)
 
     def elaborate(self, platform):
@@ -253,7 +286,7 @@ class ECP5Top(Elaboratable):
 
         m.submodules.accel = accel = Accelerator(self.hw)
         m.submodules.ram = ram = AXIRam(self.depth, data_width=self.hw.data_width, id_width=id_width_for(self.hw),
-                                        init=self.beats)
+                                        init=self.beats, writable=self.writable)
         m.submodules.starter = starter = Starter(self.sched_addr)
         wiring.connect(m, accel.m_axi, ram.s_axi)
         wiring.connect(m, starter.m_axil, accel.s_axil)

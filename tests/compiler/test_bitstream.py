@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convc.cli import main
-from convc.compiler import bitstream
+from convc.compiler import bitstream, isa
 from convc.compiler.isa import encode_program
 from convc.compiler.program import load_program
 from convc.hdl import ecp5
@@ -35,6 +35,20 @@ def test_memory_image_holds_constants_input_and_schedule(lenet, tmp_path):
     n = prog.input.words
     np.testing.assert_array_equal(image[prog.input.addr:prog.input.addr + n], np.asarray(codes).reshape(-1) & 0xFFFF)
     np.testing.assert_array_equal(image[at:], np.frombuffer(encode_program(prog.instrs), "<u2"))
+
+
+def test_writable_words_cover_every_output_and_spare_the_constants(lenet, tmp_path):
+    """The ECP5 RAM window: every record's output maps and the input inside it, every
+    constant word and the schedule outside it (the ROM)."""
+    assert main(["compile", str(lenet), "--board", "ulx3s", "-o", str(tmp_path / "c"), "--no-hdl", *HW]) == 0
+    prog = load_program(tmp_path / "c")
+    lo, hi = bitstream.writable_words(prog)
+    assert prog.image.size <= lo <= prog.input.addr and prog.input.addr + prog.input.words <= hi
+    for ins in prog.instrs:
+        if ins.op in (isa.OP_CONV, isa.OP_FC, isa.OP_LCN):
+            end = ins.out_addr + (ins.o0 + ins.n_out) * ins.out_h * ins.out_w
+            assert lo <= ins.out_addr and end <= hi, ins
+    assert hi <= schedule_addr(prog.memory_words)
 
 
 def test_bitstream_build_lands_in_the_folder_and_the_report(lenet, tmp_path, monkeypatch, capsys):

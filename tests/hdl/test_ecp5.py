@@ -22,11 +22,14 @@ def _sim(dut, bench, clocks=1e-8):
     sim.run()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_axi_ram_bursts_with_backpressure(seed):
+@pytest.mark.parametrize("seed, writable", [(1, None), (2, None), (3, None), (4, (8, 44)), (5, (32, 64))])
+def test_axi_ram_bursts_with_backpressure(seed, writable):
+    """Write bursts then read bursts, random strobes and backpressure; with a writable
+    window, writes outside it are dropped and reads cross between ROM and RAM."""
     depth = 64
     ref = [(i * 0x0123_4567_89AB) & ((1 << DW) - 1) for i in range(depth)]
-    dut = AXIRam(depth, data_width=DW, id_width=2, init=list(ref))
+    dut = AXIRam(depth, data_width=DW, id_width=2, init=list(ref), writable=writable)
+    lo, hi = writable or (0, depth)
     rng = random.Random(seed)
     got = []
 
@@ -53,11 +56,12 @@ def test_axi_ram_bursts_with_backpressure(seed):
                     ctx.set(b.awvalid, 0)
                 if wr:
                     mask = sum(0xFF << (8 * i) for i in range(DW // 8) if strobe >> i & 1)
-                    ref[start + k] = (ref[start + k] & ~mask) | (value & mask)
+                    if lo <= start + k < hi:
+                        ref[start + k] = (ref[start + k] & ~mask) | (value & mask)
                     k += 1
             ctx.set(b.wvalid, 0)
             await ctx.tick().until(b.bvalid)
-        bursts = [(0, 16, 2), (16, 8, 1), (5, 1, 3), (56, 8, 0)]
+        bursts = [(0, 16, 2), (16, 8, 1), (5, 1, 3), (56, 8, 0), (40, 8, 1), (60, 4, 2)]
         expect = [(ref[s + j], i, j == n - 1) for s, n, i in bursts for j in range(n)]
         pending = list(bursts)
         for _ in range(1000):
@@ -81,6 +85,11 @@ def test_axi_ram_bursts_with_backpressure(seed):
         assert got == expect
 
     _sim(dut, bench)
+
+
+def test_axi_ram_window_is_checked():
+    with pytest.raises(ValueError, match=r"writable=\(4, 70\) is not a range of beats within depth=64"):
+        AXIRam(64, writable=(4, 70))
 
 
 def test_axi_ram_streams_a_beat_a_cycle_across_bursts():
