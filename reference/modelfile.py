@@ -46,6 +46,7 @@ import numpy as np
 from convc.errors import ConvcError
 from convc.inputs import write_atomic
 
+from .layers import MULTI_INPUT_TYPES
 from .network import MAX_PARAMS, MAX_VALUES, InputSpec, Network, build_layer, check_sizes
 from .onnx_import import import_onnx
 
@@ -235,6 +236,9 @@ def network_from_graph(graph: dict, where: str) -> Network:
         attrs = entry.get("attrs", {})
         if not isinstance(attrs, dict):
             raise ConvcError(f"{where}: layer {i} {name!r}: 'attrs' must be a JSON object")
+        if entry["type"] in MULTI_INPUT_TYPES:
+            raise ConvcError(f"{where}: layer {i} {name!r}: type {entry['type']!r} takes several inputs; "
+                             "a chain of layers (format version 1) cannot hold it")
         attrs = _infer_sizes(entry["type"], dict(attrs), shape)
         try:
             check_sizes(entry["type"], attrs, f"layer {i} {name!r}")

@@ -25,8 +25,11 @@ from convc.reference.layers import (
     LocalResponseNorm,
     LogSoftmax,
     MaxPool2d,
+    PixelLogSoftmax,
+    PyramidDown,
     ReLU,
     Tanh,
+    Upsample,
     nll_loss,
     random_table,
 )
@@ -721,6 +724,10 @@ EXAMPLES = [
     Linear(10, 3),
     Flatten(),
     LogSoftmax(),
+    PyramidDown(),
+    PyramidDown(3),
+    Upsample(2),
+    PixelLogSoftmax(),
 ]
 
 
