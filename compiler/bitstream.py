@@ -65,6 +65,14 @@ def run_flow(result, board, net, *, log=None, seed: int = 1) -> tuple[dict, Path
     x, _, source = model_inputs(net, "test", 1, 0)
     image, at = memory_image(program, x[0])
     top = ECP5Top(program.hw, image.tolist(), at, board.clock_mhz, writable=writable_words(program))
+    need, have = top.ram_ebrs + program.hw.bram18, 2 * board.bram36
+    if need > have:
+        top._MustUse__silence = True            # refused: never elaborated
+        raise ConvcError(
+            f"--bitstream: the memory image ({len(image):,} words: {top.ram_ebrs} EBRs) and the accelerator "
+            f"(about {program.hw.bram18} EBRs) need {need} EBRs, the {board.name} has {have}; the FC weights "
+            f"are padded to {isa.FC_ALIGN} columns a pass, so fewer FC output lanes than that grow the image "
+            f"(--fc-out-lanes)")
     folder = Path(tempfile.mkdtemp(prefix="convc-bitstream-"))
     say(f"building the bitstream for the {board.title}: Yosys synth_ecp5, nextpnr-ecp5, ecppack "
         f"({len(image):,} words of on-chip memory; minutes) ...")

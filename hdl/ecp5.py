@@ -44,12 +44,23 @@ from convc.compiler import isa
 from . import axi, regs
 from .accel import Accelerator, id_width_for
 
-__all__ = ["AXIRam", "Starter", "ECP5Top", "pll_params", "build_bitstream", "BitstreamResult", "parse_nextpnr_log",
+__all__ = ["AXIRam", "ebr_count", "Starter", "ECP5Top", "pll_params", "build_bitstream", "BitstreamResult", "parse_nextpnr_log",
            "TOP_NAME"]
 
 TOP_NAME = "convc_ulx3s"
 OSC_MHZ = 25.0
 HEARTBEAT_BIT = 25
+
+
+EBR_BEATS, EBR_BITS = 512, 36          # an EBR (DP16KD, 18 Kb) in its widest mode
+
+
+def ebr_count(depth: int, data_width: int, writable: tuple[int, int] | None = None) -> int:
+    """EBRs an :class:`AXIRam` of ``depth`` beats takes: its RAM (``writable``) and ROM
+    each ``ceil(data_width / 36)`` columns of ``ceil(beats / 512)`` blocks."""
+    lo, hi = (0, depth) if writable is None else writable
+    cols = -(-data_width // EBR_BITS)
+    return sum(cols * -(-d // EBR_BEATS) for d in (hi - lo, depth - (hi - lo)) if d)
 
 
 class AXIRam(wiring.Component):
@@ -89,6 +100,11 @@ class AXIRam(wiring.Component):
 
     depth = property(lambda self: self._depth)
     writable = property(lambda self: self._window)
+
+    @property
+    def ebr_count(self) -> int:
+        """EBRs (DP16KD) it takes (:func:`ebr_count`)."""
+        return ebr_count(self._depth, self._dw, self._window)
 
     def elaborate(self, platform):
         m = Module()
@@ -262,6 +278,11 @@ class ECP5Top(Elaboratable):
             lo, hi = writable
             self.writable = (lo // wpb, min(self.depth, -(-hi // wpb)))
         self.pll, self.clock_mhz = pll_params(clock_mhz)
+
+    @property
+    def ram_ebrs(self) -> int:
+        """EBRs the memory image takes (:func:`ebr_count`)."""
+        return ebr_count(self.depth, self.hw.data_width, self.writable)
 
     def elaborate(self, platform):
         m = Module()

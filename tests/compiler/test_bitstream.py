@@ -16,7 +16,7 @@ from convc.hdl.accel import schedule_addr
 from convc.reference.archs import build_network
 from convc.reference.modelfile import save_model
 
-HW = ["--calib", "2", "--in-lanes", "1", "--out-lanes", "1", "--fc-in-lanes", "1", "--fc-out-lanes", "4"]
+HW = ["--calib", "2", "--in-lanes", "1", "--out-lanes", "1", "--fc-in-lanes", "1", "--fc-out-lanes", "8"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def test_writable_words_cover_every_output_and_spare_the_constants(lenet, tmp_pa
 def test_bitstream_build_lands_in_the_folder_and_the_report(lenet, tmp_path, monkeypatch, capsys):
     def fake_build(top, folder, log=None, seed=1, timeout=0):
         assert top.depth * top.hw.data_width // 16 >= len(top.beats) and top.hw.board == "ulx3s"
+        top._MustUse__silence = True            # a stand-in for the tools: never elaborated
         Path(folder, "convc_ulx3s.bit").write_bytes(b"\xff\x00bit")
         return ecp5.BitstreamResult(Path(folder), Path(folder, "convc_ulx3s.bit"), 61.5, 100.0,
                                     {"from": "a", "to": "b", "delay_ns": 16.3}, {"MULT18X18D": {"used": 90,
@@ -69,6 +70,28 @@ def test_bitstream_build_lands_in_the_folder_and_the_report(lenet, tmp_path, mon
     assert (out / "bitstream" / "convc_ulx3s.bit").read_bytes() == b"\xff\x00bit"
     load_program(out)                      # the manifest covers the build
     assert "Fmax 61.5 MHz (MISSES" in (out / "report.txt").read_text()
+
+
+def test_bitstream_whose_memory_overflows_the_ebrs_is_refused_before_the_tools(lenet, tmp_path, monkeypatch,
+                                                                                capsys):
+    """FC 1 x 4 pads LeNet's FC weights four times (16 columns a pass): the image needs
+    more EBRs than the ECP5-85 has, which is said before any tool runs."""
+    def no_build(*a, **k):
+        raise AssertionError("the flow must not start")
+
+    monkeypatch.setattr(ecp5, "build_bitstream", no_build)
+    hw4 = HW[:-1] + ["4"]
+    assert main(["compile", str(lenet), "--board", "ulx3s", "-o", str(tmp_path / "c"), "--bitstream", *hw4]) == 2
+    err = capsys.readouterr().err
+    assert "EBRs" in err and "the ulx3s has 208" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_ebr_count_follows_rom_and_ram():
+    """36-bit columns of 512 beats: a 64-bit memory of 1,000 beats is 2 x 2 EBRs; split
+    into a 100-beat RAM and a 900-beat ROM it is 2 x 1 + 2 x 2."""
+    assert ecp5.ebr_count(1000, 64) == 4
+    assert ecp5.ebr_count(1000, 64, (300, 400)) == 6
 
 
 def test_bitstream_on_a_board_without_the_flow_is_refused(lenet, tmp_path, capsys):
