@@ -173,10 +173,10 @@ class HardwareConfig:
     data_width: int = 256
 
     # the fields' own ranges; the record's fields and the engines narrow some (field_range)
-    _RANGES = {"bits": (2, 16), "kmax": (1, isa.field_max("kernel")), "in_lanes": (1, 256),
-               "out_lanes": (1, 256), "max_width": (1, isa.field_max("in_w")), "psum_words": (1, 1 << 24),
-               "lcn_kmax": (0, isa.field_max("kernel")), "lcn_channels": (0, 64),
-               "pool_kmax": (1, isa.field_max("pool_k")), "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024),
+    _RANGES = {"bits": isa.limit("bits"), "kmax": isa.limit("kernel"), "in_lanes": (1, 256),
+               "out_lanes": (1, 256), "max_width": (1, isa.limit("in_w")[1]), "psum_words": (1, 1 << 24),
+               "lcn_kmax": (0, isa.limit("kernel")[1]), "lcn_channels": (0, 64),
+               "pool_kmax": isa.limit("pool_k"), "fc_in_lanes": (0, 1024), "fc_out_lanes": (0, 1024),
                "fc_psum_words": (1, 1 << 20), "pwl_tables": (1, isa.field_max("pwl_id") + 1),
                "pwl_segments": (1, MAX_SEGMENTS), "list_words": (1, 65536), "burst_words": (1, 4096),
                "writers": (1, 16)}
@@ -320,7 +320,7 @@ class HardwareConfig:
 
     @property
     def mem_words_per_cycle(self) -> float:
-        return self.mem_bytes_per_cycle / 2.0
+        return self.mem_bytes_per_cycle / (isa.WORD_BITS / 8)
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -116,17 +116,27 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from .numeric import PWLTable, QFormat
+from .numeric import PWLTable, QFormat, signed_range
 
 __all__ = ["OP_NOP", "OP_CONV", "OP_LCN", "OP_FC", "OP_END", "OP_NAMES", "ACT_NONE", "ACT_RELU", "ACT_ABS",
            "ACT_PWL", "ACT_NAMES", "POOL_NONE", "POOL_MAX", "POOL_AVG", "POOL_NAMES", "Field", "FIELDS",
-           "RECORD_BITS", "RECORD_BYTES", "Instr", "encode", "decode", "encode_program", "decode_program",
-           "listing", "field", "field_max", "FC_ALIGN", "fc_ld", "weight_image", "read_weights", "MAX_SEGMENTS", "TABLE_WORDS", "table_words", "read_table", "WORD_BITS"]
+           "RECORD_BITS", "RECORD_BYTES", "RECORD_WORDS", "Instr", "encode", "decode", "encode_program",
+           "decode_program", "listing", "field", "field_max", "FieldShape", "shape", "limit", "FC_ALIGN", "fc_ld",
+           "conv_rows", "in_rows", "bias_offset", "weight_words", "weight_offset", "weight_view", "bias_words",
+           "join_bias", "weight_image", "read_weights", "MAX_SEGMENTS", "TABLE_WORDS", "table_words",
+           "read_table", "WORD_BITS", "ROW_COL_BITS", "BIAS_BITS"]
 
+#: A memory word: every code, weight and table entry is one (a bias is two).
 WORD_BITS = 16
+#: Rows and columns of a map: the ``in_h``, ``in_w``, ``out_h``, ``out_w``, ``row0`` and
+#: ``rows`` fields, and the engines' row and column counters (so 4095 is the longest row).
+ROW_COL_BITS = 12
+#: A bias: an int32 in two words, low word first (see ``OP_CONV`` above).
+BIAS_BITS = 32
 
 OP_NOP, OP_CONV, OP_LCN, OP_FC, OP_END = 0, 1, 2, 3, 15
 OP_NAMES = {OP_NOP: "nop", OP_CONV: "conv", OP_LCN: "lcn", OP_FC: "fc", OP_END: "end"}
@@ -157,15 +167,15 @@ FIELDS: tuple[Field, ...] = (
     Field("pwl_id", 4, False, "CONV: activation table; LCN: sqrt table"),
     Field("pwl2_id", 4, False, "LCN: reciprocal table"),
     Field("in_c", 16, False, "input maps of the layer"),
-    Field("in_h", 12, False, "input rows"),
-    Field("in_w", 12, False, "input columns"),
-    Field("out_h", 12, False, "final (pooled) output rows of the layer"),
-    Field("out_w", 12, False, "final (pooled) output columns of the layer"),
+    Field("in_h", ROW_COL_BITS, False, "input rows"),
+    Field("in_w", ROW_COL_BITS, False, "input columns"),
+    Field("out_h", ROW_COL_BITS, False, "final (pooled) output rows of the layer"),
+    Field("out_w", ROW_COL_BITS, False, "final (pooled) output columns of the layer"),
     Field("n_in", 16, False, "CONV: input maps read per output (length of the list)"),
     Field("n_out", 16, False, "CONV: output maps in this pass"),
     Field("o0", 16, False, "CONV: first output map of this pass"),
-    Field("row0", 12, False, "CONV: first final output row of this pass"),
-    Field("rows", 12, False, "CONV: final output rows in this pass"),
+    Field("row0", ROW_COL_BITS, False, "CONV: first final output row of this pass"),
+    Field("rows", ROW_COL_BITS, False, "CONV: final output rows in this pass"),
     Field("in_addr", 32, False, "word address of input map 0"),
     Field("out_addr", 32, False, "word address of output map 0 of the layer"),
     Field("w_addr", 32, False, "word address of the weights (CONV) or window (LCN)"),
@@ -185,6 +195,7 @@ FIELDS: tuple[Field, ...] = (
 
 RECORD_BITS = 512
 RECORD_BYTES = RECORD_BITS // 8
+RECORD_WORDS = RECORD_BITS // WORD_BITS   # 32: what the sequencer's FETCH reads
 assert sum(f.bits for f in FIELDS) <= RECORD_BITS, "fields overflow the record"
 
 _FIELD_BY_NAME = {f.name: f for f in FIELDS}
@@ -198,8 +209,42 @@ def field(name: str) -> Field:
 def field_max(name: str) -> int:
     """The largest value field ``name`` holds (its width decides what a record can say:
     the kernel, stride, padding and pooling limits, the maps and sizes of a layer)."""
+    return _width_range(_FIELD_BY_NAME[name])[1]
+
+
+class FieldShape(NamedTuple):
+    """A field's shape: ``bits`` wide, two's complement if ``signed``
+    (:func:`convc.hdl.fields.field_shape` makes the Amaranth shape of it)."""
+
+    bits: int
+    signed: bool
+
+
+def shape(name: str) -> FieldShape:
+    """The shape of field ``name``: every port and register of the hardware that holds the
+    field has it."""
     f = _FIELD_BY_NAME[name]
-    return (1 << (f.bits - 1)) - 1 if f.signed else (1 << f.bits) - 1
+    return FieldShape(f.bits, f.signed)
+
+
+# fields whose meaning narrows what their width holds: (lowest, highest), None for the width's
+_MEANING = {"bits": (2, WORD_BITS), "kernel": (1, None), "stride": (1, None), "pool_k": (1, None),
+            "pool_s": (1, None)}
+
+
+def limit(name: str) -> tuple[int, int]:
+    """``(lo, hi)``: the values field ``name`` may take in a record the engines run: its
+    width's range, narrowed by its meaning (``bits`` 2..:data:`WORD_BITS`; ``kernel``,
+    ``stride``, ``pool_k`` and ``pool_s`` from 1). The compiler refuses, and the engines
+    check, anything outside."""
+    lo, hi = _width_range(_FIELD_BY_NAME[name])
+    mlo, mhi = _MEANING.get(name, (lo, hi))
+    return mlo, hi if mhi is None else mhi
+
+
+def _width_range(f: Field) -> tuple[int, int]:
+    return signed_range(f.bits) if f.signed else (0, (1 << f.bits) - 1)
+
 
 FC_ALIGN = 16  # words: a 256-bit memory beat
 
@@ -210,21 +255,86 @@ def fc_ld(n_out):
     return ((n_out + FC_ALIGN - 1) >> 4) << 4
 
 
+def conv_rows(rows, pool_k, pool_s):
+    """Conv output rows a band of ``rows`` final (pooled) rows needs:
+    ``(rows - 1) * pool_s + pool_k`` (ints, or Amaranth values in the hardware)."""
+    return (rows - 1) * pool_s + pool_k
+
+
+def in_rows(conv_rows, kernel, stride):
+    """Input rows (padding included) a band of ``conv_rows`` conv output rows reads:
+    ``(conv_rows - 1) * stride + kernel``, from input row ``row0 * pool_s * stride - pad``
+    (ints, or Amaranth values in the hardware)."""
+    return (conv_rows - 1) * stride + kernel
+
+
+def _weight_strides(op: int, n_in: int, n_out: int, kernel: int) -> tuple[int, int, int, int]:
+    """The weight layout, the one statement of it: ``W[o, j, p, q]`` is the word at
+    ``w_addr + o*so + j*sj + p*sp + q*sq`` for ``(so, sj, sp, sq)`` = this. ``OP_CONV``:
+    output-major; ``OP_FC``: input-major columns of ``fc_ld(n_out)`` words (K = 1)."""
+    if op == OP_FC:
+        return 1, fc_ld(n_out), 0, 0
+    return n_in * kernel * kernel, kernel * kernel, kernel, 1
+
+
+def bias_offset(op: int, n_in: int, n_out: int, kernel: int) -> int:
+    """Words from ``w_addr`` to ``B[0]``: the weights of a CONV (``n_out*n_in*K*K``) or FC
+    (``n_in*fc_ld(n_out)``) record."""
+    so, sj, _, _ = _weight_strides(op, n_in, n_out, kernel)
+    return n_in * sj if op == OP_FC else n_out * so
+
+
+def weight_words(op: int, n_in: int, n_out: int, kernel: int) -> int:
+    """Words of a CONV or FC record's weights and biases (:attr:`Instr.weight_words`)."""
+    return bias_offset(op, n_in, n_out, kernel) + 2 * n_out
+
+
+def weight_offset(op: int, n_in: int, n_out: int, kernel: int, o, j, p=0, q=0):
+    """Where ``W[o, j, p, q]`` is, in words from ``w_addr`` (``o``, ``j``, ``p``, ``q``:
+    ints, NumPy arrays or Amaranth values; the sizes are ints)."""
+    so, sj, sp, sq = _weight_strides(op, n_in, n_out, kernel)
+    return o * so + j * sj + p * sp + q * sq
+
+
+def weight_view(op: int, words: np.ndarray, n_in: int, n_out: int, kernel: int) -> np.ndarray:
+    """``W[o, j, p, q]`` of a CONV or FC record as an ``(n_out, n_in, K, K)`` view of
+    ``words`` (1-D, its words from ``w_addr``), without a copy (FC layers hold tens of
+    millions of weights); writable if ``words`` is."""
+    words = np.asarray(words)
+    if words.ndim != 1 or words.size < bias_offset(op, n_in, n_out, kernel):
+        raise ValueError(f"weight_view: {words.size} words, the weights need "
+                         f"{bias_offset(op, n_in, n_out, kernel)}")
+    step = words.strides[0]
+    return np.lib.stride_tricks.as_strided(
+        words, shape=(n_out, n_in, kernel, kernel),
+        strides=tuple(s * step for s in _weight_strides(op, n_in, n_out, kernel)))
+
+
+def bias_words(b):
+    """The two words (low, high) of each int32 bias ``b`` (ints or NumPy arrays)."""
+    u = b & ((1 << BIAS_BITS) - 1)
+    return u & ((1 << WORD_BITS) - 1), u >> WORD_BITS
+
+
+def join_bias(lo, hi):
+    """The int32 bias of its two words ``lo``, ``hi`` (ints or NumPy arrays; only their
+    low :data:`WORD_BITS` bits are read): the inverse of :func:`bias_words`."""
+    mask = (1 << WORD_BITS) - 1
+    u = (lo & mask) | ((hi & mask) << WORD_BITS)
+    return u - ((u >> (BIAS_BITS - 1)) << BIAS_BITS)
+
+
 def weight_image(op: int, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The words (int64, 0..0xFFFF) of a record's weights ``w`` (n_out, n_in, K, K) and
     int32 biases ``b`` (n_out), in the layout of ``op`` (``OP_CONV`` or ``OP_FC``)."""
     w = np.asarray(w, dtype=np.int64)
-    n_out, n_in = w.shape[:2]
-    if op == OP_FC:
-        if w.shape[2:] != (1, 1):
-            raise ValueError(f"OP_FC weights must be 1x1, got {w.shape}")
-        cols = np.zeros((n_in, fc_ld(n_out)), dtype=np.int64)
-        cols[:, :n_out] = w[:, :, 0, 0].T
-        body = cols.reshape(-1)
-    else:
-        body = w.reshape(-1)
-    u = np.asarray(b, dtype=np.int64) & 0xFFFFFFFF
-    bias = np.stack([u & 0xFFFF, u >> 16], axis=1).reshape(-1)
+    n_out, n_in, K = w.shape[0], w.shape[1], w.shape[2]
+    if op == OP_FC and w.shape[2:] != (1, 1):
+        raise ValueError(f"OP_FC weights must be 1x1, got {w.shape}")
+    body = np.zeros(bias_offset(op, n_in, n_out, K), dtype=np.int64)
+    weight_view(op, body, n_in, n_out, K)[...] = w
+    lo, hi = bias_words(np.asarray(b, dtype=np.int64))
+    bias = np.stack([lo, hi], axis=1).reshape(-1)
     return np.concatenate([body & 0xFFFF, bias])
 
 
@@ -233,18 +343,11 @@ def read_weights(ins: "Instr", words: np.ndarray) -> tuple[np.ndarray, np.ndarra
     ``weight_words`` words from ``w_addr``) -> (signed weights (n_out, n_in, K, K), int32
     biases)."""
     words = np.asarray(words, dtype=np.int64)
-    n_out, n_in, K = ins.n_out, ins.n_in, ins.kernel
     s = words - ((words >> 15) << 16)
-    if ins.op == OP_FC:
-        ld = fc_ld(n_out)
-        w = s[:n_in * ld].reshape(n_in, ld)[:, :n_out].T.reshape(n_out, n_in, 1, 1)
-        nb = n_in * ld
-    else:
-        nb = n_out * n_in * K * K
-        w = s[:nb].reshape(n_out, n_in, K, K)
-    bw = words[nb:nb + 2 * n_out]
-    u = bw[0::2] | (bw[1::2] << 16)
-    return w, u - ((u >> 31) << 32)
+    w = weight_view(ins.op, s, ins.n_in, ins.n_out, ins.kernel)
+    nb = bias_offset(ins.op, ins.n_in, ins.n_out, ins.kernel)
+    bw = words[nb:nb + 2 * ins.n_out]
+    return w, join_bias(bw[0::2], bw[1::2])
 
 
 @dataclass(frozen=True)
@@ -291,7 +394,7 @@ class Instr:
     def __post_init__(self):
         for f in FIELDS:
             v = getattr(self, f.name)
-            lo, hi = ((-(1 << (f.bits - 1)), (1 << (f.bits - 1)) - 1) if f.signed else (0, (1 << f.bits) - 1))
+            lo, hi = _width_range(f)
             if not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
                 raise ValueError(f"instruction field {f.name}={v!r} does not fit {f.bits} "
                                  f"{'signed' if f.signed else 'unsigned'} bits [{lo}, {hi}]")
@@ -308,10 +411,8 @@ class Instr:
 
     @property
     def weight_words(self) -> int:
-        """Weights then biases of a CONV or FC pass, in words."""
-        if self.op == OP_FC:
-            return self.n_in * fc_ld(self.n_out) + 2 * self.n_out
-        return self.n_out * self.n_in * self.kernel * self.kernel + 2 * self.n_out
+        """Weights then biases of a CONV or FC pass, in words (:func:`weight_words`)."""
+        return weight_words(self.op, self.n_in, self.n_out, self.kernel)
 
     def replace(self, **changes) -> "Instr":
         return dataclasses.replace(self, **changes)

@@ -106,6 +106,8 @@ __all__ = [
     "PWL_LUT_MAX_BITS",
     "DSP_A_BITS",
     "DSP_B_BITS",
+    "DSP_P_BITS",
+    "signed_range",
     "QFormat",
     "round_shift",
     "saturate",
@@ -131,6 +133,8 @@ DEFAULT_BITS = 16
 DSP_A_BITS = 25
 #: DSP48E1 multiplier B-port width (signed); PWL slopes go here.
 DSP_B_BITS = 18
+#: DSP48E1 P-register width: the accumulator (:data:`ACC_BITS`).
+DSP_P_BITS = ACC_BITS
 
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
@@ -169,7 +173,8 @@ def _ret(arr: np.ndarray):
     return arr[()] if arr.ndim == 0 else arr
 
 
-def _signed_range(bits: int) -> tuple[int, int]:
+def signed_range(bits: int) -> tuple[int, int]:
+    """``(-2**(bits-1), 2**(bits-1) - 1)``: the codes a signed ``bits``-wide integer holds."""
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
@@ -454,7 +459,7 @@ def check_acc(acc: Any, bits: int = ACC_BITS) -> int:
     if not 2 <= bits <= 64:
         raise ValueError(f"bits must be in [2, 64], got {bits}")
     arr = _as_int64(acc, "acc")
-    lo, hi = _signed_range(bits)
+    lo, hi = signed_range(bits)
     return int(np.count_nonzero((arr < lo) | (arr > hi)))
 
 
@@ -529,8 +534,8 @@ def frac_for_range(max_abs: float, width: int, signed: bool = True) -> int:
 # ----------------------------------------------------------------------------
 # Piecewise-linear functions
 # ----------------------------------------------------------------------------
-_SLOPE_MIN, _SLOPE_MAX = _signed_range(DSP_B_BITS)
-_ACC_MIN, _ACC_MAX = _signed_range(ACC_BITS)
+_SLOPE_MIN, _SLOPE_MAX = signed_range(DSP_B_BITS)
+_ACC_MIN, _ACC_MAX = signed_range(ACC_BITS)
 
 
 def _a_port_bits(fmt: QFormat) -> int:

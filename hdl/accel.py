@@ -114,12 +114,13 @@ AR, R routed by RID); the memory writers (``axi_id`` = port) behind the write ar
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
+from convc.compiler.isa import BIAS_BITS, RECORD_WORDS, ROW_COL_BITS, WORD_BITS
 
 from . import axi
 from .arbiter import ReadArbiter, WriteArbiter
@@ -128,8 +129,8 @@ from .conv import ConvEngine
 from .divider import SerialDivider
 from .fc import FCEngine
 from .feeder import MapFeeder
+from .fields import GROUP_BITS, field_shape
 from .lcn import LCNEngine
-from .linebuffer import ROW_COL_BITS
 from .memport import MemReader, MemWriter
 from .pointwise import PointwiseEngine
 from .pool import PoolEngine
@@ -137,12 +138,10 @@ from .regs import HostRegisters
 from .rowwriter import RowWriter
 from .weights import ConvWeightLoader, FCWeightAssembler
 
-__all__ = ["Accelerator", "trace_signature", "post_lanes", "logic_luts", "CONTROL_LUTS", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH",
-           "RECORD_WORDS"]
+__all__ = ["Accelerator", "trace_signature", "post_lanes", "logic_luts", "CONTROL_LUTS", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH"]
 
 DEFAULT_DATA_WIDTH = 256   # the ML605 MIG's user interface: 256 bits at 200 MHz (6.4 GB/s)
-SCHEDULE_ALIGN = 32        # words: one record
-RECORD_WORDS = isa.RECORD_BYTES // 2
+SCHEDULE_ALIGN = RECORD_WORDS   # words: one record
 
 
 def schedule_addr(memory_words: int) -> int:
@@ -154,8 +153,7 @@ def schedule_addr(memory_words: int) -> int:
 def record_layout() -> data.StructLayout:
     """The record as an Amaranth layout, built from :data:`convc.compiler.isa.FIELDS`
     (first field in the low bits, as :func:`convc.compiler.isa.encode` packs it)."""
-    return data.StructLayout({f.name: signed(f.bits) if f.signed else unsigned(f.bits)
-                              for f in isa.FIELDS})
+    return data.StructLayout({f.name: field_shape(f.name) for f in isa.FIELDS})
 
 
 def trace_signature() -> wiring.Signature:
@@ -457,9 +455,9 @@ class Accelerator(wiring.Component):
         kk = Signal(10, name="kk")
         wp = Signal(self.BAND_WIDTH_BITS, name="wp")
         m.submodules.divider = div = SerialDivider(len(wp), isa.field("stride").bits)
-        conv_rows = Signal(13, name="conv_rows")
-        r_in = Signal(13, name="band_in_rows")
-        rs0 = Signal(13, name="band_row0")
+        conv_rows = Signal(ROW_COL_BITS + 1, name="conv_rows")
+        r_in = Signal(ROW_COL_BITS + 1, name="band_in_rows")
+        rs0 = Signal(ROW_COL_BITS + 1, name="band_row0")
         conv_w = Signal(self.BAND_WIDTH_BITS, name="conv_w")
         map_in = Signal(24, name="map_in")
         map_out = Signal(24, name="map_out")
@@ -469,16 +467,16 @@ class Accelerator(wiring.Component):
         ld = Signal(17, name="fc_ld")                      # FC weight column stride
         ld_beats = Signal(17, name="fc_ld_beats")
         pixels = Signal(24, name="pixels")
-        groups = Signal(16, name="groups")
+        groups = Signal(GROUP_BITS, name="groups")
         lane_ctr = Signal(16, name="lane_ctr")
-        list_first = Signal(16, name="list_first")         # list[0]
+        list_first = Signal(WORD_BITS, name="list_first")  # list[0]
         list_base0 = Signal(32, name="list_base0")         # its map base
         list_contig = Signal(name="list_contig")           # list[j] = list[0] + j so far
         list_step = Signal(32, name="list_step")           # base[L] - base[0] (= L * map words)
         table_ok = Signal(name="table_ok")
-        table_id = Signal(4, name="table_id")
+        table_id = Signal(field_shape("pwl_id"), name="table_id")
         k = Signal(21, name="word_ctr")
-        bias = [Signal(32, name=f"bias{o}") for o in range(NL)]
+        bias = [Signal(BIAS_BITS, name=f"bias{o}") for o in range(NL)]
         L_lanes = Mux(is_fc, max(fi, 1), Pi)
 
         word = pr.o.payload.data
@@ -507,7 +505,7 @@ class Accelerator(wiring.Component):
             with m.State("FETCH"):
                 m.d.comb += pr.o.ready.eq(1)
                 with m.If(pr.o.valid):
-                    m.d.sync += [raw.eq(Cat(raw[16:], word)), k.eq(k + 1)]
+                    m.d.sync += [raw.eq(Cat(raw[WORD_BITS:], word)), k.eq(k + 1)]
                     with m.If(k == RECORD_WORDS - 1):
                         m.next = "DECODE"
             with m.State("DECODE"):
@@ -517,7 +515,7 @@ class Accelerator(wiring.Component):
                     lcn_b.eq(0),
                     kk.eq(R.kernel * R.kernel),
                     wp.eq(R.in_w + 2 * R.pad),
-                    conv_rows.eq((R.rows - 1) * R.pool_s + R.pool_k),
+                    conv_rows.eq(isa.conv_rows(R.rows, R.pool_k, R.pool_s)),
                     rs0.eq(R.row0 * R.pool_s * R.stride),
                     map_in.eq(R.in_h * R.in_w),
                     map_out.eq(R.out_h * R.out_w),
@@ -546,10 +544,10 @@ class Accelerator(wiring.Component):
                                  lcn_start, stream_busy, writers_idle, regs)
             with m.State("DERIVE"):
                 m.d.sync += [
-                    r_in.eq((conv_rows - 1) * R.stride + R.kernel),
+                    r_in.eq(isa.in_rows(conv_rows, R.kernel, R.stride)),
                     out_base.eq(R.out_addr + R.o0 * map_out + R.row0 * R.out_w),
                     bias_addr.eq(R.w_addr + Mux(is_fc, R.n_in * ld, R.n_out * n_kk)),
-                    ld_beats.eq(ld >> (dw // 16).bit_length() - 1),
+                    ld_beats.eq(ld >> (dw // WORD_BITS).bit_length() - 1),
                 ]
                 with m.If(is_fc):
                     m.d.sync += rs0.eq(R.row0)
@@ -619,9 +617,9 @@ class Accelerator(wiring.Component):
                     for o in range(NL):
                         with m.If(k[1:] == o):
                             with m.If(k[0]):
-                                m.d.sync += bias[o][16:].eq(word)
+                                m.d.sync += bias[o][WORD_BITS:].eq(word)
                             with m.Else():
-                                m.d.sync += bias[o][:16].eq(word)
+                                m.d.sync += bias[o][:WORD_BITS].eq(word)
                     with m.If(k == 2 * R.n_out - 1):
                         m.next = "START"
             with m.State("START"):

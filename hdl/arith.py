@@ -48,6 +48,8 @@ import operator
 
 from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value, signed
 
+from convc.compiler.numeric import DSP_A_BITS, DSP_B_BITS, DSP_P_BITS, signed_range
+
 __all__ = [
     "round_shift_hdl",
     "round_shift_var_hdl",
@@ -58,18 +60,8 @@ __all__ = [
     "mul_add_hdl",
     "stall_pipeline",
     "delay",
-    "signed_range",
     "check_param",
 ]
-
-DSP_A_BITS = 25
-DSP_B_BITS = 18
-DSP_P_BITS = 48
-
-
-def signed_range(width: int) -> tuple[int, int]:
-    """``(-2**(width-1), 2**(width-1) - 1)``."""
-    return -(1 << (width - 1)), (1 << (width - 1)) - 1
 
 
 def check_param(owner, name: str, value, lo: int, hi: int) -> int:

@@ -106,16 +106,14 @@ from amaranth.utils import ceil_log2
 
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
+from convc.compiler.isa import BIAS_BITS, ROW_COL_BITS
 from convc.compiler.numeric import ACC_BITS
 
 from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl
-from .linebuffer import ROW_COL_BITS, WindowGenerator, pixel_layout
+from .fields import GROUP_BITS, field_shape
+from .linebuffer import WindowGenerator, pixel_layout
 
 __all__ = ["ConvEngine", "BandSchedule", "conv_out_layout", "bias_layout", "BandError"]
-
-BIAS_BITS = 32
-GROUP_BITS = 16
-MAX_STRIDE = 15
 
 
 class BandError(ValueError):
@@ -180,7 +178,7 @@ class ConvEngine(wiring.Component):
             raise TypeError(f"ConvEngine needs a HardwareConfig, got {type(hw).__name__}")
         for name, (lo, hi) in self.LIMITS.items():
             check_param(self, name, getattr(hw, name), lo, hi)
-        check_param(self, "bits", hw.bits, 2, 16)
+        check_param(self, "bits", hw.bits, *isa.limit("bits"))
         self._hw = hw
         Pi, Po, bits = hw.in_lanes, hw.out_lanes, hw.bits
         super().__init__({
@@ -189,13 +187,13 @@ class ConvEngine(wiring.Component):
             "i": In(stream.Signature(pixel_layout(Pi, bits))),
             "ip": In(stream.Signature(pixel_layout(Pi, bits))),
             "o": Out(stream.Signature(conv_out_layout(Po, bits))),
-            "kernel": In(5),
-            "stride": In(4),
+            "kernel": In(field_shape("kernel")),
+            "stride": In(field_shape("stride")),
             "width": In(ROW_COL_BITS),
             "rows": In(ROW_COL_BITS),
             "groups": In(GROUP_BITS),
-            "acc_shift": In(signed(8)),
-            "bias_shift": In(6),
+            "acc_shift": In(field_shape("acc_shift")),
+            "bias_shift": In(field_shape("bias_shift")),
             "preload": In(1),
             "busy": Out(1),
             "err": Out(1),
@@ -289,11 +287,12 @@ class ConvEngine(wiring.Component):
                    acc_shift: int = 0, bias_shift: int = 0) -> tuple[int, int]:
         """Raise :class:`BandError` if the engine cannot run this band (the conditions
         that raise ``err``); returns ``(conv_h, conv_w)``."""
-        checks = [("kernel", kernel, 1, self.kmax), ("stride", stride, 1, MAX_STRIDE),
+        checks = [("kernel", kernel, 1, self.kmax), ("stride", stride, *isa.limit("stride")),
                   ("width", width, kernel, self.max_width),
                   ("rows", rows, kernel, (1 << ROW_COL_BITS) - 1),
                   ("groups", groups, 1, (1 << GROUP_BITS) - 1),
-                  ("acc_shift", acc_shift, -128, 127), ("bias_shift", bias_shift, 0, 63)]
+                  ("acc_shift", acc_shift, *isa.limit("acc_shift")),
+                  ("bias_shift", bias_shift, *isa.limit("bias_shift"))]
         for name, v, lo, hi in checks:
             if not isinstance(v, int) or not lo <= v <= hi:
                 raise BandError(f"ConvEngine band: {name}={v!r} outside [{lo}, {hi}]")
@@ -371,14 +370,14 @@ class ConvEngine(wiring.Component):
         # ---- band state ----------------------------------------------------------
         IDLE, ACTIVE, DRAIN = 0, 1, 2
         state = Signal(2, name="state")
-        cfg_km1 = Signal(5, name="cfg_km1")                   # K - 1
+        cfg_km1 = Signal(field_shape("kernel"), name="cfg_km1")   # K - 1
         cfg_off = Signal(range(KM), name="cfg_off")           # kmax - K
-        cfg_s = Signal(4, name="cfg_s")
+        cfg_s = Signal(field_shape("stride"), name="cfg_s")
         cfg_w = Signal(ROW_COL_BITS, name="cfg_w")
         cfg_r = Signal(ROW_COL_BITS, name="cfg_r")
         cfg_g = Signal(GROUP_BITS, name="cfg_g")
         cfg_gm1 = Signal(GROUP_BITS, name="cfg_gm1")          # G - 1
-        cfg_acc = Signal(signed(8), name="cfg_acc_shift")
+        cfg_acc = Signal(field_shape("acc_shift"), name="cfg_acc_shift")
         cfg_pre = Signal(name="cfg_preload")                 # preload & (K > 1)
         bias_t = [Signal(signed(ACC_BITS), name=f"bias_term{o}", reset_less=True) for o in range(Po)]
         err = Signal(name="err_r")

@@ -62,13 +62,15 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import DSP_P_BITS, check_param, delay, mul_add_hdl, requantize_var_hdl, stall_pipeline
+from convc.compiler import isa
+from convc.compiler.isa import BIAS_BITS
+from convc.compiler.numeric import DSP_P_BITS
+
+from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, stall_pipeline
+from .fields import GROUP_BITS, field_shape
 from .linebuffer import pixel_layout
 
 __all__ = ["FCEngine", "weights_layout", "bias_layout"]
-
-GROUP_BITS = 16
-BIAS_BITS = 32
 
 
 def weights_layout(in_lanes: int, out_lanes: int, bits: int) -> data.ArrayLayout:
@@ -116,7 +118,7 @@ class FCEngine(wiring.Component):
     def __init__(self, *, in_lanes: int, out_lanes: int, bits: int = 16, psum_words: int = 1024):
         check_param(self, "in_lanes", in_lanes, *self.LIMITS["in_lanes"])
         check_param(self, "out_lanes", out_lanes, *self.LIMITS["out_lanes"])
-        check_param(self, "bits", bits, 2, 16)
+        check_param(self, "bits", bits, *isa.limit("bits"))
         check_param(self, "psum_words", psum_words, *self.LIMITS["psum_words"])
         self._il, self._ol, self._bits, self._pw = in_lanes, out_lanes, bits, psum_words
         super().__init__({
@@ -125,8 +127,8 @@ class FCEngine(wiring.Component):
             "bias": In(stream.Signature(bias_layout(out_lanes))),
             "groups": In(GROUP_BITS),
             "pixels": In(range(psum_words + 1)),
-            "acc_shift": In(signed(8)),
-            "bias_shift": In(6),
+            "acc_shift": In(field_shape("acc_shift")),
+            "bias_shift": In(field_shape("bias_shift")),
             "o": Out(stream.Signature(pixel_layout(out_lanes, bits))),
         })
 
@@ -184,8 +186,8 @@ class FCEngine(wiring.Component):
         p_cnt = Signal(range(PW), name="p_cnt")
         g_reg = Signal(GROUP_BITS, name="g_reg")
         p_reg = Signal(range(PW + 1), name="p_reg")
-        ash_reg = Signal(signed(8), name="acc_shift_reg")
-        bsh_reg = Signal(6, name="bias_shift_reg")
+        ash_reg = Signal(field_shape("acc_shift"), name="acc_shift_reg")
+        bsh_reg = Signal(field_shape("bias_shift"), name="bias_shift_reg")
         start = ~band_on
         g_tot = Mux(start, self.groups, g_reg)
         p_tot = Mux(start, self.pixels, p_reg)

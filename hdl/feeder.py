@@ -39,13 +39,15 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from convc.compiler import isa
+from convc.compiler.isa import ROW_COL_BITS
+
 from .arith import check_param
+from .fields import GROUP_BITS, field_shape
 from .memport import cmd_layout, word_layout
 from .pointwise import code_layout
 
 __all__ = ["MapFeeder"]
-
-RC_BITS = 12
 
 
 class MapFeeder(wiring.Component):
@@ -58,14 +60,14 @@ class MapFeeder(wiring.Component):
     LIMITS = {"list_words": (1, 1 << 16)}
 
     def __init__(self, *, bits: int = 16, list_words: int = 1024):
-        check_param(self, "bits", bits, 2, 16)
+        check_param(self, "bits", bits, *isa.limit("bits"))
         check_param(self, "list_words", list_words, *self.LIMITS["list_words"])
         self._bits, self._list_words = bits, list_words
         super().__init__({
             "start": In(1),
-            "lane": In(16), "lanes": In(16), "groups": In(16), "n_in": In(16),
-            "rs": In(RC_BITS), "nr": In(RC_BITS), "pad": In(4),
-            "in_h": In(RC_BITS), "in_w": In(RC_BITS), "width": In(RC_BITS + 1),
+            "lane": In(16), "lanes": In(16), "groups": In(GROUP_BITS), "n_in": In(field_shape("n_in")),
+            "rs": In(ROW_COL_BITS), "nr": In(ROW_COL_BITS), "pad": In(field_shape("pad")),
+            "in_h": In(ROW_COL_BITS), "in_w": In(ROW_COL_BITS), "width": In(ROW_COL_BITS + 1),
             "contig": In(1), "step": In(32),
             "list_addr": Out(range(list_words)),
             "list_data": In(32),
@@ -81,14 +83,14 @@ class MapFeeder(wiring.Component):
         m = Module()
         # configuration, sampled at start
         L = Signal(16, name="cfg_lanes")
-        G = Signal(16, name="cfg_groups")
-        n_in = Signal(16, name="cfg_n_in")
-        rs = Signal(RC_BITS, name="cfg_rs")
-        nr = Signal(RC_BITS, name="cfg_nr")
-        pad = Signal(4, name="cfg_pad")
-        in_h = Signal(RC_BITS, name="cfg_in_h")
-        in_w = Signal(RC_BITS, name="cfg_in_w")
-        wp = Signal(RC_BITS + 1, name="cfg_wp")
+        G = Signal(GROUP_BITS, name="cfg_groups")
+        n_in = Signal(field_shape("n_in"), name="cfg_n_in")
+        rs = Signal(ROW_COL_BITS, name="cfg_rs")
+        nr = Signal(ROW_COL_BITS, name="cfg_nr")
+        pad = Signal(field_shape("pad"), name="cfg_pad")
+        in_h = Signal(ROW_COL_BITS, name="cfg_in_h")
+        in_w = Signal(ROW_COL_BITS, name="cfg_in_w")
+        wp = Signal(ROW_COL_BITS + 1, name="cfg_wp")
         lane = Signal(16, name="cfg_lane")
         contig = Signal(name="cfg_contig")
         step = Signal(32, name="cfg_step")
@@ -98,10 +100,10 @@ class MapFeeder(wiring.Component):
                          wp.eq(self.width), lane.eq(self.lane), contig.eq(self.contig), step.eq(self.step)]
 
         # ---- command loop: one read command per row inside the map -----------------
-        c_g = Signal(16, name="c_group")
+        c_g = Signal(GROUP_BITS, name="c_group")
         c_j = Signal(17, name="c_map")
-        c_r = Signal(RC_BITS, name="c_row")
-        c_rr = Signal(signed(RC_BITS + 2), name="c_map_row")    # rs + r - pad
+        c_r = Signal(ROW_COL_BITS, name="c_row")
+        c_rr = Signal(signed(ROW_COL_BITS + 2), name="c_map_row")    # rs + r - pad
         c_addr = Signal(32, name="c_addr")
         base = Signal(32, name="c_base")
         # the list read port: the current map in LOOK, the next group's map while the rows
@@ -141,11 +143,11 @@ class MapFeeder(wiring.Component):
 
         # ---- pixel loop -------------------------------------------------------------
         active = Signal(name="pix_active")
-        d_g = Signal(16, name="d_group")
+        d_g = Signal(GROUP_BITS, name="d_group")
         d_j = Signal(17, name="d_map")
-        d_r = Signal(RC_BITS, name="d_row")
-        d_rr = Signal(signed(RC_BITS + 2), name="d_map_row")
-        d_c = Signal(RC_BITS + 1, name="d_col")
+        d_r = Signal(ROW_COL_BITS, name="d_row")
+        d_rr = Signal(signed(ROW_COL_BITS + 2), name="d_map_row")
+        d_c = Signal(ROW_COL_BITS + 1, name="d_col")
         row_in = (d_rr >= 0) & (d_rr < in_h) & (d_j < n_in)
         col_in = (d_c >= pad) & (d_c < pad + in_w)
         real = Signal(name="real")

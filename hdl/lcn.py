@@ -114,17 +114,19 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from convc.compiler import isa
+from convc.compiler.isa import ROW_COL_BITS
+from convc.compiler.numeric import ACC_BITS
 
 from .arith import (check_param, delay, mul_add_hdl, requantize_var_hdl, saturate_hdl,
                     stall_pipeline)
-from .linebuffer import ROW_COL_BITS, WindowGenerator, pixel_layout
+from .fields import field_shape
+from .linebuffer import WindowGenerator, pixel_layout
 from .pwl import PWLCore, check_table, table_write_signature
 
 __all__ = ["LCNEngine", "FramePadder", "vs_layout", "window_write_signature", "lcn_layout",
            "lcn_dsp_count"]
 
 _LO_BITS = 24          # t = t_hi * 2**24 + t_lo (t_lo unsigned: 25 signed bits on the A port)
-_ACC = 48
 _MUL_LO_BITS = 24      # mean_mul = hi * 2**24 + lo
 TAP_BITS = isa.WORD_BITS
 
@@ -248,7 +250,7 @@ def _window_sum(m, colvec, col, valids, en, rtap, qtap, kmax, split, name):
     # columns: t = sum_p R[p] * X[p]
     prods = []
     for p in range(kmax):
-        pw = min(len(colvec[p]) + TAP_BITS, _ACC)
+        pw = min(len(colvec[p]) + TAP_BITS, ACC_BITS)
         prods.append(mul_add_hdl(m, colvec[p], rtap[p], zero, en=en, acc_bits=pw,
                                  name=f"{name}_c{p}"))
     t, lv = _tree(m, prods, en, f"{name}_ct")
@@ -263,11 +265,11 @@ def _window_sum(m, colvec, col, valids, en, rtap, qtap, kmax, split, name):
     # hs holds the element at stage st+1; products at st+3
     if not split:
         rp = [mul_add_hdl(m, hs[q], qtap[q], zero, en=en,
-                          acc_bits=min(len(t) + TAP_BITS, _ACC), name=f"{name}_r{q}")
+                          acc_bits=min(len(t) + TAP_BITS, ACC_BITS), name=f"{name}_r{q}")
               for q in range(kmax)]
         acc, lh = _tree(m, rp, en, f"{name}_rt")
-        out = Signal(signed(_ACC), name=f"{name}_acc")
-        m.d.comb += out.eq(acc[:_ACC] if len(acc) > _ACC else acc)
+        out = Signal(signed(ACC_BITS), name=f"{name}_acc")
+        m.d.comb += out.eq(acc[:ACC_BITS] if len(acc) > ACC_BITS else acc)
         return out, st + 3 + lh
     lo_p, hi_p = [], []
     for q in range(kmax):
@@ -276,12 +278,12 @@ def _window_sum(m, colvec, col, valids, en, rtap, qtap, kmax, split, name):
         lo_p.append(mul_add_hdl(m, lo, qtap[q], zero, en=en, acc_bits=_LO_BITS + 1 + TAP_BITS,
                                 name=f"{name}_rl{q}"))
         hi_p.append(mul_add_hdl(m, hi, qtap[q], zero, en=en,
-                                acc_bits=min(len(hi) + TAP_BITS, _ACC), name=f"{name}_rh{q}"))
+                                acc_bits=min(len(hi) + TAP_BITS, ACC_BITS), name=f"{name}_rh{q}"))
     slo, lh = _tree(m, lo_p, en, f"{name}_rtl")
     shi, _ = _tree(m, hi_p, en, f"{name}_rth")
-    acc = Signal(signed(_ACC), name=f"{name}_acc", reset_less=True)
+    acc = Signal(signed(ACC_BITS), name=f"{name}_acc", reset_less=True)
     with m.If(en):
-        m.d.sync += acc.eq((slo + (shi << _LO_BITS))[:_ACC].as_signed())
+        m.d.sync += acc.eq((slo + (shi << _LO_BITS))[:ACC_BITS].as_signed())
     return acc, st + 3 + lh + 1
 
 
@@ -297,7 +299,7 @@ class FramePadder(wiring.Component):
     """
 
     def __init__(self, *, bits: int, max_width: int, max_pad: int):
-        check_param(self, "bits", bits, 2, 48)
+        check_param(self, "bits", bits, 2, ACC_BITS)
         check_param(self, "max_width", max_width, 1, 1 << 16)
         check_param(self, "max_pad", max_pad, 0, 64)
         self._bits, self._max_width, self._max_pad = bits, max_width, max_pad
@@ -387,7 +389,7 @@ class LCNEngine(wiring.Component):
     LUTS_PER_CHANNEL = 3_600
 
     LATENCY_B = 1 + PWLCore.LATENCY + 2 + 2
-    LIMITS = {"channels": (1, 64), "kmax": (1, 31)}
+    LIMITS = {"channels": (1, 64), "kmax": (1, isa.limit("kernel")[1])}
 
     @staticmethod
     def max_width_for(kmax: int) -> int:
@@ -398,7 +400,7 @@ class LCNEngine(wiring.Component):
     def __init__(self, *, channels: int, bits: int, kmax: int, max_width: int,
                  max_segments: int = isa.MAX_SEGMENTS):
         check_param(self, "channels", channels, *self.LIMITS["channels"])
-        check_param(self, "bits", bits, 2, 16)
+        check_param(self, "bits", bits, *isa.limit("bits"))
         check_param(self, "kmax", kmax, *self.LIMITS["kmax"])
         check_param(self, "max_width", max_width, 1, self.max_width_for(kmax))
         check_param(self, "max_segments", max_segments, 1, isa.MAX_SEGMENTS)
@@ -413,13 +415,13 @@ class LCNEngine(wiring.Component):
             "n_maps": In(range(channels + 1)),
             "width": In(range(max_width + 1)),
             "k": In(range(kmax + 1)),
-            "m_shift": In(signed(8)),
-            "sq_shift": In(signed(8)),
-            "s2_shift": In(signed(8)),
-            "y_shift": In(signed(8)),
-            "mean_mul": In(32),
-            "mean_shift": In(6),
-            "eps": In(16),
+            "m_shift": In(field_shape("acc_shift")),      # the record's acc_shift
+            "sq_shift": In(field_shape("sq_shift")),
+            "s2_shift": In(field_shape("s2_shift")),
+            "y_shift": In(field_shape("y_shift")),
+            "mean_mul": In(field_shape("mean_mul")),
+            "mean_shift": In(field_shape("mean_shift")),
+            "eps": In(field_shape("eps")),
             "window": In(window_write_signature(kmax)),
             "sqrt_table": In(table_write_signature()),
             "recip_table": In(table_write_signature()),
@@ -660,7 +662,7 @@ class LCNEngine(wiring.Component):
         m.d.comb += xfer.eq(ao.valid & ao.ready)
         s1 = Signal(signed(bits), name="mean_s", reset_less=True)
         mul_lo = Signal(unsigned(_MUL_LO_BITS), name="mean_mul_lo", reset_less=True)
-        mul_hi = Signal(unsigned(32 - _MUL_LO_BITS), name="mean_mul_hi", reset_less=True)
+        mul_hi = Signal(unsigned(isa.shape("mean_mul").bits - _MUL_LO_BITS), name="mean_mul_hi", reset_less=True)
         t1, f1, l1 = Signal(name="mean_t1"), Signal(name="mean_f1"), Signal(name="mean_l1")
         m.d.sync += [s1.eq(ao.payload.s), mul_lo.eq(self.mean_mul[:_MUL_LO_BITS]),
                      mul_hi.eq(self.mean_mul[_MUL_LO_BITS:]),
@@ -672,18 +674,18 @@ class LCNEngine(wiring.Component):
         l3 = delay(m, l1, 2, name="mean_l")
         t2 = Signal(name="mean_t2")
         m.d.sync += [t2.eq(t1), t3.eq(t2)]
-        acc_lo = Signal(signed(_ACC), name="mean_acc_lo", reset_less=True)
-        acc_hi = Signal(signed(_ACC - _MUL_LO_BITS), name="mean_acc_hi", reset_less=True)
+        acc_lo = Signal(signed(ACC_BITS), name="mean_acc_lo", reset_less=True)
+        acc_hi = Signal(signed(ACC_BITS - _MUL_LO_BITS), name="mean_acc_hi", reset_less=True)
         with m.If(t3):
             m.d.sync += [
-                acc_lo.eq((Mux(f3, 0, acc_lo) + p_lo)[:_ACC].as_signed()),
-                acc_hi.eq((Mux(f3, 0, acc_hi) + p_hi)[:_ACC - _MUL_LO_BITS].as_signed()),
+                acc_lo.eq((Mux(f3, 0, acc_lo) + p_lo)[:ACC_BITS].as_signed()),
+                acc_hi.eq((Mux(f3, 0, acc_hi) + p_hi)[:ACC_BITS - _MUL_LO_BITS].as_signed()),
             ]
         d4 = Signal(name="mean_d4")
         m.d.sync += d4.eq(t3 & l3)
-        total = Signal(signed(_ACC), name="mean_total", reset_less=True)
+        total = Signal(signed(ACC_BITS), name="mean_total", reset_less=True)
         with m.If(d4):
-            m.d.sync += total.eq((acc_lo + (acc_hi << _MUL_LO_BITS))[:_ACC].as_signed())
+            m.d.sync += total.eq((acc_lo + (acc_hi << _MUL_LO_BITS))[:ACC_BITS].as_signed())
         mean_q = requantize_var_hdl(m, total, self.mean_shift, bits, domain="sync",
                                     shift_domain="sync", name="mean_q")
         d5, d6, d7 = Signal(name="mean_d5"), Signal(name="mean_d6"), Signal(name="mean_d7")

@@ -46,11 +46,12 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from convc.compiler import isa
+from convc.compiler.isa import ROW_COL_BITS
+
 from .arith import check_param, delay, stall_pipeline
 
-__all__ = ["WindowGenerator", "pixel_layout", "window_layout", "ROW_COL_BITS"]
-
-ROW_COL_BITS = 12
+__all__ = ["WindowGenerator", "pixel_layout", "window_layout"]
 
 
 def pixel_layout(lanes: int, bits: int) -> data.StructLayout:
@@ -88,11 +89,11 @@ class WindowGenerator(wiring.Component):
     """
 
     LATENCY = 2
-    LIMITS = {"lanes": (1, 64), "kmax": (1, 31)}
+    LIMITS = {"lanes": (1, 64), "kmax": (1, isa.limit("kernel")[1])}
 
     def __init__(self, *, lanes: int, bits: int, kmax: int, max_width: int):
         check_param(self, "lanes", lanes, *self.LIMITS["lanes"])
-        check_param(self, "bits", bits, 2, 16)
+        check_param(self, "bits", bits, *isa.limit("bits"))
         check_param(self, "kmax", kmax, *self.LIMITS["kmax"])
         check_param(self, "max_width", max_width, 1, (1 << ROW_COL_BITS) - 1)
         self._lanes, self._bits, self._kmax, self._max_width = lanes, bits, kmax, max_width

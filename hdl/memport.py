@@ -66,13 +66,14 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from convc.compiler.isa import WORD_BITS
+
 from . import axi
 from .arith import check_param
 
 __all__ = ["MemReader", "MemWriter", "cmd_layout", "word_layout", "beat_layout", "LENGTH_BITS", "MAX_LENGTH",
            "default_max_burst", "DEFAULT_OUTSTANDING"]
 
-WORD_BITS = 16
 DEFAULT_OUTSTANDING = 4     # bursts in flight (reader) or awaiting B (writer), by default
 LENGTH_BITS = 21
 MAX_LENGTH = 1 << 20

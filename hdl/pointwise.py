@@ -35,6 +35,7 @@ from amaranth.lib.wiring import In, Out
 from convc.compiler import isa
 
 from .arith import check_param, delay, saturate_hdl, stall_pipeline
+from .fields import field_shape
 from .pwl import PWLCore, check_table, lane_shape, lanes_of, table_write_signature
 
 __all__ = ["PointwiseEngine", "code_layout"]
@@ -69,7 +70,7 @@ class PointwiseEngine(wiring.Component):
     LIMITS = {"lanes": (1, 1024)}
 
     def __init__(self, bits: int = 16, *, max_segments: int = isa.MAX_SEGMENTS, lanes: int = 1):
-        check_param(self, "bits", bits, 2, 16)
+        check_param(self, "bits", bits, *isa.limit("bits"))
         check_param(self, "max_segments", max_segments, 1, isa.MAX_SEGMENTS)
         check_param(self, "lanes", lanes, *self.LIMITS["lanes"])
         self._bits, self._max_segments, self._lanes = bits, max_segments, lanes
@@ -77,7 +78,7 @@ class PointwiseEngine(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(layout)),
             "o": Out(stream.Signature(layout)),
-            "act": In(2),
+            "act": In(field_shape("act")),
             "table": In(table_write_signature()),
         })
 

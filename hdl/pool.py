@@ -55,25 +55,27 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
+from convc.compiler.isa import ROW_COL_BITS
 
 from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, stall_pipeline
-from .linebuffer import ROW_COL_BITS, WindowGenerator, pixel_layout
+from .fields import field_shape
+from .linebuffer import WindowGenerator, pixel_layout
 
 __all__ = ["PoolEngine", "config_layout"]
 
-AVG_MUL_BITS = 18
+AVG_MUL_BITS = isa.shape("avg_mul").bits
 CFG_FIFO_DEPTH = 4
 
 
 def config_layout(max_width: int) -> data.StructLayout:
     """The per-frame configuration (what the config FIFO holds)."""
     return data.StructLayout({
-        "kind": 2,
-        "k": 4,
-        "s": 4,
+        "kind": field_shape("pool"),
+        "k": field_shape("pool_k"),
+        "s": field_shape("pool_s"),
         "width": range(max_width + 1),
-        "avg_mul": AVG_MUL_BITS,
-        "avg_shift": 6,
+        "avg_mul": field_shape("avg_mul"),
+        "avg_shift": field_shape("avg_shift"),
     })
 
 
@@ -120,23 +122,23 @@ class PoolEngine(wiring.Component):
     #: virtex6 board build's modules (8,445 for 16)
     LUTS_PER_LANE = 528
 
-    LIMITS = {"lanes": (1, 64), "kmax": (1, 15)}
+    LIMITS = {"lanes": (1, 64), "kmax": (1, isa.limit("pool_k")[1])}
 
     def __init__(self, *, lanes: int, bits: int = 16, kmax: int = 2, max_width: int = 1024):
         check_param(self, "lanes", lanes, *self.LIMITS["lanes"])
-        check_param(self, "bits", bits, 2, 16)
+        check_param(self, "bits", bits, *isa.limit("bits"))
         check_param(self, "kmax", kmax, *self.LIMITS["kmax"])
         check_param(self, "max_width", max_width, 1, (1 << ROW_COL_BITS) - 1)
         self._lanes, self._bits, self._kmax, self._max_width = lanes, bits, kmax, max_width
         layout = pixel_layout(lanes, bits)
         super().__init__({
             "i": In(stream.Signature(layout)),
-            "kind": In(2),
-            "k": In(4),
-            "s": In(4),
+            "kind": In(field_shape("pool")),
+            "k": In(field_shape("pool_k")),
+            "s": In(field_shape("pool_s")),
             "width": In(range(max_width + 1)),
-            "avg_mul": In(AVG_MUL_BITS),
-            "avg_shift": In(6),
+            "avg_mul": In(field_shape("avg_mul")),
+            "avg_shift": In(field_shape("avg_shift")),
             "o": Out(stream.Signature(layout)),
         })
 
@@ -223,10 +225,10 @@ class PoolEngine(wiring.Component):
             m.d.sync += cfg_reg.eq(cfg)
 
         passthru = (cfg.kind == isa.POOL_NONE) | (cfg.k == 0)
-        k_eff = Signal(4, name="k_eff")
-        s_eff = Signal(4, name="s_eff")
+        k_eff = Signal(field_shape("pool_k"), name="k_eff")
+        s_eff = Signal(field_shape("pool_s"), name="s_eff")
         w_eff = Signal(range(MW + 1), name="w_eff")
-        km1 = Signal(4, name="k_minus_1")
+        km1 = Signal(field_shape("pool_k"), name="k_minus_1")
         m.d.comb += [
             k_eff.eq(Mux(passthru, 1, cfg.k)),
             s_eff.eq(Mux((cfg.kind == isa.POOL_NONE) | (cfg.s == 0), 1, cfg.s)),
@@ -236,10 +238,10 @@ class PoolEngine(wiring.Component):
         row, col = w.payload.row, w.payload.col
 
         # row / column phase modulo s (0 at row / column k-1)
-        cph_reg = Signal(4, name="col_phase")
-        rph_reg = Signal(4, name="row_phase")
-        cph = Signal(4, name="col_phase_cur")
-        rph = Signal(4, name="row_phase_cur")
+        cph_reg = Signal(field_shape("pool_s"), name="col_phase")
+        rph_reg = Signal(field_shape("pool_s"), name="row_phase")
+        cph = Signal(field_shape("pool_s"), name="col_phase_cur")
+        rph = Signal(field_shape("pool_s"), name="row_phase_cur")
         cinc = Mux(cph_reg + 1 >= s_eff, 0, cph_reg + 1)
         rinc = Mux(rph_reg + 1 >= s_eff, 0, rph_reg + 1)
         m.d.comb += [

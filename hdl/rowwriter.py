@@ -39,13 +39,15 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from convc.compiler import isa
+from convc.compiler.isa import ROW_COL_BITS, WORD_BITS
+
 from .arith import check_param
+from .fields import field_shape
 from .linebuffer import pixel_layout
-from .memport import WORD_BITS, cmd_layout
+from .memport import cmd_layout
 
 __all__ = ["RowWriter"]
-
-RC_BITS = 12
 
 
 class RowWriter(wiring.Component):
@@ -60,11 +62,11 @@ class RowWriter(wiring.Component):
     LUTS_PER_LANE = 301
     BUFFER_LATENCY = 1  # an element accepted on ``i`` -> in the row buffer
     CMD_GAP = 0         # cycles between two commands of a row (back to back)
-    LIMITS = {"lanes": (1, 1024), "max_width": (1, (1 << RC_BITS) - 1), "ports": (1, 64)}
+    LIMITS = {"lanes": (1, 1024), "max_width": (1, (1 << ROW_COL_BITS) - 1), "ports": (1, 64)}
 
     def __init__(self, *, lanes: int, bits: int = 16, max_width: int = 1024, ports: int = 1):
         check_param(self, "lanes", lanes, *self.LIMITS["lanes"])
-        check_param(self, "bits", bits, 2, 16)
+        check_param(self, "bits", bits, *isa.limit("bits"))
         check_param(self, "max_width", max_width, *self.LIMITS["max_width"])
         check_param(self, "ports", ports, *self.LIMITS["ports"])
         if ports & (ports - 1):
@@ -73,8 +75,8 @@ class RowWriter(wiring.Component):
         self._lanes, self._bits, self._max_width, self._ports = lanes, bits, max_width, ports
         members = {
             "start": In(1),
-            "base": In(32), "map_words": In(32), "out_w": In(RC_BITS), "rows": In(RC_BITS),
-            "n_out": In(16), "vector": In(1),
+            "base": In(32), "map_words": In(32), "out_w": In(ROW_COL_BITS), "rows": In(ROW_COL_BITS),
+            "n_out": In(field_shape("n_out")), "vector": In(1),
             "i": In(stream.Signature(pixel_layout(lanes, bits))),
         }
         for p in range(ports):
@@ -105,8 +107,8 @@ class RowWriter(wiring.Component):
         m = Module()
         NL, bits, D, P = self._lanes, self._bits, self._max_width, self._ports
         mw = Signal(32, name="cfg_map_words")
-        ow = Signal(RC_BITS, name="cfg_out_w")
-        rows = Signal(RC_BITS, name="cfg_rows")
+        ow = Signal(ROW_COL_BITS, name="cfg_out_w")
+        rows = Signal(ROW_COL_BITS, name="cfg_rows")
         vec = Signal(name="cfg_vector")
         with m.If(self.start):
             m.d.sync += [mw.eq(self.map_words), ow.eq(self.out_w),
@@ -117,9 +119,9 @@ class RowWriter(wiring.Component):
         wp = buf.write_port()
 
         # ---- input: rows into the two banks -----------------------------------------
-        p_rows = Signal(RC_BITS + 1, name="produced_rows")
-        p_x = Signal(RC_BITS, name="in_x")
-        d_rows = [Signal(RC_BITS + 1, name=f"drained_rows{p}") for p in range(P)]  # per port
+        p_rows = Signal(ROW_COL_BITS + 1, name="produced_rows")
+        p_x = Signal(ROW_COL_BITS, name="in_x")
+        d_rows = [Signal(ROW_COL_BITS + 1, name=f"drained_rows{p}") for p in range(P)]  # per port
         in_active = Signal(name="in_active")
         room = Signal(name="room")
         m.d.comb += room.eq(Cat(*[(p_rows - d) < 2 for d in d_rows]).all())
@@ -150,15 +152,15 @@ class RowWriter(wiring.Component):
         rp = buf.read_port(domain="sync")
         P = self._ports
         q_in = (self.n_out + P - 1) >> (P.bit_length() - 1)     # Q, from the inputs at start
-        n_p = Signal(16, name=f"p{p}_maps")                    # maps this port writes
-        o0 = Signal(16, name=f"p{p}_first_map")
+        n_p = Signal(field_shape("n_out"), name=f"p{p}_maps")      # maps this port writes
+        o0 = Signal(field_shape("n_out"), name=f"p{p}_first_map")
         n_in_port = Mux(self.n_out > p * q_in, self.n_out - p * q_in, 0)
         with m.If(self.start):
             m.d.sync += [n_p.eq(Mux(n_in_port > q_in, q_in, n_in_port)), o0.eq(p * q_in)]
 
         # ---- commands ------------------------------------------------------------------
-        c_row = Signal(RC_BITS + 1, name=f"p{p}_cmd_row")
-        c_o = Signal(16, name=f"p{p}_cmd_map")
+        c_row = Signal(ROW_COL_BITS + 1, name=f"p{p}_cmd_row")
+        c_o = Signal(field_shape("n_out"), name=f"p{p}_cmd_map")
         c_rowbase = Signal(32, name=f"p{p}_cmd_row_base")
         c_addr = Signal(32, name=f"p{p}_cmd_addr")
         c_active = Signal(name=f"p{p}_cmd_active")
@@ -182,8 +184,8 @@ class RowWriter(wiring.Component):
                 m.d.sync += [c_o.eq(c_o + 1), c_addr.eq(c_addr + mw)]
 
         # ---- words: read the bank lane by lane (a one-word output register) ------------
-        d_o = Signal(16, name=f"p{p}_out_map")
-        d_x = Signal(RC_BITS, name=f"p{p}_out_x")
+        d_o = Signal(field_shape("n_out"), name=f"p{p}_out_map")
+        d_x = Signal(ROW_COL_BITS, name=f"p{p}_out_x")
         d_active = Signal(name=f"p{p}_out_active")
         ov = Signal(name=f"p{p}_word_valid")
         lane_r = Signal(range(max(NL, 2)), name=f"p{p}_word_lane")

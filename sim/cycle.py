@@ -44,6 +44,7 @@ streaming part alone likewise (``BANDWIDTH`` phase: the extra, if any).
 OP_CONV streaming
     ``G = ceil(n_in / in_lanes)``; the band's input rows
     ``R = (conv_rows - 1) * stride + K`` with ``conv_rows = (rows - 1) * pool_s + pool_k``
+    (:func:`~convc.compiler.isa.in_rows`, :func:`~convc.compiler.isa.conv_rows`)
     (the golden model's band: input rows ``row0*pool_s*stride - pad ..`` plus ``R``; rows
     outside the map are padding the feeders insert, not read), ``Wp = in_w + 2*pad``.
     The engine's time is exactly ``ConvEngine(hw).band_cycles(K, Wp, R, G,
@@ -157,6 +158,7 @@ import numpy as np
 
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
+from convc.compiler.isa import RECORD_WORDS
 from convc.errors import ConvcError
 from convc.hdl import axi
 from convc.hdl.accel import Accelerator, lcn_lanes, writer_count
@@ -174,7 +176,7 @@ __all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simula
            "READER_CMD_TO_AR", "READER_R_TO_WORD", "READER_FREE_TO_AR", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
            "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE", "SEQ_DIVIDE",
            "SEQ_PHASE_GAP", "SEQ_DONE", "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP",
-           "LCN_SWEEP_GAP", "FEEDER_START_STAGGER", "FEEDER_GROUP_CYCLES", "RECORD_WORDS"]
+           "LCN_SWEEP_GAP", "FEEDER_START_STAGGER", "FEEDER_GROUP_CYCLES"]
 
 # ---- the parts' timing, published by the parts (hdl/): the model keeps only the memory's --
 READER_CMD_TO_AR = MemReader.CMD_TO_AR
@@ -203,8 +205,6 @@ AXI_RAM_WRITE_LATENCY = 4   # writer's last word -> idle, beyond the last burst'
 # ---- ML605 DDR3 through the MIG, assumed (calibrate on the board) -----------------------
 DDR3_AR_TO_R = 28           # AR accepted -> first R beat, MIG AXI at the 200 MHz UI clock
 DDR3_W_TO_B = 12            # last W beat -> B response
-
-RECORD_WORDS = isa.RECORD_BYTES // 2   # 32: one record, read by FETCH
 
 
 def _ceil(x: float) -> int:
@@ -573,8 +573,8 @@ def _useful_conv_macs(ins: isa.Instr) -> int:
     pk, ps = ins.pool_k, ins.pool_s
     lo = ins.row0 * ps
     if ins.row0 > 0:
-        lo = max(lo, (ins.row0 - 1) * ps + pk)          # rows the previous band computed
-    hi = (ins.row0 + ins.rows - 1) * ps + pk
+        lo = max(lo, isa.conv_rows(ins.row0, pk, ps))   # rows the previous band computed
+    hi = isa.conv_rows(ins.row0 + ins.rows, pk, ps)
     if ins.row0 + ins.rows >= ins.out_h:
         hi = ins.conv_h
     return max(hi - lo, 0) * ins.conv_w * ins.n_out * ins.n_in * ins.kernel * ins.kernel
@@ -583,8 +583,7 @@ def _useful_conv_macs(ins: isa.Instr) -> int:
 def _band_input_rows(ins: isa.Instr) -> tuple[int, int]:
     """(R, rows of the band inside the map): the band's input rows start at
     ``row0 * pool_s * stride - pad`` (sim/golden.py's ``_band``)."""
-    conv_rows = (ins.rows - 1) * ins.pool_s + ins.pool_k
-    R = (conv_rows - 1) * ins.stride + ins.kernel
+    R = isa.in_rows(isa.conv_rows(ins.rows, ins.pool_k, ins.pool_s), ins.kernel, ins.stride)
     y0 = ins.row0 * ins.pool_s * ins.stride - ins.pad
     inside = max(0, min(y0 + R, ins.in_h) - max(y0, 0))
     return R, inside
@@ -1001,11 +1000,11 @@ class _Model:
         hw, eng, tr = self.hw, self.eng, self.traffic
         phases: dict[str, int] = {}
         K, S, ps, pk = ins.kernel, ins.stride, ins.pool_s, ins.pool_k
-        setup = self._setup(ins, phases, ins.w_addr + ins.n_out * ins.n_in * K * K)
+        setup = self._setup(ins, phases, ins.w_addr + isa.bias_offset(ins.op, ins.n_in, ins.n_out, K))
         G = -(-ins.n_in // hw.in_lanes)
         Wp = ins.in_w + 2 * ins.pad
         R, inside = _band_input_rows(ins)
-        conv_rows = (ins.rows - 1) * ps + pk
+        conv_rows = isa.conv_rows(ins.rows, pk, ps)
         conv_w = (Wp - K) // S + 1
         try:
             eng.conv.check_band(K, S, Wp, R, max(G, 1), ins.acc_shift, ins.bias_shift)
@@ -1035,14 +1034,15 @@ class _Model:
         q = eng.maps_per_port(ins.n_out)
         out = _Out(first, done, q, ins.out_w,                              # the busiest port
                    w_beats / max(ins.rows, 1), ports=-(-ins.n_out // q))
-        weights = ins.n_out * ins.n_in * K * K
+        weights = isa.bias_offset(ins.op, ins.n_in, ins.n_out, K)
         stream_read = weights + ins.n_in * inside * ins.in_w
         written = ins.n_out * ins.rows * ins.out_w
         # weights: one command of K*K words per (output, input) map pair
         kk = K * K
         o = np.arange(ins.n_out, dtype=np.int64)[:, None]
         j = np.arange(ins.n_in, dtype=np.int64)[None, :]
-        beats = (tr.span(ins.w_addr + o * ins.n_in * kk + j * kk, kk) + tr.rows(ins, y0, R), w_beats)
+        beats = (tr.span(ins.w_addr + isa.weight_offset(ins.op, ins.n_in, ins.n_out, K, o, j), kk)
+                 + tr.rows(ins, y0, R), w_beats)
         return self._finish(k, name, ins, start, phases, setup, stream_read, written, beats, band, out,
                             band, _useful_conv_macs(ins), "compute", zeros_first)
 
@@ -1055,8 +1055,7 @@ class _Model:
         if not hw.has_fc:
             raise ConvcError(f"record {k} ({name}): OP_FC but the configuration has no fully connected engine")
         phases: dict[str, int] = {}
-        ld = isa.fc_ld(ins.n_out)
-        _, setup_beats = self._setup(ins, phases, ins.w_addr + ins.n_in * ld)
+        _, setup_beats = self._setup(ins, phases, ins.w_addr + isa.bias_offset(ins.op, ins.n_in, ins.n_out, ins.kernel))
         IL = hw.fc_in_lanes
         G = max(-(-ins.n_in // IL), 1)
         phases["stream"] = ins.rows * ins.out_w * G
@@ -1071,8 +1070,8 @@ class _Model:
         if not hw.has_fc:
             raise ConvcError(f"record {k} ({name}): OP_FC but the configuration has no fully connected engine")
         phases: dict[str, int] = {}
-        ld = isa.fc_ld(ins.n_out)
-        setup = self._setup(ins, phases, ins.w_addr + ins.n_in * ld)
+        weights = isa.bias_offset(ins.op, ins.n_in, ins.n_out, ins.kernel)   # words, then the biases
+        setup = self._setup(ins, phases, ins.w_addr + weights)
         IL = hw.fc_in_lanes
         G = max(-(-ins.n_in // IL), 1)
         P = ins.rows * ins.out_w
@@ -1099,7 +1098,7 @@ class _Model:
         compute = _ceil(engine_end - rl)
         # waiting on the reads (weights and pixels) longer than computing: read-bound
         label = "weights" if waits > G * P else "compute"
-        stream_read = ld * ins.n_in + ins.n_in * ins.rows * ins.in_w
+        stream_read = weights + ins.n_in * ins.rows * ins.in_w
         written = ins.n_out * P
         macs = ins.n_out * ins.n_in * P
         beats = (r_beats, w_beats)

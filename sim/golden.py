@@ -95,13 +95,14 @@ from convc.compiler.numeric import (
     requantize,
     round_shift,
     saturate,
+    signed_range,
 )
 from convc.compiler.program import Program, Region
 
 __all__ = ["GoldenResult", "auto_batch", "f64_exact", "run"]
 
 #: A memory word holds a signed code of at most this many bits.
-_WORD_MIN, _WORD_MAX = -(1 << (isa.WORD_BITS - 1)), (1 << (isa.WORD_BITS - 1)) - 1
+_WORD_MIN, _WORD_MAX = signed_range(isa.WORD_BITS)
 #: float64 represents every integer of magnitude below this exactly.
 _F64_EXACT = 1 << 53
 _I64_LIMIT = 1 << 63
@@ -414,19 +415,14 @@ class _Machine:
         if n_in and int(lst.max()) >= ins.in_c:
             raise ValueError(f"input-map list entry {int(lst.max())} >= in_c={ins.in_c}")
         self._check_const(ins.w_addr, ins.weight_words, "weights")
-        if ins.op == isa.OP_FC:  # input-major (K = 1): W[o, j] at w_addr + j*ld + o
-            if ins.w_addr % isa.FC_ALIGN:
-                raise ValueError(f"OP_FC weights at word {ins.w_addr}: not a multiple of "
-                                 f"isa.FC_ALIGN = {isa.FC_ALIGN}")
-            ld = isa.fc_ld(n_out)
-            nb = L * ld
-            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(L, ld)[:, :n_out].T
-        else:                    # W[o, j, p, q] at w_addr + ((o*n_in + j)*K + p)*K + q
-            nb = n_out * L
-            wq = self.const[ins.w_addr:ins.w_addr + nb].reshape(n_out, L)
+        if ins.op == isa.OP_FC and ins.w_addr % isa.FC_ALIGN:
+            raise ValueError(f"OP_FC weights at word {ins.w_addr}: not a multiple of "
+                             f"isa.FC_ALIGN = {isa.FC_ALIGN}")
+        nb = isa.bias_offset(ins.op, n_in, n_out, K)
+        # the isa layout as a view of the image (no copy), one row an output
+        wq = isa.weight_view(ins.op, self.const[ins.w_addr:ins.w_addr + nb], n_in, n_out, K).reshape(n_out, L)
         bw = self.raw[ins.w_addr + nb:ins.w_addr + nb + 2 * n_out]
-        b = bw[0::2] | (bw[1::2] << 16)
-        b = b - ((b >> 31) << 32)              # int32, low word first
+        b = isa.join_bias(bw[0::2], bw[1::2])
         bterm = round_shift(b, -ins.bias_shift)  # B << bias_shift, exact (raises past int64)
         # Memory words are signed 16-bit, so |dot| <= max|w| * 2**15 * L; int64 must hold it.
         wmax = max(-int(wq.min()), int(wq.max())) if wq.size else 0   # no int16 abs (-2**15)
@@ -640,8 +636,9 @@ def _check_fc(ins: isa.Instr) -> None:
 
 def _word_fmt(bits: int) -> QFormat:
     """The integer format of a record's ``bits`` (codes only: frac 0)."""
-    if not 2 <= bits <= isa.WORD_BITS:
-        raise ValueError(f"record bits={bits} outside 2..{isa.WORD_BITS}")
+    lo, hi = isa.limit("bits")
+    if not lo <= bits <= hi:
+        raise ValueError(f"record bits={bits} outside {lo}..{hi}")
     return QFormat(bits, 0)
 
 

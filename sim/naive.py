@@ -76,14 +76,11 @@ def _conv(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[in
         return 0  # zero padding
 
     def Wt(o: int, j: int, p: int, q: int) -> int:
-        if ins.op == isa.OP_FC:  # input-major, K = 1
-            return mem[ins.w_addr + j * isa.fc_ld(ins.n_out) + o]
-        return mem[ins.w_addr + ((o * ins.n_in + j) * K + p) * K + q]
+        return mem[ins.w_addr + isa.weight_offset(ins.op, ins.n_in, ins.n_out, K, o, j, p, q)]
 
     def B(o: int) -> int:
-        a = ins.w_addr + ins.weight_words - 2 * ins.n_out + 2 * o
-        u = _u16(mem[a]) | (_u16(mem[a + 1]) << 16)
-        return u - (1 << 32) if u >= (1 << 31) else u
+        a = ins.w_addr + isa.bias_offset(ins.op, ins.n_in, ins.n_out, K) + 2 * o
+        return isa.join_bias(mem[a], mem[a + 1])
 
     writes = []
     for o in range(ins.n_out):

@@ -28,10 +28,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from convc.errors import ConvcError
 
+from .. import isa
 from ..ir import ConvNode, ConvQuant, IRGraph, LCNNode, LCNQuant
-from ..numeric import QFormat, frac_for_range
-
-BIAS_BITS = 32
+from ..isa import BIAS_BITS
+from ..numeric import ACC_BITS, QFormat, frac_for_range
 
 
 def _fmt(max_abs: float, bits: int) -> QFormat:
@@ -47,7 +47,8 @@ def _avg_constants(k: int) -> tuple[int, int]:
     n = k * k
     if n & (n - 1) == 0:
         return 1, n.bit_length() - 1
-    shift = 17 + (n.bit_length() - 1)  # mul = round(2^shift / n) < 2^18
+    # mul = round(2^shift / n) < 2^18: the avg_mul field's width
+    shift = isa.shape("avg_mul").bits - 1 + (n.bit_length() - 1)
     return int(round(2 ** shift / n)), shift
 
 
@@ -112,8 +113,10 @@ def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model")
     calib : ndarray, shape (N, C, H, W)
         Raw calibration inputs (normalized here as the network does).
     """
-    if not 2 <= bits <= 16:
-        raise ConvcError(f"--bits {bits}: the accelerator stores codes in 16-bit words; choose 2..16")
+    lo, hi = isa.limit("bits")
+    if not lo <= bits <= hi:
+        raise ConvcError(f"--bits {bits}: the accelerator stores codes in {isa.WORD_BITS}-bit words; "
+                         f"choose {lo}..{hi}")
     outs = [o.astype(np.float64) for o in net.forward_all(calib.astype(np.float64))]
     index = {name: i for i, name in enumerate(net.names)}
 
@@ -139,13 +142,14 @@ def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model")
         qw, _ = w_fmt.quantize(node.weight)
         acc_frac = cur.frac + w_fmt.frac
         b_frac = min(acc_frac, frac_for_range(_amax(node.bias), BIAS_BITS))
-        if acc_frac - b_frac > 63:
+        shift_max = isa.limit("bias_shift")[1]
+        if acc_frac - b_frac > shift_max:
             raise ConvcError(f"{where}: layer {node.name!r}: bias {_amax(node.bias):g} is too large for "
-                             f"the accumulator format (shift {acc_frac - b_frac} > 63)")
+                             f"the accumulator format (shift {acc_frac - b_frac} > {shift_max})")
         qb, _ = QFormat(BIAS_BITS, b_frac).quantize(node.bias)
-        if int(np.max(np.abs(qb), initial=0)) << (acc_frac - b_frac) >= 1 << 46:
-            raise ConvcError(f"{where}: layer {node.name!r}: bias {_amax(node.bias):g} does not fit the 48-bit "
-                             f"accumulator at fraction {acc_frac}")
+        if int(np.max(np.abs(qb), initial=0)) << (acc_frac - b_frac) >= 1 << (ACC_BITS - 2):
+            raise ConvcError(f"{where}: layer {node.name!r}: bias {_amax(node.bias):g} does not fit the "
+                             f"{ACC_BITS}-bit accumulator at fraction {acc_frac}")
         conv_fmt = _fmt(_amax(pre), bits)
         out_fmt = conv_fmt
         if node.act is not None and node.act.kind == "tanh":
@@ -157,7 +161,8 @@ def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model")
                                weight=np.asarray(qw, dtype=np.int64).reshape(node.weight.shape),
                                bias=np.asarray(qb, dtype=np.int64).reshape(-1), bias_frac=b_frac,
                                avg_mul=avg_mul, avg_shift=avg_shift)
-        if not -128 <= node.quant.acc_shift <= 127:
+        lo, hi = isa.limit("acc_shift")
+        if not lo <= node.quant.acc_shift <= hi:
             raise ConvcError(f"{where}: layer {node.name!r}: accumulator shift {node.quant.acc_shift} "
                              "out of range")
         cur = out_fmt

@@ -18,7 +18,8 @@ A convolution is split into passes the engine can hold:
 
 One record per (chunk, band); the input maps stream through
 ``ceil(n_in / hw.in_lanes)`` times per record, accumulating on chip.
-``OP_FC`` records (:func:`on_fc`) get their weights input-major (see
+``OP_FC`` records (:func:`on_fc`; :func:`fc_eligible` is the one test of which
+layers the fully connected engine can run) get their weights input-major (see
 :mod:`~convc.compiler.isa`), ``OP_CONV`` records output-major.
 """
 
@@ -54,9 +55,16 @@ def output_groups(node: ConvNode, out_lanes: int) -> list[tuple[list[int], list[
     return chunks
 
 
+def fc_eligible(node: ConvNode) -> bool:
+    """Can the fully connected engine run this node: a 1x1 convolution at stride 1, without
+    padding or pooling (``OP_FC``)? The size pass and :func:`on_fc` both ask this."""
+    return node.kernel == 1 and node.stride == 1 and node.pad == 0 and node.pool is None
+
+
 def on_fc(node: ConvNode, hw: HardwareConfig) -> bool:
-    """Does the fully connected engine run this node (a 1x1, unpooled convolution)?"""
-    return (hw.has_fc and node.kernel == 1 and node.stride == 1 and node.pad == 0 and node.pool is None)
+    """Does the fully connected engine run this node (``hw`` has one, and the node is
+    :func:`fc_eligible`)?"""
+    return hw.has_fc and fc_eligible(node)
 
 
 def band_rows(node: ConvNode, hw: HardwareConfig) -> int:
@@ -113,11 +121,12 @@ def _check_fits(node, hw: HardwareConfig):
         width = node.in_shape[2] + 2 * node.pad
         if width > hw.max_width:
             raise ConvcError(f"layer {node.name!r}: padded row of {width} words > line buffer {hw.max_width}")
-        if node.stride > 15 or node.pad > 15:
-            raise ConvcError(f"layer {node.name!r}: stride and padding must be <= 15")
-        if node.pool and (node.pool.kernel > hw.pool_kmax or node.pool.stride > 15):
+        s_max, p_max, ps_max = isa.limit("stride")[1], isa.limit("pad")[1], isa.limit("pool_s")[1]
+        if node.stride > s_max or node.pad > p_max:
+            raise ConvcError(f"layer {node.name!r}: stride must be <= {s_max} and padding <= {p_max}")
+        if node.pool and (node.pool.kernel > hw.pool_kmax or node.pool.stride > ps_max):
             raise ConvcError(f"layer {node.name!r}: pooling window {node.pool.kernel} > configured "
-                             f"{hw.pool_kmax}, or stride {node.pool.stride} > 15")
+                             f"{hw.pool_kmax}, or stride {node.pool.stride} > {ps_max}")
     elif isinstance(node, LCNNode):
         if node.kernel > hw.lcn_kmax or node.in_shape[0] > hw.lcn_channels:
             raise ConvcError(f"layer {node.name!r}: LCN window {node.kernel} or {node.in_shape[0]} maps exceed "
@@ -170,9 +179,8 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
                 w_addr = list_addr + len(inputs)
                 if fc:  # aligned input-major columns (isa.py), read a beat at a time
                     w_addr = -(-w_addr // isa.FC_ALIGN) * isa.FC_ALIGN
-                    addr = w_addr + len(inputs) * isa.fc_ld(len(outs)) + 2 * len(outs)
-                else:
-                    addr = w_addr + len(outs) * len(inputs) * node.kernel ** 2 + 2 * len(outs)
+                addr = w_addr + isa.weight_words(isa.OP_FC if fc else isa.OP_CONV, len(inputs), len(outs),
+                                                 node.kernel)
                 chunks.append((outs, inputs, list_addr, w_addr))
             chunks_of[node.name] = chunks
         elif isinstance(node, LCNNode):
@@ -269,4 +277,4 @@ def _runs(outs: list[int]) -> list[list[int]]:
     return runs
 
 
-__all__ = ["run", "output_groups", "band_rows", "on_fc"]
+__all__ = ["run", "output_groups", "band_rows", "fc_eligible", "on_fc"]

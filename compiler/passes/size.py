@@ -82,10 +82,6 @@ def writers_for(out_lanes: int) -> int:
     return n
 
 
-def _fc_eligible(n: ConvNode) -> bool:
-    return n.kernel == 1 and n.stride == 1 and n.pad == 0 and n.pool is None
-
-
 def pwl_segments(graph: IRGraph) -> int:
     """The most segments any PWL table of the network has (1 when it has none): what the
     pointwise engine must hold."""
@@ -108,7 +104,7 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
     (program, fc_floor) -> int times a schedule (``convc.sim.cycle.run_cycles``)."""
     convs = [n for n in graph.nodes if isinstance(n, ConvNode)]
     lcns = [n for n in graph.nodes if isinstance(n, LCNNode)]
-    fcs = [n for n in convs if _fc_eligible(n)]
+    fcs = [n for n in convs if schedule.fc_eligible(n)]
     lcn_kmax = max([n.kernel for n in lcns] or [0])
     lcn_channels = max([n.in_shape[0] for n in lcns] or [0])
     name = board.name
@@ -135,8 +131,8 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
     fo_hi = HardwareConfig.field_range("fc_out_lanes")[1]
     for use_fc in fc_choices:
         kind = "with the FC engine" if use_fc else "without an FC engine" if fcs else ""
-        engine = [n for n in convs if not (use_fc and _fc_eligible(n))]
-        on_fc = [n for n in convs if use_fc and _fc_eligible(n)]
+        engine = [n for n in convs if not (use_fc and schedule.fc_eligible(n))]
+        on_fc = [n for n in convs if use_fc and schedule.fc_eligible(n)]
         kmax = max([n.kernel for n in engine] or [1])
         # rows each engine holds: line buffers (padded input rows), LCN windows, and the
         # row writer's output rows (FC layers have no line buffers, only output rows)

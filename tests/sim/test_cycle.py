@@ -138,8 +138,7 @@ def test_invariants_on_small_networks(small_net):
         assert r.cycles >= r.compute_cycles
         assert r.cycles >= math.ceil((r.words_read + r.words_written) / wpc - 1e-9)
         if ins.op == isa.OP_CONV:
-            conv_rows = (ins.rows - 1) * ins.pool_s + ins.pool_k
-            R = (conv_rows - 1) * ins.stride + ins.kernel
+            R = isa.in_rows(isa.conv_rows(ins.rows, ins.pool_k, ins.pool_s), ins.kernel, ins.stride)
             G = -(-ins.n_in // hw.in_lanes)
             # the band's timing from the engine; group 0's weights at most a read latency late
             # (a band whose first rows are padding starts before the first read returns)

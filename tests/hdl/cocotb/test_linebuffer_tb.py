@@ -15,14 +15,14 @@ import random
 
 import numpy as np
 
+from convc.compiler.isa import ROW_COL_BITS
+
 try:  # only inside the simulator
     import cocotb
 except ImportError:  # pragma: no cover
     cocotb = None
 
 import cocotb_harness as h
-
-ROW_COL_BITS = 12
 
 
 # ----------------------------------------------------------------------------
