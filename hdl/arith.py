@@ -104,14 +104,19 @@ def _emit(m: Module, expr, shape: Shape, domain: str, en, name: str | None) -> S
     """Drive a new signal of ``shape`` from ``expr`` in ``domain`` (comb: a wire; otherwise
     a reset-less register, clock-enabled by ``en`` when given)."""
     out = Signal(shape, name=name, reset_less=domain != "comb")
+    _drive(m, out, expr, domain, en)
+    return out
+
+
+def _drive(m: Module, target: Signal, expr, domain: str, en) -> None:
+    """``target <= expr`` in ``domain`` (comb: a wire), clock-enabled by ``en`` if given."""
     if domain == "comb":
-        m.d.comb += out.eq(expr)
+        m.d.comb += target.eq(expr)
     elif en is None:
-        m.d[domain] += out.eq(expr)
+        m.d[domain] += target.eq(expr)
     else:
         with m.If(en):
-            m.d[domain] += out.eq(expr)
-    return out
+            m.d[domain] += target.eq(expr)
 
 
 # ----------------------------------------------------------------------------
@@ -197,13 +202,7 @@ def saturate_var_hdl(m: Module, value, lo, hi, *, width: int, domain: str = "com
     expr = Mux(over, hi, Mux(under, lo, v[:width]))
     out = _emit(m, expr, signed(width), domain, en, name)
     if flag is not None:
-        if domain == "comb":
-            m.d.comb += flag.eq(over | under)
-        elif en is None:
-            m.d[domain] += flag.eq(over | under)
-        else:
-            with m.If(en):
-                m.d[domain] += flag.eq(over | under)
+        _drive(m, flag, over | under, domain, en)
     return out
 
 
@@ -277,13 +276,7 @@ def requantize_var_hdl(m: Module, acc, shift, width: int, *, lo=None, hi=None, d
     expr = Mux(over, hi, Mux(under, lo, r[:width]))
     out = _emit(m, expr, signed(width), domain, en, name)
     if flag is not None:
-        if domain == "comb":
-            m.d.comb += flag.eq(over | under)
-        elif en is None:
-            m.d[domain] += flag.eq(over | under)
-        else:
-            with m.If(en):
-                m.d[domain] += flag.eq(over | under)
+        _drive(m, flag, over | under, domain, en)
     return out
 
 

@@ -45,9 +45,9 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from convc.compiler import isa
-from convc.compiler.numeric import PWLTable
+from convc.compiler.numeric import PWLTable, signed_range
 
-from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, signed_range, stall_pipeline
+from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, stall_pipeline
 
 __all__ = ["PWLCore", "PWLUnit", "table_write_signature", "TABLE_ADDR_BITS", "load_table_words",
            "check_table", "lane_shape", "lanes_of"]
