@@ -75,6 +75,9 @@ def _info_table(net) -> tuple[list[dict], str]:
     return layers, "\n".join(lines)
 
 
+DENSE_DATASETS = ("scenes",)       # labelled per pixel: shifts would move the labels
+
+
 def cmd_train(args) -> int:
     from convc.reference.archs import build_network
     from convc.reference.datasets import load_dataset
@@ -83,7 +86,8 @@ def cmd_train(args) -> int:
 
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                       weight_decay=args.weight_decay, lr_step=args.lr_step, lr_gamma=args.lr_gamma,
-                      shift=args.shift, seed=args.seed)
+                      shift=(0 if args.dataset in DENSE_DATASETS else 2) if args.shift is None else args.shift,
+                      seed=args.seed)
     check_output_file(args.output, "-o")          # before the data is read and the training starts
     net = build_network(args.arch, seed=args.seed)
     cfg.check_input(net.input.shape)
@@ -462,8 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = common(sub.add_parser("train", help="train a network and write model.npz"))
-    p.add_argument("--arch", default="lenet", help="lenet, sceneparse, or a JSON spec file (default lenet)")
-    p.add_argument("--dataset", default="digits", help="digits, mnist or synthetic (default digits)")
+    p.add_argument("--arch", default="lenet", help="lenet, sceneparse, sceneparse-small (3x96x128), or a JSON spec "
+                   "file (default lenet)")
+    p.add_argument("--dataset", default="digits", help="digits, mnist, synthetic, or scenes (procedural scenes "
+                   "labelled per pixel, for scene parsers) (default digits)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files")
     p.add_argument("-o", "--output", default="model.npz", help="model file to write (default model.npz)")
     p.add_argument("--epochs", type=int, default=20)
@@ -473,7 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--lr-step", type=int, default=8, help="epochs between learning-rate drops")
     p.add_argument("--lr-gamma", type=float, default=0.2, help="learning-rate factor at each drop")
-    p.add_argument("--shift", type=int, default=2, help="random shift augmentation in pixels (0: off)")
+    p.add_argument("--shift", type=int, default=None,
+                   help="random shift augmentation in pixels (0: off; default 2, and 0 for the per-pixel "
+                        "labelled scenes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)

@@ -346,7 +346,9 @@ def model_inputs(net, split: str, count: int | None = None, seed: int = 0,
                 raise ConvcError(f"{where}: the {split} split of dataset {name!r}"
                                  f"{f' in {folder}' if folder else ''} holds no images")
             n = len(x) if count is None and split == "test" else min(count or _default_count(net), len(x))
-            return x[:n], y[:n], f"{name} {split} split, {n} images" + (f" from {folder}" if folder else "")
+            # per-pixel label maps (scenes) are not one class an image: no top-1 labels
+            return (x[:n], y[:n] if y.ndim == 1 else None,
+                    f"{name} {split} split, {n} images" + (f" from {folder}" if folder else ""))
     if count is None:
         count = _default_count(net) if split == "train" else 1
     per_image = 4 * math.prod(net.input.shape)

@@ -11,6 +11,11 @@
     digits centred on a 32x32 canvas.
 ``synthetic``
     Class prototypes plus noise, in any input shape; for tests.
+``scenes``
+    Procedural labelled scenes (:mod:`convc.reference.scenes`: sky, trees, road,
+    grass, water, buildings, mountains, cars; 8 classes), RGB at the network's input
+    size, 200 for training and 50 held out, deterministic by seed; the labels are
+    per-pixel maps ``(N, H, W)``, not one class an image.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import numpy as np
 
 from convc.errors import ConvcError
 
-__all__ = ["Dataset", "DATASETS", "check_labels", "load_dataset", "load_digits", "load_mnist", "make_synthetic",
+from .scenes import make_scenes
+
+__all__ = ["Dataset", "DATASETS", "check_labels", "load_dataset", "load_digits", "load_mnist", "make_synthetic", "load_scenes",
            "read_idx", "write_idx", "stratified_split"]
 
-DATASETS = ("digits", "mnist", "synthetic")
+DATASETS = ("digits", "mnist", "synthetic", "scenes")
+SCENES_TRAIN, SCENES_TEST = 200, 50
 MAX_IDX_BYTES = 2 << 30        # one IDX file, decompressed
 MAX_SYNTHETIC_BYTES = 1 << 30  # the synthetic dataset's images (float64 while drawn)
 
@@ -43,7 +51,8 @@ class Dataset:
     train_x, test_x : ndarray
         float32 ``(N, C, H, W)`` in [0, 1].
     train_y, test_y : ndarray
-        int64 labels in ``0 .. classes-1``.
+        int64 labels in ``0 .. classes-1``: ``(N,)``, or per-pixel maps ``(N, H, W)``
+        (``scenes``; :attr:`dense`).
     classes : int
     folder : str or None
         The absolute folder the files came from (``mnist``), recorded in the model.
@@ -64,6 +73,11 @@ class Dataset:
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
+
+    @property
+    def dense(self) -> bool:
+        """Per-pixel labels (a label map an image) rather than one class an image."""
+        return self.train_y.ndim == 3
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,9 +247,17 @@ def make_synthetic(shape=(1, 32, 32), classes: int = 10, n_train: int = 400, n_t
     return Dataset("synthetic", *draw(n_train), *draw(n_test), classes=classes, seed=seed)
 
 
+def load_scenes(shape: tuple[int, ...], seed: int = 0) -> Dataset:
+    """:data:`SCENES_TRAIN` + :data:`SCENES_TEST` procedural scenes at ``shape`` (3, H, W)."""
+    if len(shape) != 3 or shape[0] != 3:
+        raise ConvcError(f"dataset 'scenes' is RGB (3, H, W); the network expects {list(shape)}")
+    x, y, names = make_scenes(SCENES_TRAIN + SCENES_TEST, shape[1], shape[2], seed=seed)
+    return Dataset("scenes", x[:SCENES_TRAIN], y[:SCENES_TRAIN], x[SCENES_TRAIN:], y[SCENES_TRAIN:], len(names))
+
+
 def load_dataset(name: str, shape: tuple[int, ...], classes: int, data_dir=None, seed: int = 0) -> Dataset:
     """Load a dataset by name and check it fits a network's input and classes."""
-    if data_dir is not None and name in ("digits", "synthetic"):
+    if data_dir is not None and name in ("digits", "synthetic", "scenes"):
         raise ConvcError(f"--data-dir {data_dir}: dataset {name!r} reads no folder (--dataset mnist reads "
                          "the IDX files of a folder)")
     if name == "digits":
@@ -244,6 +266,8 @@ def load_dataset(name: str, shape: tuple[int, ...], classes: int, data_dir=None,
         ds = load_mnist(data_dir)
     elif name == "synthetic":
         ds = make_synthetic(tuple(shape), classes or 10, seed=seed)
+    elif name == "scenes":
+        ds = load_scenes(tuple(shape), seed=seed)
     else:
         raise ConvcError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     ds.seed = int(seed)         # what load_dataset needs to make the same splits again

@@ -235,9 +235,50 @@ class Network:
         return dy
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class index per sample (argmax over the last axis of the output)."""
-        preds = [np.argmax(self.forward(x[i:i + batch_size]), axis=-1) for i in range(0, len(x), batch_size)]
+        """Class index per sample, argmax over the classes (axis 1): ``(N,)`` for a
+        ``(N, K)`` output, a label map ``(N, H, W)`` for a per-pixel ``(N, K, H, W)`` one."""
+        preds = [np.argmax(self.forward(x[i:i + batch_size]), axis=1) for i in range(0, len(x), batch_size)]
         return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+    def output_grid(self) -> tuple[float, float]:
+        """Where the output's pixels sit on the input: output pixel ``i`` (a row or a
+        column) is centred on input coordinate ``offset + stride * i``; returns
+        ``(offset, stride)``.
+
+        Composed layer by layer from each layer's own map ``a + b * j`` of its output
+        index ``j`` to its input coordinate: a convolution of kernel ``k``, stride ``s``
+        and padding ``p`` gives ``((k - 1) / 2 - p, s)``, a pooling window ``((k - 1) / 2,
+        s)``, a pyramid step ``(0, 2)``, an upsampling by ``f`` ``(-(f - 1) / (2 f), 1 / f)``,
+        and a layer that keeps the size ``(0, 1)``. A layer without maps (``flatten``,
+        ``linear``) has no grid: ``ValueError`` naming it.
+        """
+        offset, stride = 0.0, 1.0
+        for name, layer in zip(self.names, self.layers):
+            t = layer.type
+            if t == "conv2d":
+                a, b = (layer.kernel - 1) / 2 - layer.padding, layer.stride
+            elif t in ("maxpool2d", "avgpool2d", "l2pool2d"):
+                a, b = (layer.kernel - 1) / 2, layer.stride
+            elif t == "pyrdown":
+                a, b = 0.0, 2
+            elif t == "upsample":
+                a, b = -(layer.factor - 1) / (2 * layer.factor), 1 / layer.factor
+            elif t in ("flatten", "linear"):
+                raise ValueError(f"network {self.name!r}: layer {name!r} ({t}) has no pixel grid")
+            else:
+                a, b = 0.0, 1
+            offset, stride = offset + stride * a, stride * b
+        return offset, stride
+
+    def label_grid(self, labels: np.ndarray) -> np.ndarray:
+        """Per-pixel labels ``(N, H, W)`` of the input, sampled at the output's pixels
+        (:meth:`output_grid`; the nearest input pixel, ``floor(c + 1/2)`` for a centre
+        ``c``): ``(N, h, w)`` of the output."""
+        offset, stride = self.output_grid()
+        _, h, w = self.output_shape
+        rows = np.clip(np.floor(offset + stride * np.arange(h) + 0.5).astype(np.int64), 0, labels.shape[1] - 1)
+        cols = np.clip(np.floor(offset + stride * np.arange(w) + 0.5).astype(np.int64), 0, labels.shape[2] - 1)
+        return labels[:, rows][:, :, cols]
 
     def info(self) -> list[LayerInfo]:
         rows = []

@@ -10,6 +10,15 @@ Input normalization (per-channel mean and std of the training images) is
 computed here and stored in the network, so a model file carries it.
 Optional augmentation shifts each training image by up to ``shift`` pixels
 (zero fill); it never touches the test split.
+
+Two kinds of network and dataset: a classifier (last layer ``logsoftmax``, one label
+an image, :func:`~convc.reference.layers.nll_loss`, top-1 accuracy), and a scene
+labeller (output maps ``(classes, h, w)``, a label map an image, sampled at the
+output's pixels by :meth:`Network.label_grid`; a final ``pixel_logsoftmax`` is applied
+in the loss when the network ends with the scores, as the compiled ``sceneparse`` does;
+:func:`~convc.reference.layers.pixel_nll_loss` skipping the ignore label, pixel
+accuracy; the held-out mean class accuracy goes into the model's ``meta``). A scene
+labeller is trained without shifts (they would move the labels).
 """
 
 from __future__ import annotations
@@ -24,8 +33,9 @@ from convc.errors import ConvcError
 from convc.progress import Progress
 
 from .datasets import Dataset
-from .layers import nll_loss
+from .layers import PixelLogSoftmax, nll_loss, pixel_nll_loss
 from .network import Network
+from .segmentation import mean_class_accuracy, pixel_accuracy
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate"]
 
@@ -84,9 +94,12 @@ class TrainResult:
 
 
 def evaluate(net: Network, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy of ``net`` on ``(x, y)``."""
+    """Top-1 accuracy of ``net`` on ``(x, y)``; for label maps ``y`` ``(N, H, W)``, the
+    pixel accuracy at the output's pixels (:meth:`Network.label_grid`)."""
     if len(y) == 0:
         return float("nan")
+    if y.ndim == 3:
+        return pixel_accuracy(net.predict(x), net.label_grid(y))
     return float(np.mean(net.predict(x) == y))
 
 
@@ -103,18 +116,31 @@ def _shift_batch(x: np.ndarray, rng: np.random.Generator, shift: int) -> np.ndar
 
 def train(net: Network, data: Dataset, cfg: TrainConfig, quiet: bool = False) -> TrainResult:
     """Train ``net`` in place on ``data``; returns the held-out accuracy and timing."""
-    if net.layers[-1].type != "logsoftmax":
+    dense = data.train_y.ndim == 3
+    head = None          # the per-pixel log-softmax, when the network ends with the scores
+    if dense:
+        if len(net.output_shape) != 3:
+            raise ConvcError(f"network {net.name!r}: dataset {data.name!r} labels every pixel, so the network "
+                             f"must output maps (classes, h, w); it outputs {list(net.output_shape)}")
+        if net.layers[-1].type != "pixel_logsoftmax":
+            head = PixelLogSoftmax()
+    elif net.layers[-1].type != "logsoftmax":
         raise ConvcError(f"network {net.name!r}: training needs a final 'logsoftmax' layer, "
                          f"the last layer is {net.layers[-1].type!r}")
     if net.output_shape != (data.classes,) and net.output_shape[0] < data.classes:
         raise ConvcError(f"network {net.name!r} outputs {list(net.output_shape)}, "
                          f"dataset has {data.classes} classes")
+    if dense and cfg.shift:
+        raise ConvcError(f"dataset {data.name!r} labels every pixel: train it with --shift 0 (a shift would move "
+                         f"the image under its labels)")
     cfg.check_input(net.input.shape)
     for split, x, y in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
         if len(x) == 0 or len(x) != len(y):
             raise ConvcError(f"dataset {data.name!r}{f' in {data.folder}' if data.folder else ''}: the {split} "
                              f"split holds {len(x)} images and {len(y)} labels; training needs both splits")
     rng = np.random.default_rng(cfg.seed)
+    train_y = net.label_grid(data.train_y) if dense else data.train_y      # at the output's pixels
+    loss_of = pixel_nll_loss if dense else nll_loss
     net.input.mean = [float(v) for v in data.train_x.mean(axis=(0, 2, 3))]
     net.input.std = [float(max(v, 1e-6)) for v in data.train_x.std(axis=(0, 2, 3))]
     velocity = {id(p): np.zeros_like(p) for layer in net.layers for p in layer.params.values()}
@@ -129,12 +155,14 @@ def train(net: Network, data: Dataset, cfg: TrainConfig, quiet: bool = False) ->
         loss_sum, correct, seen = 0.0, 0, 0
         for step in range(steps):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            xb, yb = data.train_x[idx], data.train_y[idx]
+            xb, yb = data.train_x[idx], train_y[idx]
             if cfg.shift:
                 xb = _shift_batch(xb, rng, cfg.shift)
             logp = net.forward(xb)
-            loss, dlogp = nll_loss(logp, yb)
-            net.backward(dlogp)
+            if head is not None:
+                logp = head.forward(logp)
+            loss, dlogp = loss_of(logp, yb)
+            net.backward(dlogp if head is None else head.backward(dlogp))
             for layer in net.layers:
                 for name, p in layer.params.items():
                     g = layer.grads[name]
@@ -145,19 +173,24 @@ def train(net: Network, data: Dataset, cfg: TrainConfig, quiet: bool = False) ->
                     v -= lr * g
                     p += v
             loss_sum += loss * len(idx)
-            correct += int(np.sum(np.argmax(logp, axis=1) == yb))
-            seen += len(idx)
+            labelled = yb >= 0                      # pixels with the ignore label count nowhere
+            correct += int(np.sum((np.argmax(logp, axis=1) == yb) & labelled))
+            seen += int(labelled.sum()) if dense else len(idx)
+            shown = loss_sum / (step * cfg.batch_size + len(idx))
             bar.update(epoch * steps + step + 1,
-                       f"epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / seen:.4f} acc {correct / seen:.4f}",
+                       f"epoch {epoch + 1}/{cfg.epochs} loss {shown:.4f} acc {correct / max(seen, 1):.4f}",
                        final=step == steps - 1)
         if not np.isfinite(loss_sum):
             raise ConvcError(f"training diverged at epoch {epoch + 1} (loss is not finite) with --lr {cfg.lr}, "
                              f"--momentum {cfg.momentum}, --weight-decay {cfg.weight_decay}, --lr-gamma "
                              f"{cfg.lr_gamma}; try a smaller --lr (or --weight-decay)")
-        history.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / seen, "train_accuracy": correct / seen})
+        history.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / n, "train_accuracy": correct / max(seen, 1)})
     seconds = time.perf_counter() - start
     test_acc = evaluate(net, data.test_x, data.test_y)
     train_acc = evaluate(net, data.train_x, data.train_y)
     net.meta.update({"dataset": data.name, "data_dir": data.folder, "data_seed": data.seed,
                      "train": asdict(cfg), "test_accuracy": test_acc, "train_accuracy": train_acc})
+    if dense:
+        net.meta["test_mean_class_accuracy"] = mean_class_accuracy(
+            net.predict(data.test_x), net.label_grid(data.test_y), data.classes)
     return TrainResult(test_acc, train_acc, seconds, cfg.epochs, history)
