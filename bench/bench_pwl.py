@@ -5,7 +5,8 @@ Issue 3 figures: 8 segments (NeuFlow) printed; 16 segments at most 2^-8.
     .venv/bin/python bench/bench_pwl.py
 """
 
-from convc.compiler.numeric import QFormat, make_tanh
+from convc.compiler.numeric import QFormat
+from convc.compiler.pwl_fit import make_tanh
 
 CASES = [
     ("Q8.8 -> Q8.8 (NeuFlow)", QFormat(16, 8), QFormat(16, 8)),

@@ -2,14 +2,14 @@
 
 Pass order::
 
-    frontend     Network -> IRGraph (refuses unsupported layers up front)
-    shapes       per-node input and output shapes
-    fuse         conv + act + pool -> one engine pass
-    standalone   what is left alone -> identity convolutions
-    quantize     formats from calibration inputs, integer weights
-    pwl          minimax tables for tanh, sqrt and 1/x
-    size         hardware configuration for the board
-    schedule     records and memory image
+    frontend       Network -> IRGraph (refuses unsupported layers up front)
+    shapes         per-node input and output shapes
+    fuse           conv + act + pool -> one engine pass
+    lower_unfused  what is left alone -> identity convolutions
+    quantize       formats from calibration inputs, integer weights
+    pwl_tables     minimax tables for tanh, sqrt and 1/x
+    size           hardware configuration for the board
+    schedule       records and memory image
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .bitstream import bitstream_text
 from .ir import ConvNode, IRGraph, LCNNode
 from .isa import OP_CONV, OP_FC, listing
 from .manifest import MANIFEST_NAME, is_manifest, listed_files, model_record, sidecars, write_manifest
-from .passes import frontend, fuse, pwl, quantize, schedule, shapes, size, standalone
+from .passes import frontend, fuse, lower_unfused, pwl_tables, quantize, schedule, shapes, size
 from .program import MAX_FRAC, MAX_JSON_BYTES, PROGRAM_FILES, Program, load_program, save_program
 
 __all__ = ["CompileOptions", "CompileResult", "compile_network", "write_outputs", "calibration_inputs",
@@ -84,14 +84,14 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
     graph = frontend.run(net, where)
     shapes.run(graph, where)
     fuse.run(graph)
-    standalone.run(graph)
+    lower_unfused.run(graph)
     if calib is None:
         calib, calib_from = calibration_inputs(net, opts.calib, opts.seed)
     else:
         calib_from = f"{len(calib)} given images"
     quantize.run(graph, net, calib, opts.bits, where)
     _check_formats(graph, where)
-    pwl.run(graph, opts.pwl_segments)
+    pwl_tables.run(graph, opts.pwl_segments)
     hw, candidates = size.run(graph, board, opts.bits, opts.in_lanes, opts.out_lanes, where,
                               fc_lanes=(opts.fc_in_lanes, opts.fc_out_lanes), cycles=board_cycles)
     program = schedule.run(graph, hw)

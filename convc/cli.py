@@ -12,8 +12,29 @@ import json
 import math
 import shutil
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
+
+from convc.boards import BOARDS, get_board
+from convc.compiler.bitstream import FOLDER, run_flow
+from convc.compiler.manifest import model_record
+from convc.compiler.pipeline import (CompileOptions, accelerator_verilog, compile_network, report_text,
+                                     synth_report, write_outputs)
+from convc.compiler.program import load_program
+from convc.hdl.engines import build_engine
+from convc.hdl.synth import synthesize
+from convc.reference.archs import build_network
+from convc.reference.datasets import load_dataset
+from convc.reference.modelfile import load_model, save_model
+from convc.reference.onnx_export import OPSET, export_onnx
+from convc.reference.onnx_import import import_onnx
+from convc.reference.train import TrainConfig, train
+from convc.sim import golden
+from convc.sim.compare import compare
+from convc.sim.cycle import MemoryTiming, simulate
+from convc.sim.verify import VerifyError, describe_mismatch, verify
 
 from . import __version__
 from .errors import EXIT_USAGE, ConvcError
@@ -79,11 +100,6 @@ DENSE_DATASETS = ("scenes",)       # labelled per pixel: shifts would move the l
 
 
 def cmd_train(args) -> int:
-    from convc.reference.archs import build_network
-    from convc.reference.datasets import load_dataset
-    from convc.reference.modelfile import save_model
-    from convc.reference.train import TrainConfig, train
-
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                       weight_decay=args.weight_decay, lr_step=args.lr_step, lr_gamma=args.lr_gamma,
                       shift=(0 if args.dataset in DENSE_DATASETS else 2) if args.shift is None else args.shift,
@@ -107,9 +123,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from convc.reference.archs import build_network
-    from convc.reference.modelfile import save_model
-
     _check_seed(args.seed)
     check_output_file(args.output, "-o")
     net = build_network(args.arch, seed=args.seed)
@@ -123,8 +136,6 @@ def cmd_init(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from convc.reference.modelfile import load_model
-
     net = load_model(args.model)
     layers, text = _info_table(net)
     obj = {"model": str(args.model), "name": net.name, "input_shape": list(net.input.shape),
@@ -159,9 +170,6 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def cmd_import(args) -> int:
-    from convc.reference.modelfile import save_model
-    from convc.reference.onnx_import import import_onnx
-
     check_output_file(args.output, "-o")
     net = import_onnx(args.model, input_shape=_shape(args.input_shape), mean=_floats("--mean", args.mean),
                       std=_floats("--std", args.std))
@@ -175,9 +183,6 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from convc.reference.modelfile import load_model
-    from convc.reference.onnx_export import OPSET, export_onnx
-
     check_output_file(args.output, "-o")
     net = load_model(args.model)
     export_onnx(net, args.output)
@@ -200,8 +205,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_boards(args) -> int:
-    from convc.boards import BOARDS
-
     rows = [b.to_json() for b in BOARDS.values()]
     lines = []
     for b in BOARDS.values():
@@ -218,8 +221,6 @@ def cmd_boards(args) -> int:
 
 
 def _compile_options(args):
-    from convc.compiler.pipeline import CompileOptions
-
     for name in ("bits", "pwl_segments", "calib", "in_lanes", "out_lanes", "fc_in_lanes", "fc_out_lanes"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -230,14 +231,6 @@ def _compile_options(args):
 
 
 def cmd_compile(args) -> int:
-    import time
-
-    from convc.boards import BOARDS, get_board
-    from convc.compiler.manifest import model_record
-    from convc.compiler.pipeline import (accelerator_verilog, compile_network, report_text, synth_report,
-                                         write_outputs)
-    from convc.reference.modelfile import load_model
-
     def log(msg):
         if not args.json:
             print(msg, file=sys.stderr, flush=True)
@@ -270,7 +263,6 @@ def cmd_compile(args) -> int:
         verilog = accelerator_verilog(hw)
         log(f"  {len(verilog) / 1e6:.1f} MB of Verilog in {time.perf_counter() - t0:.1f} s")
     if synth:
-        from convc.hdl.synth import synthesize
 
         log(f"synthesizing the whole accelerator with Yosys (synth_xilinx -family {board.yosys_family}"
             f"{'' if args.synth_full else ' -run :map_luts'}; a large design per distinct module, "
@@ -289,7 +281,6 @@ def cmd_compile(args) -> int:
         result.report["synth"] = synth_report(counts, board, hw)
     extra = {}
     if args.bitstream:
-        from convc.compiler.bitstream import FOLDER, run_flow
 
         entry, build = run_flow(result, board, net, log=log)
         result.report["bitstream"] = entry
@@ -342,11 +333,6 @@ def _inputs_for(args, net, program=None):
 
 
 def cmd_run(args) -> int:
-    import time
-
-    from convc.compiler.program import load_program
-    from convc.sim import golden
-
     if not args.images:
         raise ConvcError("convc run needs --images FILE.npy (raw inputs, (N, C, H, W))")
     _check_count("--limit", args.limit)
@@ -381,10 +367,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from convc.compiler.program import load_program
-    from convc.reference.modelfile import load_model
-    from convc.sim.compare import compare
-
     _check_count("--limit", args.limit)
     net = load_model(args.model)
     program = load_program(args.compiled)
@@ -401,11 +383,6 @@ XILINX_FAMILIES = ("xc6v", "xc7")      # what hdl/synth.py's synth_xilinx counts
 
 
 def cmd_synth(args) -> int:
-    from convc.boards import get_board
-    from convc.compiler.program import load_program
-    from convc.hdl.engines import build_engine
-    from convc.hdl.synth import synthesize
-
     program = load_program(args.compiled)
     hw = program.hw
     board = program.meta.get("board", hw.board)
@@ -425,7 +402,6 @@ def cmd_synth(args) -> int:
             raise ConvcError(f"Yosys failed on the {name} engine: {exc}") from None
         rows[name] = {k: counts.get(k) for k in ("DSP48E1", "RAMB18E1", "RAMB36E1", "LUT", "FF", "LUTRAM",
                                                   "seconds")}
-    from convc.boards import get_board
 
     b = get_board(board)
     lines = [f"Yosys resource counts for {args.compiled} ({b.title}); LUTs only with --full",
@@ -441,18 +417,72 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def cmd_simulate(args) -> int:
-    from convc.sim.cycle import run_cli
+def _simulate_program(target: Path, board_name: str | None):
+    """The program ``convc simulate`` times: a compiled folder as written, or a model
+    compiled in memory for ``board_name``."""
+    if target.is_dir():
+        return load_program(target)
+    if not target.exists():
+        raise ConvcError(f"{target}: no such file or folder (expected a 'convc compile' output folder "
+                         "or a model .npz)")
+    net = load_model(target)
+    board = get_board(board_name or "virtex6")
+    # timing does not depend on the calibration (it only picks fixed-point formats): a model
+    # file gets one random image, without the dataset or a warning
+    calib = (np.random.default_rng(0).random((1,) + tuple(net.input.shape), dtype=np.float32)
+             if target.is_file() else None)
+    return compile_network(net, board, CompileOptions(calib=1), where=str(target), calib=calib).program
 
-    return run_cli(args)
+
+def cmd_simulate(args) -> int:
+    program = _simulate_program(Path(args.target), args.board)
+    if args.memory == "board":
+        mem = MemoryTiming.board(program.hw)
+    elif args.memory == "axi-ram":
+        mem = MemoryTiming.axi_ram(program.hw.data_width)
+    else:
+        raise ConvcError(f"--memory {args.memory!r}: expected 'board' or 'axi-ram'")
+    rep = simulate(program, mem)
+    if args.json:
+        obj = rep.to_json(records=args.records)
+        obj["target"] = str(args.target)
+        print(json.dumps(obj))
+    else:
+        print(rep.text(records=args.records))
+    return 0
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def cmd_verify(args) -> int:
-    from convc.sim.verify import run_cli
-
+    """Exit 0 only if every word of every image matched; 1 if not, or if the Verilog
+    did not build (not the user's input)."""
     if args.report:
         check_output_dir(args.report, "--report")
-    return run_cli(args)
+    try:
+        result = verify(args.compiled, images=args.images, sim=args.sim, model=args.model, report_dir=args.report,
+                        verilog=args.verilog, harness=args.harness, memory=args.memory,
+                        backpressure=args.backpressure, trace=args.trace, max_cycles=args.max_cycles)
+    except VerifyError as exc:
+        _stderr(f"convc verify: {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(result.text())
+    if not result.ok:
+        if result.error:
+            _stderr(f"convc verify: {result.error}")
+        m = result.first_mismatch
+        if m is not None:
+            _stderr(f"convc verify: {result.mismatched_words} of {result.total_words} words differ; first: "
+                    f"{describe_mismatch(m)}")
+        elif not result.error:
+            _stderr("convc verify: no words compared")
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

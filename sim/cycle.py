@@ -16,8 +16,8 @@ API::
     rep.layers    # LayerTiming: cycles, ms, MACs, utilization, bytes, bound, compiler estimate
     rep.to_json(), rep.text()
 
-``convc simulate COMPILED|MODEL.npz [--memory board|axi-ram] [--records] [--json]`` is
-:func:`run_cli`.
+``convc simulate COMPILED|MODEL.npz [--memory board|axi-ram] [--records] [--json]``
+(:mod:`convc.cli`) prints ``rep.text()`` or ``rep.to_json()``.
 
 Per record (no two records overlap; the sequencer starts the next FETCH when the
 previous record has ended)
@@ -171,7 +171,7 @@ from convc.hdl.pointwise import PointwiseEngine
 from convc.hdl.pool import PoolEngine
 from convc.hdl.rowwriter import RowWriter
 
-__all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cycles", "run_cli",
+__all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cycles",
            "AXI_RAM_READ_LATENCY", "AXI_RAM_WRITE_LATENCY", "DDR3_AR_TO_R", "DDR3_W_TO_B",
            "READER_CMD_TO_AR", "READER_R_TO_WORD", "READER_FREE_TO_AR", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
            "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE", "SEQ_DIVIDE",
@@ -1246,64 +1246,3 @@ def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
     return CycleReport(hw=hw, memory=mem, cycles=cycles, records=records, layers=layers,
                        overhead_cycles=overhead, notes=notes)
 
-
-# =========================================================================================
-# command line
-# =========================================================================================
-def _load_target(args):
-    from pathlib import Path
-
-    from convc.compiler.program import load_program
-
-    target = Path(args.target)
-    if target.is_dir():
-        return load_program(target)
-    if not target.exists():
-        raise ConvcError(f"{target}: no such file or folder (expected a 'convc compile' output folder "
-                         "or a model .npz)")
-    from convc.boards import get_board
-    from convc.compiler.pipeline import CompileOptions, compile_network
-    from convc.reference.modelfile import load_model
-
-    net = load_model(target)
-    board = get_board(getattr(args, "board", None) or "virtex6")
-    # timing does not depend on the calibration (it only picks fixed-point formats)
-    return compile_network(net, board, CompileOptions(calib=1), where=str(target)).program
-
-
-def run_cli(args) -> int:
-    """``convc simulate``: ``args.target``, ``args.board``, ``args.memory``,
-    ``args.records``, ``args.json``."""
-    import json
-    from pathlib import Path
-
-    target = Path(args.target)
-    if target.is_file():
-        # a model: compile it in memory; timing does not depend on the calibration (it only
-        # picks fixed-point formats), so one random image, without the dataset or a warning
-        from convc.boards import get_board
-        from convc.compiler.pipeline import CompileOptions, compile_network
-        from convc.reference.modelfile import load_model
-
-        net = load_model(target)
-        board = get_board(getattr(args, "board", None) or "virtex6")
-        calib = np.random.default_rng(0).random((1,) + tuple(net.input.shape), dtype=np.float32)
-        program = compile_network(net, board, CompileOptions(calib=1), where=str(target), calib=calib).program
-    else:
-        program = _load_target(args)
-    kind = getattr(args, "memory", "board") or "board"
-    if kind == "board":
-        mem = MemoryTiming.board(program.hw)
-    elif kind == "axi-ram":
-        mem = MemoryTiming.axi_ram(program.hw.data_width)
-    else:
-        raise ConvcError(f"--memory {kind!r}: expected 'board' or 'axi-ram'")
-    rep = simulate(program, mem)
-    records = bool(getattr(args, "records", False))
-    if getattr(args, "json", False):
-        obj = rep.to_json(records=records)
-        obj["target"] = str(args.target)
-        print(json.dumps(obj))
-    else:
-        print(rep.text(records=records))
-    return 0

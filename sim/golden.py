@@ -5,7 +5,7 @@ batch of quantized inputs exactly as the pseudo-code of
 :mod:`convc.compiler.isa` says, with every arithmetic rule taken from
 :mod:`convc.compiler.numeric` (``requantize``, ``saturate``, ``round_shift``,
 ``pwl_eval``, ``check_acc``).  It is vectorized over the batch with numpy;
-:mod:`convc.sim.naive` is the slow, literal version the tests compare it to,
+:mod:`convc.sim.golden_naive` is the slow, literal version the tests compare it to,
 word for word.
 
 Memory

@@ -22,12 +22,13 @@ For ``N`` test images (the model's held-out split, as ``convc compare`` takes th
 
 The pieces are separate functions so tests can inject RTL results:
 :func:`prepare` (inputs, golden and float), :func:`compare_words` (the word
-comparison) and :func:`assemble` (the result).
+comparison) and :func:`assemble` (the result).  The command line (``convc verify``,
+:mod:`convc.cli`) prints ``result.text()`` or ``result.to_json()`` and exits 0 only if
+``result.ok``.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,11 +40,10 @@ from convc.errors import ConvcError
 from convc.inputs import model_inputs
 
 from . import golden, native
-from .cocotb_run import SIMULATORS, run_cocotb
 from .rtlrun import DEFAULT_POISON, DEFAULT_TOP, RtlRun, VerifyError, record_cycles, top_module
 
 __all__ = ["VerifyError", "Prepared", "RtlRun", "LayerResult", "VerifyResult", "prepare", "compare_words",
-           "assemble", "verify", "run_cli", "resolve_verilog", "top_module", "cycle_model", "cycle_budget",
+           "assemble", "verify", "describe_mismatch", "resolve_verilog", "top_module", "cycle_model", "cycle_budget",
            "memory_timing", "DEFAULT_TOP", "MISMATCH_LIMIT", "HARNESSES", "MEMORIES"]
 
 MISMATCH_LIMIT = 20          # located mismatches kept (the first ones, image-major)
@@ -621,6 +621,8 @@ def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, r
             if kind not in ("fst", "vcd"):
                 raise ConvcError(f"--trace {trace}: name a .fst or .vcd file")
     else:
+        from .cocotb_run import SIMULATORS, run_cocotb   # cocotb (optional): only for this harness
+
         sim = (sim or "icarus").lower()
         if sim not in SIMULATORS:
             raise ConvcError(f"--sim {sim!r}: choose icarus or verilator")
@@ -672,31 +674,3 @@ def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, r
     write_report(result, report)
     return result
 
-
-def run_cli(args) -> int:
-    """``convc verify``: exit 0 only if every word of every image matched."""
-    try:
-        result = verify(args.compiled, images=args.images, sim=getattr(args, "sim", None),
-                        model=getattr(args, "model", None), report_dir=getattr(args, "report", None),
-                        verilog=getattr(args, "verilog", None), harness=getattr(args, "harness", None) or "native",
-                        memory=getattr(args, "memory", None) or "axi-ram",
-                        backpressure=getattr(args, "backpressure", None), trace=getattr(args, "trace", None),
-                        max_cycles=getattr(args, "max_cycles", None))
-    except VerifyError as exc:   # the Verilog did not build: not the user's input, exit 1
-        _stderr(f"convc verify: {exc}")
-        return 1
-    if getattr(args, "json", False):
-        print(json.dumps(result.to_json()))
-    else:
-        print(result.text())
-    if not result.ok:
-        if result.error:
-            _stderr(f"convc verify: {result.error}")
-        m = result.first_mismatch
-        if m is not None:
-            _stderr(f"convc verify: {result.mismatched_words} of {result.total_words} words differ; first: "
-                    f"{describe_mismatch(m)}")
-        elif not result.error:
-            _stderr("convc verify: no words compared")
-        return 1
-    return 0

@@ -10,7 +10,7 @@ The convolution engine applies, per output pixel, requantize -> activation
                               are non-decreasing, so act(max z) = max act(z)
 
 Shapes must have been inferred. What is left standalone is lowered by the
-``standalone`` pass.
+``lower_unfused`` pass.
 """
 
 from __future__ import annotations

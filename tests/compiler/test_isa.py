@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convc.compiler import isa
-from convc.compiler.numeric import QFormat, make_tanh, pwl_eval
+from convc.compiler.numeric import QFormat, pwl_eval
+from convc.compiler.pwl_fit import make_tanh
 
 
 def _field_strategy(f: isa.Field):

@@ -18,6 +18,7 @@ from convc.compiler.passes import size
 from convc.compiler.pipeline import CompileOptions, board_cycles, compile_network
 from convc.errors import ConvcError
 from convc.reference.modelfile import network_from_graph
+from convc.sim import golden, golden_naive
 
 V6 = get_board("virtex6")
 
@@ -154,19 +155,15 @@ def test_forced_lanes_beyond_an_engine_are_refused_with_the_field():
 def test_linear_layer_beyond_the_list_memory_compiles():
     """A linear layer of more inputs than the list memory's 1024 entries (VGG's fc6 has
     25,088): its list is consecutive, so the hardware needs only the first entries."""
-    from convc.sim import golden
-
     spec = _spec("fc1100", [11, 10, 10], [{"type": "flatten"}, {"type": "linear", "attrs": {"out_features": 10}}])
     res = _compile(spec)
     prog, hw = res.program, res.program.hw
     recs = [ins for ins in prog.instrs if ins.op in (isa.OP_CONV, isa.OP_FC)]
     assert recs and all(ins.n_in == 1100 > hw.list_words for ins in recs)
     assert list(prog.image[recs[0].list_addr:recs[0].list_addr + 1100]) == list(range(1100))
-    from convc.sim import naive
-
     x = np.random.default_rng(3).random((2, 11, 10, 10), dtype=np.float32)
     codes = prog.quantize_input(x)[0]
-    fast, slow = golden.run(prog, codes), naive.run(prog, codes[:1])
+    fast, slow = golden.run(prog, codes), golden_naive.run(prog, codes[:1])
     o = prog.output
     assert np.array_equal(fast.memory[0][o.addr:o.addr + o.words], slow.memory[0][o.addr:o.addr + o.words])
 

@@ -9,7 +9,7 @@ from convc.boards import get_board
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.ir import ConvNode
-from convc.compiler.passes import frontend, fuse, pwl, quantize, schedule, shapes, standalone
+from convc.compiler.passes import frontend, fuse, lower_unfused, pwl_tables, quantize, schedule, shapes
 from convc.compiler.pipeline import CompileOptions, compile_network
 from convc.errors import ConvcError
 from convc.reference.modelfile import network_from_graph
@@ -122,10 +122,10 @@ def _graph(spec: dict, seed: int = 3):
     graph = frontend.run(net, spec["name"])
     shapes.run(graph, spec["name"])
     fuse.run(graph)
-    standalone.run(graph)
+    lower_unfused.run(graph)
     calib = np.random.default_rng(seed).random((4,) + net.input.shape, dtype=np.float32)
     quantize.run(graph, net, calib, 16, spec["name"])
-    pwl.run(graph, CompileOptions().pwl_segments)
+    pwl_tables.run(graph, CompileOptions().pwl_segments)
     return graph
 
 

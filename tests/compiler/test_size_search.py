@@ -18,7 +18,7 @@ import pytest
 
 from convc.boards import get_board
 from convc.compiler.hwconfig import HardwareConfig, HardwareConfigError
-from convc.compiler.passes import frontend, fuse, pwl, quantize, schedule, shapes, size, standalone
+from convc.compiler.passes import frontend, fuse, lower_unfused, pwl_tables, quantize, schedule, shapes, size
 from convc.errors import ConvcError
 from convc.reference.modelfile import network_from_graph
 
@@ -45,10 +45,10 @@ def _graph(spec, segments=16):
     g = frontend.run(net, spec["name"])
     shapes.run(g, spec["name"])
     fuse.run(g)
-    standalone.run(g)
+    lower_unfused.run(g)
     calib = np.random.default_rng(0).random((2,) + net.input.shape, dtype=np.float32)
     quantize.run(g, net, calib, 16, spec["name"])
-    pwl.run(g, segments)
+    pwl_tables.run(g, segments)
     return g
 
 

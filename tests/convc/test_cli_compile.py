@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from convc import cli
 from convc.cli import main
 
 TINY = {"name": "tiny", "input": {"shape": [1, 8, 8]}, "classes": 2,
@@ -81,17 +82,14 @@ FAKE_COUNTS = {"DSP48E1": 28, "RAMB18E1": 3, "RAMB36E1": 14, "FF": 6108, "LUT": 
 
 def test_synth_counts_in_report_and_json(tiny_model, tmp_path, capsys, monkeypatch):
     """The --synth plumbing (Yosys and the real Verilog: the slow test below)."""
-    import convc.compiler.pipeline as pipeline
-    import convc.hdl.synth as synth
-
     calls = []
 
     def fake(design, top="top", family="xc6v", full=False, **kw):
         calls.append((top, family, full, "module convc_accel(" in design))
         return dict(FAKE_COUNTS, full=full, LUT=123456 if full else None)
 
-    monkeypatch.setattr(synth, "synthesize", fake)
-    monkeypatch.setattr(pipeline, "accelerator_verilog", lambda hw: FAKE_VERILOG)
+    monkeypatch.setattr(cli, "synthesize", fake)
+    monkeypatch.setattr(cli, "accelerator_verilog", lambda hw: FAKE_VERILOG)
     out = tmp_path / "c"
     assert main(["compile", str(tiny_model), "-o", str(out), "--synth", "--no-hdl", "--json", *SMALL_HW]) == 0
     captured = capsys.readouterr()
@@ -115,11 +113,9 @@ def test_synth_counts_in_report_and_json(tiny_model, tmp_path, capsys, monkeypat
 
 
 def test_failure_leaves_the_folder_as_it_was(tiny_model, tmp_path, capsys, monkeypatch):
-    import convc.compiler.pipeline as pipeline
     import convc.hdl.project as project
-    import convc.hdl.synth as synth
 
-    monkeypatch.setattr(pipeline, "accelerator_verilog", lambda hw: FAKE_VERILOG)
+    monkeypatch.setattr(cli, "accelerator_verilog", lambda hw: FAKE_VERILOG)
     out = tmp_path / "c"
     assert main(["compile", str(tiny_model), "-o", str(out), "--no-hdl", *SMALL_HW]) == 0
     before = {f: (out / f).read_bytes() for f in _files(out)}
@@ -127,7 +123,7 @@ def test_failure_leaves_the_folder_as_it_was(tiny_model, tmp_path, capsys, monke
     def broken(*a, **kw):
         raise RuntimeError("yosys synth_xilinx failed for convc_accel (exit 1):\nout of memory")
 
-    monkeypatch.setattr(synth, "synthesize", broken)
+    monkeypatch.setattr(cli, "synthesize", broken)
     assert main(["compile", str(tiny_model), "-o", str(out), "--synth", "--bits", "8", *SMALL_HW]) == 2
     assert "Yosys synthesis of the accelerator failed" in capsys.readouterr().err
 

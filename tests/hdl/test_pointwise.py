@@ -16,7 +16,8 @@ from amaranth.sim import Simulator
 from needs import needs_yosys
 import streams
 from convc.compiler import isa
-from convc.compiler.numeric import QFormat, make_tanh
+from convc.compiler.numeric import QFormat
+from convc.compiler.pwl_fit import make_tanh
 from convc.hdl.export import to_verilog, write_verilog
 from convc.hdl.pointwise import PointwiseEngine, code_layout
 from convc.hdl.pwl import load_table_words

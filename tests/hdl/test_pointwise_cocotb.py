@@ -1,5 +1,5 @@
 """The pointwise engine's exported Verilog under cocotb (Icarus; Verilator with
-CONVC_SIM=verilator): a 16-bit Q8.8 tanh table (numeric.make_tanh), every mode with
+CONVC_SIM=verilator): a 16-bit Q8.8 tanh table (pwl_fit.make_tanh), every mode with
 random idle cycles and backpressure, ACT_PWL on all 65,536 input codes, every output
 word checked against numeric.py (tests/hdl/cocotb/test_pointwise_tb.py)."""
 
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from needs import needs_sim
 import cocotb_harness
-from convc.compiler.numeric import QFormat, make_tanh
+from convc.compiler.numeric import QFormat
+from convc.compiler.pwl_fit import make_tanh
 from convc.hdl.pointwise import PointwiseEngine
 
 

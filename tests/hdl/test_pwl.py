@@ -1,5 +1,5 @@
 """hdl/pwl.py (PWL unit) against numeric.pwl_eval in Amaranth simulation: tanh tables
-from numeric.make_tanh (8-bit exhaustive, 16-bit large sweep incl. every breakpoint
+from pwl_fit.make_tanh (8-bit exhaustive, 16-bit large sweep incl. every breakpoint
 neighbourhood), random 32-segment tables (negative / zero / large acc_shift, run-time
 output width), N = 1, table words loaded in random order and reloaded, idle cycles and
 backpressure on the streams."""
@@ -13,7 +13,8 @@ import pytest
 
 import streams
 from convc.compiler import isa
-from convc.compiler.numeric import PWLTable, QFormat, make_tanh, pwl_eval
+from convc.compiler.numeric import PWLTable, QFormat, pwl_eval
+from convc.compiler.pwl_fit import make_tanh
 from convc.hdl.pwl import PWLCore, PWLUnit, load_table_words
 
 

@@ -1,5 +1,5 @@
 """Tests of the golden models: the fast vectorized one (convc.sim.golden)
-against the slow literal one (convc.sim.naive), word for word, on small
+against the slow literal one (convc.sim.golden_naive), word for word, on small
 programs built by hand, plus a few results worked out by hand.
 """
 
@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
-from convc.compiler.numeric import QFormat, fit_pwl, make_tanh
+from convc.compiler.numeric import QFormat
 from convc.compiler.program import Program, Region
-from convc.sim import golden, naive
+from convc.compiler.pwl_fit import fit_pwl, make_tanh
+from convc.sim import golden, golden_naive
 
 Q88 = QFormat(16, 8)
 HW = HardwareConfig(board="test", clock_mhz=100.0, bits=16, kmax=9, in_lanes=2, out_lanes=2,
@@ -155,7 +156,7 @@ def both(prog: Program, x: np.ndarray):
         chunked = golden.run(prog, x)
     with mock.patch.object(golden, "_WEIGHT_ELEMS", 16):     # weights widened in column blocks
         blocked = golden.run(prog, x)
-    slow = naive.run(prog, x)
+    slow = golden_naive.run(prog, x)
     assert fast.memory.dtype == np.int64 and fast.memory.shape == (x.shape[0], prog.memory_words)
     for res in (fast, chunked, blocked):
         np.testing.assert_array_equal(res.memory, slow.memory)
@@ -582,7 +583,7 @@ def test_batches_and_threads_give_the_same_words():
     rng = np.random.default_rng(20)
     prog = lenet_program(rng)
     x = inputs(rng, prog, 7, 400)
-    slow = naive.run(prog, x)
+    slow = golden_naive.run(prog, x)
     for batch, threads in [(None, 1), (1, 2), (3, 2), (2, 1), (7, None)]:
         res = golden.run(prog, x, batch=batch, threads=threads)
         np.testing.assert_array_equal(res.memory, slow.memory)

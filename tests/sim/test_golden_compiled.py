@@ -5,14 +5,14 @@ import pytest
 
 from convc.boards import get_board
 from convc.compiler.pipeline import CompileOptions, compile_network
-from convc.sim import golden, naive
+from convc.sim import golden, golden_naive
 
 V6 = get_board("virtex6")
 
 
 def _agree(program, codes):
     fast = golden.run(program, codes)
-    slow = naive.run(program, codes)
+    slow = golden_naive.run(program, codes)
     np.testing.assert_array_equal(fast.memory, slow.memory)
     assert fast.saturations == slow.saturations
     assert fast.overflows == slow.overflows

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from verify_helpers import make_compiled  # noqa: E402
 
+from convc import cli  # noqa: E402
 from convc.cli import main  # noqa: E402
 from convc.compiler.manifest import write_manifest  # noqa: E402
 from convc.compiler.program import PROGRAM_FILES  # noqa: E402
@@ -200,35 +200,29 @@ def test_unknown_simulator(tiny):
         V.verify(out, images=1, model=model, sim="xsim", log=None)
 
 
-def _args(out, **kw):
-    d = {"compiled": str(out), "images": 3, "model": None, "sim": "icarus", "report": None, "json": False}
-    d.update(kw)
-    return SimpleNamespace(**d)
-
-
-def test_run_cli_exit_status_and_messages(prep, monkeypatch, capsys, tmp_path):
+def test_cli_exit_status_and_messages(prep, monkeypatch, capsys, tmp_path):
     good = V.assemble(prep, _rtl_from_golden(prep), sim_cycles=1000)
-    monkeypatch.setattr(V, "verify", lambda *a, **k: good)
-    assert V.run_cli(_args(prep.compiled, json=True)) == 0
+    monkeypatch.setattr(cli, "verify", lambda *a, **k: good)
+    assert main(["verify", str(prep.compiled), "--json"]) == 0
     j = json.loads(capsys.readouterr().out)
     assert j["ok"] and j["mismatched_words"] == 0 and j["images"] == 3 and j["sim_cycles"] == 1000
 
     rtl = _rtl_from_golden(prep)
     rtl.layers[0][1, 3] ^= 0x100
     bad = V.assemble(prep, rtl)
-    monkeypatch.setattr(V, "verify", lambda *a, **k: bad)
-    assert V.run_cli(_args(prep.compiled)) == 1
+    monkeypatch.setattr(cli, "verify", lambda *a, **k: bad)
+    assert main(["verify", str(prep.compiled)]) == 1
     cap = capsys.readouterr()
     assert "FAIL" in cap.out
     assert "1 of" in cap.err and f"image 1, layer {prep.program.layers[0].name}" in cap.err
 
     stopped = V.assemble(prep, _rtl_from_golden(prep, n=0, error="image 0: timeout: STATUS.done not set"))
-    monkeypatch.setattr(V, "verify", lambda *a, **k: stopped)
-    assert V.run_cli(_args(prep.compiled)) == 1
+    monkeypatch.setattr(cli, "verify", lambda *a, **k: stopped)
+    assert main(["verify", str(prep.compiled)]) == 1
     assert "image 0: timeout" in capsys.readouterr().err
 
     def broken(*a, **k):
         raise V.VerifyError("icarus could not build x.v")
-    monkeypatch.setattr(V, "verify", broken)
-    assert V.run_cli(_args(prep.compiled)) == 1
+    monkeypatch.setattr(cli, "verify", broken)
+    assert main(["verify", str(prep.compiled)]) == 1
     assert "could not build" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Lower a nonlinearity or pooling that follows no convolution.
+"""Lower a nonlinearity or pooling that the fusion pass left unfused (it follows
+no convolution it could join).
 
 It becomes an identity convolution: output map ``c`` reads only input map
 ``c`` through a 1x1 weight of exactly 1.0, then the activation and pooling

@@ -1,4 +1,4 @@
-"""PWL fitting: a minimax piecewise-linear table for every function that
+"""PWL tables: a minimax piecewise-linear table for every function that
 has no multiplier-free form.
 
 - ``tanh`` activations: input = the convolution's ``conv_fmt``, output
@@ -19,7 +19,7 @@ import numpy as np
 from convc.errors import ConvcError
 
 from ..ir import ConvNode, IRGraph, LCNNode
-from ..numeric import fit_pwl, make_tanh
+from ..pwl_fit import fit_pwl, make_tanh
 
 
 def run(graph: IRGraph, segments: int) -> IRGraph:
