@@ -135,16 +135,20 @@ def _lcn(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[int
             return mem[ins.in_addr + (c * H + y) * W + x]
         return 0
 
+    def window_sum(F, y, x):
+        """sum over maps c and the K x K window of G[p][q] * F(c, y + p - h, x + q - h)"""
+        acc = 0
+        for c in range(C):
+            for p in range(K):
+                for q in range(K):
+                    acc += G[p][q] * F(c, y + p - h, x + q - h)
+        return acc
+
     v = [[[0] * W for _ in range(H)] for _ in range(C)]
     sq = [[[0] * W for _ in range(H)] for _ in range(C)]
     for y in range(H):
         for x in range(W):
-            acc = 0
-            for c in range(C):
-                for p in range(K):
-                    for q in range(K):
-                        acc += G[p][q] * X(c, y + p - h, x + q - h)
-            m = cnt.q(requantize(cnt.acc(acc), ins.acc_shift, fmt))
+            m = cnt.q(requantize(cnt.acc(window_sum(X, y, x)), ins.acc_shift, fmt))
             for c in range(C):
                 v[c][y][x] = cnt.q(saturate(X(c, y, x) - m, fmt))
                 sq[c][y][x] = cnt.q(requantize(cnt.acc(v[c][y][x] * v[c][y][x]), ins.sq_shift, fmt))
@@ -155,12 +159,7 @@ def _lcn(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[int
     s = [[0] * W for _ in range(H)]
     for y in range(H):
         for x in range(W):
-            acc = 0
-            for c in range(C):
-                for p in range(K):
-                    for q in range(K):
-                        acc += G[p][q] * SQ(c, y + p - h, x + q - h)
-            s2 = cnt.q(requantize(cnt.acc(acc), ins.s2_shift, fmt))
+            s2 = cnt.q(requantize(cnt.acc(window_sum(SQ, y, x)), ins.s2_shift, fmt))
             s[y][x] = cnt.q(pwl_eval(tables[ins.pwl_id], s2))
     total = 0
     for y in range(H):
