@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .export import drop_zero_loops, to_verilog
-from .synth_family import cells_of
+from .synth_family import CLASSIC_LUT_MAPPING, cells_of
 
 __all__ = ["synthesize", "yosys_command", "strip_zero_mem_init", "split_modules", "module_table",
            "METHODS", "AUTO_FLAT_MAX_BYTES", "LUTRAM_LUTS"]
@@ -94,15 +94,9 @@ def yosys_command() -> list[str]:
 
 
 # LUT mapping for ``full=True``: the classic ``abc -luts`` mapper after the DSP, block RAM
-# and flip-flop mapping of ``synth_xilinx``. The default abc9 flow stops with an internal
-# Yosys error ("count_id(wire->name) == 0") on the convolution and FC engines.
-CLASSIC_LUT_MAPPING = """opt_expr -mux_undef -noclkinv
-abc -luts 2:2,3,6:5,10,20
-clean
-xilinx_srl -fixed -minlen 3
-techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
-clean
-"""
+# and flip-flop mapping of ``synth_xilinx`` (synth_family.CLASSIC_LUT_MAPPING). The default
+# abc9 flow stops with an internal Yosys error ("count_id(wire->name) == 0") on the
+# convolution and FC engines.
 
 
 def strip_zero_mem_init(text: str) -> str:
@@ -492,14 +486,19 @@ def synthesize(design, top: str = "top", family: str = "xc6v", full: bool = Fals
     return res
 
 
-def _flat_result(stat: dict, top: str, full: bool) -> dict:
-    cells = _cells(stat, top)
+def _result_of(cells: dict, full: bool) -> dict:
+    """The counts of ``cells`` with the cells themselves, and the generic cells left
+    unmapped (``full`` only: before LUT mapping the logic is generic gates)."""
     res = _counts(cells, full)
     res["cells"] = cells
     unmapped = {k: v for k, v in cells.items() if _is_generic(k)}
-    if unmapped and full:          # before LUT mapping the logic is generic gates
+    if unmapped and full:
         res["unmapped"] = unmapped
     return res
+
+
+def _flat_result(stat: dict, top: str, full: bool) -> dict:
+    return _result_of(_cells(stat, top), full)
 
 
 def _is_generic(kind: str) -> bool:
@@ -532,12 +531,7 @@ def _sum_rows(rows: list[dict], full: bool) -> dict:
     for r in rows:
         for k, v in r["cells"].items():
             cells[k] = cells.get(k, 0) + v * r["instances"]
-    res = _counts(cells, full)
-    res["cells"] = cells
-    unmapped = {k: v for k, v in cells.items() if _is_generic(k)}
-    if unmapped and full:          # before LUT mapping the logic is generic gates
-        res["unmapped"] = unmapped
-    return res
+    return _result_of(cells, full)
 
 
 def _inclusive(rows: list[dict], classes: list[_Class], full: bool) -> None:

@@ -33,7 +33,7 @@ __all__ = ["Family", "FAMILIES", "family_of", "synth_script", "count_cells", "ce
            "CLASSIC_LUT_MAPPING"]
 
 # LUT mapping for full=True on Xilinx after the DSP, block RAM and flip-flop mapping of
-# synth_xilinx (the same as convc.hdl.synth.CLASSIC_LUT_MAPPING)
+# synth_xilinx (hdl/synth.py uses it for its LUT counts)
 CLASSIC_LUT_MAPPING = """opt_expr -mux_undef -noclkinv
 abc -luts 2:2,3,6:5,10,20
 clean
