@@ -225,7 +225,9 @@ def requantize_var_hdl(m: Module, acc, shift, width: int, *, lo=None, hi=None, d
     ``round_shift(acc, s) = (t + 1) >> 1``, see the module docstring):
 
     * ``t`` fits ``W + 2`` signed bits exactly when ``acc >> (s + W)`` is 0 or -1 (for
-      ``s + W < 0``: when ``acc == 0``), a mask test on ``acc`` against its sign;
+      ``s + W < 0``: when ``acc == 0``; ``acc == -1`` passes the mask test too, and its
+      ``t``, with the shift clamped to ``-W``, saturates low just the same), a mask test
+      on ``acc`` against its sign;
     * then the result is ``saturate((t + 1) >> 1)`` on ``W + 2`` bits, and ``t`` is the
       low ``W + 2`` bits of one right barrel shift (Yosys keeps only the shifter stages
       those bits need);
@@ -254,7 +256,8 @@ def requantize_var_hdl(m: Module, acc, shift, width: int, *, lo=None, hi=None, d
     # t = (v << (1 + W)) >> (s + W): its low tb bits only
     t = Signal(signed(tb), name=None if name is None else f"{name}_t")
     m.d.comb += t.eq(((v << (1 + width)) >> amount)[:tb])
-    # fits: every bit of v at or above p = s + W equals the sign (p < 0: v == 0)
+    # fits: every bit of v at or above p = s + W equals the sign. For p < 0 that also
+    # passes v = -1, whose t (shift clamped to -W) is -2**(W+1): it saturates low anyway
     s_lo = -(1 << (len(sh) - 1)) if sh.shape().signed else 0
     s_hi = (1 << (len(sh) - 1)) - 1 if sh.shape().signed else (1 << len(sh)) - 1
     p = Signal(range(s_lo + width, s_hi + width + 1), name=None if name is None else f"{name}_p")
@@ -262,7 +265,7 @@ def requantize_var_hdl(m: Module, acc, shift, width: int, *, lo=None, hi=None, d
     sign = v[-1]
     diff = v ^ sign.replicate(w)
     fits = Signal(name=None if name is None else f"{name}_fits")
-    m.d.comb += fits.eq(~Cat(*(diff[i] & (p <= i) for i in range(w - 1))).any() & ~((p < 0) & sign))
+    m.d.comb += fits.eq(~Cat(*(diff[i] & (p <= i) for i in range(w - 1))).any())
     if shift_domain != "comb":
         t = _emit(m, t, signed(tb), shift_domain, en, None if name is None else f"{name}_tq")
         fits = _emit(m, fits, 1, shift_domain, en, None if name is None else f"{name}_fq")

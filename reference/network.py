@@ -276,8 +276,10 @@ class Network:
         ``c``): ``(N, h, w)`` of the output."""
         offset, stride = self.output_grid()
         _, h, w = self.output_shape
-        rows = np.clip(np.floor(offset + stride * np.arange(h) + 0.5).astype(np.int64), 0, labels.shape[1] - 1)
-        cols = np.clip(np.floor(offset + stride * np.arange(w) + 0.5).astype(np.int64), 0, labels.shape[2] - 1)
+        def nearest(n, size):
+            return np.clip(np.floor(offset + stride * np.arange(n) + 0.5).astype(np.int64), 0, size - 1)
+
+        rows, cols = nearest(h, labels.shape[1]), nearest(w, labels.shape[2])
         return labels[:, rows][:, :, cols]
 
     def info(self) -> list[LayerInfo]:
