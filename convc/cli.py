@@ -81,15 +81,25 @@ def _accuracy(v: float) -> str:
 
 
 def _info_table(net) -> tuple[list[dict], str]:
+    """The layer table of ``convc info``; a graph adds each layer's inputs and the layer
+    whose weights it shares."""
     rows = net.info()
-    lines = [f"{net.name}: input {list(net.input.shape)}, {net.classes} classes",
-             f"{'#':>3} {'name':<12} {'type':<11} {'output':<16} {'params':>10} {'MACs':>14}"]
+    graph = not net.is_chain
+    lines = [f"{net.name}: input {list(net.input.shape)}, {net.classes} classes"
+             + (" (a graph: each layer's inputs are listed)" if graph else ""),
+             f"{'#':>3} {'name':<12} {'type':<11} {'output':<16} {'params':>10} {'MACs':>14}"
+             + ("  inputs" if graph else "")]
     layers = []
     for r in rows:
         shape = "x".join(str(v) for v in r.out_shape)
-        lines.append(f"{r.index:>3} {r.name:<12} {r.type:<11} {shape:<16} {r.params:>10,} {r.macs:>14,}")
-        layers.append({"index": r.index, "name": r.name, "type": r.type, "out_shape": list(r.out_shape),
-                       "params": r.params, "macs": r.macs})
+        line = f"{r.index:>3} {r.name:<12} {r.type:<11} {shape:<16} {r.params:>10,} {r.macs:>14,}"
+        row = {"index": r.index, "name": r.name, "type": r.type, "out_shape": list(r.out_shape),
+               "params": r.params, "macs": r.macs}
+        if graph:
+            line += "  " + ", ".join(r.inputs) + (f"  (weights of {r.share})" if r.share else "")
+            row.update(inputs=list(r.inputs), share=r.share)
+        lines.append(line)
+        layers.append(row)
     params = sum(r.params for r in rows)
     macs = sum(r.macs for r in rows)
     lines.append(f"total: {params:,} parameters, {macs:,} multiply-accumulates per input")

@@ -4,8 +4,10 @@ An architecture spec is the graph part of a model file without weights or
 normalization (see :mod:`convc.reference.modelfile`): a JSON object with
 ``name``, ``input.shape``, ``classes`` and ``layers``. ``in_channels`` of a
 ``conv2d`` and ``in_features`` of a ``linear`` may be left out; they follow
-from the previous layer. Built-in specs: ``lenet`` and ``sceneparse``; any
-other name is read as a path to a JSON file.
+from the previous layer (from the first input, in a graph). Built-in specs: ``lenet``,
+``sceneparse``, ``sceneparse-small``, the multiscale ``sceneparse-ms`` (a graph) and its
+single-scale twin ``sceneparse-ss``, and ``sceneparse-ms-full``; any other name is read as
+a path to a JSON file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from convc.errors import ConvcError
 from .modelfile import network_from_graph, parse_json
 from .network import Network
 
-__all__ = ["BUILTIN", "MAX_SPEC_BYTES", "arch_spec", "build_network", "grouped_table"]
+__all__ = ["multiscale", "BUILTIN", "MAX_SPEC_BYTES", "arch_spec", "build_network", "grouped_table"]
 
 MAX_SPEC_BYTES = 64 << 20
 
@@ -101,7 +103,86 @@ def sceneparse_small() -> dict:
     return spec
 
 
-BUILTIN = {"lenet": lenet, "sceneparse": sceneparse, "sceneparse-small": sceneparse_small}
+def multiscale(name: str = "sceneparse-ms", shape=(3, 96, 128), maps=(16, 64, 256), fan_in=(8, 32),
+               classes: int = 8, scales: int = 3, kernel: int = 7) -> dict:
+    """The multiscale scene parser of Farabet et al. 2013, as a graph (format version 2).
+
+    LCN normalizes the input once; a Gaussian pyramid of it (:class:`~convc.reference.layers.
+    PyramidDown`, zero edges, so that it is a depthwise stride-2 convolution) gives
+    ``scales`` levels, full, 1/2 and 1/4 resolution. One trunk, its weights shared by every
+    level (``share``), runs on each::
+
+        conv KxK (maps[0]) -> tanh -> max 2x2 -> conv KxK (maps[1], each reads fan_in[0])
+        -> tanh -> max 2x2 -> conv KxK (maps[2], each reads fan_in[1])
+
+    with "same" padding (K // 2), so level ``s`` gives ``(maps[2], H / 2**(s+2), W / 2**(s+2))``.
+    The coarser outputs are upsampled (nearest) to the finest, concatenated
+    (``scales * maps[2]`` maps) and a 1x1 convolution labels every pixel (``classes`` scores).
+    ``H`` and ``W`` must be multiples of ``2**(scales + 1)``. ``scales=1`` is the same trunk
+    on one scale (the single-scale net of the seed's table).
+    """
+    c, h, w = shape
+    step = 1 << (scales + 1)
+    if h % step or w % step:
+        raise ValueError(f"{name}: input {h}x{w} must be a multiple of {step} on each side for {scales} scales")
+    pad = kernel // 2
+    layers = [{"name": "lcn", "type": "lcn", "attrs": {"kernel": 9}}]
+    level = "lcn"
+    tops = []
+    for s in range(scales):
+        sfx = "" if s == 0 else f"_s{s + 1}"
+        if s:
+            layers.append({"name": f"pyr{s}", "type": "pyrdown", "attrs": {"kernel": 5, "edge": "zero"},
+                           "inputs": [level]})
+            level = f"pyr{s}"
+        trunk = [
+            ("conv1", "conv2d", {"out_channels": maps[0], "kernel": kernel, "padding": pad}),
+            ("tanh1", "tanh", {}), ("pool1", "maxpool2d", {"kernel": 2}),
+            ("conv2", "conv2d", {"out_channels": maps[1], "kernel": kernel, "padding": pad,
+                                 "table": grouped_table(maps[1], maps[0], fan_in[0], 2)}),
+            ("tanh2", "tanh", {}), ("pool2", "maxpool2d", {"kernel": 2}),
+            ("conv3", "conv2d", {"out_channels": maps[2], "kernel": kernel, "padding": pad,
+                                 "table": grouped_table(maps[2], maps[1], fan_in[1], 2)}),
+        ]
+        prev = level
+        for base, kind, attrs in trunk:
+            entry = {"name": base + sfx, "type": kind, "attrs": attrs, "inputs": [prev]}
+            if s and kind == "conv2d":
+                entry["share"] = base
+            layers.append(entry)
+            prev = base + sfx
+        if s:
+            layers.append({"name": f"up{s + 1}", "type": "upsample", "attrs": {"factor": 1 << s},
+                           "inputs": [prev]})
+            prev = f"up{s + 1}"
+        tops.append(prev)
+    if scales > 1:
+        layers.append({"name": "concat", "type": "concat", "inputs": tops})
+    layers.append({"name": "classifier", "type": "conv2d", "attrs": {"out_channels": classes, "kernel": 1},
+                   "inputs": ["concat" if scales > 1 else tops[0]]})
+    return {"format": "convc-model", "version": 2, "name": name, "input": {"shape": list(shape)},
+            "classes": classes, "layers": layers}
+
+
+def sceneparse_ms() -> dict:
+    """:func:`multiscale` at 3x96x128 (three scales; output 8x24x32), the reduced resolution
+    that trains in minutes on two cores."""
+    return multiscale("sceneparse-ms", (3, 96, 128))
+
+
+def sceneparse_ss() -> dict:
+    """The same trunk on one scale (3x96x128, padded convolutions): the single-scale net the
+    multiscale one is compared with."""
+    return multiscale("sceneparse-ss", (3, 96, 128), scales=1)
+
+
+def sceneparse_ms_full() -> dict:
+    """:func:`multiscale` on the seed's full frame, 3x240x320 (output 8x60x80)."""
+    return multiscale("sceneparse-ms-full", (3, 240, 320))
+
+
+BUILTIN = {"lenet": lenet, "sceneparse": sceneparse, "sceneparse-small": sceneparse_small,
+           "sceneparse-ms": sceneparse_ms, "sceneparse-ss": sceneparse_ss, "sceneparse-ms-full": sceneparse_ms_full}
 
 
 def arch_spec(arch: str) -> tuple[dict, str]:

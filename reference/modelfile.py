@@ -1,6 +1,6 @@
 """``model.npz``: the file the trainer writes and the compiler reads.
 
-Format (version 1): a NumPy ``.npz`` archive (a zip of ``.npy`` arrays, read
+Format (version 2; version 1 files still load): a NumPy ``.npz`` archive (a zip of ``.npy`` arrays, read
 with ``allow_pickle=False``) holding
 
 ``graph``
@@ -13,6 +13,17 @@ with ``allow_pickle=False``) holding
          "layers": [{"name": "conv1", "type": "conv2d",
                      "attrs": {"in_channels": 1, ...}}, ...],
          "meta": {...}}
+
+    A chain (each layer reads the one before it) is written as version 1. A graph is
+    version 2: each layer may name its ``inputs`` (earlier layer names, or ``"input"``;
+    default the layer before it) and may ``share`` the parameters of an earlier layer of
+    the same type and attributes (its arrays are stored once, under the owner's name)::
+
+        {"name": "conv1_s2", "type": "conv2d", "attrs": {...},
+         "inputs": ["pyr1"], "share": "conv1"}
+
+    Layers are listed after their inputs; the network's output is the last layer's.
+    Multi-input layers (``concat``) exist only in version 2.
 
 ``meta`` records what ``convc train`` knew: ``dataset`` (its name), ``data_dir`` (the
 absolute folder of its files, or null), ``data_seed`` (the seed that makes the same
@@ -54,7 +65,7 @@ __all__ = ["FORMAT", "VERSION", "MAX_DEPTH", "MAX_GRAPH_BYTES", "save_model", "l
            "check_depth"]
 
 FORMAT = "convc-model"
-VERSION = 1
+VERSION = 2             # the newest this reads; a chain is still written as version 1
 MAX_DEPTH = 64          # nesting of a graph, spec or meta JSON object
 MAX_GRAPH_BYTES = 64 << 20
 _FLOAT_DTYPES = (np.float32, np.float64)
@@ -88,7 +99,7 @@ def parse_json(text: str, where: str):
 def save_model(net: Network, path: str | os.PathLike) -> Path:
     """Write ``net`` to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    graph = {"format": FORMAT, "version": VERSION, **net.graph_json()}
+    graph = {"format": FORMAT, "version": 1 if net.is_chain else VERSION, **net.graph_json()}
     arrays = {"graph": np.frombuffer(json.dumps(graph).encode("utf-8"), dtype=np.uint8)}
     for key, value in net.arrays().items():
         arrays[key] = np.ascontiguousarray(value, dtype=np.float32)
@@ -223,27 +234,47 @@ def network_from_graph(graph: dict, where: str) -> Network:
         raise ConvcError(f"{where}: field 'classes' must be a non-negative integer, got {classes!r}")
     if not graph["layers"]:
         raise ConvcError(f"{where}: field 'layers' is empty")
-    layers, names = [], []
-    shape = spec.shape
+    version = graph.get("version", VERSION)
+    layers, names, inputs, shares = [], [], [], []
+    shapes = {"input": spec.shape}
     for i, entry in enumerate(graph["layers"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
             raise ConvcError(f"{where}: layer {i}: must be an object with a string 'type'")
         name = entry.get("name", f"layer{i}")
-        if not isinstance(name, str) or not name or "." in name or name == "graph":
-            raise ConvcError(f"{where}: layer {i}: bad name {name!r} (non-empty, no '.', not 'graph')")
+        if not isinstance(name, str) or not name or "." in name or name in ("graph", "input"):
+            raise ConvcError(f"{where}: layer {i}: bad name {name!r} (non-empty, no '.', not 'graph' or 'input')")
         if name in names:
             raise ConvcError(f"{where}: layer {i}: name {name!r} is used twice")
         attrs = entry.get("attrs", {})
         if not isinstance(attrs, dict):
             raise ConvcError(f"{where}: layer {i} {name!r}: 'attrs' must be a JSON object")
-        if entry["type"] in MULTI_INPUT_TYPES:
+        graph_keys = [k for k in ("inputs", "share") if k in entry]
+        if graph_keys and version < 2:
+            raise ConvcError(f"{where}: layer {i} {name!r}: field {graph_keys[0]!r} needs format version 2 "
+                             f"(this graph says version {version})")
+        ins = entry.get("inputs", ["input" if i == 0 else names[-1]])
+        if not isinstance(ins, list) or not ins or not all(isinstance(v, str) for v in ins):
+            raise ConvcError(f"{where}: layer {i} {name!r}: field 'inputs' must be a non-empty list of layer "
+                             f"names, got {ins!r}")
+        for v in ins:
+            if v not in shapes:
+                raise ConvcError(f"{where}: layer {i} {name!r}: field 'inputs' names {v!r}, which is not "
+                                 f"{'an earlier layer' if v in [e.get('name') for e in graph['layers'] if isinstance(e, dict)] else 'a layer of the graph'} "
+                                 "(list every layer after its inputs; 'input' is the network input)")
+        share = entry.get("share")
+        if share is not None and (not isinstance(share, str) or share not in names):
+            raise ConvcError(f"{where}: layer {i} {name!r}: field 'share' must name an earlier layer, got {share!r}")
+        if entry["type"] in MULTI_INPUT_TYPES and version < 2:
             raise ConvcError(f"{where}: layer {i} {name!r}: type {entry['type']!r} takes several inputs; "
                              "a chain of layers (format version 1) cannot hold it")
-        attrs = _infer_sizes(entry["type"], dict(attrs), shape)
+        in_shapes = [shapes[v] for v in ins]
+        attrs = _infer_sizes(entry["type"], dict(attrs), in_shapes[0])
         try:
             check_sizes(entry["type"], attrs, f"layer {i} {name!r}")
             layer = build_layer(entry["type"], attrs, f"layer {i} {name!r}")
-            shape = tuple(layer.output_shape(shape))
+            if len(ins) > 1 and not layer.multi_input:
+                raise ValueError(f"{entry['type']} takes one input, field 'inputs' names {len(ins)}")
+            shape = tuple(layer.output_shape(in_shapes if layer.multi_input else in_shapes[0]))
         except ValueError as exc:
             msg = str(exc)
             if not msg.startswith("layer "):
@@ -255,6 +286,9 @@ def network_from_graph(graph: dict, where: str) -> Network:
                              f"beyond the limit of {MAX_VALUES:,} per sample")
         layers.append(layer)
         names.append(name)
+        inputs.append(list(ins))
+        shares.append(share)
+        shapes[name] = shape
     meta = graph.get("meta", {})
     if not isinstance(meta, dict):
         raise ConvcError(f"{where}: field 'meta' must be a JSON object")
@@ -262,7 +296,8 @@ def network_from_graph(graph: dict, where: str) -> Network:
         raise ConvcError(f"{where}: field 'layers' holds {len(layers):,} layers, beyond the limit of 10,000")
     name = graph.get("name", "network")
     try:
-        return Network(spec, layers, names, name=str(name), classes=classes, meta=meta)
+        return Network(spec, layers, names, name=str(name), classes=classes, meta=meta, inputs=inputs,
+                       shares=shares)
     except ValueError as exc:
         raise ConvcError(f"{where}: {exc}") from None
 
@@ -296,7 +331,9 @@ def load_model(path: str | os.PathLike) -> Network:
     net = network_from_graph(graph, str(path))
     net.path = str(path)
     expected = {}
-    for lname, layer in zip(net.names, net.layers):
+    for lname, layer, share in zip(net.names, net.layers, net.shares):
+        if share is not None:
+            continue                       # stored once, under the owner's name
         for pname, shape in layer.param_shapes().items():
             expected[f"{lname}.{pname}"] = (lname, layer, pname, tuple(shape))
     missing = [k for k in expected if k not in headers]
@@ -328,6 +365,7 @@ def load_model(path: str | os.PathLike) -> Network:
                              f"are NaN or infinite (first at index {list(where)})")
         layer.params[pname] = value.astype(np.float32)
         layer.grads[pname] = np.zeros_like(layer.params[pname])
+    net.tie_params()
     for lname, layer in zip(net.names, net.layers):
         mask_fn = getattr(layer, "connection_mask", None)
         if mask_fn is not None and getattr(layer, "table", None) is not None:

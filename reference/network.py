@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layers import LAYER_TYPES, Layer
+from .layers import LAYER_TYPES, MULTI_INPUT_TYPES, Layer
 
-__all__ = ["InputSpec", "LayerInfo", "Network", "build_layer", "check_sizes", "MAX_SIDE", "MAX_CHANNELS",
+__all__ = ["INPUT", "InputSpec", "LayerInfo", "Network", "build_layer", "check_sizes", "MAX_SIDE", "MAX_CHANNELS",
            "MAX_FEATURES", "MAX_VALUES", "MAX_PARAMS"]
 
 # What one machine can hold: a network beyond these is refused before anything is allocated.
@@ -29,6 +29,9 @@ MAX_CHANNELS = 65536        # maps of an input or a convolution
 MAX_FEATURES = 1 << 24      # inputs or outputs of a linear layer
 MAX_VALUES = 1 << 27        # values of one sample's input or of one layer's output (512 MiB float32)
 MAX_PARAMS = 1 << 28        # parameters of one layer (1 GiB float32)
+
+#: The name a layer's ``inputs`` use for the network input.
+INPUT = "input"
 
 _SIZE_LIMITS = {"in_channels": MAX_CHANNELS, "out_channels": MAX_CHANNELS, "in_features": MAX_FEATURES,
                 "out_features": MAX_FEATURES, "kernel": MAX_SIDE, "stride": MAX_SIDE, "padding": MAX_SIDE}
@@ -121,6 +124,8 @@ class LayerInfo:
     out_shape: tuple[int, ...]
     params: int
     macs: int
+    inputs: tuple[str, ...] = ()
+    share: str | None = None
 
 
 def build_layer(type_name: str, attrs: dict, where: str) -> Layer:
@@ -129,10 +134,11 @@ def build_layer(type_name: str, attrs: dict, where: str) -> Layer:
     Raises ``ValueError`` naming ``where`` (e.g. ``"layer 3 'conv2'"``) for an
     unknown type or bad attributes.
     """
-    cls = LAYER_TYPES.get(type_name)
+    cls = LAYER_TYPES.get(type_name) or MULTI_INPUT_TYPES.get(type_name)
     if cls is None:
         raise ValueError(
-            f"{where}: unknown layer type {type_name!r}; supported: {', '.join(sorted(LAYER_TYPES))}"
+            f"{where}: unknown layer type {type_name!r}; supported: "
+            f"{', '.join(sorted([*LAYER_TYPES, *MULTI_INPUT_TYPES]))}"
         )
     try:
         return cls(**attrs)
@@ -148,7 +154,13 @@ def build_layer(type_name: str, attrs: dict, where: str) -> Layer:
 
 
 class Network:
-    """A chain of layers with a named input.
+    """A graph of layers with a named input: a chain, or a DAG whose layers name their inputs.
+
+    Layers are kept in an order where every layer comes after its inputs (the file order);
+    the network's output is the last layer's. A layer may *share* the parameters of an
+    earlier layer of the same type and attributes (a multiscale net runs one trunk on each
+    level of a pyramid): its ``params`` is the other's dictionary, its gradients are added
+    to the other's in :meth:`param_groups`, and a model file stores the arrays once.
 
     Parameters
     ----------
@@ -162,10 +174,16 @@ class Network:
         Number of output classes.
     meta : dict
         Free-form JSON-able facts (dataset, training settings, accuracy).
+    inputs : list of list of str, optional
+        Per layer, the names of the layers it reads (:data:`INPUT` for the network input);
+        default the chain: each layer reads the one before it.
+    shares : list of (str or None), optional
+        Per layer, the name of the earlier layer whose parameters it uses, or None.
     """
 
     def __init__(self, input: InputSpec, layers: list[Layer], names: list[str] | None = None,
-                 name: str = "network", classes: int = 0, meta: dict | None = None):
+                 name: str = "network", classes: int = 0, meta: dict | None = None,
+                 inputs: list[list[str]] | None = None, shares: list[str | None] | None = None):
         self.path: str | None = None       # the model file it was read from, for messages
         self.input = input
         self.layers = list(layers)
@@ -179,17 +197,84 @@ class Network:
             raise ValueError("one name per layer is needed")
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
+        if INPUT in names:
+            raise ValueError(f"no layer may be called {INPUT!r}: it names the network input")
         self.names = list(names)
         self.name = name
         self.classes = int(classes)
         self.meta = dict(meta or {})
+        if inputs is None:
+            inputs = [[INPUT if i == 0 else self.names[i - 1]] for i in range(len(self.layers))]
+        if shares is None:
+            shares = [None] * len(self.layers)
+        if len(inputs) != len(self.layers) or len(shares) != len(self.layers):
+            raise ValueError("one input list and one share entry per layer are needed")
+        self.inputs = [list(v) for v in inputs]
+        self.shares = list(shares)
+        self._sources = self._resolve_inputs()
+        self._check_shares()
         self.shapes = self._infer_shapes()
+
+    # -- the graph ------------------------------------------------------------------
+    def _resolve_inputs(self) -> list[list[int]]:
+        """Per layer, the indices into :meth:`forward_all`'s list (0: the input, ``k + 1``:
+        layer ``k``) of what it reads; refuses a name that is unknown or not earlier."""
+        where = {INPUT: 0}
+        out = []
+        for i, (name, layer, ins) in enumerate(zip(self.names, self.layers, self.inputs)):
+            if not ins or not all(isinstance(v, str) for v in ins):
+                raise ValueError(f"layer {i} {name!r}: 'inputs' must be a non-empty list of layer names")
+            for v in ins:
+                if v not in where:
+                    later = v in self.names
+                    raise ValueError(f"layer {i} {name!r}: input {v!r} is " + (
+                        "not an earlier layer (list every layer after its inputs)" if later else
+                        f"not a layer of the network (nor {INPUT!r})"))
+            if len(ins) > 1 and not layer.multi_input:
+                raise ValueError(f"layer {i} {name!r}: {layer.type} takes one input, got {len(ins)}: {ins}")
+            out.append([where[v] for v in ins])
+            where[name] = i + 1
+        return out
+
+    def _check_shares(self) -> None:
+        index = {n: i for i, n in enumerate(self.names)}
+        for i, (name, owner) in enumerate(zip(self.names, self.shares)):
+            if owner is None:
+                continue
+            j = index.get(owner)
+            if j is None or j >= i:
+                raise ValueError(f"layer {i} {name!r}: 'share' names {owner!r}, which is not an earlier layer")
+            if self.shares[j] is not None:
+                raise ValueError(f"layer {i} {name!r}: shares {owner!r}, which itself shares "
+                                 f"{self.shares[j]!r}; name the owner {self.shares[j]!r}")
+            a, b = self.layers[i], self.layers[j]
+            if a.type != b.type or a.attrs() != b.attrs():
+                raise ValueError(f"layer {i} {name!r}: shares the parameters of {owner!r}, but its type and "
+                                 f"attributes differ ({a.type} {a.attrs()} vs {b.type} {b.attrs()})")
+            if not b.param_shapes():
+                raise ValueError(f"layer {i} {name!r}: shares {owner!r}, which has no parameters")
+
+    @property
+    def is_chain(self) -> bool:
+        """True when every layer reads the one before it and none shares parameters (a
+        model file of format version 1 holds it)."""
+        return all(src == [i] for i, src in enumerate(self._sources)) and not any(self.shares)
+
+    def sources(self, i: int) -> list[int]:
+        """What layer ``i`` reads, as indices into :meth:`forward_all`'s list."""
+        return list(self._sources[i])
+
+    def owner(self, i: int) -> int:
+        """The index of the layer whose parameters layer ``i`` uses (``i`` itself if it owns them)."""
+        s = self.shares[i]
+        return i if s is None else self.names.index(s)
 
     def _infer_shapes(self) -> list[tuple[int, ...]]:
         shapes = [self.input.shape]
         for i, (name, layer) in enumerate(zip(self.names, self.layers)):
+            ins = [shapes[k] for k in self._sources[i]]
             try:
-                shapes.append(tuple(layer.output_shape(shapes[-1])))
+                shapes.append(tuple(layer.output_shape(ins if layer.multi_input else ins[0])))
             except ValueError as exc:
                 raise ValueError(f"layer {i} {name!r}: {exc}") from None
             values = math.prod(shapes[-1])
@@ -206,33 +291,98 @@ class Network:
     def output_shape(self) -> tuple[int, ...]:
         return self.shapes[-1]
 
+    def in_shape(self, i: int) -> tuple[int, ...]:
+        """The per-sample shape layer ``i`` reads (its first input's, for a multi-input layer)."""
+        return self.shapes[self._sources[i][0]]
+
     def init_params(self, seed: int = 0, dtype=np.float32) -> None:
         rng = np.random.default_rng(seed)
-        for layer in self.layers:
-            layer.init_params(rng, dtype)
+        for layer, owner in zip(self.layers, self.shares):
+            if owner is None:
+                layer.init_params(rng, dtype)
+        self.tie_params()
+
+    def tie_params(self) -> None:
+        """Point every sharing layer's ``params`` at its owner's (after weights are set)."""
+        for i, layer in enumerate(self.layers):
+            j = self.owner(i)
+            if j != i:
+                layer.params = self.layers[j].params
+                layer.grads = {k: np.zeros_like(v) for k, v in layer.params.items()}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """All weights, keyed ``"<layer name>.<param>"``."""
-        return {f"{n}.{k}": v for n, layer in zip(self.names, self.layers) for k, v in layer.params.items()}
+        """All weights, keyed ``"<layer name>.<param>"`` (a shared array once, under its owner)."""
+        return {f"{n}.{k}": v for n, layer, s in zip(self.names, self.layers, self.shares) if s is None
+                for k, v in layer.params.items()}
+
+    def param_groups(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(key, parameter, gradient)`` for every array once; the gradient of a shared
+        array is the sum over the layers that use it (of the last :meth:`backward`)."""
+        groups: dict[int, list] = {}
+        for i, layer in enumerate(self.layers):
+            j = self.owner(i)
+            for k in layer.params:
+                entry = groups.setdefault((j, k), [f"{self.names[j]}.{k}", self.layers[j].params[k], None])
+                g = layer.grads[k]
+                entry[2] = g if entry[2] is None else entry[2] + g
+        return [tuple(v) for v in groups.values()]
+
+    # -- computation --------------------------------------------------------------
+    def _run(self, h: np.ndarray) -> list[np.ndarray]:
+        outs = [h]
+        last_use = self._last_use()
+        for i, layer in enumerate(self.layers):
+            ins = [outs[k] for k in self._sources[i]]
+            outs.append(layer.forward_multi(ins) if layer.multi_input else layer.forward(ins[0]))
+            for k in self._sources[i]:
+                if last_use[k] == i and k != 0:
+                    outs[k] = None          # no later layer reads it: free it
+        return outs
+
+    def _last_use(self) -> list[int]:
+        last = [-1] * (len(self.layers) + 1)
+        for i, src in enumerate(self._sources):
+            for k in src:
+                last[k] = i
+        return last
 
     def forward(self, x: np.ndarray, normalize: bool = True) -> np.ndarray:
-        """Run a batch ``(N, C, H, W)`` of raw inputs through every layer."""
+        """Run a batch ``(N, C, H, W)`` of raw inputs through every layer; the last layer's output."""
         h = self.input.normalize(x) if normalize else x
-        for layer in self.layers:
-            h = layer.forward(h)
-        return h
+        if self.is_chain:
+            for layer in self.layers:
+                h = layer.forward(h)
+            return h
+        return self._run(h)[-1]
 
     def forward_all(self, x: np.ndarray) -> list[np.ndarray]:
-        """Every layer's output for a batch (index 0 is the normalized input)."""
+        """Every layer's output for a batch (index 0 is the normalized input, ``k + 1`` layer ``k``)."""
         outs = [self.input.normalize(x)]
-        for layer in self.layers:
-            outs.append(layer.forward(outs[-1]))
+        for i, layer in enumerate(self.layers):
+            ins = [outs[k] for k in self._sources[i]]
+            outs.append(layer.forward_multi(ins) if layer.multi_input else layer.forward(ins[0]))
         return outs
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
+        """Gradient of the input for ``dy`` of the output (the last :meth:`forward`); sets every
+        layer's ``grads``. A layer output read by several layers gets the sum of their gradients."""
+        if self.is_chain:
+            for layer in reversed(self.layers):
+                dy = layer.backward(dy)
+            return dy
+        grads: list = [None] * (len(self.layers) + 1)
+        grads[-1] = dy
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, g = self.layers[i], grads[i + 1]
+            if g is None:                    # its output reaches no loss
+                for k, v in layer.params.items():
+                    layer.grads[k] = np.zeros_like(v)
+                continue
+            dx = layer.backward(g)
+            grads[i + 1] = None
+            for k, d in zip(self._sources[i], dx if layer.multi_input else [dx]):
+                grads[k] = d if grads[k] is None else grads[k] + d
+        return grads[0]
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class index per sample, argmax over the classes (axis 1): ``(N,)`` for a
@@ -250,10 +400,17 @@ class Network:
         and padding ``p`` gives ``((k - 1) / 2 - p, s)``, a pooling window ``((k - 1) / 2,
         s)``, a pyramid step ``(0, 2)``, an upsampling by ``f`` ``(-(f - 1) / (2 f), 1 / f)``,
         and a layer that keeps the size ``(0, 1)``. A layer without maps (``flatten``,
-        ``linear``) has no grid: ``ValueError`` naming it.
+        ``linear``) has no grid: ``ValueError`` naming it. In a graph, the path followed
+        is the output's first inputs back to the network input (the inputs of a
+        concatenation share one grid).
         """
+        path, k = [], len(self.layers)
+        while k:
+            path.append(k - 1)
+            k = self._sources[k - 1][0]
         offset, stride = 0.0, 1.0
-        for name, layer in zip(self.names, self.layers):
+        for i in reversed(path):
+            name, layer = self.names[i], self.layers[i]
             t = layer.type
             if t == "conv2d":
                 a, b = (layer.kernel - 1) / 2 - layer.padding, layer.stride
@@ -283,22 +440,31 @@ class Network:
         return labels[:, rows][:, :, cols]
 
     def info(self) -> list[LayerInfo]:
+        """One row a layer; a sharing layer counts no parameters of its own."""
         rows = []
         for i, (name, layer) in enumerate(zip(self.names, self.layers)):
-            if getattr(layer, "params", None):
+            if self.shares[i] is not None:
+                params = 0
+            elif getattr(layer, "params", None):
                 params = sum(int(np.prod(v.shape)) for v in layer.params.values())
             else:
                 params = sum(int(np.prod(s)) for s in layer.param_shapes().values())
-            rows.append(LayerInfo(i, name, layer.type, self.shapes[i], self.shapes[i + 1], params,
-                                  int(layer.macs(self.shapes[i]))))
+            ins = [self.shapes[k] for k in self._sources[i]]
+            rows.append(LayerInfo(i, name, layer.type, self.in_shape(i), self.shapes[i + 1], params,
+                                  int(layer.macs(ins if layer.multi_input else ins[0])),
+                                  tuple(self.inputs[i]), self.shares[i]))
         return rows
 
     def graph_json(self) -> dict:
-        return {
-            "name": self.name,
-            "input": self.input.to_json(),
-            "classes": self.classes,
-            "layers": [{"name": n, "type": layer.type, "attrs": layer.attrs()}
-                       for n, layer in zip(self.names, self.layers)],
-            "meta": self.meta,
-        }
+        """The graph part of a model file: a chain lists its layers; a graph adds each
+        layer's ``inputs`` and ``share`` where they are not the chain's defaults."""
+        layers = []
+        for i, (n, layer) in enumerate(zip(self.names, self.layers)):
+            entry = {"name": n, "type": layer.type, "attrs": layer.attrs()}
+            if not self.is_chain:
+                entry["inputs"] = list(self.inputs[i])
+                if self.shares[i] is not None:
+                    entry["share"] = self.shares[i]
+            layers.append(entry)
+        return {"name": self.name, "input": self.input.to_json(), "classes": self.classes,
+                "layers": layers, "meta": self.meta}

@@ -115,6 +115,9 @@ def _lcn(b: _Builder, name: str, layer: LocalContrastNorm, x: str) -> str:
 
 def to_onnx(net: Network):
     """The ONNX ``ModelProto`` of ``net`` (checked with ``onnx.checker``)."""
+    if not net.is_chain:
+        raise ConvcError(f"network {net.name!r} is a graph (layers with several inputs or shared weights); "
+                         "ONNX export writes chains only")
     onnx = require_onnx()
     from onnx import TensorProto, helper
 

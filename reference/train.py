@@ -143,7 +143,7 @@ def train(net: Network, data: Dataset, cfg: TrainConfig, quiet: bool = False) ->
     loss_of = pixel_nll_loss if dense else nll_loss
     net.input.mean = [float(v) for v in data.train_x.mean(axis=(0, 2, 3))]
     net.input.std = [float(max(v, 1e-6)) for v in data.train_x.std(axis=(0, 2, 3))]
-    velocity = {id(p): np.zeros_like(p) for layer in net.layers for p in layer.params.values()}
+    velocity = {key: np.zeros_like(p) for key, p, _ in net.param_groups()}
     n = len(data.train_x)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     history = []
@@ -163,15 +163,13 @@ def train(net: Network, data: Dataset, cfg: TrainConfig, quiet: bool = False) ->
                 logp = head.forward(logp)
             loss, dlogp = loss_of(logp, yb)
             net.backward(dlogp if head is None else head.backward(dlogp))
-            for layer in net.layers:
-                for name, p in layer.params.items():
-                    g = layer.grads[name]
-                    if cfg.weight_decay and name != "bias":
-                        g = g + cfg.weight_decay * p
-                    v = velocity[id(p)]
-                    v *= cfg.momentum
-                    v -= lr * g
-                    p += v
+            for key, p, g in net.param_groups():   # a shared array once, with the summed gradient
+                if cfg.weight_decay and not key.endswith(".bias"):
+                    g = g + cfg.weight_decay * p
+                v = velocity[key]
+                v *= cfg.momentum
+                v -= lr * g
+                p += v
             loss_sum += loss * len(idx)
             labelled = yb >= 0                      # pixels with the ignore label count nowhere
             correct += int(np.sum((np.argmax(logp, axis=1) == yb) & labelled))
