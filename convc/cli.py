@@ -34,6 +34,8 @@ from convc.reference.train import TrainConfig, train
 from convc.sim import golden
 from convc.sim.compare import compare
 from convc.sim.cycle import MemoryTiming, simulate
+from convc.sim.labelmap import dataset_truth
+from convc.sim.report import write_compare_report
 from convc.sim.verify import VerifyError, describe_mismatch, verify
 
 from . import __version__
@@ -383,9 +385,16 @@ def cmd_compare(args) -> int:
     if tuple(program.input.shape) != tuple(net.input.shape):
         raise ConvcError(f"{args.compiled} was compiled for inputs {list(program.input.shape)}, "
                          f"{args.model} takes {list(net.input.shape)}")
+    if args.report:
+        check_output_dir(args.report, "--report")
     x, labels, src = _inputs_for(args, net)
-    result = compare(net, program, x, labels, source=src)
-    _emit(args, result.to_json(), result.text())
+    truth = dataset_truth(net, len(x)) if args.report and not args.images else None
+    result = compare(net, program, x, labels, source=src, truth=truth)
+    obj, text = result.to_json(), result.text()
+    if args.report:
+        jpath, hpath = write_compare_report(result, args.report, model=args.model, compiled=args.compiled)
+        obj["report"], text = {"json": str(jpath), "html": str(hpath)}, text + f"report: {hpath} and {jpath}"
+    _emit(args, obj, text)
     return 0
 
 
@@ -598,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="raw inputs (.npy); default: the test split of the model's dataset")
     p.add_argument("--labels", help="labels for --images (.npy of ints), for accuracy")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--report", help="also write report.json and report.html into this folder (for a scene "
+                                    "parser, the first images' label maps as pictures)")
     p.set_defaults(func=cmd_compare)
 
     p = common(sub.add_parser("simulate", help="cycle-level simulation: cycles, ms per frame, MAC use"))

@@ -10,7 +10,9 @@ codes read back as real numbers:
 plus the saturations and accumulator overflows the golden model counted in
 that layer, and, on the final output, top-1 agreement (arg-max over the
 classes, per image for a vector output, per pixel for maps) and accuracy
-when labels are known.
+when labels are known.  For a scene parser (an output of per-pixel class scores) the
+first images' label maps, float and golden, are kept as pictures for
+``convc compare --report`` (:attr:`Comparison.label_maps`, :mod:`convc.sim.labelmap`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from convc.compiler.program import Program
 from convc.errors import ConvcError
 
 from . import golden
+from .labelmap import MAX_IMAGES, has_maps, model_maps
 
 __all__ = ["LayerComparison", "Comparison", "compare"]
 
@@ -55,6 +58,7 @@ class Comparison:
     layers: list[LayerComparison] = field(default_factory=list)
     golden_seconds: float = 0.0
     source: str = ""
+    label_maps: dict | None = None      # a scene parser's first images as pictures (not in to_json)
 
     @property
     def saturations(self) -> int:
@@ -91,8 +95,11 @@ def _top1(out: np.ndarray) -> np.ndarray:
 
 
 def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = None, source: str = "",
-            batch: int = 128) -> Comparison:
+            batch: int = 128, truth: np.ndarray | None = None) -> Comparison:
     """Run ``x`` (raw inputs) through the float net and the golden model.
+
+    ``truth``: per-pixel labels ``(N, H, W)`` of ``x`` (a scene parser's ground truth,
+    :func:`convc.sim.labelmap.dataset_truth`), drawn beside the label maps.
 
     Raises
     ------
@@ -122,6 +129,7 @@ def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = No
     in_sat = 0
     agree = correct_f = correct_q = total = 0
     seconds = 0.0
+    label_maps = None
     for start in range(0, len(x), batch):
         xb = x[start:start + batch]
         outs = net.forward_all(xb.astype(np.float64))
@@ -143,6 +151,11 @@ def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = No
         out = program.output
         f_top = _top1(outs[index[ref_layers[out.name]] + 1].reshape((len(xb),) + out.shape))
         q_top = _top1(res.region(out))
+        if start == 0 and has_maps(out.shape):
+            k = min(MAX_IMAGES, len(xb))
+            label_maps = model_maps(net, xb[:k], {"float": f_top[:k], "golden": q_top[:k]},
+                                    columns=[("float", "float reference"), ("golden", "golden fixed point")],
+                                    truth=truth, images_total=len(x))
         agree += int(np.sum(f_top == q_top))
         total += f_top.size
         if labels is not None:
@@ -159,4 +172,5 @@ def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = No
     return Comparison(images=n, top1_agreement=agree / total if total else float("nan"),
                       accuracy_float=correct_f / n if labels is not None else None,
                       accuracy_fixed=correct_q / n if labels is not None else None,
-                      input_saturations=in_sat, layers=layers, golden_seconds=seconds, source=source)
+                      input_saturations=in_sat, layers=layers, golden_seconds=seconds, source=source,
+                      label_maps=label_maps)

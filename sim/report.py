@@ -1,4 +1,5 @@
-r"""The ``convc verify`` report: ``report.json`` and a self-contained ``report.html``.
+r"""The reports of ``convc verify`` and ``convc compare``: ``report.json`` and a
+self-contained ``report.html``.
 
 The HTML needs no network and no plotting library: the two figures (per-layer SQNR of
 the golden model against the float reference, and RTL cycles per image against the
@@ -10,11 +11,19 @@ the golden fixed-point model and the RTL:
 * per layer: format, SQNR (float vs golden), max and mean error in LSBs, saturations
   and accumulator overflows (golden model), RTL mismatched words;
 * the first located mismatches (image, layer, map, row, column, both values);
-* cycles per image, RTL against the cycle model.
+* cycles per image, RTL against the cycle model;
+* for a scene parser (an output of per-pixel class scores), the first few images as
+  pictures: input frame, ground truth, float and RTL label maps (:mod:`convc.sim.labelmap`).
+
+``convc compare --report DIR`` writes the same pair for the float reference against the
+golden model (:func:`write_compare_report`): top-1 agreement, accuracy, the per-layer
+table and SQNR figure, and for a scene parser the label maps of the float reference
+and the golden model.
 
 Both files are written atomically (a temporary file in the folder, then a rename).
-Everything is rendered from the JSON object (:meth:`VerifyResult.to_json`), so a saved
-``report.json`` can be rendered again with :func:`render_html`.
+Everything is rendered from the JSON object (:meth:`VerifyResult.to_json`, with the
+label maps under ``label_maps``), so a saved ``report.json`` can be rendered again with
+:func:`render_html` (:func:`render_compare_html` for ``convc compare``'s).
 """
 
 from __future__ import annotations
@@ -26,7 +35,11 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_report", "render_html", "svg_bars", "atomic_write_text"]
+from .labelmap import CSS as LABELMAP_CSS
+from .labelmap import section_html as label_map_section
+
+__all__ = ["write_report", "render_html", "write_compare_report", "render_compare_html", "svg_bars",
+           "atomic_write_text"]
 
 MAX_IMAGE_ROWS = 50          # per-image rows shown (all are in report.json)
 MAX_RECORD_ROWS = 2000
@@ -50,10 +63,19 @@ def atomic_write_text(path, text: str) -> Path:
     return path
 
 
-def write_report(result, folder) -> tuple[Path, Path]:
+def _write_pair(folder, data: dict, render) -> tuple[Path, Path]:
+    """``data`` as ``folder/report.json`` and ``render(data)`` as ``folder/report.html``."""
+    jpath, hpath = Path(folder) / "report.json", Path(folder) / "report.html"
+    atomic_write_text(jpath, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(hpath, render(data))
+    return jpath, hpath
+
+
+def write_report(result, folder, label_maps: dict | None = None) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.html`` for ``result`` (a
     :class:`~convc.sim.verify.VerifyResult`, or its JSON dict) into ``folder``; returns
-    both paths (and records them on ``result`` when it is an object)."""
+    both paths (and records them on ``result`` when it is an object).  ``label_maps``
+    (:func:`convc.sim.labelmap.verify_maps`, a scene parser's) goes into both files."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     jpath, hpath = folder / "report.json", folder / "report.html"
@@ -63,9 +85,34 @@ def write_report(result, folder) -> tuple[Path, Path]:
     else:
         data = dict(result)
         data["report"] = dict(data.get("report") or {}, json=str(jpath), html=str(hpath))
-    atomic_write_text(jpath, json.dumps(data, indent=1) + "\n")
-    atomic_write_text(hpath, render_html(data))
-    return jpath, hpath
+    if label_maps is not None:
+        data["label_maps"] = label_maps
+    return _write_pair(folder, data, render_html)
+
+
+def write_compare_report(comparison, folder, *, model=None, compiled=None) -> tuple[Path, Path]:
+    """Write ``convc compare``'s ``report.json`` and ``report.html`` into ``folder``.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        :func:`convc.sim.compare.compare`'s result (its ``label_maps`` go into both files).
+    folder : path
+    model, compiled : str or None
+        The float model and the compiled folder, for the page's title.
+
+    Returns
+    -------
+    (Path, Path)
+        ``report.json`` and ``report.html``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = dict(comparison.to_json(), model=None if model is None else str(model),
+                compiled=None if compiled is None else str(compiled))
+    if getattr(comparison, "label_maps", None) is not None:
+        data["label_maps"] = comparison.label_maps
+    return _write_pair(folder, data, render_compare_html)
 
 
 # ----------------------------------------------------------------------------
@@ -211,7 +258,7 @@ def render_html(data: dict) -> str:
     sim_cycles = data.get("sim_cycles")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>convc verify: {e(str(data.get('compiled', '')))}</title>",
-             f"<style>{_CSS}</style></head><body>",
+             f"<style>{_CSS}{LABELMAP_CSS}</style></head><body>",
              f"<h1>convc verify: {e(str(data.get('compiled', '')))}</h1>",
              f'<p>Verdict: <span class="{"pass" if ok else "fail"}">'
              f'{"PASS: every word matches the golden model" if ok else "FAIL"}</span></p>']
@@ -249,6 +296,8 @@ def render_html(data: dict) -> str:
                      f'<tr><td class="l">on the labelled images</td><td>{_v(data.get("accuracy_float"))}</td>'
                      f'<td>{_v(data.get("accuracy_golden"))}</td><td>{_v(data.get("accuracy_rtl"))}</td>'
                      f'</tr></table>')
+    if data.get("label_maps"):
+        parts.append(label_map_section(data["label_maps"]))
 
     # ---- per layer
     rows = []
@@ -337,5 +386,47 @@ def render_html(data: dict) -> str:
     notes = data.get("notes") or []
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(str(n))}</li>" for n in notes) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render_compare_html(data: dict) -> str:
+    """The report page of ``convc compare`` for a ``Comparison.to_json()`` dict (with
+    ``model``, ``compiled`` and, for a scene parser, ``label_maps``)."""
+    e = html.escape
+    layers = data.get("layers") or []
+    title = f"convc compare: {data.get('model') or 'float model'} against {data.get('compiled') or 'fixed point'}"
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
+             f"<style>{_CSS}{LABELMAP_CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]
+    facts = [("float model", data.get("model")), ("compiled folder", data.get("compiled")),
+             ("images", f"{data.get('images', 0)} ({data.get('source', '')})"),
+             ("golden model", f"{data.get('golden_seconds', 0):.2f} s"),
+             ("saturations", f"{data.get('saturations', 0):,} (input {data.get('input_saturations', 0):,})")]
+    parts.append("<h2>Run</h2><table>" + "".join(
+        f'<tr><th class="l">{e(k)}</th><td class="l">{e("" if v is None else str(v))}</td></tr>'
+        for k, v in facts) + "</table>")
+    parts.append("<h2>Float reference and golden fixed point</h2>"
+                 '<table><tr><th class="l">top-1 agreement</th><th>value</th></tr>'
+                 f'<tr><td class="l">float vs golden</td><td>{_v(data.get("top1_agreement"))}</td></tr></table>')
+    if data.get("accuracy_float") is not None:
+        parts.append('<table><tr><th class="l">accuracy</th><th>float</th><th>golden</th></tr>'
+                     f'<tr><td class="l">on the labelled images</td><td>{_v(data.get("accuracy_float"))}</td>'
+                     f'<td>{_v(data.get("accuracy_fixed"))}</td></tr></table>')
+    if data.get("label_maps"):
+        parts.append(label_map_section(data["label_maps"]))
+    rows = "".join(
+        f'<tr><td class="l">{e(str(lay.get("name")))}</td><td class="l">{e(str(lay.get("ref_layer")))}</td>'
+        f'<td class="l">{e(str(lay.get("fmt")))}</td>'
+        f'<td>{"exact" if lay.get("exact") else _v(lay.get("sqnr_db"), "{:.2f}")}</td>'
+        f'<td>{_v(lay.get("max_err_lsb"), "{:.2f}")}</td><td>{_v(lay.get("saturations"), "{:,}")}</td>'
+        f'<td>{_v(lay.get("overflows"), "{:,}")}</td></tr>' for lay in layers)
+    parts.append('<h2>Per layer</h2><table><tr><th class="l">layer</th><th class="l">float layer</th>'
+                 '<th class="l">format</th><th>SQNR dB<br>float vs golden</th><th>max error<br>LSB</th>'
+                 "<th>saturations</th><th>overflows</th></tr>" + rows + "</table>")
+    parts.append(svg_bars([lay.get("name") for lay in layers],
+                          [("SQNR dB (float vs golden)",
+                            [float("inf") if lay.get("exact") else lay.get("sqnr_db") for lay in layers],
+                            COLORS["golden"])],
+                          title="SQNR per layer, float reference vs golden fixed point", ylabel="dB", id="sqnr"))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -40,6 +40,7 @@ from convc.errors import ConvcError
 from convc.inputs import model_inputs
 
 from . import golden, native
+from .labelmap import verify_maps
 from .rtlrun import DEFAULT_POISON, DEFAULT_TOP, RtlRun, VerifyError, record_cycles, top_module
 
 __all__ = ["VerifyError", "Prepared", "RtlRun", "LayerResult", "VerifyResult", "prepare", "compare_words",
@@ -671,6 +672,6 @@ def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, r
     result = assemble(prep, rtl, sim_cycles=sim_cycles, notes=notes,
                       cycle_report=cyc)
     result.seconds["total"] = time.perf_counter() - t_start
-    write_report(result, report)
+    write_report(result, report, label_maps=verify_maps(prep, _to_signed16(rtl.layers[-1]), test_split=inputs is None))
     return result
 

@@ -1,6 +1,6 @@
 """``convc verify``'s report (sim/report.py) from synthetic results: report.json keys and
 counts, the located mismatch, the two inline SVG figures, a self-contained page, atomic
-writes."""
+writes, and a scene parser's label maps as pictures."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
+from convc.sim.labelmap import collect
 from convc.sim.report import render_html, svg_bars, write_report
 from convc.sim.verify import LayerResult, VerifyResult
 
@@ -72,6 +74,7 @@ def test_report_json_and_html(tmp_path):
     # self-contained: no scripts, no external resources; text escaped
     assert "<script" not in page and "src=" not in page and "<link" not in page and "href=" not in page
     assert "a note &lt;with&gt; markup" in page
+    assert "Label maps" not in page       # a classifier: no label-map section
     assert not [p for p in (tmp_path / "rep").iterdir() if p.name.startswith(".")]
 
 
@@ -116,3 +119,33 @@ def test_report_of_a_run_that_stopped(tmp_path):
     assert json.loads(jpath.read_text())["error"].startswith("image 0: timeout")
     # rendering again from the saved JSON gives the same page
     assert render_html(json.loads(jpath.read_text())) == page
+
+
+def test_label_maps_section(tmp_path):
+    """Synthetic maps for 3 images of which the RTL finished 2: one <img> per known panel,
+    a note for the missing one, the agreement figures, the ignore grey in the legend."""
+    rng = np.random.default_rng(0)
+    frames = rng.random((3, 3, 12, 16), dtype=np.float32)
+    truth = rng.integers(0, 4, (3, 3, 4))
+    truth[0, 0, 0] = -1
+    flt = truth.copy()
+    flt[flt < 0] = 0
+    rtl = flt[:2].copy()
+    rtl[1, 0, :2] = (rtl[1, 0, :2] + 1) % 4          # 2 of 12 pixels differ
+    maps = collect(frames, {"truth": truth, "float": flt, "rtl": rtl, "golden": flt},
+                   columns=[("truth", "ground truth"), ("float", "float reference"), ("rtl", "RTL")],
+                   classes=4, grid=(2.5, 4.0), images_total=7)
+    res = _result(images=7, images_run=2)
+    jpath, hpath = write_report(res, tmp_path, label_maps=maps)
+    data = json.loads(jpath.read_text())
+    assert data["label_maps"]["images"][2]["maps"]["rtl"] is None
+    page = hpath.read_text()
+    rows = re.findall(r'<div class="lm-row">(.*?)</div>\n', page)
+    assert [len(re.findall(r"<img ", r)) for r in rows] == [4, 4, 3]
+    assert "no RTL output" in rows[2]
+    assert page.count("data:image/png;base64,") == 11
+    assert "image-rendering:pixelated" in page
+    assert "The first 3 of 7 images" in page and "ignored (-1)" in page and "class 3" in page
+    assert "agrees with the float reference on 83.3% of pixels" in page      # image 1's RTL
+    assert "pixel accuracy 100.0%" in page
+    assert render_html(data) == page
