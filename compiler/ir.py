@@ -17,7 +17,8 @@ import numpy as np
 
 from .numeric import PWLTable, QFormat
 
-__all__ = ["Act", "Pool", "Node", "ConvNode", "ActNode", "PoolNode", "LCNNode", "IRGraph",
+__all__ = ["Act", "Pool", "Node", "ConvNode", "ActNode", "PoolNode", "LCNNode", "UpsampleNode", "ConcatNode",
+           "IRGraph",
            "ConvQuant", "LCNQuant", "ACT_KINDS", "POOL_KINDS"]
 
 ACT_KINDS = ("relu", "abs", "tanh")
@@ -49,12 +50,15 @@ class Pool:
 
 @dataclass
 class Node:
-    """Common to all nodes: a name, the model layers it stands for, shapes."""
+    """Common to all nodes: a name, the model layers it stands for, shapes, and what it
+    reads: ``input``, the name of the node whose output it reads (None: the network
+    input). A concatenation reads several (:class:`ConcatNode`)."""
 
     name: str
     sources: list[str]
     in_shape: tuple[int, int, int] = (0, 0, 0)
     out_shape: tuple[int, int, int] = (0, 0, 0)
+    input: str | None = None
 
 
 @dataclass
@@ -102,6 +106,18 @@ class ConvNode(Node):
     act: Act | None = None
     pool: Pool | None = None
     quant: ConvQuant | None = None
+    #: log2 of the nearest upsampling of the input it reads (the record's ``up`` field):
+    #: the convolution sees ``(C, H << up, W << up)``
+    up: int = 0
+    #: the node whose weights it uses (stored once; the quantization makes them equal)
+    share: str | None = None
+    #: keep the input's format (a smoothing filter whose weights are >= 0 and sum to 1 at
+    #: most: its output never exceeds its input), so every level of a pyramid has one format
+    keep_fmt: bool = False
+    #: a :class:`ConcatNode` it writes into (its maps from ``into_map0`` of that region),
+    #: instead of a region of its own
+    into: str | None = None
+    into_map0: int = 0
 
     def inputs_of(self, o: int) -> list[int]:
         """The input maps output ``o`` reads."""
@@ -110,8 +126,14 @@ class ConvNode(Node):
     @property
     def conv_shape(self) -> tuple[int, int, int]:
         _, h, w = self.in_shape
+        h, w = h << self.up, w << self.up
         k, s, p = self.kernel, self.stride, self.pad
         return (self.out_c, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+
+    @property
+    def padded_width(self) -> int:
+        """A padded input row as the engine's line buffer holds it (upsampled)."""
+        return (self.in_shape[2] << self.up) + 2 * self.pad
 
     @property
     def macs(self) -> int:
@@ -132,6 +154,22 @@ class PoolNode(Node):
     """A pooling the fusion pass could not attach to a convolution."""
 
     pool: Pool = field(default_factory=lambda: Pool("max", 2, 2))
+
+
+@dataclass
+class UpsampleNode(Node):
+    """Nearest upsampling by ``2**up`` that no convolution took in (its ``up``)."""
+
+    up: int = 1
+
+
+@dataclass
+class ConcatNode(Node):
+    """Maps of several nodes one after another (``parts``, in order): a region of memory
+    the parts write into (their ``into``); it computes nothing."""
+
+    parts: list[str] = field(default_factory=list)
+    fmt: QFormat | None = None      # one format for every part (the quantization pass)
 
 
 @dataclass

@@ -38,10 +38,10 @@ from convc.sim.cycle import MemoryTiming, run_cycles, simulate
 
 from .bitstream import bitstream_text
 
-from .ir import ConvNode, IRGraph, LCNNode
+from .ir import ConcatNode, ConvNode, IRGraph, LCNNode
 from .isa import OP_CONV, OP_FC, listing
 from .manifest import MANIFEST_NAME, is_manifest, listed_files, model_record, sidecars, write_manifest
-from .passes import frontend, fuse, lower_unfused, pwl_tables, quantize, schedule, shapes, size
+from .passes import fold_concat, frontend, fuse, lower_unfused, pwl_tables, quantize, schedule, shapes, size
 from .program import MAX_FRAC, MAX_JSON_BYTES, PROGRAM_FILES, Program, load_program, save_program
 
 __all__ = ["CompileOptions", "CompileResult", "compile_network", "write_outputs", "calibration_inputs",
@@ -84,6 +84,7 @@ def compile_network(net, board, opts: CompileOptions, where: str = "model",
     graph = frontend.run(net, where)
     shapes.run(graph, where)
     fuse.run(graph)
+    fold_concat.run(graph)
     lower_unfused.run(graph)
     if calib is None:
         calib, calib_from = calibration_inputs(net, opts.calib, opts.seed)
@@ -146,17 +147,24 @@ def make_report(graph: IRGraph, program: Program, board) -> dict:
             d["lanes_used"] += c.compute_cycles * ins.n_in * ins.n_out / (groups * hw.kernel_units)
     layers = []
     total_macs = 0
-    for node in graph.nodes:
-        lt, d = per[node.name], occ[node.name]
-        row = {"name": node.name, "sources": node.sources, "type": "lcn" if isinstance(node, LCNNode) else "conv",
-               "in_shape": list(node.in_shape), "out_shape": list(node.out_shape), "passes": lt.passes,
+    by_name = {n.name: n for n in graph.nodes}
+    for region_node in graph.nodes:
+        if isinstance(region_node, ConvNode) and region_node.into is not None:
+            continue                       # a part: its concatenation's row counts it
+        # one row a region; a concatenation's parts are one row (their records carry its name)
+        members = [by_name[p] for p in region_node.parts] if isinstance(region_node, ConcatNode) else [region_node]
+        node = members[0]
+        lt, d = per[region_node.name], occ[region_node.name]
+        row = {"name": region_node.name, "sources": region_node.sources,
+               "type": "lcn" if isinstance(node, LCNNode) else "conv",
+               "in_shape": list(node.in_shape), "out_shape": list(region_node.out_shape), "passes": lt.passes,
                "cycles": lt.cycles, "bound": lt.bound, "bytes_read": lt.bytes_read,
                "bytes_written": lt.bytes_written}
         if isinstance(node, ConvNode):
             q = node.quant
-            macs = node.macs
+            macs = sum(m.macs for m in members)
             row.update({"kernel": node.kernel, "stride": node.stride, "act": node.act.kind if node.act else None,
-                        "pool": f"{node.pool.kind}{node.pool.kernel}" if node.pool else None,
+                        "pool": f"{node.pool.kind}{node.pool.kernel}" if node.pool else None, "up": node.up,
                         "in_fmt": str(q.in_fmt), "w_fmt": str(q.w_fmt), "conv_fmt": str(q.conv_fmt),
                         "out_fmt": str(q.out_fmt), "acc_shift": q.acc_shift,
                         "pwl_error": q.pwl_error if q.pwl is not None else None,

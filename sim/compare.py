@@ -34,7 +34,7 @@ __all__ = ["LayerComparison", "Comparison", "compare"]
 @dataclass
 class LayerComparison:
     name: str
-    ref_layer: str
+    ref_layer: str | None       # None: a region the compiler made (no float counterpart; SQNR NaN)
     fmt: str
     sqnr_db: float
     max_err_lsb: float
@@ -76,8 +76,8 @@ class Comparison:
                  f"{'layer':<12} {'reference':<12} {'format':<10} {'SQNR dB':>8} {'max err LSB':>12} "
                  f"{'saturations':>11} {'overflows':>9}"]
         for c in self.layers:
-            sq = "exact" if np.isinf(c.sqnr_db) else f"{c.sqnr_db:.1f}"
-            lines.append(f"{c.name:<12} {c.ref_layer:<12} {c.fmt:<10} {sq:>8} {c.max_err_lsb:>12.2f} "
+            sq = "exact" if np.isinf(c.sqnr_db) else "-" if np.isnan(c.sqnr_db) else f"{c.sqnr_db:.1f}"
+            lines.append(f"{c.name:<12} {c.ref_layer or '(compiler)':<12} {c.fmt:<10} {sq:>8} {c.max_err_lsb:>12.2f} "
                          f"{c.saturations:>11} {c.overflows:>9}")
         lines.append(f"top-1 agreement float vs fixed: {self.top1_agreement:.4f}")
         if self.accuracy_float is not None:
@@ -115,8 +115,12 @@ def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = No
     ref_layers = program.meta.get("ref_layers", {})
     index = {n: i for i, n in enumerate(net.names)}
     where = getattr(net, "path", None) or f"model {net.name!r}"
+    made = set()        # regions the compiler made (no reference layer: e.g. a folded classifier's parts)
     for region in program.layers:
-        ref = ref_layers.get(region.name) if isinstance(ref_layers, dict) else None
+        ref = ref_layers.get(region.name, "") if isinstance(ref_layers, dict) else ""
+        if ref is None:
+            made.add(region.name)
+            continue
         if ref not in index:
             raise ConvcError(f"{where} has no layer {ref!r} that compiled layer {region.name!r} computes: "
                              "the folder was compiled from another model")
@@ -139,6 +143,10 @@ def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = No
         res = golden.run(program, np.asarray(codes, dtype=np.int64))
         seconds += time.perf_counter() - t0
         for region in program.layers:
+            sat[region.name] += int(res.saturations.get(region.name, 0))
+            ovf[region.name] += int(res.overflows.get(region.name, 0))
+            if region.name in made:
+                continue
             ref = outs[index[ref_layers[region.name]] + 1].reshape((len(xb),) + region.shape)
             q = region.fmt.to_float(res.region(region))
             err = ref - q
@@ -146,8 +154,6 @@ def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = No
             acc[0] += float(np.sum(ref * ref))
             acc[1] += float(np.sum(err * err))
             acc[2] = max(acc[2], float(np.max(np.abs(err))) / region.fmt.lsb if err.size else 0.0)
-            sat[region.name] += int(res.saturations.get(region.name, 0))
-            ovf[region.name] += int(res.overflows.get(region.name, 0))
         out = program.output
         f_top = _top1(outs[index[ref_layers[out.name]] + 1].reshape((len(xb),) + out.shape))
         q_top = _top1(res.region(out))
@@ -165,7 +171,8 @@ def compare(net, program: Program, x: np.ndarray, labels: np.ndarray | None = No
     layers = []
     for region in program.layers:
         sig, noise, mx = sums[region.name]
-        sqnr = float("inf") if noise == 0 else 10 * np.log10(max(sig, 1e-300) / noise)
+        sqnr = float("nan") if region.name in made else \
+            float("inf") if noise == 0 else 10 * np.log10(max(sig, 1e-300) / noise)
         layers.append(LayerComparison(region.name, ref_layers[region.name], str(region.fmt), sqnr, mx,
                                       sat[region.name], ovf[region.name]))
     n = len(x)

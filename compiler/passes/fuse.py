@@ -15,16 +15,26 @@ Shapes must have been inferred. What is left standalone is lowered by the
 
 from __future__ import annotations
 
-from ..ir import ActNode, ConvNode, IRGraph, PoolNode
+from ..ir import ActNode, ConcatNode, ConvNode, IRGraph, PoolNode
 
 MONOTONE = ("relu", "tanh")
 
 
 def run(graph: IRGraph) -> IRGraph:
+    readers: dict[str | None, int] = {}
+    for node in graph.nodes:
+        for src in _reads(node):
+            readers[src] = readers.get(src, 0) + 1
+    by_name = {}
+    renamed: dict[str, str] = {}            # a fused node's name -> the convolution that took it in
     out = []
     for node in graph.nodes:
-        prev = out[-1] if out else None
-        if isinstance(prev, ConvNode):
+        node.input = renamed.get(node.input, node.input)
+        if isinstance(node, ConcatNode):
+            node.parts = [renamed.get(p, p) for p in node.parts]
+        prev = by_name.get(node.input)
+        # only the convolution's one reader may join it (in a graph its output may have several)
+        if isinstance(prev, ConvNode) and isinstance(node, (ActNode, PoolNode)) and readers.get(prev.name) == 1:
             if isinstance(node, ActNode) and prev.act is None and prev.pool is None:
                 prev.act = node.act
             elif isinstance(node, ActNode) and prev.act is None and prev.pool is not None \
@@ -33,12 +43,19 @@ def run(graph: IRGraph) -> IRGraph:
             elif isinstance(node, PoolNode) and prev.pool is None:
                 prev.pool = node.pool
             else:
-                out.append(node)
+                prev = None
+            if prev is not None:
+                prev.sources.extend(node.sources)
+                prev.out_shape = node.out_shape
+                graph.ref_index[prev.name] = graph.ref_index.pop(node.name)
+                renamed[node.name] = prev.name
+                readers[prev.name] = readers.get(node.name, 0)
                 continue
-            prev.sources.extend(node.sources)
-            prev.out_shape = node.out_shape
-            graph.ref_index[prev.name] = graph.ref_index.pop(node.name)
-            continue
         out.append(node)
+        by_name[node.name] = node
     graph.nodes = out
     return graph
+
+
+def _reads(node) -> list[str | None]:
+    return list(node.parts) if isinstance(node, ConcatNode) else [node.input]

@@ -16,7 +16,17 @@ on the calibration inputs (or in the weights) from saturating
 
 Local contrast normalization gets formats for each of its steps (see
 :class:`~convc.compiler.ir.LCNQuant` and the LCN op in :mod:`..isa`).
-Calibration values come from the float reference network, layer by layer.
+Calibration values come from the float reference network, layer by layer; a node the
+compiler made (a part of a folded classifier) is computed from its input's.
+
+In a graph, a node's ``in_fmt`` is its producer's output format. Three rules keep what
+must be one thing one thing:
+
+- nodes sharing weights (``share``) get one ``conv_fmt`` (the widest range over them),
+  and must see one input format, so their weight and bias codes are the same words;
+- a node that keeps its format (``keep_fmt``: a pyramid's smoothing) outputs its input's,
+  so every level of a pyramid has the input's format;
+- the parts of a concatenation get one output format (one region, one format).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from convc.errors import ConvcError
 
 from .. import isa
-from ..ir import ConvNode, ConvQuant, IRGraph, LCNNode, LCNQuant
+from ..ir import ConcatNode, ConvNode, ConvQuant, IRGraph, LCNNode, LCNQuant
 from ..isa import BIAS_BITS
 from ..numeric import ACC_BITS, QFormat, frac_for_range
 
@@ -103,6 +113,14 @@ def _quantize_lcn(node: LCNNode, x: np.ndarray, x_fmt: QFormat, bits: int) -> LC
                     eps=eps_code, recip_lo=lo)
 
 
+def _conv_float(node: ConvNode, x: np.ndarray) -> np.ndarray:
+    """The float pre-activation of a 1x1 convolution the compiler made (no reference layer),
+    upsampled as it reads: ``(N, out_c, H << up, W << up)``."""
+    assert node.kernel == 1 and node.stride == 1 and node.pad == 0, node.name
+    y = np.einsum("oi,nihw->nohw", node.weight[:, :, 0, 0], x) + node.bias[None, :, None, None]
+    return np.repeat(np.repeat(y, 1 << node.up, axis=2), 1 << node.up, axis=3) if node.up else y
+
+
 def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model") -> IRGraph:
     """Fill ``graph.input_fmt`` and every node's ``quant`` from ``calib``.
 
@@ -119,25 +137,72 @@ def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model")
                          f"choose {lo}..{hi}")
     outs = [o.astype(np.float64) for o in net.forward_all(calib.astype(np.float64))]
     index = {name: i for i, name in enumerate(net.names)}
+    by_name = {n.name: n for n in graph.nodes}
+    floats: dict[str | None, np.ndarray] = {None: outs[0]}    # each node's float output (None: the input)
 
-    def ref_out(layer_name: str) -> np.ndarray:
-        return outs[index[layer_name] + 1]
+    def float_in(node) -> np.ndarray:
+        x = floats[node.input]
+        return x.reshape((x.shape[0],) + tuple(node.in_shape))
+
+    def pre_of(node: ConvNode) -> np.ndarray:
+        """The float values the node's accumulator stands for (before its activation)."""
+        if not node.sources:                                   # made by the compiler
+            return _conv_float(node, float_in(node))
+        layer = net.layers[index[node.sources[0]]]
+        if layer.type in ("conv2d", "linear"):
+            return outs[index[node.sources[0]] + 1]
+        return float_in(node)                                  # an identity (lowered act, pool, upsample)
+
+    # the widest range of every group that must share one conv format
+    group_of: dict[str, str] = {}
+    for node in graph.nodes:
+        if isinstance(node, ConvNode) and node.share is not None:
+            group_of[node.name] = group_of[node.share] = node.share
+        if isinstance(node, ConcatNode):
+            for p in node.parts:
+                group_of[p] = f"concat {node.name}"
+    ranges: dict[str, float] = {}
 
     first = graph.nodes[0]
     x0 = outs[0]
     in_max = _amax(x0)
     if isinstance(first, LCNNode):  # v = x - m shares the input's format
         in_max = max(in_max, _amax(lcn_float(x0, first.window, first.eps)["v"]))
-    graph.input_fmt = cur = _fmt(in_max, bits)
+    graph.input_fmt = _fmt(in_max, bits)
+    fmt_of: dict[str | None, QFormat] = {None: graph.input_fmt}
+    # first sweep: float outputs of every node, and each group's range
     for node in graph.nodes:
+        if isinstance(node, ConcatNode):
+            floats[node.name] = np.concatenate([floats[p] for p in node.parts], axis=1)
+            continue
+        if isinstance(node, ConvNode) and not node.sources:
+            floats[node.name] = _conv_float(node, float_in(node))
+        else:
+            floats[node.name] = outs[graph.ref_index[node.name] + 1]
+        if node.name in group_of and isinstance(node, ConvNode):
+            key = group_of[node.name]
+            ranges[key] = max(ranges.get(key, 0.0), _amax(pre_of(node)))
+    for node in graph.nodes:
+        cur = fmt_of[node.input] if not isinstance(node, ConcatNode) else None
+        if isinstance(node, ConcatNode):
+            fmts = {str(fmt_of[p]) for p in node.parts}
+            if len(fmts) != 1:
+                raise ConvcError(f"{where}: layer {node.name!r}: its parts have the formats {sorted(fmts)}; a "
+                                 "concatenation is one region of one format")
+            node.fmt = fmt_of[node.name] = fmt_of[node.parts[0]]
+            continue
         if isinstance(node, LCNNode):
-            node.quant = q = _quantize_lcn(node, ref_in(node, graph, outs, index), cur, bits)
-            cur = q.y_fmt
+            node.quant = q = _quantize_lcn(node, float_in(node), cur, bits)
+            fmt_of[node.name] = q.y_fmt
             continue
         assert isinstance(node, ConvNode), node
-        identity = node.sources[0] not in index or net.layers[index[node.sources[0]]].type not in ("conv2d",
-                                                                                                    "linear")
-        pre = ref_in(node, graph, outs, index) if identity else ref_out(node.sources[0])
+        if node.share is not None:
+            owner = by_name[node.share]
+            if owner.quant.in_fmt != cur:
+                raise ConvcError(f"{where}: layer {node.name!r} shares the weights of {node.share!r} but reads "
+                                 f"format {cur}, where {node.share!r} reads {owner.quant.in_fmt}: shared "
+                                 "weights need one input format")
+        pre = pre_of(node)
         w_fmt = _fmt(_amax(node.weight), bits)
         qw, _ = w_fmt.quantize(node.weight)
         acc_frac = cur.frac + w_fmt.frac
@@ -150,7 +215,10 @@ def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model")
         if int(np.max(np.abs(qb), initial=0)) << (acc_frac - b_frac) >= 1 << (ACC_BITS - 2):
             raise ConvcError(f"{where}: layer {node.name!r}: bias {_amax(node.bias):g} does not fit the "
                              f"{ACC_BITS}-bit accumulator at fraction {acc_frac}")
-        conv_fmt = _fmt(_amax(pre), bits)
+        if node.keep_fmt:
+            conv_fmt = cur
+        else:
+            conv_fmt = _fmt(ranges.get(group_of.get(node.name), _amax(pre)), bits)
         out_fmt = conv_fmt
         if node.act is not None and node.act.kind == "tanh":
             out_fmt = _fmt(1.0, bits)
@@ -165,14 +233,5 @@ def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model")
         if not lo <= node.quant.acc_shift <= hi:
             raise ConvcError(f"{where}: layer {node.name!r}: accumulator shift {node.quant.acc_shift} "
                              "out of range")
-        cur = out_fmt
+        fmt_of[node.name] = out_fmt
     return graph
-
-
-def ref_in(node, graph: IRGraph, outs: list[np.ndarray], index: dict[str, int]) -> np.ndarray:
-    """The float input of ``node``: the output of the reference layer before its first source."""
-    i = index[node.sources[0]]
-    x = outs[i]
-    if x.ndim == 2:
-        x = x.reshape(x.shape[0], -1, 1, 1)
-    return x.reshape((x.shape[0],) + tuple(node.in_shape))

@@ -31,7 +31,7 @@ from convc.errors import ConvcError
 
 from .. import isa
 from ..hwconfig import HardwareConfig
-from ..ir import ConvNode, IRGraph, LCNNode
+from ..ir import ConcatNode, ConvNode, IRGraph, LCNNode
 from ..program import Program, Region
 
 _ACT = {None: isa.ACT_NONE, "relu": isa.ACT_RELU, "abs": isa.ACT_ABS, "tanh": isa.ACT_PWL}
@@ -57,8 +57,8 @@ def output_groups(node: ConvNode, out_lanes: int) -> list[tuple[list[int], list[
 
 def fc_eligible(node: ConvNode) -> bool:
     """Can the fully connected engine run this node: a 1x1 convolution at stride 1, without
-    padding or pooling (``OP_FC``)? The size pass and :func:`on_fc` both ask this."""
-    return node.kernel == 1 and node.stride == 1 and node.pad == 0 and node.pool is None
+    padding, pooling or upsampling (``OP_FC``)? The size pass and :func:`on_fc` both ask this."""
+    return node.kernel == 1 and node.stride == 1 and node.pad == 0 and node.pool is None and node.up == 0
 
 
 def on_fc(node: ConvNode, hw: HardwareConfig) -> bool:
@@ -118,7 +118,7 @@ def _check_fits(node, hw: HardwareConfig):
     elif isinstance(node, ConvNode):
         if node.kernel > hw.kmax:
             raise ConvcError(f"layer {node.name!r}: kernel {node.kernel} > configured kmax {hw.kmax}")
-        width = node.in_shape[2] + 2 * node.pad
+        width = node.padded_width
         if width > hw.max_width:
             raise ConvcError(f"layer {node.name!r}: padded row of {width} words > line buffer {hw.max_width}")
         s_max, p_max, ps_max = isa.limit("stride")[1], isa.limit("pad")[1], isa.limit("pool_s")[1]
@@ -139,7 +139,7 @@ def _tables(graph: IRGraph) -> tuple[list, dict[int, int]]:
     """Distinct PWL tables in order of use, and the id of each by object id."""
     tables, ids, seen = [], {}, {}
     for node in graph.nodes:
-        q = node.quant
+        q = getattr(node, "quant", None)
         found = []
         if isinstance(node, ConvNode) and q.pwl is not None:
             found = [q.pwl]
@@ -170,8 +170,12 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
     # --- constant image: tables, then per pass lists and weights ---------------
     chunks_of: dict[str, list] = {}
     addr = len(tables) * isa.TABLE_WORDS
+    by_name = {n.name: n for n in graph.nodes}
     for node in graph.nodes:
-        if isinstance(node, ConvNode):
+        if isinstance(node, ConvNode) and node.share is not None:
+            _check_shared(node, by_name[node.share])
+            chunks_of[node.name] = chunks_of[node.share]       # the owner's words, stored once
+        elif isinstance(node, ConvNode):
             chunks = []
             fc = on_fc(node, hw)
             for outs, inputs in output_groups(node, hw.fc_out_lanes if fc else hw.out_lanes):
@@ -192,10 +196,14 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
     bits = graph.input_fmt.width
     in_region = Region("input", image_words, tuple(graph.input_shape), graph.input_fmt)
     addr = image_words + in_region.words
-    regions, scratch = [], {}
+    regions, scratch, region_of = [], {}, {None: in_region}
     for node in graph.nodes:
-        fmt = node.quant.out_fmt if isinstance(node, ConvNode) else node.quant.y_fmt
+        if isinstance(node, ConvNode) and node.into is not None:
+            continue                               # it writes into its concatenation's region
+        fmt = node.fmt if isinstance(node, ConcatNode) else \
+            node.quant.out_fmt if isinstance(node, ConvNode) else node.quant.y_fmt
         regions.append(Region(node.name, addr, tuple(node.out_shape), fmt))
+        region_of[node.name] = regions[-1]
         addr += regions[-1].words
         if isinstance(node, LCNNode):
             c, h, w = node.in_shape
@@ -210,14 +218,18 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
 
     # --- records ---------------------------------------------------------------
     instrs, names = [], []
-    src = in_region
-    for node, dst in zip(graph.nodes, regions):
+    for node in graph.nodes:
+        if isinstance(node, ConcatNode):
+            continue                               # its parts wrote it
+        src = region_of[node.input]
+        dst = region_of[node.into if isinstance(node, ConvNode) and node.into is not None else node.name]
         if isinstance(node, ConvNode):
             q = node.quant
+            map0 = node.into_map0 if node.into is not None else 0
             rows_per = band_rows(node, hw)
             c, h, w = node.in_shape
             for outs, inputs, list_addr, w_addr in chunks_of[node.name]:
-                if fill:
+                if fill and node.share is None:
                     image[list_addr:list_addr + len(inputs)] = inputs
                     words = isa.weight_image(isa.OP_FC if on_fc(node, hw) else isa.OP_CONV,
                                              q.weight[np.ix_(outs, inputs)], q.bias[outs])
@@ -232,12 +244,12 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
                         pool_s=node.pool.stride if node.pool else 1,
                         pwl_id=table_ids[id(q.pwl)] if q.pwl is not None else 0,
                         in_c=c, in_h=h, in_w=w, out_h=node.out_shape[1], out_w=node.out_shape[2],
-                        n_in=len(inputs), n_out=len(outs), o0=outs[0], row0=row0, rows=rows,
+                        n_in=len(inputs), n_out=len(outs), o0=map0 + outs[0], row0=row0, rows=rows, up=node.up,
                         in_addr=src.addr, out_addr=dst.addr,
                         w_addr=w_addr,
                         list_addr=list_addr, bias_shift=q.bias_shift, acc_shift=q.acc_shift,
                         avg_mul=q.avg_mul, avg_shift=q.avg_shift))
-                    names.append(node.name)
+                    names.append(dst.name)
         else:
             q = node.quant
             c, h, w = node.in_shape
@@ -255,7 +267,6 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
                 y_shift=q.x_fmt.frac + q.r_fmt.frac - q.y_fmt.frac, mean_mul=q.mean_mul,
                 mean_shift=q.mean_shift, eps=q.eps))
             names.append(node.name)
-        src = dst
     instrs.append(isa.Instr(op=isa.OP_END, bits=bits))
     names.append("end")
     return Program(hw=hw, instrs=instrs, names=names, image=image, memory_words=memory_words,
@@ -263,7 +274,19 @@ def run(graph: IRGraph, hw: HardwareConfig, fill: bool = True) -> Program:
                    input_mean=list(graph.input_mean), input_std=list(graph.input_std),
                    meta={"name": graph.name, "bits": bits, "classes": graph.classes, "notes": graph.notes,
                          # the reference layer whose output each region holds (for comparisons)
-                         "ref_layers": {n.name: n.sources[-1] for n in graph.nodes}})
+                         # (None: a region the compiler made, such as a folded classifier's parts)
+                         "ref_layers": {n.name: n.sources[-1] if n.sources else None for n in graph.nodes
+                                        if n.name in region_of}})
+
+
+def _check_shared(node: ConvNode, owner: ConvNode) -> None:
+    """Records of ``node`` read ``owner``'s weight words: they must be the same codes."""
+    a, b = node.quant, owner.quant
+    same = (a.w_fmt == b.w_fmt and a.bias_frac == b.bias_frac and np.array_equal(a.weight, b.weight)
+            and np.array_equal(a.bias, b.bias) and node.table == owner.table and node.kernel == owner.kernel)
+    if not same:
+        raise ConvcError(f"layer {node.name!r} shares the weights of {owner.name!r}, but its quantized weights or "
+                         "biases differ (their input formats differ); the compiler stores shared weights once")
 
 
 def _runs(outs: list[int]) -> list[list[int]]:

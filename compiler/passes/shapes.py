@@ -14,7 +14,7 @@ from convc.errors import ConvcError
 
 from .. import isa
 from ..hwconfig import HardwareConfig
-from ..ir import ActNode, ConvNode, IRGraph, LCNNode, PoolNode
+from ..ir import ActNode, ConcatNode, ConvNode, IRGraph, LCNNode, PoolNode, UpsampleNode
 from .schedule import long_list
 
 
@@ -23,8 +23,18 @@ def _as_maps(shape):
 
 
 def run(graph: IRGraph, where: str = "model") -> IRGraph:
-    shape = _as_maps(graph.input_shape)
+    made = {None: _as_maps(graph.input_shape)}         # node name (None: the input) -> its output shape
     for node in graph.nodes:
+        if isinstance(node, ConcatNode):
+            parts = [made[p] for p in node.parts]
+            if len({s[1:] for s in parts}) != 1:
+                raise ConvcError(f"{where}: layer {node.name!r}: concatenates maps of different sizes "
+                                 f"{[list(s) for s in parts]}")
+            node.in_shape = parts[0]
+            node.out_shape = made[node.name] = (sum(s[0] for s in parts),) + parts[0][1:]
+            _check_record_fields(node, where)
+            continue
+        shape = made[node.input]
         c, h, w = shape
         node.in_shape = shape
         if isinstance(node, ConvNode):
@@ -47,11 +57,13 @@ def run(graph: IRGraph, where: str = "model") -> IRGraph:
             shape = (c, node.pool.out_size(h), node.pool.out_size(w))
             if shape[1] < 1 or shape[2] < 1:
                 raise ConvcError(f"{where}: layer {node.name!r}: pooling window larger than its input")
+        elif isinstance(node, UpsampleNode):
+            shape = (c, h << node.up, w << node.up)
         elif isinstance(node, (ActNode, LCNNode)):
             pass
         else:  # pragma: no cover - every node type is handled above
             raise ConvcError(f"{where}: node {node.name!r}: unknown node type {type(node).__name__}")
-        node.out_shape = shape
+        node.out_shape = made[node.name] = shape
         _check_record_fields(node, where)
     return graph
 

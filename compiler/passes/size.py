@@ -136,7 +136,7 @@ def run(graph: IRGraph, board, bits: int, in_lanes: int | None = None, out_lanes
         kmax = max([n.kernel for n in engine] or [1])
         # rows each engine holds: line buffers (padded input rows), LCN windows, and the
         # row writer's output rows (FC layers have no line buffers, only output rows)
-        widths = ([(n.in_shape[2] + 2 * n.pad, n, "a padded input row") for n in engine]
+        widths = ([(n.padded_width, n, "a padded input row") for n in engine]
                   + [(n.in_shape[2] + n.kernel - 1, n, "a padded input row") for n in lcns]
                   + [(n.out_shape[2], n, "an output row") for n in on_fc])
         max_width, widest, what = max(widths, key=lambda t: t[0]) if widths else (1, None, "")
