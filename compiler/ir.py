@@ -114,6 +114,9 @@ class ConvNode(Node):
     #: keep the input's format (a smoothing filter whose weights are >= 0 and sum to 1 at
     #: most: its output never exceeds its input), so every level of a pyramid has one format
     keep_fmt: bool = False
+    #: nodes naming one group get one conv format (the widest range over them): the
+    #: classifiers of a folded concatenation, whose scores meet in one region
+    fmt_group: str | None = None
     #: a :class:`ConcatNode` it writes into (its maps from ``into_map0`` of that region),
     #: instead of a region of its own
     into: str | None = None

@@ -10,15 +10,20 @@ nearest upsampling only repeats pixels, so
 where ``W_k`` are the classifier's columns of part ``k``. This pass rewrites the pattern
 into
 
-- one 1x1 convolution a part (``<classifier>.part<k>``: ``W_k``, the bias on part 0 only),
-  reading the part's producer *through* its upsampling (the record's ``up`` field), each
-  writing ``classes`` maps into one region (a :class:`ConcatNode` ``<classifier>.parts``);
+- one 1x1 convolution a part (``<classifier>.part<k>``: ``W_k``, the bias on part 0 only)
+  at the part's own resolution (on the FC engine where there is one), and for an
+  upsampled part an identity convolution (``<classifier>.up<k>``, one map a pass) that
+  reads those ``classes`` maps *through* the upsampling (the record's ``up`` field); each
+  writes ``classes`` maps into one region (a :class:`ConcatNode` ``<classifier>.parts``);
 - the classifier itself, now a 1x1 convolution over those ``parts * classes`` maps with
   weights 1 that adds them (``[I I I]``), keeping the classifier's activation and its name
   (so its output is still compared with the reference layer's).
 
-In fixed point each part's sum is requantized to the region's format before the final
-sum; the golden model, the cycle model and the RTL run the records as they are, so they
+Upsampling the ``classes`` maps after the part's classifier, not its hundreds of input
+maps before it, is what makes this cheap: the classifier of a part runs at the coarse
+resolution, and the upsampling moves ``classes`` maps. In fixed point each part's sum is
+requantized to the region's format (one format for every part and its upsampling:
+``fmt_group``) before the final sum; the golden model, the cycle model and the RTL run the records as they are, so they
 agree bit for bit; the float reference differs by that rounding (``convc compare``).
 
 The pattern needs: a dense 1x1 classifier at stride 1, no padding or pooling, the only
@@ -69,15 +74,24 @@ def run(graph: IRGraph) -> IRGraph:
 def _fold(graph: IRGraph, cls: ConvNode, cat: ConcatNode, sources: list) -> None:
     k = cls.out_c
     region = f"{cls.name}.parts"
-    parts, m0 = [], 0
+    parts, made, m0 = [], [], 0
     for i, (producer, up, part) in enumerate(sources):
         c = part.out_shape[0]
-        parts.append(ConvNode(f"{cls.name}.part{i}", [], input=producer.name, in_c=c, out_c=k, kernel=1,
-                              weight=cls.weight[:, m0:m0 + c].copy(),
-                              bias=cls.bias.copy() if i == 0 else np.zeros_like(cls.bias), up=up,
-                              into=region, into_map0=i * k))
-        parts[-1].in_shape = producer.out_shape
-        parts[-1].out_shape = (k,) + tuple(cls.out_shape[1:])
+        coarse = (k,) + tuple(producer.out_shape[1:])
+        cls_i = ConvNode(f"{cls.name}.part{i}", [], input=producer.name, in_c=c, out_c=k, kernel=1,
+                         weight=cls.weight[:, m0:m0 + c].copy(),
+                         bias=cls.bias.copy() if i == 0 else np.zeros_like(cls.bias), fmt_group=region,
+                         in_shape=producer.out_shape, out_shape=coarse)
+        made.append(cls_i)
+        last = cls_i
+        if up:
+            last = ConvNode(f"{cls.name}.up{i}", [], input=cls_i.name, in_c=k, out_c=k, kernel=1,
+                            table=[[j] for j in range(k)], weight=np.eye(k).reshape(k, k, 1, 1),
+                            bias=np.zeros(k), up=up, keep_fmt=True, in_shape=coarse,
+                            out_shape=(k,) + tuple(cls.out_shape[1:]))
+            made.append(last)
+        last.into, last.into_map0 = region, i * k
+        parts.append(last)
         m0 += c
     n = len(parts)
     concat = ConcatNode(region, [], parts=[p.name for p in parts], in_shape=parts[0].out_shape,
@@ -91,7 +105,7 @@ def _fold(graph: IRGraph, cls: ConvNode, cat: ConcatNode, sources: list) -> None
     nodes = []
     for node in graph.nodes:
         if node is cls:
-            nodes += parts + [concat]
+            nodes += made + [concat]
         if node.name not in dropped:
             nodes.append(node)
     graph.nodes = nodes
@@ -99,4 +113,4 @@ def _fold(graph: IRGraph, cls: ConvNode, cat: ConcatNode, sources: list) -> None
         graph.ref_index.pop(name, None)
     graph.notes.append(f"layer {cls.name!r}: the 1x1 classifier over {cat.name!r} ({n} parts, upsampled "
                        f"{[1 << up for _, up, _ in sources]}) runs as one classifier a part at the part's "
-                       "resolution read upsampled, then a sum of the parts")
+                       "resolution, its scores upsampled, then a sum of the parts")

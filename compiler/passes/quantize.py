@@ -158,9 +158,11 @@ def run(graph: IRGraph, net, calib: np.ndarray, bits: int, where: str = "model")
     for node in graph.nodes:
         if isinstance(node, ConvNode) and node.share is not None:
             group_of[node.name] = group_of[node.share] = node.share
+        if isinstance(node, ConvNode) and node.fmt_group is not None:
+            group_of[node.name] = f"group {node.fmt_group}"
         if isinstance(node, ConcatNode):
-            for p in node.parts:
-                group_of[p] = f"concat {node.name}"
+            for p in node.parts:            # (a part already in a group keeps it)
+                group_of.setdefault(p, f"concat {node.name}")
     ranges: dict[str, float] = {}
 
     first = graph.nodes[0]
