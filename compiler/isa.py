@@ -24,14 +24,17 @@ Ops and their meaning (pseudo-code; ``requantize``, ``round_shift``,
 output maps ``o0 .. o0+n_out-1`` of a layer and final output rows
 ``row0 .. row0+rows-1``::
 
-    K, S, P = kernel, stride, pad
+    K, S, P, U = kernel, stride, pad, 2**up
     X[j]    = map list[j] of the input (list[j] = word list_addr + j),
-              an in_h x in_w raster at in_addr, zero outside (padding)
+              an in_h x in_w raster at in_addr + list[j]*in_h*in_w
+    X_up[j][y][x] = X[j][y >> up][x >> up]     (nearest-neighbour upsampling by U:
+              an up_h x up_w map, up_h = in_h << up, up_w = in_w << up),
+              zero outside (padding)
     W[o,j,p,q] = signed word at w_addr + ((o*n_in + j)*K + p)*K + q
     B[o]    = int32 at w_addr + n_out*n_in*K*K + 2*o   (low word first)
     for o in 0..n_out-1, for every conv output (y, x) the pool needs:
         acc  = (B[o] << bias_shift)
-               + sum_{j,p,q} W[o,j,p,q] * X[j][y*S + p - P][x*S + q - P]
+               + sum_{j,p,q} W[o,j,p,q] * X_up[j][y*S + p - P][x*S + q - P]
         z    = requantize(acc, acc_shift, bits)           # sat
         a    = z                       if act == ACT_NONE
                max(z, 0)               if act == ACT_RELU
@@ -49,11 +52,19 @@ consecutive maps (``list[j] = list[0] + j``, as every dense layer's is): see
 ``list_words`` in :mod:`~convc.compiler.hwconfig`.
 
 ``out_h, out_w`` are the layer's final (pooled) sizes; the conv output is
-``conv_h = (in_h + 2P - K) // S + 1`` (likewise ``conv_w``) and the pooled
+``conv_h = (up_h + 2P - K) // S + 1`` (likewise ``conv_w``) and the pooled
 output ``(conv_h - pool_k) // pool_s + 1``.
 
-``OP_FC``: exactly ``OP_CONV`` with ``kernel = stride = 1``, ``pad = 0``
-and ``pool = POOL_NONE``, run by the fully connected (matrix-vector) engine
+``up`` (0..3) reads the input nearest-neighbour upsampled by ``2**up`` (a classifier
+reading a coarse map at a finer scale): ``in_h`` and ``in_w`` stay the sizes of the maps
+*as stored* (so the map addresses do not change), while padding, kernel, stride, pooling,
+the band rows (``row0 * pool_s * stride - pad`` ..) and the output sizes all see the
+virtual ``up_h x up_w`` map (:attr:`Instr.up_h`, :attr:`Instr.up_w`), which must fit
+:data:`ROW_COL_BITS` like a stored map. ``up = 0`` is the plain convolution. Only
+``OP_CONV`` upsamples: ``OP_FC`` and ``OP_LCN`` records need ``up = 0``.
+
+``OP_FC``: exactly ``OP_CONV`` with ``kernel = stride = 1``, ``pad = 0``,
+``up = 0`` and ``pool = POOL_NONE``, run by the fully connected (matrix-vector) engine
 instead of the convolution engine: a linear layer (F maps of 1x1) or a 1x1
 convolution (a matrix-vector product per pixel). Only the weight layout
 differs: ``OP_FC`` weights are stored input-major, each input's column
@@ -128,7 +139,7 @@ __all__ = ["OP_NOP", "OP_CONV", "OP_LCN", "OP_FC", "OP_END", "OP_NAMES", "ACT_NO
            "decode_program", "listing", "field", "field_max", "FieldShape", "shape", "limit", "FC_ALIGN", "fc_ld",
            "conv_rows", "in_rows", "bias_offset", "weight_words", "weight_offset", "weight_view", "bias_words",
            "join_bias", "weight_image", "read_weights", "MAX_SEGMENTS", "TABLE_WORDS", "table_words",
-           "read_table", "WORD_BITS", "ROW_COL_BITS", "BIAS_BITS"]
+           "read_table", "WORD_BITS", "ROW_COL_BITS", "BIAS_BITS", "check_up"]
 
 #: A memory word: every code, weight and table entry is one (a bias is two).
 WORD_BITS = 16
@@ -191,6 +202,7 @@ FIELDS: tuple[Field, ...] = (
     Field("mean_mul", 32, False, "LCN: frame-mean multiplier ~ 2**mean_shift / (H*W)"),
     Field("mean_shift", 6, False, "LCN: frame-mean shift"),
     Field("eps", 16, False, "LCN: smallest divisor, a code in the format of s"),
+    Field("up", 2, False, "CONV: the input is read nearest-upsampled by 2**up (FC, LCN: 0)"),
 )
 
 RECORD_BITS = 512
@@ -266,6 +278,32 @@ def in_rows(conv_rows, kernel, stride):
     ``(conv_rows - 1) * stride + kernel``, from input row ``row0 * pool_s * stride - pad``
     (ints, or Amaranth values in the hardware)."""
     return (conv_rows - 1) * stride + kernel
+
+
+def check_up(ins: "Instr") -> None:
+    """Check record ``ins``'s ``up`` field as every model does.
+
+    Parameters
+    ----------
+    ins : Instr
+        A decoded record.
+
+    Raises
+    ------
+    ValueError
+        ``up != 0`` on an ``OP_FC`` or ``OP_LCN`` record (only ``OP_CONV`` upsamples), or
+        an upsampled map (:attr:`Instr.up_h` x :attr:`Instr.up_w`) beyond what a map's
+        rows and columns hold (:data:`ROW_COL_BITS`).
+    """
+    if ins.up == 0:
+        return
+    if ins.op in (OP_FC, OP_LCN):
+        raise ValueError(f"up={ins.up} on an OP_{OP_NAMES[ins.op].upper()} record: only OP_CONV reads "
+                         f"its input upsampled (OP_FC and OP_LCN need up = 0)")
+    most = (1 << ROW_COL_BITS) - 1
+    if ins.up_h > most or ins.up_w > most:
+        raise ValueError(f"up={ins.up}: the upsampled input {ins.up_h}x{ins.up_w} (stored {ins.in_h}x{ins.in_w}) "
+                         f"exceeds {most} rows or columns ({ROW_COL_BITS} bits)")
 
 
 def _weight_strides(op: int, n_in: int, n_out: int, kernel: int) -> tuple[int, int, int, int]:
@@ -390,6 +428,7 @@ class Instr:
     mean_mul: int = 0
     mean_shift: int = 0
     eps: int = 0
+    up: int = 0
 
     def __post_init__(self):
         for f in FIELDS:
@@ -402,12 +441,25 @@ class Instr:
 
     # sizes every model derives the same way
     @property
+    def up_h(self) -> int:
+        """Rows of the input maps as the record reads them: ``in_h << up`` (``OP_CONV``
+        reads them nearest-upsampled by ``2**up``; ``in_h`` otherwise)."""
+        return self.in_h << self.up
+
+    @property
+    def up_w(self) -> int:
+        """Columns of the input maps as the record reads them: ``in_w << up``."""
+        return self.in_w << self.up
+
+    @property
     def conv_h(self) -> int:
-        return (self.in_h + 2 * self.pad - self.kernel) // self.stride + 1
+        """Convolution output rows: ``(up_h + 2 pad - K) // S + 1``."""
+        return (self.up_h + 2 * self.pad - self.kernel) // self.stride + 1
 
     @property
     def conv_w(self) -> int:
-        return (self.in_w + 2 * self.pad - self.kernel) // self.stride + 1
+        """Convolution output columns: ``(up_w + 2 pad - K) // S + 1``."""
+        return (self.up_w + 2 * self.pad - self.kernel) // self.stride + 1
 
     @property
     def weight_words(self) -> int:
@@ -466,7 +518,9 @@ def listing(instrs: list[Instr], names: list[str] | None = None) -> str:
             tag += f" {names[k]:<12}"
         if ins.op in (OP_CONV, OP_FC):
             lines.append(
-                f"{tag} in@{ins.in_addr:#x} {ins.in_c}x{ins.in_h}x{ins.in_w} list@{ins.list_addr:#x}"
+                f"{tag} in@{ins.in_addr:#x} {ins.in_c}x{ins.in_h}x{ins.in_w}"
+                + (f" up{1 << ins.up}" if ins.up else "")
+                + f" list@{ins.list_addr:#x}"
                 f"[{ins.n_in}] k{ins.kernel} s{ins.stride} p{ins.pad} w@{ins.w_addr:#x}"
                 f" out[{ins.o0}:{ins.o0 + ins.n_out}] rows[{ins.row0}:{ins.row0 + ins.rows}]"
                 f" of {ins.out_h}x{ins.out_w} @{ins.out_addr:#x} bias<<{ins.bias_shift}"

@@ -27,7 +27,9 @@ Running a network (what a host or a testbench does)
 2. Write SCHED_ADDR and IMAGE_ADDR, then CTRL = 1 (start).
 3. Wait for STATUS bit 1 (done) or ``irq``; STATUS bit 2 (error) flags a record the
    hardware cannot run (an unknown op, ``OP_LCN`` without an LCN engine, an engine's band
-   error, an AXI error response; after an error, reset the accelerator before the next
+   error, ``up != 0`` on an ``OP_FC`` or ``OP_LCN`` record or an upsampled map beyond
+   ``isa.ROW_COL_BITS`` rows or columns (:func:`convc.compiler.isa.check_up`), an AXI error
+   response; after an error, reset the accelerator before the next
    start: an engine may hold a half-run band).  CYCLES counts the clock cycles from start
    to done,
    RECORDS the records executed (``OP_END`` included).
@@ -39,8 +41,8 @@ Sequencer (one record at a time; no two records overlap)
 FETCH      the parameter reader reads the record's 32 words; the record is decoded with
            the same field table as :func:`convc.compiler.isa.decode`.
 DECODE     the record's fields; DERIVE the band's addresses and sizes; for OP_CONV/OP_FC,
-           DIVIDE: the band's convolution width ``(in_w + 2 pad - K) // stride + 1`` by a
-           serial divider (:class:`~convc.hdl.divider.SerialDivider`, :attr:`DIVIDE_CYCLES`):
+           DIVIDE: the band's convolution width ``((in_w << up) + 2 pad - K) // stride + 1``
+           by a serial divider (:class:`~convc.hdl.divider.SerialDivider`, :attr:`DIVIDE_CYCLES`):
            a combinational divider there was the longest path of the design.
 OP_END     wait for the memory writer to be idle, raise done.
 The weights go to the engines through two components lent the parameter reader while
@@ -64,7 +66,12 @@ OP_CONV    TABLE (if ``act == ACT_PWL`` and table ``pwl_id`` is not the one load
              one word a cycle;
            * pixels: per input lane, a map feeder (its own memory reader) sends, for each
              group, the band's rows of map ``list[j]`` with the padding inserted (one read
-             command of ``in_w`` words per row inside the map; padding and lanes without
+             command of ``in_w`` words per row inside the map; with ``up != 0`` the map
+             read nearest-upsampled by ``2**up``: the engines, the band's rows, its
+             width ``wp = (in_w << up) + 2 pad`` and the divider see the upsampled
+             ``(in_h << up) x (in_w << up)`` map, the feeders get the stored sizes and
+             ``up`` and read each stored row once for each of its upsampled rows, see
+             :class:`~convc.hdl.feeder.MapFeeder`; padding and lanes without
              a map are zeros, not read): the main stream (rows ``K-1..R-1`` of the band)
              and a second feeder per lane the preload stream (rows ``0..K-2``), as
              :class:`~convc.hdl.conv.ConvEngine` takes them (``preload = 1``);
@@ -195,7 +202,7 @@ MULT18X18D for 84 in the engines; ML605, ``synth_xilinx``), 18 on sceneparse's."
 
 def control_multipliers(hw: HardwareConfig) -> int:
     """Multipliers outside the engines: :data:`SEQUENCER_MULTIPLIERS`, one a map feeder
-    (its row address ``(row - pad) * in_w``, :class:`~convc.hdl.feeder.MapFeeder`) and the
+    (its row address ``((row - pad) >> up) * in_w``, :class:`~convc.hdl.feeder.MapFeeder`) and the
     row writer's ports' first-map addresses (:attr:`RowWriter.PORT_MULTIPLIERS` a port
     after the first) and the FC weight assembler's read addresses
     (:attr:`FCWeightAssembler.MULTIPLIERS`)."""
@@ -260,7 +267,7 @@ class Accelerator(wiring.Component):
     # tests/hdl/test_accel.py holds the cycle model within 1% per record)
     START_CYCLES = 2        # CTRL start -> the first FETCH command (IDLE, FETCH_CMD)
     DECODE_CYCLES = 2       # a record's last word -> its first phase command (DECODE, DERIVE)
-    BAND_WIDTH_BITS = 13    # a padded input row and a convolution row (in_w + 2 pad)
+    BAND_WIDTH_BITS = 13    # a padded input row and a convolution row ((in_w << up) + 2 pad)
     DIVIDE_CYCLES = BAND_WIDTH_BITS + 1     # CONV/FC: the band width (wp - K) // stride by the
     #                         serial divider, one quotient bit a cycle, then DIVIDE's exit
     PHASE_GAP = 1           # one phase's last word -> the next phase's command (its *_CMD state)
@@ -490,6 +497,15 @@ class Accelerator(wiring.Component):
         m.d.comb += fault.eq(Cat(*[w.error for w in writers]).any() | Cat(*[r.error for r in readers]).any()
                              | conv.err)
 
+        # up (isa.check_up): OP_CONV reads its input upsampled by 2**up, the upsampled map
+        # within ROW_COL_BITS rows and columns (v << up fits iff v's top `up` bits are 0);
+        # OP_FC (and OP_LCN, below) need up = 0
+        def fits_up(v):
+            return Cat(*[~v[ROW_COL_BITS - u:].any() for u in range(1 << len(R.up))]).bit_select(R.up, 1)
+
+        up_ok = Signal(name="up_ok")
+        m.d.comb += up_ok.eq(Mux(R.op == isa.OP_CONV, fits_up(R.in_h) & fits_up(R.in_w), R.up == 0))
+
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 with m.If(start):
@@ -514,7 +530,7 @@ class Accelerator(wiring.Component):
                     is_lcn.eq(R.op == isa.OP_LCN),
                     lcn_b.eq(0),
                     kk.eq(R.kernel * R.kernel),
-                    wp.eq(R.in_w + 2 * R.pad),
+                    wp.eq((R.in_w << R.up) + 2 * R.pad),        # the upsampled map's
                     conv_rows.eq(isa.conv_rows(R.rows, R.pool_k, R.pool_s)),
                     rs0.eq(R.row0 * R.pool_s * R.stride),
                     map_in.eq(R.in_h * R.in_w),
@@ -530,11 +546,12 @@ class Accelerator(wiring.Component):
                 with m.Elif(R.op == isa.OP_NOP):
                     m.next = "NEXT"
                 with m.Elif(((R.op == isa.OP_CONV) | ((R.op == isa.OP_FC) & has_fc)) & (R.n_in != 0)
-                            & (R.n_out != 0) & (R.rows != 0)):
+                            & (R.n_out != 0) & (R.rows != 0) & up_ok):
                     m.next = "DERIVE"
                 if CL:
-                    with m.Elif((R.op == isa.OP_LCN) & (R.in_c != 0) & (R.in_c <= CL) & (R.kernel != 0)
-                                & (R.kernel <= hw.lcn_kmax) & (R.in_w != 0) & (R.in_w <= hw.max_width)
+                    with m.Elif((R.op == isa.OP_LCN) & (R.up == 0) & (R.in_c != 0) & (R.in_c <= CL)
+                                & (R.kernel != 0) & (R.kernel <= hw.lcn_kmax)
+                                & (R.in_w != 0) & (R.in_w <= hw.max_width)
                                 & (R.in_h != 0) & (R.in_h <= lcn_max_rows(hw))):
                         m.next = "LCN_SQRT_CMD"
                 with m.Else():
@@ -658,7 +675,8 @@ class Accelerator(wiring.Component):
                 f.rs.eq(Mux(is_fc, rs0, rs0 + Mux(pre, K - 1, 0))),
                 f.nr.eq(Mux(is_fc, R.rows, r_in - Mux(pre, K - 1, 0))),
                 f.pad.eq(Mux(is_fc, 0, R.pad)), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
-                f.width.eq(Mux(is_fc, R.in_w, wp)), f.contig.eq(list_contig & ~is_lcn), f.step.eq(list_step),
+                f.up.eq(Mux(is_fc, 0, R.up)), f.width.eq(Mux(is_fc, R.in_w, wp)),
+                f.contig.eq(list_contig & ~is_lcn), f.step.eq(list_step),
             ]
             if l <= CL:
                 # OP_LCN: lane l reads map l of the sweep's list (sweep A: the in_c inputs;
@@ -666,13 +684,13 @@ class Accelerator(wiring.Component):
                 with m.If(is_lcn):
                     m.d.comb += [f.start.eq(lcn_start & ((l < CL) | lcn_b)), f.lanes.eq(CL + 1),
                                  f.n_in.eq(Mux(lcn_b, CL + 1, R.in_c)), f.rs.eq(0), f.nr.eq(R.in_h),
-                                 f.pad.eq(0), f.width.eq(R.in_w)]
+                                 f.pad.eq(0), f.up.eq(0), f.width.eq(R.in_w)]
         for l, f in enumerate(pres):
             m.d.comb += [
                 f.start.eq(start_stream & ~is_fc & pre),
                 f.lane.eq(l), f.lanes.eq(Pi), f.groups.eq(groups), f.n_in.eq(R.n_in),
                 f.rs.eq(rs0), f.nr.eq(K - 1), f.pad.eq(R.pad), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
-                f.width.eq(wp), f.contig.eq(list_contig), f.step.eq(list_step),
+                f.up.eq(R.up), f.width.eq(wp), f.contig.eq(list_contig), f.step.eq(list_step),
             ]
         feeders_busy = Cat(*[f.busy for f in mains + pres]).any()
 

@@ -1,5 +1,5 @@
 r"""Map feeder: one input lane's pixel stream for a band, read from memory with the
-padding inserted.
+padding inserted, optionally upsampled (nearest neighbour) by ``U = 2**up``.
 
 For groups ``g < G``, the lane's map is ``j = g * L + lane`` (``L`` lanes share the
 groups); its base word address ``base[j]`` (``in_addr + list[j] * in_h * in_w``) comes
@@ -9,22 +9,31 @@ from the accelerator's list memory, or, when the list is a run of consecutive ma
 longer than the list memory (which then holds only its first entries; the entry of each
 later group is looked up all the same and ignored: the timing does not change).  The
 feeder sends, group after group, the band's
-rows ``rs .. rs + nr - 1`` in *padded* coordinates, ``Wp`` pixels each::
+rows ``rs .. rs + nr - 1`` in *padded, upsampled* coordinates, ``Wp`` pixels each::
 
-    x[g][r][c] = mem[base[j] + (rs + r - pad) * in_w + (c - pad)]
-                    if j < n_in and 0 <= rs + r - pad < in_h and 0 <= c - pad < in_w
+    v = rs + r - pad,  u = c - pad          (row and column of the upsampled map)
+    x[g][r][c] = mem[base[j] + (v >> up) * in_w + (u >> up)]
+                    if j < n_in and 0 <= v < in_h << up and 0 <= u < in_w << up
                  0  otherwise (padding, or a lane with no map: nothing is read)
 
-``first`` on each group's first pixel, ``last`` on its last.  Each row inside the map is
-one read command of ``in_w`` words to the feeder's own
-:class:`~convc.hdl.memport.MemReader`; a command loop runs ahead of the pixel loop (as
-far as the reader takes commands), so reads stream while the pixels go out one a cycle.
+(``in_h``, ``in_w``: the map as stored; ``Wp = (in_w << up) + 2 * pad``; with ``up = 0``
+this is the plain padded map.)  ``first`` on each group's first pixel, ``last`` on its
+last.  Each upsampled row inside the map is one read command of the ``in_w`` words of
+stored row ``v >> up`` to the feeder's own :class:`~convc.hdl.memport.MemReader`: a
+stored row is read again for each of its ``U`` upsampled rows (the simplest design: no
+row store; it costs ``U`` times the reads of the stored map, ``in_w`` words per
+``(in_w << up) + 2 * pad`` pixels, far below a word a cycle for ``up > 0``).  The pixel
+loop sends each word ``U`` times, taking it from the reader with the last of them
+(``word.ready`` when ``(c - pad) mod U = U - 1``).  A command loop runs ahead of the
+pixel loop (as far as the reader takes commands), so reads stream while the pixels go
+out one a cycle.
 
 Ports
 -----
 ``start``      In(1): pulse; the configuration inputs are sampled with it
 ``lane``, ``lanes`` (``L``), ``groups`` (``G``), ``n_in``, ``rs``, ``nr``, ``pad``, ``in_h``,
-``in_w``, ``width`` (``Wp = in_w + 2 * pad``), ``contig``, ``step``   In: configuration
+``in_w``, ``up``, ``width`` (``Wp = (in_w << up) + 2 * pad``), ``contig``, ``step``
+               In: configuration
 ``list_addr``  Out: list-memory read address (a synchronous read port)
 ``list_data``  In(32): its data, the cycle after the address
 ``cmd``        Out(stream of :func:`~convc.hdl.memport.cmd_layout`): to the reader
@@ -52,9 +61,10 @@ __all__ = ["MapFeeder"]
 
 class MapFeeder(wiring.Component):
     #: LUTs a feeder (6-input LUTs), for the size search's logic estimate; measured with
-    #: Yosys (xc6v, abc) on the LeNet
-    #: virtex6 board build's modules (464 to 504)
-    LUTS = 490
+    #: Yosys (xc6v, abc) on the LeNet virtex6 board build's modules: 526 to 590, mean 543,
+    #: with the upsampling (``up``: its shifts and wider compares); 464 to 506, mean 493,
+    #: without
+    LUTS = 540
     # timing (read by sim/cycle.py): the list lookup of each later group (BASE)
     GROUP_CYCLES = 1
     LIMITS = {"list_words": (1, 1 << 16)}
@@ -67,7 +77,8 @@ class MapFeeder(wiring.Component):
             "start": In(1),
             "lane": In(16), "lanes": In(16), "groups": In(GROUP_BITS), "n_in": In(field_shape("n_in")),
             "rs": In(ROW_COL_BITS), "nr": In(ROW_COL_BITS), "pad": In(field_shape("pad")),
-            "in_h": In(ROW_COL_BITS), "in_w": In(ROW_COL_BITS), "width": In(ROW_COL_BITS + 1),
+            "in_h": In(ROW_COL_BITS), "in_w": In(ROW_COL_BITS), "up": In(field_shape("up")),
+            "width": In(ROW_COL_BITS + 1),
             "contig": In(1), "step": In(32),
             "list_addr": Out(range(list_words)),
             "list_data": In(32),
@@ -88,18 +99,29 @@ class MapFeeder(wiring.Component):
         rs = Signal(ROW_COL_BITS, name="cfg_rs")
         nr = Signal(ROW_COL_BITS, name="cfg_nr")
         pad = Signal(field_shape("pad"), name="cfg_pad")
-        in_h = Signal(ROW_COL_BITS, name="cfg_in_h")
         in_w = Signal(ROW_COL_BITS, name="cfg_in_w")
         wp = Signal(ROW_COL_BITS + 1, name="cfg_wp")
         lane = Signal(16, name="cfg_lane")
         contig = Signal(name="cfg_contig")
         step = Signal(32, name="cfg_step")
+        # upsampling by U = 2**up: the upsampled map's sizes, U - 1 (a mask of the low bits
+        # of an upsampled row or column: the copy of its stored one), and the stored row of
+        # the band's first row, (rs - pad) >> up (so BASE's address path is the same as
+        # without upsampling: one product)
+        UB = (1 << len(self.up)) - 1                       # largest up
+        vh = Signal(ROW_COL_BITS + UB, name="cfg_up_h")
+        vw = Signal(ROW_COL_BITS + UB, name="cfg_up_w")
+        rep = Signal(UB, name="cfg_rep")
+        srow0 = Signal(signed(ROW_COL_BITS + 2), name="cfg_stored_row0")
         with m.If(self.start):
             m.d.sync += [L.eq(self.lanes), G.eq(self.groups), n_in.eq(self.n_in), rs.eq(self.rs),
-                         nr.eq(self.nr), pad.eq(self.pad), in_h.eq(self.in_h), in_w.eq(self.in_w),
-                         wp.eq(self.width), lane.eq(self.lane), contig.eq(self.contig), step.eq(self.step)]
+                         nr.eq(self.nr), pad.eq(self.pad), in_w.eq(self.in_w),
+                         wp.eq(self.width), lane.eq(self.lane), contig.eq(self.contig), step.eq(self.step),
+                         vh.eq(self.in_h << self.up), vw.eq(self.in_w << self.up),
+                         rep.eq((1 << self.up) - 1),
+                         srow0.eq((self.rs - self.pad).as_signed() >> self.up)]
 
-        # ---- command loop: one read command per row inside the map -----------------
+        # ---- command loop: one read command per (upsampled) row inside the map ------
         c_g = Signal(GROUP_BITS, name="c_group")
         c_j = Signal(17, name="c_map")
         c_r = Signal(ROW_COL_BITS, name="c_row")
@@ -122,18 +144,20 @@ class MapFeeder(wiring.Component):
                 b = Signal(32, name="c_base_next")
                 m.d.comb += b.eq(Mux(contig & (c_g != 0), base + step, self.list_data))
                 m.d.sync += [c_r.eq(0), c_rr.eq(rs - pad), base.eq(b),
-                             c_addr.eq(b + (rs - pad).as_signed() * in_w)]
+                             c_addr.eq(b + srow0 * in_w)]
                 with m.If(c_j < n_in):
                     m.next = "ROWS"
                 with m.Else():                        # this and every later group: no map
                     m.next = "IDLE"
             with m.State("ROWS"):
                 m.d.comb += prefetch.eq(1)
-                inside = (c_rr >= 0) & (c_rr < in_h)
+                inside = (c_rr >= 0) & (c_rr < vh)
                 m.d.comb += [self.cmd.payload.addr.eq(c_addr), self.cmd.payload.length.eq(in_w),
                              self.cmd.valid.eq(inside)]
                 with m.If(~inside | self.cmd.ready):
-                    m.d.sync += [c_r.eq(c_r + 1), c_rr.eq(c_rr + 1), c_addr.eq(c_addr + in_w)]
+                    m.d.sync += [c_r.eq(c_r + 1), c_rr.eq(c_rr + 1)]
+                    with m.If((c_rr[:UB] & rep) == rep):       # the stored row's last copy
+                        m.d.sync += c_addr.eq(c_addr + in_w)
                     with m.If(c_r == nr - 1):
                         m.d.sync += [c_g.eq(c_g + 1), c_j.eq(c_j + L)]
                         with m.If(c_g == G - 1):
@@ -148,10 +172,13 @@ class MapFeeder(wiring.Component):
         d_r = Signal(ROW_COL_BITS, name="d_row")
         d_rr = Signal(signed(ROW_COL_BITS + 2), name="d_map_row")
         d_c = Signal(ROW_COL_BITS + 1, name="d_col")
-        row_in = (d_rr >= 0) & (d_rr < in_h) & (d_j < n_in)
-        col_in = (d_c >= pad) & (d_c < pad + in_w)
+        row_in = (d_rr >= 0) & (d_rr < vh) & (d_j < n_in)
+        col_in = (d_c >= pad) & (d_c < pad + vw)
         real = Signal(name="real")
         m.d.comb += real.eq(row_in & col_in)
+        # the word's last copy in the row (always, without upsampling): the reader's next
+        last_copy = Signal(name="last_copy")
+        m.d.comb += last_copy.eq(((d_c - pad)[:UB] & rep) == rep)
         m.d.comb += self.o.valid.eq(active & (~real | self.word.valid))
         with m.If(real):
             m.d.comb += self.o.payload.data.eq(self.word.payload.data[:self._bits].as_signed())
@@ -160,7 +187,7 @@ class MapFeeder(wiring.Component):
         m.d.comb += [
             self.o.payload.first.eq((d_r == 0) & (d_c == 0)),
             self.o.payload.last.eq(last_row & last_col),
-            self.word.ready.eq(active & real & self.o.ready),
+            self.word.ready.eq(active & real & last_copy & self.o.ready),
         ]
         with m.If(self.start):
             m.d.sync += [active.eq((self.groups != 0) & (self.nr != 0)), d_g.eq(0), d_j.eq(self.lane),

@@ -47,6 +47,12 @@ OP_CONV streaming
     (:func:`~convc.compiler.isa.in_rows`, :func:`~convc.compiler.isa.conv_rows`)
     (the golden model's band: input rows ``row0*pool_s*stride - pad ..`` plus ``R``; rows
     outside the map are padding the feeders insert, not read), ``Wp = in_w + 2*pad``.
+    A record with ``up != 0`` reads its input upsampled by ``2**up``: ``R``, ``Wp`` and the
+    band's rows are those of the upsampled ``(in_h << up) x (in_w << up)`` map (``Wp =
+    (in_w << up) + 2*pad``), and each of its rows inside the map is one read command of
+    the ``in_w`` words of stored row ``y >> up`` (read again for each copy); the feeders
+    still send a pixel a cycle (each word ``2**up`` times), so the engine's time is that
+    of the plain band of the upsampled size.
     The engine's time is exactly ``ConvEngine(hw).band_cycles(K, Wp, R, G,
     preload=True, stride)``.  From it the model places every conv output of the last
     group (pixel time + ``ConvEngine.latency``), then ``PointwiseEngine.latency``, then
@@ -582,10 +588,11 @@ def _useful_conv_macs(ins: isa.Instr) -> int:
 
 def _band_input_rows(ins: isa.Instr) -> tuple[int, int]:
     """(R, rows of the band inside the map): the band's input rows start at
-    ``row0 * pool_s * stride - pad`` (sim/golden.py's ``_band``)."""
+    ``row0 * pool_s * stride - pad`` (sim/golden.py's ``_band``), rows of the upsampled
+    map (``up_h`` rows; each one a read command of ``in_w`` words)."""
     R = isa.in_rows(isa.conv_rows(ins.rows, ins.pool_k, ins.pool_s), ins.kernel, ins.stride)
     y0 = ins.row0 * ins.pool_s * ins.stride - ins.pad
-    inside = max(0, min(y0 + R, ins.in_h) - max(y0, 0))
+    inside = max(0, min(y0 + R, ins.up_h) - max(y0, 0))
     return R, inside
 
 
@@ -623,8 +630,10 @@ class _Traffic:
         return beats + self.span(ins.list_addr, ins.n_in) + self.span(bias_addr, 2 * ins.n_out)
 
     def rows(self, ins: isa.Instr, first: int, count: int) -> int:
-        """Input rows ``first .. first+count-1`` of every input map, one command a row."""
-        y = np.arange(max(first, 0), min(first + count, ins.in_h), dtype=np.int64)
+        """Input rows ``first .. first+count-1`` of every input map, one command a row: rows
+        of the upsampled map (``up``), row ``y`` a command of the ``in_w`` words of stored row
+        ``y >> up``."""
+        y = np.arange(max(first, 0), min(first + count, ins.up_h), dtype=np.int64) >> ins.up
         if y.size == 0 or ins.in_w == 0:
             return 0
         addr = self.map_bases(ins)[:, None] + y[None, :] * ins.in_w
@@ -1002,7 +1011,7 @@ class _Model:
         K, S, ps, pk = ins.kernel, ins.stride, ins.pool_s, ins.pool_k
         setup = self._setup(ins, phases, ins.w_addr + isa.bias_offset(ins.op, ins.n_in, ins.n_out, K))
         G = -(-ins.n_in // hw.in_lanes)
-        Wp = ins.in_w + 2 * ins.pad
+        Wp = ins.up_w + 2 * ins.pad          # the upsampled map's padded row (up = 0: in_w + 2 pad)
         R, inside = _band_input_rows(ins)
         conv_rows = isa.conv_rows(ins.rows, pk, ps)
         conv_w = (Wp - K) // S + 1
@@ -1176,6 +1185,10 @@ def _run(program, mem: MemoryTiming, fc_floor: bool = False) -> list[RecordTimin
     records: list[RecordTiming] = []
     ended = False
     for k, (ins, name) in enumerate(zip(instrs, names)):
+        try:
+            isa.check_up(ins)            # only OP_CONV upsamples, within ROW_COL_BITS
+        except ValueError as exc:
+            raise ConvcError(f"record {k} ({name}): {exc}") from None
         if ins.op == isa.OP_CONV:
             rec = model.conv(k, name, ins, t)
         elif ins.op == isa.OP_FC:

@@ -32,12 +32,13 @@ segment search, with the same outputs and clamp counts).
 Convolution
 -----------
 ``OP_FC`` records are ``OP_CONV`` records restricted to 1x1 kernels, stride
-1, no pad and no pooling (checked), and run exactly the same way once their
+1, no pad, no upsampling and no pooling (checked), and run exactly the same way once their
 input-major weights (``W[o, j]`` at ``w_addr + j*ld + o``) are read into
 the same ``(n_out, n_in)`` matrix.
 
 A CONV record computes only the conv outputs its row band's pooling windows
-need (as the pseudo-code says): the input band those outputs read is gathered
+need (as the pseudo-code says): the input band those outputs read (rows and
+columns of the map upsampled by ``2**up``, stored row ``y >> up``) is gathered
 once, laid out as im2col columns by ``K*K`` block copies, and multiplied by
 the weight matrix, in chunks of images / rows that bound temporary memory.
 Records of one layer that read the same band (output groups, FC column
@@ -522,16 +523,18 @@ class _Machine:
         """Input maps ``maps`` of images ``i0:i1`` over the rows / columns the
         conv outputs ``ys`` x ``xs`` read, zero padded: (i1-i0, len(maps), BH,
         BW) float64, band row 0 being input row ``ys[0]*S - P`` (likewise
-        columns)."""
-        K, S, P, H, W = ins.kernel, ins.stride, ins.pad, ins.in_h, ins.in_w
+        columns).  Rows and columns are those of the upsampled map
+        (``up_h x up_w``): row ``y`` is stored row ``y >> up``."""
+        K, S, P, H, W, up = ins.kernel, ins.stride, ins.pad, ins.in_h, ins.in_w, ins.up
         iy0, iy1 = int(ys[0]) * S - P, int(ys[-1]) * S - P + K
         ix0, ix1 = int(xs[0]) * S - P, int(xs[-1]) * S - P + K
-        vy0, vy1 = max(iy0, 0), min(iy1, H)
-        vx0, vx1 = max(ix0, 0), min(ix1, W)
+        vy0, vy1 = max(iy0, 0), min(iy1, ins.up_h)
+        vx0, vx1 = max(ix0, 0), min(ix1, ins.up_w)
         band = np.zeros((i1 - i0, maps.size, iy1 - iy0, ix1 - ix0), dtype=np.float64)
         if vy1 > vy0 and vx1 > vx0:
             addr = (ins.in_addr + maps[:, None, None] * (H * W)
-                    + np.arange(vy0, vy1)[None, :, None] * W + np.arange(vx0, vx1)[None, None, :])
+                    + (np.arange(vy0, vy1) >> up)[None, :, None] * W
+                    + (np.arange(vx0, vx1) >> up)[None, None, :])
             if int(addr.min()) >= self.base:
                 band[:, :, vy0 - iy0:vy1 - iy0, vx0 - ix0:vx1 - ix0] = self.data[i0:i1, addr - self.base]
             else:
@@ -581,6 +584,7 @@ class _Machine:
     def lcn(self, ins: isa.Instr) -> tuple[int, int]:
         """Execute one OP_LCN record; returns (saturations, overflows)."""
         fmt = _word_fmt(ins.bits)
+        isa.check_up(ins)
         K, C, H, W = ins.kernel, ins.in_c, ins.in_h, ins.in_w
         if K < 1:
             raise ValueError("LCN window must be at least 1x1")
@@ -628,7 +632,9 @@ class _Machine:
 
 
 def _check_fc(ins: isa.Instr) -> None:
-    """OP_FC is OP_CONV restricted to 1x1 kernels, stride 1, no pad, no pool."""
+    """OP_FC is OP_CONV restricted to 1x1 kernels, stride 1, no pad, no pool (and no
+    upsampling: :func:`~convc.compiler.isa.check_up`)."""
+    isa.check_up(ins)
     if (ins.kernel, ins.stride, ins.pad, ins.pool) != (1, 1, 0, isa.POOL_NONE):
         raise ValueError(f"OP_FC needs kernel = stride = 1, pad = 0, no pooling; got kernel "
                          f"{ins.kernel}, stride {ins.stride}, pad {ins.pad}, pool {ins.pool}")
@@ -644,6 +650,7 @@ def _word_fmt(bits: int) -> QFormat:
 
 def _conv_geometry(ins: isa.Instr) -> tuple[int, int]:
     """Validate a CONV record's sizes; return the pooling window and stride."""
+    isa.check_up(ins)
     if ins.kernel < 1 or ins.stride < 1:
         raise ValueError(f"conv kernel {ins.kernel} / stride {ins.stride} must be >= 1")
     if ins.pool == isa.POOL_NONE:
@@ -936,9 +943,9 @@ def _steps(instrs: list[isa.Instr]) -> list[tuple[str, list[int]]]:
         i = j
 
 
-_BAND_KEYS = ("op", "in_addr", "in_c", "in_h", "in_w", "kernel", "stride", "pad", "pool", "pool_k",
+_BAND_KEYS = ("op", "in_addr", "in_c", "in_h", "in_w", "up", "kernel", "stride", "pad", "pool", "pool_k",
               "pool_s", "out_h", "out_w", "row0", "rows")
-_LAYER_KEYS = ("op", "in_addr", "in_c", "in_h", "in_w", "out_addr", "out_h", "out_w")
+_LAYER_KEYS = ("op", "in_addr", "in_c", "in_h", "in_w", "up", "out_addr", "out_h", "out_w")
 
 
 def _band_key(r: isa.Instr) -> tuple:

@@ -56,7 +56,8 @@ class _Counts:
 def _conv(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[int, int]]:
     """One OP_CONV (or OP_FC) record on one image; returns the (address, code) writes."""
     fmt = QFormat(ins.bits, 0)
-    K, S, P = ins.kernel, ins.stride, ins.pad
+    isa.check_up(ins)
+    K, S, P, up = ins.kernel, ins.stride, ins.pad, ins.up
     H, W = ins.in_h, ins.in_w
     if ins.pool == isa.POOL_NONE:
         pk = ps = 1
@@ -71,8 +72,9 @@ def _conv(mem: list[int], ins: isa.Instr, tables, cnt: _Counts) -> list[tuple[in
         raise ValueError("input-map list entry >= in_c")
 
     def X(j: int, y: int, x: int) -> int:
-        if 0 <= y < H and 0 <= x < W:
-            return mem[ins.in_addr + lst[j] * H * W + y * W + x]
+        """X_up[j][y][x]: the stored map read nearest-upsampled by 2**up."""
+        if 0 <= y < H << up and 0 <= x < W << up:
+            return mem[ins.in_addr + lst[j] * H * W + (y >> up) * W + (x >> up)]
         return 0  # zero padding
 
     def Wt(o: int, j: int, p: int, q: int) -> int:
@@ -219,6 +221,7 @@ def run(program: Program, x_codes: np.ndarray) -> GoldenResult:
                     raise ValueError("OP_FC needs kernel = stride = 1, pad = 0, no pooling")
                 writes = _conv(mem, ins, tables, cnt)
             elif ins.op == isa.OP_LCN:
+                isa.check_up(ins)
                 writes = _lcn(mem, ins, tables, cnt)
             else:
                 raise ValueError(f"unknown op {ins.op}")

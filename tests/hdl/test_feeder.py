@@ -15,7 +15,9 @@ the stream rules on ``o`` and ``cmd`` (valid held, payload stable until taken), 
 ``busy`` (high from start until the band's last pixel has left).  Bands: padding 0..2,
 rows starting above the map and running below it, all-padding bands, groups with
 ``j >= n_in`` (zeros, no reads), one row per group as FC uses it (``pad = 0``,
-``width = in_w``), empty bands (``groups = 0`` / ``nr = 0``)."""
+``width = in_w``), empty bands (``groups = 0`` / ``nr = 0``); and bands read upsampled
+by ``2**up`` (``up`` 1..3: each stored row read once for each of its upsampled rows, each
+word sent ``2**up`` times; padding, band rows and ``width`` in upsampled coordinates)."""
 
 from __future__ import annotations
 
@@ -44,30 +46,31 @@ def band_model(cfg: dict, lst: list[int], bits: int):
     the docstring formula."""
     L, G, n_in, lane = cfg["lanes"], cfg["groups"], cfg["n_in"], cfg["lane"]
     rs, nr, pad, in_h, in_w = cfg["rs"], cfg["nr"], cfg["pad"], cfg["in_h"], cfg["in_w"]
-    wp = in_w + 2 * pad
+    up = cfg.get("up", 0)
+    wp = (in_w << up) + 2 * pad
     assert cfg["width"] == wp
     pix, cmds = [], []
     for g in range(G):
         j = g * L + lane
         for r in range(nr):
-            rr = rs + r - pad
-            row_in = j < n_in and 0 <= rr < in_h
-            if row_in:
-                cmds.append(((lst[j] + rr * in_w) & M32, in_w))
+            rr = rs + r - pad                 # a row of the upsampled map
+            row_in = j < n_in and 0 <= rr < in_h << up
+            if row_in:                        # its stored row, read again for each copy
+                cmds.append(((lst[j] + (rr >> up) * in_w) & M32, in_w))
             for c in range(wp):
                 cc = c - pad
-                if row_in and 0 <= cc < in_w:
-                    v = sext(mem_word(lst[j] + rr * in_w + cc), bits)
+                if row_in and 0 <= cc < in_w << up:
+                    v = sext(mem_word(lst[j] + (rr >> up) * in_w + (cc >> up)), bits)
                 else:
                     v = 0
                 pix.append((v, int(r == 0 and c == 0), int(r == nr - 1 and c == wp - 1)))
     return pix, cmds
 
 
-def band(lane, lanes, groups, n_in, rs, nr, pad, in_h, in_w, *, width=None) -> dict:
+def band(lane, lanes, groups, n_in, rs, nr, pad, in_h, in_w, *, width=None, up=0) -> dict:
     return {"lane": lane, "lanes": lanes, "groups": groups, "n_in": n_in, "rs": rs, "nr": nr,
-            "pad": pad, "in_h": in_h, "in_w": in_w,
-            "width": in_w + 2 * pad if width is None else width}
+            "pad": pad, "in_h": in_h, "in_w": in_w, "up": up,
+            "width": (in_w << up) + 2 * pad if width is None else width}
 
 
 def simulate(dut: MapFeeder, bands, lst, *, seed=0, word_gap=0.3, cmd_bp=0.3, o_bp=0.3,
@@ -80,7 +83,7 @@ def simulate(dut: MapFeeder, bands, lst, *, seed=0, word_gap=0.3, cmd_bp=0.3, o_
     got_cmd: list = []
     words: list = []            # words of accepted commands, not yet delivered
     state = {"pending": 0, "done": False, "bands": 0}
-    cfg_ports = ("lane", "lanes", "groups", "n_in", "rs", "nr", "pad", "in_h", "in_w", "width")
+    cfg_ports = ("lane", "lanes", "groups", "n_in", "rs", "nr", "pad", "in_h", "in_w", "up", "width")
 
     async def bench_list(ctx):
         """Synchronous read port: the data of the address seen at an edge, after it."""
@@ -321,6 +324,125 @@ def test_feeder_no_gaps():
     assert len(times) == n
     # the first row waits for its first read; after that: one a cycle
     assert times[-1] - times[0] == n - 1, f"{n} pixels over {times[-1] - times[0] + 1} cycles"
+
+
+# (lane, L, G, n_in, rs, nr, pad, in_h, in_w, up): rows in upsampled, padded coordinates
+UP_BANDS = [
+    (0, 1, 2, 2, 0, 14, 1, 6, 5, 1),     # whole 12x10 map of a 6x5 one, both padding rows
+    (1, 2, 2, 4, 0, 26, 1, 6, 5, 2),     # whole 24x20 map of a 6x5 one
+    (0, 1, 1, 1, 3, 5, 1, 6, 5, 2),      # a band starting inside a stored row's copies
+    (2, 3, 2, 4, 0, 4, 2, 3, 3, 1),      # top padding rows, then the first stored row twice
+    (0, 2, 3, 5, 9, 5, 2, 4, 2, 1),      # rows running into the bottom padding
+    (1, 2, 2, 2, 0, 3, 1, 2, 2, 2),      # lane 1: j = 1 < 2, j = 3 >= 2 (zeros, no reads)
+    (0, 1, 1, 1, 0, 10, 1, 1, 1, 3),     # a 1x1 map as 8x8
+    (0, 1, 2, 2, 5, 9, 0, 2, 3, 2),      # no padding, a band from row 5 of 8
+    (0, 2, 2, 3, 0, 3, 2, 3, 3, 1),      # all rows inside the top padding
+]
+
+
+@pytest.mark.parametrize("bits,seed", [(16, 21), (8, 22)])
+def test_feeder_upsampled_bands(bits, seed):
+    """``up`` 1..3: every pixel (each stored word sent 2**up times along the row, each stored
+    row read once for every copy) and every read command, with random backpressure on the
+    commands, the words and the pixels, bands of different ``up`` back to back."""
+    rng = random.Random(seed)
+    lst = random_list(rng, 64)
+    bands = [band(*t[:9], up=t[9]) for t in UP_BANDS] + [band(*t) for t in CONV_BANDS[:3]]
+    rng.shuffle(bands)
+    dut = MapFeeder(bits=bits, list_words=64)
+    got, want, gcmd, wcmd = simulate(dut, bands, lst, seed=seed)
+    check(gcmd, wcmd, "read commands")
+    check(got, want, "pixels")
+
+
+def test_feeder_random_upsampled_bands():
+    rng = random.Random(23)
+    lst = random_list(rng, 256)
+    bands = []
+    for _ in range(12):
+        L = rng.randint(1, 4)
+        lane = rng.randrange(L)
+        G = rng.randint(1, 3)
+        n_in = rng.randint(0, G * L)
+        pad, up = rng.randint(0, 2), rng.randint(0, 3)
+        in_h, in_w = rng.randint(1, 4), rng.randint(1, 4)
+        hp = (in_h << up) + 2 * pad
+        rs = rng.randrange(hp)
+        nr = rng.randint(1, min(hp - rs, 12))
+        bands.append(band(lane, L, G, n_in, rs, nr, pad, in_h, in_w, up=up))
+    dut = MapFeeder(bits=12, list_words=256)
+    got, want, gcmd, wcmd = simulate(dut, bands, lst, seed=23, word_gap=0.4, cmd_bp=0.5, o_bp=0.4,
+                                     cmd_depth=2)
+    check(gcmd, wcmd, "read commands")
+    check(got, want, "pixels")
+
+
+def test_feeder_upsampled_no_gaps():
+    """Upsampled, with a reader that always has data and a sink always ready: still one
+    pixel a cycle (a stored word is taken on its last copy only)."""
+    rng = random.Random(6)
+    lst = random_list(rng, 16)
+    for up in (1, 2):
+        b = band(0, 2, 2, 4, 0, (3 << up) + 2, 1, 3, 4, up=up)
+        dut = MapFeeder(bits=16, list_words=16)
+        want = band_model(b, lst, 16)[0]
+        got, times = _run_unthrottled(dut, b, lst, len(want))
+        assert got == want
+        assert times[-1] - times[0] == len(want) - 1, f"up={up}: {len(want)} pixels over " \
+                                                      f"{times[-1] - times[0] + 1} cycles"
+
+
+def _run_unthrottled(dut, b, lst, n):
+    """Run one band with an always-ready sink and reader (commands taken at once, words
+    valid as soon as read); returns the pixels and the cycle of each."""
+    got, times = [], []
+
+    async def bench(ctx):
+        for name, v in b.items():
+            ctx.set(getattr(dut, name), v)
+        ctx.set(dut.start, 1)
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.cmd.ready, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        words = []
+        cyc = 0
+        while len(times) < n and cyc < 20 * n:
+            if words:
+                ctx.set(dut.word.payload, words[0])
+            ctx.set(dut.word.valid, bool(words))
+            _, _, cv, a, l, wr, ov, d, f, la = await ctx.tick().sample(
+                dut.cmd.valid, dut.cmd.payload.addr, dut.cmd.payload.length, dut.word.ready,
+                dut.o.valid, dut.o.payload.data, dut.o.payload.first, dut.o.payload.last)
+            cyc += 1
+            if wr and words:
+                words.pop(0)
+            if cv:
+                words.extend({"data": mem_word(a + k), "first": int(k == 0),
+                              "last": int(k == l - 1)} for k in range(l))
+            if ov:
+                times.append(cyc)
+                got.append((d, f, la))
+
+    async def lst_port(ctx):
+        async for _, _, a in ctx.tick().sample(dut.list_addr):
+            ctx.set(dut.list_data, lst[a])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(lst_port, background=True)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, times
+
+
+def test_feeder_up_port_is_the_field():
+    from amaranth.hdl import Fragment, Shape
+
+    from convc.hdl.fields import field_shape
+    dut = MapFeeder()
+    Fragment.get(dut, None)
+    assert Shape.cast(dut.signature.members["up"].shape) == field_shape("up")
 
 
 def test_feeder_parameter_checks():

@@ -76,14 +76,14 @@ class Builder:
     def conv(self, name, src: Region, n_out, K, S=1, P=0, act=isa.ACT_NONE, pool=isa.POOL_NONE,
              pool_k=1, pool_s=1, in_list=None, o_splits=None, row_splits=None, wmax=300,
              bmax=1 << 12, bias_shift=8, acc_shift=8, avg_mul=0, avg_shift=0, pwl_id=0, bits=16,
-             weights=None, bias=None, op=isa.OP_CONV, split_lists=None, out=None) -> Region:
+             weights=None, bias=None, op=isa.OP_CONV, split_lists=None, out=None, up=0) -> Region:
         """``split_lists``: one input-map list per ``o_splits`` entry (all of
         one length) instead of ``in_list``; ``out``: write into this region
-        instead of a new one."""
+        instead of a new one; ``up``: read the input upsampled by ``2**up``."""
         C, H, W = src.shape
         lst = list(range(C)) if in_list is None else list(in_list)
         n_in = len(lst) if split_lists is None else len(split_lists[0])
-        ch, cw = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
+        ch, cw = ((H << up) + 2 * P - K) // S + 1, ((W << up) + 2 * P - K) // S + 1
         oh, ow = (ch - pool_k) // pool_s + 1, (cw - pool_k) // pool_s + 1
         out = out if out is not None else self.alloc(name, (n_out, oh, ow))
         o_splits = o_splits or [(0, n_out)]
@@ -105,7 +105,7 @@ class Builder:
                     out_h=oh, out_w=ow, n_in=n_in, n_out=no, o0=o0, row0=row0, rows=rows,
                     in_addr=src.addr, out_addr=out.addr, w_addr=w_addr, list_addr=list_addr,
                     bias_shift=bias_shift, acc_shift=acc_shift, avg_mul=avg_mul,
-                    avg_shift=avg_shift))
+                    avg_shift=avg_shift, up=up))
                 self.names.append(name)
         self.layers.append(out)
         return out
@@ -215,6 +215,20 @@ CONV_CASES = {
     "bits8": dict(shape=(2, 6, 6), n_out=2, K=3, bits=8, acc_shift=12, act=isa.ACT_ABS),
     "bits3_relu_maxpool": dict(shape=(1, 6, 6), n_out=2, K=3, bits=3, acc_shift=14,
                                act=isa.ACT_RELU, pool=isa.POOL_MAX, pool_k=2, pool_s=2),
+    # the input read nearest-upsampled by 2**up (X_up[j][y][x] = X[j][y >> up][x >> up]):
+    # padding, kernel, stride and bands in upsampled coordinates, the maps stored small
+    "up1_k3_pad1_list": dict(shape=(4, 6, 5), n_out=3, K=3, P=1, up=1, in_list=[2, 0, 3],
+                             o_splits=[(0, 2), (2, 1)], row_splits=[(0, 5), (5, 7)]),
+    "up2_k3_pad1_table": dict(shape=(3, 6, 5), n_out=4, K=3, P=1, up=2, act=isa.ACT_RELU,
+                              o_splits=[(0, 2), (2, 2)], split_lists=[[0, 2], [1, 1]],
+                              row_splits=[(0, 7), (7, 10), (17, 7)]),
+    "up1_k1_pad1": dict(shape=(3, 6, 5), n_out=4, K=1, P=1, up=1, in_list=[1, 2]),
+    "up2_k1_pad1_rows": dict(shape=(2, 6, 5), n_out=3, K=1, P=1, up=2,
+                             row_splits=[(0, 1), (1, 12), (13, 13)]),
+    "up1_k3_stride2_pad1": dict(shape=(2, 5, 7), n_out=2, K=3, S=2, P=1, up=1),
+    "up2_k3_pad2_maxpool": dict(shape=(2, 3, 4), n_out=2, K=3, P=2, up=2, pool=isa.POOL_MAX,
+                                pool_k=2, pool_s=2, row_splits=[(0, 3), (3, 4)]),
+    "up3_k3_pad1": dict(shape=(1, 2, 3), n_out=2, K=3, P=1, up=3, act=isa.ACT_PWL, acc_shift=10),
 }
 
 
@@ -476,6 +490,74 @@ def test_conv_random_geometry(case):
     b.conv("c", b.input, **case)
     prog = b.finish()
     both(prog, inputs(rng, prog, 2, lim=int(rng.choice([50, 32767]))))
+
+
+@st.composite
+def up_case(draw):
+    """A random record that reads its input upsampled by 2 or 4 (``up`` 1, 2)."""
+    C = draw(st.integers(1, 3))
+    up = draw(st.integers(1, 2))
+    H, W = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    P = draw(st.integers(0, 2))
+    K = draw(st.sampled_from([k for k in (1, 2, 3, 5) if k <= min(H << up, W << up) + 2 * P]))
+    S = draw(st.integers(1, 3))
+    ch = ((H << up) + 2 * P - K) // S + 1
+    n_in = draw(st.integers(1, 3))
+    cut_r = draw(st.integers(1, ch))
+    return dict(shape=(C, H, W), up=up, n_out=draw(st.integers(1, 3)), K=K, S=S, P=P,
+                in_list=draw(st.lists(st.integers(0, C - 1), min_size=n_in, max_size=n_in)),
+                row_splits=[(0, cut_r)] + ([(cut_r, ch - cut_r)] if cut_r < ch else []),
+                act=draw(st.sampled_from([isa.ACT_NONE, isa.ACT_RELU])), seed=draw(st.integers(0, 2 ** 32 - 1)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(up_case())
+def test_conv_random_upsampled(case):
+    rng = np.random.default_rng(case.pop("seed"))
+    b = Builder(rng, case.pop("shape"))
+    b.conv("c", b.input, **case)
+    prog = b.finish()
+    both(prog, inputs(rng, prog, 2))
+
+
+def test_up_is_nearest_upsampling():
+    """A 1x1 identity kernel with up = 1 writes the input map with every pixel repeated
+    2x2, padding around it; up = 0 records are untouched by the field."""
+    rng = np.random.default_rng(3)
+    b = Builder(rng, (1, 3, 4))
+    out = b.conv("c", b.input, 1, 1, P=1, up=1, weights=np.ones((1, 1, 1, 1)), bias=[0], bias_shift=0,
+                 acc_shift=0)
+    prog = b.finish()
+    assert prog.instrs[0].up_h == 6 and prog.instrs[0].conv_w == 10
+    assert " 1x3x4 up2 list@" in isa.listing(prog.instrs) and " up" not in isa.listing(
+        [prog.instrs[0].replace(up=0)])
+    x = inputs(rng, prog, 2)
+    res = both(prog, x)
+    want = np.zeros((2, 1, 8, 10), dtype=np.int64)
+    want[:, :, 1:7, 1:9] = x.repeat(2, axis=2).repeat(2, axis=3)
+    np.testing.assert_array_equal(res.region(out), want)
+
+
+def test_up_refused_on_fc_and_lcn():
+    rng = np.random.default_rng(4)
+    b = Builder(rng, (3, 1, 1))
+    b.conv("fc", b.input, 2, 1, op=isa.OP_FC)
+    prog = b.finish()
+    x = inputs(rng, prog, 1)
+    bad = Program(**{**prog.__dict__, "instrs": [prog.instrs[0].replace(up=1), prog.instrs[-1]]})
+    for model in (golden, golden_naive):
+        with pytest.raises(ValueError, match="up=1 on an OP_FC record"):
+            model.run(bad, x)
+    b = Builder(rng, (1, 4, 4))
+    b.lcn("l", b.input, 3, gauss_window(3, 1), b.table(sqrt_table()), b.table(recip_table(0.5)), eps=16)
+    prog = b.finish()
+    x = inputs(rng, prog, 1)
+    bad = Program(**{**prog.__dict__, "instrs": [prog.instrs[0].replace(up=2), prog.instrs[-1]]})
+    for model in (golden, golden_naive):
+        with pytest.raises(ValueError, match="up=2 on an OP_LCN record"):
+            model.run(bad, x)
+    with pytest.raises(ValueError, match="upsampled input 4096x8"):
+        isa.check_up(isa.Instr(op=isa.OP_CONV, in_h=512, in_w=1, up=3))
 
 
 # ----------------------------------------------------------------------------
