@@ -448,6 +448,10 @@ def _check_record(prog: Program, k: int, ins: Instr, name: str, is_last: bool, b
             raise _Bad("schedule.bin", where, problem)
 
     need(ins.op in isa.OP_NAMES, f"unknown op {ins.op}")
+    try:
+        isa.check_up(ins)
+    except ValueError as exc:
+        need(False, str(exc))
     if ins.op == isa.OP_END or is_last:
         need(ins.op == isa.OP_END and is_last, "the schedule must end with one OP_END record, its last")
         return

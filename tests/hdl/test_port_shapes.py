@@ -48,7 +48,7 @@ FIELD_PORTS = [
     ("lcn", "y_shift", "y_shift"), ("lcn", "mean_mul", "mean_mul"), ("lcn", "mean_shift", "mean_shift"),
     ("lcn", "eps", "eps"),
     ("pointwise", "act", "act"),
-    ("feeder", "pad", "pad"), ("feeder", "n_in", "n_in"),
+    ("feeder", "pad", "pad"), ("feeder", "n_in", "n_in"), ("feeder", "up", "up"),
     ("rowwriter", "n_out", "n_out"),
 ]
 
