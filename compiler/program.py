@@ -366,7 +366,8 @@ def _program(doc: dict, hwdoc: dict, folder: Path) -> Program:
         raise f.bad("meta.board", f"{meta['board']!r} is not a board this convc knows")
     refs = f.obj(meta.get("ref_layers", {}), "meta.ref_layers")
     for k, v in refs.items():
-        f.text(v, f"meta.ref_layers.{k}")
+        if v is not None:                  # None: a region the compiler made (no reference layer)
+            f.text(v, f"meta.ref_layers.{k}")
 
     sched = folder / "schedule.bin"
     size = sched.stat().st_size

@@ -12,7 +12,7 @@ into
 
 - one 1x1 convolution a part (``<classifier>.part<k>``: ``W_k``, the bias on part 0 only)
   at the part's own resolution (on the FC engine where there is one), and for an
-  upsampled part an identity convolution (``<classifier>.up<k>``, one map a pass) that
+  upsampled part an identity convolution (``<classifier>.up<k>``, dense: one pass) that
   reads those ``classes`` maps *through* the upsampling (the record's ``up`` field); each
   writes ``classes`` maps into one region (a :class:`ConcatNode` ``<classifier>.parts``);
 - the classifier itself, now a 1x1 convolution over those ``parts * classes`` maps with
@@ -85,8 +85,10 @@ def _fold(graph: IRGraph, cls: ConvNode, cat: ConcatNode, sources: list) -> None
         made.append(cls_i)
         last = cls_i
         if up:
+            # dense (zeros off the diagonal), so one pass upsamples every map: a table of one map
+            # an output would be one pass a map, each paying a whole frame's row writes
             last = ConvNode(f"{cls.name}.up{i}", [], input=cls_i.name, in_c=k, out_c=k, kernel=1,
-                            table=[[j] for j in range(k)], weight=np.eye(k).reshape(k, k, 1, 1),
+                            weight=np.eye(k).reshape(k, k, 1, 1),
                             bias=np.zeros(k), up=up, keep_fmt=True, in_shape=coarse,
                             out_shape=(k,) + tuple(cls.out_shape[1:]))
             made.append(last)

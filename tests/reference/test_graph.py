@@ -177,3 +177,24 @@ def test_convc_info_shows_the_graph(tmp_path):
                           text=True, stdin=subprocess.DEVNULL, timeout=120)
     rows = {r["name"]: r for r in json.loads(proc.stdout)["layers"]}
     assert rows["conv2_s3"]["share"] == "conv2" and rows["conv2_s3"]["params"] == 0
+
+
+def test_a_multiscale_net_trains_on_scenes():
+    """A few epochs of the trainer on a small multiscale net: the shared trunk moves once
+    per step (one velocity per array), the loss falls and the pixel accuracy beats the
+    most frequent class's share."""
+    from convc.reference.datasets import load_dataset
+    from convc.reference.train import TrainConfig, train
+
+    spec = multiscale("ms-train", (3, 32, 32), maps=(6, 8, 8), fan_in=(6, 8), classes=8, kernel=3)
+    net = network_from_graph(spec, "ms")
+    net.init_params(seed=0)
+    before = net.layers[net.names.index("conv1")].params["weight"].copy()
+    data = load_dataset("scenes", net.input.shape, 8, seed=0)
+    res = train(net, data, TrainConfig(epochs=4, batch_size=16, lr=0.05, shift=0), quiet=True)
+    owner = net.layers[net.names.index("conv1")]
+    assert net.layers[net.names.index("conv1_s3")].params is owner.params
+    assert not np.allclose(owner.params["weight"], before)
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+    majority = np.bincount(net.label_grid(data.test_y).reshape(-1) + 1).max() / net.label_grid(data.test_y).size
+    assert res.test_accuracy > majority + 0.05, (res.test_accuracy, majority)
