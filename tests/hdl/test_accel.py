@@ -9,11 +9,12 @@ one run) and checks
   from the trace port), are within 1% of the cycle model (``MemoryTiming.axi_ram``).
 
 Default run: LeNet at the size ``convc compile --board virtex6`` gives it (the build the
-demo verifies) on 20 held-out digits, and three small networks with other kernels,
+demo verifies) on 20 held-out digits (the multiscale scene parser is in
+test_accel_multiscale.py), and three small networks with other kernels,
 strides, padding, pooling and activations on 8 inputs each, one of them again under
-random AXI backpressure (bit-exact; only the cycles grow).  ``slow``: LeNet on 200
-digits with the board's DDR3 timing and with backpressure, and the cocotb harness on
-a small LeNet build (Icarus).
+random AXI backpressure (bit-exact; only the cycles grow).  ``slow``: the single-scale
+scene parser at 3x64x80, LeNet on 200 digits with the board's DDR3 timing and with
+backpressure, and the cocotb harness on a small LeNet build (Icarus).
 """
 
 from __future__ import annotations
@@ -183,8 +184,10 @@ def test_lcn_net_rtl_equals_golden_and_cycle_model(name, tmp_path):
     _check(res, program, 4)
 
 
+@pytest.mark.slow
 def test_sceneparse_reduced_rtl_equals_golden_and_cycle_model(tmp_path):
-    """The scene parser's layers (LCN, three 7x7 convolutions with tanh and max pooling,
+    """(slow: the default run's multiscale test, tests/hdl/test_accel_multiscale.py, runs the
+    same layers at the same lanes, and more.) The scene parser's layers (LCN, three 7x7 convolutions with tanh and max pooling,
     the 1x1 classifier) on a 3x64x80 input, at the lanes the board gives (1 x 13, FC 5 x 4:
     every convolution has at least 2 input groups and 2 output passes), from one start:
     every word of every layer; the cycle model within 1% per layer and in total."""
