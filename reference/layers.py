@@ -265,9 +265,16 @@ class Conv2d(Layer):
     Notes
     -----
     ``params = {"weight": (out_channels, in_channels, K, K), "bias": (out_channels,)}``.
-    Forward is im2col (:func:`sliding_window_view`) followed by one BLAS
-    matmul; backward computes ``dW`` with one matmul and ``dx`` with a col2im
-    that loops over the ``K*K`` kernel offsets only.
+    Forward is im2col (:func:`sliding_window_view`, rows ``(c, p, q)``,
+    columns ``(n, i, j)``) followed by one BLAS matmul; backward computes
+    ``dW`` with one matmul and ``dx`` with a col2im that loops over the
+    ``K*K`` kernel offsets only (for stride 1 each offset is one contiguous
+    run per map).  Outputs and input gradients are kept maps-outermost in
+    memory (a transposed view), which spares the transposing copies between
+    convolutions.  A block-structured table (grouped or depthwise: runs of
+    outputs reading one contiguous range of maps) runs one matmul per run
+    over its connected maps only; any other table is a dense matmul with the
+    masked weights.
     """
 
     type: ClassVar[str] = "conv2d"
@@ -290,6 +297,7 @@ class Conv2d(Layer):
         if self.table is not None:
             self.table = self._check_table(self.table)
         self._mask = self._build_mask()
+        self._blocks = self._build_blocks()
 
     def _check_table(self, table: Any) -> list[list[int]]:
         t = self.type
@@ -335,6 +343,29 @@ class Conv2d(Layer):
         for o, row in enumerate(self.table):
             mask[o, row] = True
         return mask
+
+    def _build_blocks(self) -> list[tuple[slice, slice]] | None:
+        """``(outputs, inputs)`` slice pairs when the table is block structured.
+
+        That is when every row is a contiguous range of input maps and
+        consecutive outputs with the same range form runs (a grouped table, as
+        :func:`~convc.reference.archs.grouped_table` builds, or a depthwise
+        one): then each run is one matmul over only its connected maps, instead
+        of one dense matmul whose out-of-table weights are zero.  ``None`` for
+        no table, a full table, or any other table (dense with the mask).
+        """
+        if self.table is None or self.fan_in == self.in_channels:
+            return None
+        runs: list[list] = []
+        for o, row in enumerate(self.table):
+            if row[-1] - row[0] + 1 != len(row):
+                return None
+            if runs and runs[-1][1] == row[0]:
+                runs[-1][0] = slice(runs[-1][0].start, o + 1)
+            else:
+                runs.append([slice(o, o + 1), row[0]])
+        f = self.fan_in
+        return [(outs, slice(c0, c0 + f)) for outs, c0 in runs]
 
     @property
     def fan_in(self) -> int:
@@ -395,48 +426,128 @@ class Conv2d(Layer):
             w = w * self._mask[:, :, None, None].astype(w.dtype)
         return w
 
+    def _weight_blocks(self) -> list[tuple[slice, slice, np.ndarray]]:
+        """``(outputs, im2col rows, weight matrix)`` of each matmul of the layer."""
+        o, c, kk = self.out_channels, self.in_channels, self.kernel * self.kernel
+        if self._blocks is None:
+            return [(slice(0, o), slice(0, c * kk), self._effective_weight().reshape(o, c * kk))]
+        w = self.params["weight"]
+        return [(outs, slice(ins.start * kk, ins.stop * kk),
+                 w[outs, ins].reshape(outs.stop - outs.start, -1)) for outs, ins in self._blocks]
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """``x (N, C_in, H, W) -> y (N, C_out, OH, OW)``."""
+        """``x (N, C_in, H, W) -> y (N, C_out, OH, OW)``.
+
+        ``y`` is a transposed view of a ``(C_out, N, OH, OW)`` array (maps outermost
+        in memory); the elementwise and pooling layers keep that layout, and the
+        next convolution and :meth:`backward` read it without a copy.
+        """
         _check_batch(self.type, x, 4)
         _, oh, ow = self.output_shape(x.shape[1:])
         self._require_params()
-        n, c = x.shape[:2]
-        k, s, p = self.kernel, self.stride, self.padding
-        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
-        # (N, C, H', W', K, K) view, strided to the output grid, then one copy
-        # into im2col layout rows=(n, i, j), cols=(c, p, q) to match weight.
+        n, c, h, wd = x.shape
+        o, k, s, p = self.out_channels, self.kernel, self.stride, self.padding
+        if p:
+            # pad into a maps-outermost (C, N, H', W') buffer; logically (N, C, H', W')
+            buf = np.zeros((c, n, h + 2 * p, wd + 2 * p), dtype=x.dtype)
+            buf[:, :, p:p + h, p:p + wd] = x.transpose(1, 0, 2, 3)
+            xp = buf.transpose(1, 0, 2, 3)
+        else:
+            xp = x
+        # im2col with rows = (c, p, q) to match the weight and columns = (n, i, j):
+        # one strided copy whose inner runs are rows of the output grid.
         win = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * k * k)
-        w = self._effective_weight()
-        y = cols @ w.reshape(self.out_channels, -1).T
-        y += self.params["bias"]
-        self._cache = (cols, xp.shape, x.shape, w)
-        return y.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
+        cols = np.empty((c, k, k, n, oh, ow), dtype=x.dtype)
+        np.copyto(cols, win.transpose(1, 4, 5, 0, 2, 3))
+        cols = cols.reshape(c * k * k, n * oh * ow)
+        blocks = self._weight_blocks()
+        if len(blocks) == 1 and self._blocks is None:
+            y = blocks[0][2] @ cols
+        else:
+            y = np.empty((o, cols.shape[1]), dtype=np.result_type(blocks[0][2], cols))
+            for outs, rows, wm in blocks:
+                np.matmul(wm, cols[rows], out=y[outs])
+        y += self.params["bias"][:, None]
+        self._cache = (cols, xp.shape, blocks)
+        return y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Return ``dx``; set ``grads["weight"]`` (masked) and ``grads["bias"]``."""
-        cols, xp_shape, x_shape, w = self._require_cache()
+        cols, xp_shape, blocks = self._require_cache()
         n, c, hp, wp = xp_shape
         o = self.out_channels
         k, s, p = self.kernel, self.stride, self.padding
         oh, ow = dy.shape[2], dy.shape[3]
-        dyr = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, o)
-        dw = (dyr.T @ cols).reshape(w.shape)
-        if self._mask is not None:
-            dw *= self._mask[:, :, None, None]
+        # (C_out, N*OH*OW): a view when dy is maps-outermost (as this layer's output)
+        dyr = dy.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)
+        wshape = (o, c, k, k)
+        if self._blocks is None:
+            dw = (dyr @ cols.T).reshape(wshape)
+            if self._mask is not None:
+                dw *= self._mask[:, :, None, None]
+        else:   # only the connected weights get a gradient; the others are exactly 0
+            dw = np.zeros(wshape, dtype=np.result_type(dyr, cols))
+            for (outs, ins), (_, rows, _) in zip(self._blocks, blocks):
+                dw[outs, ins] = (dyr[outs] @ cols[rows].T).reshape(outs.stop - outs.start, -1, k, k)
         self.grads = {
             "weight": dw.astype(self.params["weight"].dtype, copy=False),
-            "bias": dyr.sum(axis=0).astype(self.params["bias"].dtype, copy=False),
+            "bias": dyr.sum(axis=1).astype(self.params["bias"].dtype, copy=False),
         }
-        # col2im: each kernel offset (p, q) scatters one strided slab.
-        dcols = (dyr @ w.reshape(o, -1)).reshape(n, oh, ow, c, k, k).transpose(0, 3, 1, 2, 4, 5)
-        dxp = np.zeros(xp_shape, dtype=dcols.dtype)
-        for i in range(k):
-            for j in range(k):
-                dxp[:, :, i:i + s * oh:s, j:j + s * ow:s] += dcols[..., i, j]
+        if s == 1 and k > 1:
+            dxp = self._col2im_flat(blocks, dyr, n, c, hp, wp, oh, ow)
+        else:
+            # col2im: each kernel offset (p, q) scatters one strided slab, in a
+            # maps-outermost (C, N, H', W') buffer that matches the rows of dcols.
+            dcols = self._dcols(blocks, dyr).reshape(c, k, k, n, oh, ow)
+            dxp = np.zeros((c, n, hp, wp), dtype=dcols.dtype)
+            for i in range(k):
+                for j in range(k):
+                    dxp[:, :, i:i + s * oh:s, j:j + s * ow:s] += dcols[:, i, j]
         if p:
             dxp = dxp[:, :, p:hp - p, p:wp - p]
-        return dxp
+        return dxp.transpose(1, 0, 2, 3)
+
+    def _dcols(self, blocks, d: np.ndarray) -> np.ndarray:
+        """``W^T d``: the im2col-shaped gradient ``(C*K*K, M)`` for ``d (C_out, M)``."""
+        if self._blocks is None:
+            return blocks[0][2].T @ d
+        kk = self.kernel * self.kernel
+        dtype = np.result_type(blocks[0][2], d)
+        ranges = sorted((ins.start, ins.stop) for _, ins in self._blocks)
+        disjoint = all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:]))
+        if not disjoint:   # some input maps are read by several runs: accumulate
+            dcols = np.zeros((self.in_channels * kk, d.shape[1]), dtype=dtype)
+            for outs, rows, wm in blocks:
+                dcols[rows] += wm.T @ d[outs]
+            return dcols
+        covered = sum(b - a for a, b in ranges) == self.in_channels
+        dcols = (np.empty if covered else np.zeros)((self.in_channels * kk, d.shape[1]), dtype=dtype)
+        for outs, rows, wm in blocks:
+            np.matmul(wm.T, d[outs], out=dcols[rows])
+        return dcols
+
+    def _col2im_flat(self, blocks, dyr, n, c, hp, wp, oh, ow) -> np.ndarray:
+        """col2im for stride 1 with contiguous slabs: ``(C, N, H', W')``.
+
+        ``dy`` is widened to ``W'`` columns with zeros, so the columns of ``dcols``
+        for kernel offset ``(p, q)`` land on one contiguous run of ``OH * W'``
+        values of each flattened input map, starting at ``p W' + q``.  The extra
+        columns are exact zeros (added past the row's end, onto the next row's
+        start or, for the last map, onto spare slots), so every input value is
+        the same sum as with the strided scatter, term for term.
+        """
+        k = self.kernel
+        o = dyr.shape[0]
+        dyw = np.zeros((o, n, oh, wp), dtype=dyr.dtype)
+        dyw[..., :ow] = dyr.reshape(o, n, oh, ow)
+        dcols = self._dcols(blocks, dyw.reshape(o, n * oh * wp)).reshape(c, k, k, n, oh * wp)
+        plane, run = hp * wp, oh * wp
+        flat = np.zeros((c * n + 1) * plane, dtype=dcols.dtype)     # one spare map
+        for i in range(k):
+            for j in range(k):
+                off = i * wp + j
+                flat[off:off + c * n * plane].reshape(c, n, plane)[:, :, :run] += dcols[:, i, j]
+        return flat[:c * n * plane].reshape(c, n, hp, wp)
 
 
 # ---------------------------------------------------------------------------
@@ -492,23 +603,60 @@ class MaxPool2d(_Pool2d):
     type: ClassVar[str] = "maxpool2d"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        self._windows(x)  # validate
+        k = self.kernel
+        _, oh, ow = self.output_shape(x.shape[1:])
+        # Running maximum over the K*K window offsets in raster order.  Offset
+        # ``pos`` takes over only where it is strictly greater than all before
+        # it, so ``idx`` is the first maximum (argmax's raster-order tie rule);
+        # since ``pos`` exceeds every earlier index, the update is a maximum.
+        # Arrays keep the input's memory layout.
+        y = self._slab(x, 0, 0, oh, ow).copy(order="K")
+        idx = np.zeros_like(y, dtype=np.uint8 if k * k <= 256 else np.intp)
+        better = np.empty_like(y, dtype=bool)
+        step = np.empty_like(idx)
+        for pos in range(1, k * k):
+            s = self._slab(x, pos // k, pos % k, oh, ow)
+            np.greater(s, y, out=better)
+            np.maximum(y, s, out=y)
+            np.multiply(better, idx.dtype.type(pos), out=step)
+            np.maximum(idx, step, out=idx)
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            return self._forward_argmax(x)
+        self._cache = (idx, x)
+        return y
+
+    def _forward_argmax(self, x: np.ndarray) -> np.ndarray:
+        """The NaN-aware path: argmax takes the first NaN as the maximum."""
         win = self._windows(x)
         n, c, oh, ow, k, _ = win.shape
         flat = win.reshape(n, c, oh, ow, k * k)
         idx = flat.argmax(axis=-1)  # argmax returns the first max: raster-order tie rule
         y = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
-        self._cache = (idx, x.shape, x.dtype)
+        self._cache = (idx, x)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        idx, x_shape, dtype = self._require_cache()
-        k = self.kernel
+        idx, x = self._require_cache()
+        k, s = self.kernel, self.stride
         oh, ow = idx.shape[2:]
-        dx = np.zeros(x_shape, dtype=np.result_type(dy, dtype))
-        zero = dx.dtype.type(0)
-        for i in range(k):
-            for j in range(k):
-                self._slab(dx, i, j, oh, ow)[...] += np.where(idx == i * k + j, dy, zero)
+        dtype = np.result_type(dy, x.dtype)
+        hit = np.empty_like(idx, dtype=bool)
+        if s >= k and np.isfinite(dy).all():
+            # Windows do not overlap: every input is written once, dy times 1 at
+            # its window's first maximum and times 0 elsewhere.  Positions no
+            # window covers (a remainder row or column) stay 0.
+            covered = k * oh == x.shape[2] and k * ow == x.shape[3] and s == k
+            dx = (np.empty_like if covered else np.zeros_like)(x, dtype=dtype)
+            for pos in range(k * k):
+                np.equal(idx, pos, out=hit)
+                np.multiply(hit, dy, out=self._slab(dx, pos // k, pos % k, oh, ow))
+        else:
+            dx = np.zeros_like(x, dtype=dtype)
+            zero = dx.dtype.type(0)
+            for pos in range(k * k):
+                np.equal(idx, pos, out=hit)
+                self._slab(dx, pos // k, pos % k, oh, ow)[...] += np.where(hit, dy, zero)
         self.grads = {}
         return dx
 
@@ -572,18 +720,27 @@ class L2Pool2d(_Pool2d):
 # local contrast normalization
 # ---------------------------------------------------------------------------
 
-def _filter_same(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Zero-padded "same" 2-D correlation of every ``a[n]`` with odd ``w``.
+def _filter_same(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Zero-padded "same" 2-D correlation of every ``a[n]`` with ``outer(g, g)``, odd ``len(g)``.
 
-    ``out[n, i, j] = sum_{p, q} w[p, q] * a[n, i + p - r, j + q - r]``, ``r = K // 2``,
-    out-of-range terms being zero.  Its adjoint is the same operation with
-    ``w[::-1, ::-1]``.
+    ``out[n, i, j] = sum_{p, q} g[p] g[q] a[n, i + p - r, j + q - r]``, ``r = K // 2``,
+    out-of-range terms being zero.  Separable: filtered along the rows, then
+    along the columns (``2 K`` passes instead of ``K^2`` products).  Its adjoint
+    is the same operation with ``g[::-1]``.
     """
-    k = w.shape[0]
+    k = g.shape[0]
     r = k // 2
-    ap = np.pad(a, ((0, 0), (r, r), (r, r)))
-    win = sliding_window_view(ap, (k, k), axis=(1, 2))  # (N, H, W, K, K)
-    return np.tensordot(win, w, axes=([3, 4], [0, 1]))
+    n, h, w = a.shape
+    ap = np.zeros((n, h, w + 2 * r), dtype=np.result_type(a, g))
+    ap[:, :, r:r + w] = a
+    t = np.zeros((n, h + 2 * r, w), dtype=ap.dtype)
+    rows = t[:, r:r + h]
+    for q in range(k):
+        rows += g[q] * ap[:, :, q:q + w]
+    out = g[0] * t[:, 0:h]
+    for p in range(1, k):
+        out += g[p] * t[:, p:p + h]
+    return out
 
 
 @dataclass(eq=False)
@@ -645,13 +802,23 @@ class LocalContrastNorm(Layer):
         if not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"{self.type}: sigma must be a positive number, got {self.sigma!r}")
 
-    def window(self) -> np.ndarray:
-        """Normalized ``(kernel, kernel)`` float64 Gaussian (sums to 1, before ``/C``)."""
+    def _gaussian(self) -> np.ndarray:
+        """The 1-D float64 Gaussian, not normalized."""
         r = (self.kernel - 1) / 2
         t = np.arange(self.kernel, dtype=np.float64) - r
-        g = np.exp(-(t * t) / (2.0 * self.sigma * self.sigma))
+        return np.exp(-(t * t) / (2.0 * self.sigma * self.sigma))
+
+    def window(self) -> np.ndarray:
+        """Normalized ``(kernel, kernel)`` float64 Gaussian (sums to 1, before ``/C``)."""
+        g = self._gaussian()
         w = np.outer(g, g)
         return w / w.sum()
+
+    def _taps(self) -> np.ndarray:
+        """The 1-D float64 Gaussian ``g`` (sums to 1): ``window() == outer(g, g)`` up
+        to rounding; the layer filters with it separably."""
+        g = self._gaussian()
+        return g / g.sum()
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         return _check_map_shape(self.type, in_shape)
@@ -668,24 +835,27 @@ class LocalContrastNorm(Layer):
         self.output_shape(x.shape[1:])
         n, c, h, w = x.shape
         # The window is the same for every map, so the sum over maps can be
-        # taken first: one 2-D filter per sample instead of C.
-        g = (self.window() / c).astype(x.dtype)
-        m = _filter_same(x.sum(axis=1), g)
+        # taken first: one 2-D filter per sample instead of C.  The window is
+        # outer(g, g) / C, filtered separably (the 1/C goes on the sums).
+        ftype = np.dtype(x.dtype if x.dtype.kind == "f" else np.float64)
+        g = self._taps().astype(ftype)
+        inv_c = ftype.type(1.0 / c)
+        m = _filter_same(x.sum(axis=1) * inv_c, g)
         v = x - m[:, None]
-        s = np.sqrt(_filter_same(np.einsum("nchw,nchw->nhw", v, v), g))
+        s = np.sqrt(_filter_same(np.einsum("nchw,nchw->nhw", v, v) * inv_c, g))
         smean = s.mean(axis=(1, 2), keepdims=True)
         eps = x.dtype.type(self.EPS) if x.dtype.kind == "f" else self.EPS
         use_s = (s >= smean) & (s >= eps)
         use_mean = ~use_s & (smean >= eps)
         d = np.where(use_s, s, np.where(use_mean, smean, eps))
         y = v / d[:, None]
-        self._cache = (g, v, s, d, use_s, use_mean)
+        self._cache = ((g, inv_c), v, s, d, use_s, use_mean)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        g, v, s, d, use_s, use_mean = self._require_cache()
+        (g, inv_c), v, s, d, use_s, use_mean = self._require_cache()
         n, c, h, w = v.shape
-        gflip = g[::-1, ::-1]  # adjoint of the correlation; g is symmetric anyway
+        gflip = g[::-1]  # adjoint of the correlation; g is symmetric anyway
         zero = s.dtype.type(0)
         # y = v / d
         dv = dy / d[:, None]
@@ -696,12 +866,12 @@ class LocalContrastNorm(Layer):
         # s = sqrt(S2), d s / d S2 = 1 / (2 s); 0 at s == 0 (see class notes)
         ds2 = np.zeros_like(s)
         np.divide(ds, 2 * s, out=ds2, where=s > 0)
-        # S2 = filter(sum_c v^2) / C  (the 1/C is inside g)
-        dq = _filter_same(ds2, gflip)
+        # S2 = filter(sum_c v^2 / C)
+        dq = _filter_same(ds2, gflip) * inv_c
         dv += 2 * v * dq[:, None]
-        # v = x - m, m = filter(sum_c x) / C
+        # v = x - m, m = filter(sum_c x / C)
         dm = -dv.sum(axis=1)
-        dx = dv + _filter_same(dm, gflip)[:, None]
+        dx = dv + (_filter_same(dm, gflip) * inv_c)[:, None]
         self.grads = {}
         return dx
 
@@ -903,7 +1073,11 @@ class Tanh(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._require_cache()
         self.grads = {}
-        return dy * (1 - y * y)
+        g = y * y
+        if np.result_type(dy, g) != g.dtype or dy.shape != g.shape:
+            return dy * (1 - g)
+        np.subtract(1, g, out=g)       # the same two roundings, without temporaries
+        return np.multiply(dy, g, out=g)
 
 
 @dataclass(eq=False)
@@ -1119,7 +1293,8 @@ class PyramidDown(Layer):
     Each map is filtered on its own with the separable binomial filter
     ``g = [1, 2, 1] / 4`` (``kernel=3``) or ``g = [1, 4, 6, 4, 1] / 16``
     (``kernel=5``, the default: Burt and Adelson's REDUCE, 1983), with the
-    edge replicated (index clamping), and every second pixel is kept,
+    edge replicated (index clamping, ``edge="replicate"``, the default) or
+    the input zero-padded (``edge="zero"``), and every second pixel is kept,
     starting with the first:
 
     .. math::
@@ -1127,8 +1302,12 @@ class PyramidDown(Layer):
         y[c, i, j] = \sum_{p, q} g[p]\, g[q]\,
                      x[c,\ \mathrm{clamp}(2i + p - r, 0, H-1),\ \mathrm{clamp}(2j + q - r, 0, W-1)]
 
-    with ``r = kernel // 2``.  Output ``(C, ceil(H/2), ceil(W/2))``.  No
-    parameters.  Since ``g`` sums to 1, a constant map stays constant.
+    with ``r = kernel // 2``; with ``edge="zero"`` the terms outside the
+    image are zero instead of clamped, so the layer is a depthwise
+    :class:`Conv2d` with kernel ``outer(g, g)``, stride 2 and padding ``r``
+    (how the accelerator runs it).  Output ``(C, ceil(H/2), ceil(W/2))``.
+    No parameters.  Since ``g`` sums to 1, a constant map stays constant
+    (with ``edge="replicate"``; zero padding darkens the border).
 
     The seed (Farabet et al. 2013) feeds its network a Laplacian pyramid of
     the input; each level there is a Gaussian level with its local mean
@@ -1137,19 +1316,32 @@ class PyramidDown(Layer):
     ``x``, ``pyrdown(x)``, ``pyrdown(pyrdown(x))``, each followed by LCN.
 
     Backward is the transpose: ``dy`` scattered to the even positions, the
-    (symmetric) filter applied, and the gradient that fell on the replicated
-    border folded back onto the first and last row and column.
+    (symmetric) filter applied, and, with ``edge="replicate"``, the gradient
+    that fell on the replicated border folded back onto the first and last
+    row and column (with ``edge="zero"`` it is dropped: padding has no input).
+
+    Parameters
+    ----------
+    kernel : int, default 5
+        3 or 5 taps.
+    edge : str, default "replicate"
+        ``"replicate"`` (clamp indices) or ``"zero"`` (zero padding).
     """
 
     type: ClassVar[str] = "pyrdown"
+    EDGES: ClassVar[tuple[str, ...]] = ("replicate", "zero")
 
     kernel: int = 5
+    edge: str = "replicate"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.kernel = _check_int(self.type, "kernel", self.kernel, 1)
         if self.kernel not in _BINOMIAL_TAPS:
             raise ValueError(f"{self.type}: kernel must be 3 or 5 (binomial taps), got {self.kernel}")
+        if not isinstance(self.edge, str) or self.edge not in self.EDGES:
+            raise ValueError(f"{self.type}: edge must be one of {', '.join(map(repr, self.EDGES))}, "
+                             f"got {self.edge!r}")
 
     def taps(self, dtype=np.float64) -> np.ndarray:
         """The 1-D filter ``g`` (sums to 1)."""
@@ -1174,7 +1366,8 @@ class PyramidDown(Layer):
         _, oh, ow = self.output_shape(x.shape[1:])
         g = self._dtype_taps(x.dtype)
         k, r = self.kernel, self.kernel // 2
-        xp = np.pad(x, ((0, 0), (0, 0), (r, r), (r, r)), mode="edge")
+        mode = "edge" if self.edge == "replicate" else "constant"
+        xp = np.pad(x, ((0, 0), (0, 0), (r, r), (r, r)), mode=mode)
         # rows: only the even output rows are computed
         t = g[0] * xp[:, :, 0:2 * oh - 1:2, :]
         for p in range(1, k):
@@ -1197,6 +1390,10 @@ class PyramidDown(Layer):
         for p in range(k):
             dxp[:, :, p:p + 2 * oh - 1:2, :] += g[p] * dt
         h, w = x_shape[2], x_shape[3]
+        self.grads = {}
+        if self.edge == "zero":
+            # the padding is no input: its gradient is dropped
+            return dxp[:, :, r:r + h, r:r + w].copy()
         # fold the replicated border back onto the edge rows, then columns
         rows = dxp[:, :, r:r + h, :].copy()
         rows[:, :, 0, :] += dxp[:, :, :r, :].sum(axis=2)

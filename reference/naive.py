@@ -592,9 +592,21 @@ def _clamp(v, n):
     return min(max(v, 0), n - 1)
 
 
-def pyrdown_forward(x, kernel):
+def _pyr_index(v, n, edge):
+    """Input index of tap position ``v`` on an axis of ``n``: clamped (``"replicate"``),
+    or None outside the image (``"zero"``: the padding contributes nothing)."""
+    if edge == "replicate":
+        return _clamp(v, n)
+    if edge == "zero":
+        return v if 0 <= v < n else None
+    raise ValueError(f"pyrdown: unknown edge {edge!r}")
+
+
+def pyrdown_forward(x, kernel, edge="replicate"):
     """``y[n,c,i,j] = sum_{p,q} g[p] g[q] x[n, c, clamp(2i+p-r), clamp(2j+q-r)]``,
-    ``g`` binomial with ``kernel`` taps, ``r = kernel // 2``; output ``ceil(H/2) x ceil(W/2)``."""
+    ``g`` binomial with ``kernel`` taps, ``r = kernel // 2``; output ``ceil(H/2) x ceil(W/2)``.
+    With ``edge="zero"`` the terms whose position falls outside the image are dropped
+    instead of clamped (zero padding)."""
     n_, c_, h_, w_ = x.shape
     g = _binomial(kernel)
     r = kernel // 2
@@ -607,16 +619,18 @@ def pyrdown_forward(x, kernel):
                     acc = 0.0
                     for p in range(kernel):
                         for q in range(kernel):
-                            a = _clamp(2 * i + p - r, h_)
-                            b = _clamp(2 * j + q - r, w_)
-                            acc += g[p] * g[q] * x[n, c, a, b]
+                            a = _pyr_index(2 * i + p - r, h_, edge)
+                            b = _pyr_index(2 * j + q - r, w_, edge)
+                            if a is not None and b is not None:
+                                acc += g[p] * g[q] * x[n, c, a, b]
                     y[n, c, i, j] = acc
     return y
 
 
-def pyrdown_backward(x_shape, kernel, dy):
+def pyrdown_backward(x_shape, kernel, dy, edge="replicate"):
     """Gradient of :func:`pyrdown_forward` (scatter form: each term pushes its weight
-    to the clamped input position, so border positions collect several)."""
+    to the clamped input position, so border positions collect several; with
+    ``edge="zero"`` the terms on the padding push nothing)."""
     n_, c_, h_, w_ = x_shape
     g = _binomial(kernel)
     r = kernel // 2
@@ -627,9 +641,10 @@ def pyrdown_backward(x_shape, kernel, dy):
                 for j in range(dy.shape[3]):
                     for p in range(kernel):
                         for q in range(kernel):
-                            a = _clamp(2 * i + p - r, h_)
-                            b = _clamp(2 * j + q - r, w_)
-                            dx[n, c, a, b] += g[p] * g[q] * dy[n, c, i, j]
+                            a = _pyr_index(2 * i + p - r, h_, edge)
+                            b = _pyr_index(2 * j + q - r, w_, edge)
+                            if a is not None and b is not None:
+                                dx[n, c, a, b] += g[p] * g[q] * dy[n, c, i, j]
     return dx
 
 

@@ -95,11 +95,17 @@ def away_from_zero(rng, shape, margin=0.05):
         (1, 2, 2, 4, 4, 4, 1, 0, None),   # kernel equal to the image
         (2, 4, 3, 5, 5, 3, 1, 1, 2),      # connection table
         (1, 5, 4, 7, 7, 2, 3, 2, 3),      # table, stride 3, even kernel
+        (2, 4, 6, 5, 6, 3, 1, 1, [[0, 1]] * 3 + [[2, 3]] * 3),          # grouped table
+        (1, 4, 4, 6, 5, 3, 1, 0, [[0, 1], [2, 3], [1, 2], [0, 1]]),     # runs overlap
+        (2, 3, 3, 6, 7, 3, 2, 1, [[0], [1], [2]]),                     # depthwise, stride 2
     ],
 )
 def test_conv2d(n, cin, cout, h, w, k, s, p, fan_in):
     rng = np.random.default_rng(1)
-    table = None if fan_in is None else random_table(cout, cin, fan_in, rng)
+    if isinstance(fan_in, list):
+        table = fan_in
+    else:
+        table = None if fan_in is None else random_table(cout, cin, fan_in, rng)
     layer = Conv2d(cin, cout, k, stride=s, padding=p, table=table)
     layer.init_params(rng, dtype=np.float64)
     layer.params["bias"] = rng.standard_normal(cout)

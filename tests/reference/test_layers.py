@@ -58,12 +58,21 @@ CONV_CASES = [
     (2, 6, 4, 6, 6, 3, 1, 1, 3),         # connection table
     (1, 5, 7, 7, 6, 3, 2, 1, 2),         # table + stride + padding
     (2, 4, 3, 5, 5, 2, 2, 0, 1),         # table with fan_in 1, stride == kernel
+    # block-structured tables (one matmul per run of outputs reading one range of maps)
+    (2, 4, 6, 6, 7, 3, 1, 1, [[0, 1]] * 3 + [[2, 3]] * 3),            # grouped, 2 groups
+    (2, 6, 4, 7, 6, 3, 2, 0, [[0, 1, 2]] * 2 + [[3, 4, 5]] * 2),      # grouped, stride 2
+    (1, 4, 5, 6, 6, 3, 1, 0, [[0, 1], [0, 1], [2, 3], [1, 2], [0, 1]]),  # runs overlap
+    (2, 5, 6, 6, 6, 2, 1, 0, [[1, 2], [1, 2], [3, 4], [3, 4], [1, 2], [3, 4]]),  # map 0 unread
+    (2, 3, 3, 7, 8, 5, 2, 2, [[0], [1], [2]]),                     # depthwise
 ]
 
 
 def make_conv(n, cin, cout, h, w, k, s, p, fan_in, seed=0):
     rng = np.random.default_rng(seed)
-    table = None if fan_in is None else random_table(cout, cin, fan_in, rng)
+    if isinstance(fan_in, list):
+        table = fan_in
+    else:
+        table = None if fan_in is None else random_table(cout, cin, fan_in, rng)
     layer = Conv2d(cin, cout, k, stride=s, padding=p, table=table)
     layer.init_params(rng, dtype=np.float64)
     layer.params["bias"] = rng.standard_normal(cout)
@@ -95,11 +104,27 @@ def test_conv2d_matches_naive(case):
         assert np.all(layer.grads["weight"][~layer.connection_mask()] == 0)
 
 
-def test_conv2d_forward_ignores_weights_outside_table():
-    layer, x, _ = make_conv(2, 4, 3, 5, 5, 3, 1, 1, 2)
+@pytest.mark.parametrize("table", [2, [[0, 1], [2, 3], [2, 3]]], ids=["random", "grouped"])
+def test_conv2d_forward_ignores_weights_outside_table(table):
+    layer, x, rng = make_conv(2, 4, 3, 5, 5, 3, 1, 1, table)
     y0 = layer.forward(x)
+    dy = rng.standard_normal(y0.shape)
+    dx0 = layer.backward(dy)
     layer.params["weight"][~layer.connection_mask()] = 123.0
     close(layer.forward(x), y0)
+    close(layer.backward(dy), dx0)
+    assert np.all(layer.grads["weight"][~layer.connection_mask()] == 0)
+
+
+def test_conv2d_block_tables():
+    """Grouped and depthwise tables run as one matmul per run of outputs; others dense."""
+    assert Conv2d(4, 6, 3, table=[[0, 1]] * 3 + [[2, 3]] * 3)._blocks == [
+        (slice(0, 3), slice(0, 2)), (slice(3, 6), slice(2, 4))]
+    assert Conv2d(3, 3, 3, table=[[0], [1], [2]])._blocks == [
+        (slice(0, 1), slice(0, 1)), (slice(1, 2), slice(1, 2)), (slice(2, 3), slice(2, 3))]
+    assert Conv2d(4, 2, 3, table=[[0, 2], [1, 3]])._blocks is None      # not a range
+    assert Conv2d(2, 2, 3, table=[[0, 1], [0, 1]])._blocks is None      # full: dense
+    assert Conv2d(2, 2, 3)._blocks is None
 
 
 def test_conv2d_init_and_shapes():
@@ -726,6 +751,7 @@ EXAMPLES = [
     LogSoftmax(),
     PyramidDown(),
     PyramidDown(3),
+    PyramidDown(3, edge="zero"),
     Upsample(2),
     PixelLogSoftmax(),
 ]

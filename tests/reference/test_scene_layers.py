@@ -53,59 +53,76 @@ PYR_CASES = [  # (N, C, H, W)
 ]
 
 
+@pytest.mark.parametrize("edge", PyramidDown.EDGES)
 @pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("shape", PYR_CASES, ids=str)
-def test_pyrdown_matches_naive(kernel, shape):
+def test_pyrdown_matches_naive(kernel, shape, edge):
     rng = np.random.default_rng(20)
     x = rng.standard_normal(shape)
-    layer = PyramidDown(kernel)
+    layer = PyramidDown(kernel, edge=edge)
     y = layer.forward(x)
     n, c, h, w = shape
     assert y.shape == (n, c, (h + 1) // 2, (w + 1) // 2) and y.dtype == np.float64
     assert y.shape[1:] == layer.output_shape(shape[1:])
-    close(y, naive.pyrdown_forward(x, kernel))
+    close(y, naive.pyrdown_forward(x, kernel, edge))
     dy = rng.standard_normal(y.shape)
-    close(layer.backward(dy), naive.pyrdown_backward(x.shape, kernel, dy))
+    close(layer.backward(dy), naive.pyrdown_backward(x.shape, kernel, dy, edge))
     assert layer.params == {} and layer.grads == {} and layer.param_shapes() == {}
 
 
+@pytest.mark.parametrize("edge", PyramidDown.EDGES)
 @pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("shape", [(2, 2, 5, 6), (1, 2, 1, 3), (2, 1, 4, 2)], ids=str)
-def test_pyrdown_gradcheck(kernel, shape):
-    check_layer(PyramidDown(kernel), np.random.default_rng(21).standard_normal(shape))
+def test_pyrdown_gradcheck(kernel, shape, edge):
+    check_layer(PyramidDown(kernel, edge=edge), np.random.default_rng(21).standard_normal(shape))
 
 
-def test_pyrdown_hand_computed():
-    # one row, kernel 5, g = (1, 4, 6, 4, 1) / 16: a unit spike of 16 at column 2
-    x = np.array([0.0, 0.0, 16.0, 0.0, 0.0]).reshape(1, 1, 1, 5)
-    # y[j] = sum_q g[q] x[clamp(2j + q - 2)]: column 2 is tap 4 of y0, tap 2 of y1, tap 0 of y2
-    close(PyramidDown(5).forward(x).ravel(), [1.0, 6.0, 1.0])
-    # kernel 3, g = (1, 2, 1) / 4, edge replication: y0 = (x0 + 2 x0 + x1) / 4
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 8), (1, 2, 1, 4), (2, 1, 2, 7), (1, 4, 16, 11)], ids=str)
+def test_pyrdown_zero_is_depthwise_conv(kernel, shape):
+    """edge="zero" is the accelerator's form: a depthwise conv2d (table row c = [c]) with
+    kernel outer(g, g), stride 2, padding kernel // 2 and no bias; forward and backward."""
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal(shape)
+    c = shape[1]
+    pyr = PyramidDown(kernel, edge="zero")
+    conv = Conv2d(c, c, kernel, stride=2, padding=kernel // 2, table=[[i] for i in range(c)])
+    g = pyr.taps()
+    weight = np.zeros((c, c, kernel, kernel))
+    weight[np.arange(c), np.arange(c)] = np.outer(g, g)
+    conv.params = {"weight": weight, "bias": np.zeros(c)}
+    y = pyr.forward(x)
+    close(y, conv.forward(x))
+    dy = rng.standard_normal(y.shape)
+    close(pyr.backward(dy), conv.backward(dy))
+    # the replicated edge gives the same outputs wherever the window stays inside the image
+    rep = PyramidDown(kernel).forward(x)
+    r = kernel // 2
+    inner_rows = [i for i in range(y.shape[2]) if 2 * i - r >= 0 and 2 * i + r < shape[2]]
+    inner_cols = [j for j in range(y.shape[3]) if 2 * j - r >= 0 and 2 * j + r < shape[3]]
+    close(rep[:, :, inner_rows][:, :, :, inner_cols], y[:, :, inner_rows][:, :, :, inner_cols])
+
+
+def test_pyrdown_zero_hand_computed():
+    # kernel 3, g = (1, 2, 1) / 4, zero padding. One row: the row pass keeps g[1] = 1/2 of it;
+    # the column pass gives y0 = (0 + 2 x0 + x1) / 4 = 2, y1 = (x1 + 2 x2 + x3) / 4 = 1.
     x = np.array([4.0, 0.0, 0.0, 4.0]).reshape(1, 1, 1, 4)
-    close(PyramidDown(3).forward(x).ravel(), [3.0, 1.0])
-    # the same along the rows (transpose)
-    close(PyramidDown(3).forward(x.transpose(0, 1, 3, 2)).ravel(), [3.0, 1.0])
-    # a constant map stays constant; a linear ramp too (away from the border)
-    ones = np.full((1, 2, 7, 6), 2.5)
-    close(PyramidDown(5).forward(ones), np.full((1, 2, 4, 3), 2.5))
-    ramp = np.tile(np.arange(9.0), (1, 1, 3, 1))
-    y = PyramidDown(5).forward(ramp)
-    close(y[0, 0, :, 1:4], np.tile([2.0, 4.0, 6.0], (2, 1)))
-    # backward of a single output: the filter weights, clamped ones summed at the border
-    layer = PyramidDown(3)
+    layer = PyramidDown(3, edge="zero")
+    close(layer.forward(x).ravel(), [1.0, 0.5])
+    # backward of a single corner output: no folding, the padding's share is lost
     layer.forward(np.zeros((1, 1, 3, 3)))
     dy = np.zeros((1, 1, 2, 2))
     dy[0, 0, 0, 0] = 16.0
-    # row weights onto rows (0, 1) after folding: (1 + 2, 1) / 4 = (3/4, 1/4)
-    close(layer.backward(dy)[0, 0], 16 * np.outer([0.75, 0.25, 0], [0.75, 0.25, 0]))
-    # the total gradient is preserved: every output's weights sum to 1
-    layer.forward(np.zeros((2, 3, 7, 8)))
-    assert abs(layer.backward(np.ones((2, 3, 4, 4))).sum() - 2 * 3 * 16) < 1e-12
+    close(layer.backward(dy)[0, 0], 16 * np.outer([0.5, 0.25, 0], [0.5, 0.25, 0]))
 
 
 def test_pyrdown_attrs_and_errors():
-    assert PyramidDown().attrs() == {"kernel": 5}
-    assert PyramidDown(np.int64(3)).attrs() == {"kernel": 3}
+    assert PyramidDown().attrs() == {"kernel": 5, "edge": "replicate"}
+    assert PyramidDown(np.int64(3)).attrs() == {"kernel": 3, "edge": "replicate"}
+    assert PyramidDown(3, edge="zero").attrs() == {"kernel": 3, "edge": "zero"}
+    for bad in ("reflect", "Zero", "", None, 0):
+        with pytest.raises(ValueError, match=rf"pyrdown: edge must be one of 'replicate', 'zero', got {bad!r}"):
+            PyramidDown(edge=bad)
     np.testing.assert_array_equal(PyramidDown(3).taps() * 4, [1, 2, 1])
     np.testing.assert_array_equal(PyramidDown(5).taps() * 16, [1, 4, 6, 4, 1])
     assert PyramidDown(5).macs((3, 8, 10)) == 5 * 3 * 4 * (10 + 5)
@@ -370,16 +387,20 @@ def test_model_file_round_trip(tmp_path):
     np.testing.assert_array_equal(back.forward(x), net.forward(x))
 
 
-def test_chain_refuses_concat(tmp_path):
+def test_spec_errors_name_the_layer(tmp_path):
+    # (A chain used to refuse 'concat'; since graph specs (model format version 2) a
+    # concat reads the inputs it names, and graphs are tested with the network.)
     from convc.reference.modelfile import network_from_graph
-    graph = {"input": {"shape": [2, 4, 4]},
-             "layers": [{"name": "a", "type": "upsample", "attrs": {"factor": 2}},
-                        {"name": "cat", "type": "concat"}]}
-    with pytest.raises(ConvcError, match=r"spec: layer 1 'cat': type 'concat' takes several inputs"):
-        network_from_graph(graph, "spec")
+    graph = {"input": {"shape": [2, 4, 4]}}
     graph["layers"] = [{"name": "up", "type": "upsample", "attrs": {"factor": 10**30}}]
     with pytest.raises(ConvcError, match=r"spec: layer 0 'up': output .* beyond the limit"):
         network_from_graph(graph, "spec")
     graph["layers"] = [{"name": "p", "type": "pyrdown", "attrs": {"kernel": 4}}]
     with pytest.raises(ConvcError, match=r"spec: layer 0 'p': pyrdown: kernel must be 3 or 5"):
         network_from_graph(graph, "spec")
+    graph["layers"] = [{"name": "p", "type": "pyrdown", "attrs": {"edge": "reflect"}}]
+    with pytest.raises(ConvcError, match=r"spec: layer 0 'p': pyrdown: edge must be one of 'replicate', "
+                                         r"'zero', got 'reflect'"):
+        network_from_graph(graph, "spec")
+    graph["layers"] = [{"name": "p", "type": "pyrdown", "attrs": {"kernel": 3, "edge": "zero"}}]
+    assert network_from_graph(graph, "spec").layers[0].edge == "zero"
