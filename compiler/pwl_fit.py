@@ -56,27 +56,40 @@ def _minimax_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
         b = float(y[0] - a * x[0])
         return a, b, float(np.max(np.abs(y - (a * x + b))))
     tol = 1e-13 * (1.0 + float(np.max(np.abs(y))))
-    i0, i1, i2 = 0, n // 2, n - 1
-    a = b = e = 0.0
-    for _ in range(100):
-        x0, x1, x2 = x[i0], x[i1], x[i2]
-        y0, y1, y2 = y[i0], y[i1], y[i2]
-        a = float((y2 - y0) / (x2 - x0))
-        c0 = float(y0 - a * x0)
-        c1 = float(y1 - a * x1)
+
+    def solve(i0, i1, i2):
+        a = float((y[i2] - y[i0]) / (x[i2] - x[i0]))
+        c0 = float(y[i0] - a * x[i0])
+        c1 = float(y[i1] - a * x[i1])
         b = 0.5 * (c0 + c1)
-        h = 0.5 * (c0 - c1)
-        r = y - a * x - b
-        k = int(np.argmax(np.abs(r)))
-        e = float(abs(r[k]))
-        if e <= abs(h) * (1.0 + 1e-9) + tol:
+        return a, b, 0.5 * (c0 - c1), y - a * x - b
+
+    return _exchange_loop(n, solve, tol)
+
+
+def _exchange_loop(n: int, solve, tol: float, decided=None) -> tuple[float, float, float]:
+    """Stiefel's single-point exchange, shared by :func:`_minimax_line` and :func:`_stab_line`.
+
+    ``solve(i0, i1, i2) -> (a, b, h, res)`` levels the line on the alternating reference
+    (``h``: the levelled error, a lower bound of the optimum) and gives the residuals
+    ``res`` of every point. The worst point joins the reference (:func:`_exchange`) until
+    it is no worse than ``|h|`` (converged), ``decided(worst, h)`` says so, or it is
+    already in the reference (rounding noise). Returns ``(a, b, worst)``: the actual
+    worst residual of the returned line."""
+    i0, i1, i2 = 0, n // 2, n - 1
+    a = b = worst = 0.0
+    for _ in range(100):
+        a, b, h, res = solve(i0, i1, i2)
+        k = int(np.argmax(np.abs(res)))
+        worst = float(abs(res[k]))
+        if worst <= abs(h) * (1.0 + 1e-9) + tol:
+            break
+        if decided is not None and decided(worst, h):
             break
         if k in (i0, i1, i2):  # numerical stall (rounding noise)
             break
-        sh = 1.0 if h >= 0 else -1.0
-        sk = 1.0 if r[k] > 0 else -1.0
-        i0, i1, i2 = _exchange(i0, i1, i2, k, sk == sh)
-    return a, b, e
+        i0, i1, i2 = _exchange(i0, i1, i2, k, (res[k] > 0) == (h >= 0))
+    return a, b, worst
 
 
 def _exchange(i0: int, i1: int, i2: int, k: int, same_as_i0: bool):
@@ -124,9 +137,8 @@ def _stab_line(
         a = float((m[1] - m[0]) / (x[1] - x[0]))
         return a, float(m[0] - a * x[0]), 0.0, True
     tol = 1e-12
-    i0, i1, i2 = 0, n // 2, n - 1
-    a = b = r = 0.0
-    for _ in range(100):
+
+    def solve(i0, i1, i2):
         x0, x1, x2 = float(x[i0]), float(x[i1]), float(x[i2])
         m0, m1, m2 = float(m[i0]), float(m[i1]), float(m[i2])
         w0, w1, w2 = float(w[i0]), float(w[i1]), float(w[i2])
@@ -134,18 +146,9 @@ def _stab_line(
         a = ((m1 - m0) * (w2 - w0) + (w1 + w0) * (m2 - m0)) / det
         h = ((x1 - x0) * (m2 - m0) - (x2 - x0) * (m1 - m0)) / det
         b = m0 - a * x0 - w0 * h
-        e = (m - (a * x + b)) / w
-        k = int(np.argmax(np.abs(e)))
-        r = float(abs(e[k]))
-        if r <= abs(h) * (1.0 + 1e-9) + tol:
-            break
-        if decide and (r <= 1.0 or abs(h) > 1.0):
-            break
-        if k in (i0, i1, i2):  # numerical stall (rounding noise)
-            break
-        sh = 1.0 if h >= 0 else -1.0
-        sk = 1.0 if e[k] > 0 else -1.0
-        i0, i1, i2 = _exchange(i0, i1, i2, k, sk == sh)
+        return a, b, h, (m - (a * x + b)) / w
+
+    a, b, r = _exchange_loop(n, solve, tol, (lambda worst, h: worst <= 1.0 or abs(h) > 1.0) if decide else None)
     return a, b, r, r <= 1.0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from convc.errors import ConvcError
 from convc.reference.datasets import DATASETS, check_labels, load_dataset
 
-__all__ = ["MAX_ARRAY_BYTES", "CALIB_BYTES", "DEFAULT_CALIB", "model_inputs", "dataset_of", "warn",
+__all__ = ["read_npy_header", "MAX_ARRAY_BYTES", "CALIB_BYTES", "DEFAULT_CALIB", "model_inputs", "dataset_of", "warn",
            "check_output_file", "check_output_dir", "write_atomic", "save_npy", "npy_header", "load_images",
            "load_labels"]
 
@@ -154,6 +154,20 @@ def save_npy(path, array: np.ndarray, option: str = "--save") -> Path:
 # .npy files the user names
 # ----------------------------------------------------------------------------
 
+def read_npy_header(fh) -> tuple[tuple[int, int], tuple[tuple[int, ...], np.dtype] | None]:
+    """``(version, (shape, dtype))`` of the ``.npy`` header at ``fh``'s position, or
+    ``(version, None)`` for a header version other than 1.0 and 2.0. NumPy's own errors
+    (it parses the header with ``tokenize`` and ``literal_eval``) pass through."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        return version, None
+    return version, (shape, dtype)
+
+
 def npy_header(path, option: str) -> tuple[tuple[int, ...], np.dtype, int]:
     """Shape, dtype and data offset of a ``.npy`` file, read from its header only.
 
@@ -175,14 +189,11 @@ def npy_header(path, option: str) -> tuple[tuple[int, ...], np.dtype, int]:
                 raise ConvcError(f"{option} {p}: is an archive (.npz); expected one array (.npy)")
             fh.seek(0)
             try:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                elif version == (2, 0):
-                    shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-                else:
+                version, head = read_npy_header(fh)
+                if head is None:
                     raise ConvcError(f"{option} {p}: .npy format version {version[0]}.{version[1]} "
                                      "is not read by convc (1.0 and 2.0 are)")
+                shape, dtype = head
             except ConvcError:
                 raise
             except Exception as exc:      # numpy parses the header with tokenize and literal_eval: any error

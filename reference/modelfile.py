@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from convc.errors import ConvcError
-from convc.inputs import write_atomic
+from convc.inputs import read_npy_header, write_atomic
 
 from .layers import MULTI_INPUT_TYPES
 from .network import MAX_PARAMS, MAX_VALUES, InputSpec, Network, build_layer, check_sizes
@@ -154,14 +154,11 @@ def _archive_headers(path: Path) -> dict[str, tuple | None]:
                 key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
                 with zf.open(info) as fh:
                     try:
-                        version = np.lib.format.read_magic(fh)
-                        if version == (1, 0):
-                            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                        elif version == (2, 0):
-                            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                        else:
+                        _, head = read_npy_header(fh)
+                        if head is None:
                             headers[key] = None
                             continue
+                        shape, dtype = head
                     except ConvcError:
                         raise
                     except Exception as exc:      # numpy parses the header with tokenize and literal_eval: any error

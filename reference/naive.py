@@ -71,6 +71,17 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def _taps(i, j, k, stride, padding, h_, w_):
+    """``(p, q, r, s)`` for each tap ``(p, q)`` of output ``(i, j)``'s ``k x k`` window whose
+    input pixel ``(r, s) = (i * stride + p - padding, j * stride + q - padding)`` lies inside
+    the ``h_ x w_`` input (the rest read zero padding)."""
+    for p in range(k):
+        for q in range(k):
+            r, s = i * stride + p - padding, j * stride + q - padding
+            if 0 <= r < h_ and 0 <= s < w_:
+                yield p, q, r, s
+
+
 def conv2d_forward(x, weight, bias, stride, padding):
     """``y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] * x[n, c, s*i+p-pad, s*j+q-pad]``.
 
@@ -97,12 +108,8 @@ def conv2d_forward(x, weight, bias, stride, padding):
                 for j in range(ow):
                     acc = bias[o]
                     for c in range(c_):
-                        for p in range(k):
-                            for q in range(k):
-                                r = i * stride + p - padding
-                                s = j * stride + q - padding
-                                if 0 <= r < h_ and 0 <= s < w_:
-                                    acc += weight[o, c, p, q] * x[n, c, r, s]
+                        for p, q, r, s in _taps(i, j, k, stride, padding, h_, w_):
+                            acc += weight[o, c, p, q] * x[n, c, r, s]
                     y[n, o, i, j] = acc
     return y
 
@@ -129,13 +136,9 @@ def conv2d_backward(x, weight, stride, padding, dy):
                     g = dy[n, o, i, j]
                     db[o] += g
                     for c in range(c_):
-                        for p in range(k):
-                            for q in range(k):
-                                r = i * stride + p - padding
-                                s = j * stride + q - padding
-                                if 0 <= r < h_ and 0 <= s < w_:
-                                    dw[o, c, p, q] += g * x[n, c, r, s]
-                                    dx[n, c, r, s] += g * weight[o, c, p, q]
+                        for p, q, r, s in _taps(i, j, k, stride, padding, h_, w_):
+                            dw[o, c, p, q] += g * x[n, c, r, s]
+                            dx[n, c, r, s] += g * weight[o, c, p, q]
     return dx, dw, db
 
 
@@ -158,16 +161,22 @@ def _window(x, n, c, i, j, kernel, stride):
     return out
 
 
-def _pool_forward(x, kernel, stride, reduce):
-    """``y[n, c, i, j] = reduce(values of the window)`` for every window."""
+def _pool_outputs(x, kernel, stride):
+    """Every pooling output ``(n, c, i, j)`` of ``x``, in order, by plain loops."""
     n_, c_ = x.shape[:2]
     oh, ow = _pool_out(x, kernel, stride)
-    y = np.zeros((n_, c_, oh, ow), dtype=x.dtype)
     for n in range(n_):
         for c in range(c_):
             for i in range(oh):
                 for j in range(ow):
-                    y[n, c, i, j] = reduce([v for _, v in _window(x, n, c, i, j, kernel, stride)])
+                    yield n, c, i, j
+
+
+def _pool_forward(x, kernel, stride, reduce):
+    """``y[n, c, i, j] = reduce(values of the window)`` for every window."""
+    y = np.zeros(x.shape[:2] + _pool_out(x, kernel, stride), dtype=x.dtype)
+    for n, c, i, j in _pool_outputs(x, kernel, stride):
+        y[n, c, i, j] = reduce([v for _, v in _window(x, n, c, i, j, kernel, stride)])
     return y
 
 
@@ -178,18 +187,13 @@ def maxpool2d_forward(x, kernel, stride):
 
 def maxpool2d_backward(x, kernel, stride, dy):
     """Gradient to the first maximum of each window in raster order; accumulates."""
-    n_, c_ = x.shape[:2]
-    oh, ow = _pool_out(x, kernel, stride)
     dx = np.zeros_like(x)
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(oh):
-                for j in range(ow):
-                    best_pos, best = None, None
-                    for pos, v in _window(x, n, c, i, j, kernel, stride):
-                        if best is None or v > best:  # strict: keeps the first max
-                            best_pos, best = pos, v
-                    dx[(n, c) + best_pos] += dy[n, c, i, j]
+    for n, c, i, j in _pool_outputs(x, kernel, stride):
+        best_pos, best = None, None
+        for pos, v in _window(x, n, c, i, j, kernel, stride):
+            if best is None or v > best:  # strict: keeps the first max
+                best_pos, best = pos, v
+        dx[(n, c) + best_pos] += dy[n, c, i, j]
     return dx
 
 
@@ -199,15 +203,10 @@ def avgpool2d_forward(x, kernel, stride):
 
 
 def avgpool2d_backward(x, kernel, stride, dy):
-    n_, c_ = x.shape[:2]
-    oh, ow = _pool_out(x, kernel, stride)
     dx = np.zeros_like(x)
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(oh):
-                for j in range(ow):
-                    for pos, _ in _window(x, n, c, i, j, kernel, stride):
-                        dx[(n, c) + pos] += dy[n, c, i, j] / (kernel * kernel)
+    for n, c, i, j in _pool_outputs(x, kernel, stride):
+        for pos, _ in _window(x, n, c, i, j, kernel, stride):
+            dx[(n, c) + pos] += dy[n, c, i, j] / (kernel * kernel)
     return dx
 
 
@@ -219,22 +218,38 @@ def l2pool2d_forward(x, kernel, stride):
 def l2pool2d_backward(x, kernel, stride, dy):
     """``dx += dy * x / y`` over each window; nothing where ``y == 0``."""
     y = l2pool2d_forward(x, kernel, stride)
-    n_, c_, oh, ow = y.shape
     dx = np.zeros_like(x)
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(oh):
-                for j in range(ow):
-                    if y[n, c, i, j] == 0:
-                        continue
-                    for pos, v in _window(x, n, c, i, j, kernel, stride):
-                        dx[(n, c) + pos] += dy[n, c, i, j] * v / y[n, c, i, j]
+    for n, c, i, j in _pool_outputs(x, kernel, stride):
+        if y[n, c, i, j] == 0:
+            continue
+        for pos, v in _window(x, n, c, i, j, kernel, stride):
+            dx[(n, c) + pos] += dy[n, c, i, j] * v / y[n, c, i, j]
     return dx
 
 
 # ---------------------------------------------------------------------------
 # local contrast normalization
 # ---------------------------------------------------------------------------
+
+def _lcn_window_sum(a, window):
+    """``out[i, j] = sum_{c,p,q} window[p, q] / C * a[c, i+p-r, j+q-r]`` (zero outside), by
+    loops: the window sum of LCN's mean (``a = x``) and of its variance (``a = v**2``)."""
+    c_, h_, w_ = a.shape
+    k = window.shape[0]
+    r = k // 2
+    out = np.zeros((h_, w_))
+    for i in range(h_):
+        for j in range(w_):
+            acc = 0.0
+            for c in range(c_):
+                for p in range(k):
+                    for q in range(k):
+                        y, x = i + p - r, j + q - r
+                        if 0 <= y < h_ and 0 <= x < w_:
+                            acc += window[p, q] / c_ * a[c, y, x]
+            out[i, j] = acc
+    return out
+
 
 def _lcn_terms(x, window, eps):
     """All intermediate values of the LCN forward, by loops.
@@ -243,37 +258,19 @@ def _lcn_terms(x, window, eps):
     ``window / C``.  Returns per sample lists of ``m, v, s, mean, d``.
     """
     n_, c_, h_, w_ = x.shape
-    k = window.shape[0]
-    r = k // 2
     out = []
     for n in range(n_):
-        m = np.zeros((h_, w_))
-        for i in range(h_):
-            for j in range(w_):
-                acc = 0.0
-                for c in range(c_):
-                    for p in range(k):
-                        for q in range(k):
-                            a, b = i + p - r, j + q - r
-                            if 0 <= a < h_ and 0 <= b < w_:
-                                acc += window[p, q] / c_ * x[n, c, a, b]
-                m[i, j] = acc
+        m = _lcn_window_sum(x[n], window)
         v = np.zeros((c_, h_, w_))
         for c in range(c_):
             for i in range(h_):
                 for j in range(w_):
                     v[c, i, j] = x[n, c, i, j] - m[i, j]
+        s2 = _lcn_window_sum(v ** 2, window)
         s = np.zeros((h_, w_))
         for i in range(h_):
             for j in range(w_):
-                acc = 0.0
-                for c in range(c_):
-                    for p in range(k):
-                        for q in range(k):
-                            a, b = i + p - r, j + q - r
-                            if 0 <= a < h_ and 0 <= b < w_:
-                                acc += window[p, q] / c_ * v[c, a, b] ** 2
-                s[i, j] = math.sqrt(acc)
+                s[i, j] = math.sqrt(s2[i, j])
         mean = sum(s[i, j] for i in range(h_) for j in range(w_)) / (h_ * w_)
         d = np.zeros((h_, w_))
         branch = {}
@@ -413,14 +410,10 @@ def lrn_forward(x, size, alpha, beta, bias):
     -------
     y : (N, C, H, W)
     """
-    n_, c_, h_, w_ = x.shape
     y = np.zeros_like(x)
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(h_):
-                for j in range(w_):
-                    d = _lrn_divisor(x, n, c, i, j, size, alpha, bias)
-                    y[n, c, i, j] = x[n, c, i, j] / d ** beta
+    for n, c, i, j in np.ndindex(*x.shape):
+        d = _lrn_divisor(x, n, c, i, j, size, alpha, bias)
+        y[n, c, i, j] = x[n, c, i, j] / d ** beta
     return y
 
 
@@ -431,18 +424,15 @@ def lrn_backward(x, size, alpha, beta, bias, dy):
     ``dy * x[c] * (-beta) d^(-beta-1) * alpha/size * 2 x[k]`` to every ``x[k]``
     of its window.
     """
-    n_, c_, h_, w_ = x.shape
+    c_ = x.shape[1]
     dx = np.zeros_like(x)
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(h_):
-                for j in range(w_):
-                    d = _lrn_divisor(x, n, c, i, j, size, alpha, bias)
-                    g = dy[n, c, i, j]
-                    dx[n, c, i, j] += g * d ** (-beta)
-                    dd = g * x[n, c, i, j] * (-beta) * d ** (-beta - 1)
-                    for k in _lrn_window(c, c_, size):
-                        dx[n, k, i, j] += dd * alpha / size * 2 * x[n, k, i, j]
+    for n, c, i, j in np.ndindex(*x.shape):
+        d = _lrn_divisor(x, n, c, i, j, size, alpha, bias)
+        g = dy[n, c, i, j]
+        dx[n, c, i, j] += g * d ** (-beta)
+        dd = g * x[n, c, i, j] * (-beta) * d ** (-beta - 1)
+        for k in _lrn_window(c, c_, size):
+            dx[n, k, i, j] += dd * alpha / size * 2 * x[n, k, i, j]
     return dx
 
 

@@ -12,6 +12,7 @@ batch adds a leading ``N``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -143,8 +144,6 @@ def build_layer(type_name: str, attrs: dict, where: str) -> Layer:
     try:
         return cls(**attrs)
     except TypeError as exc:
-        import inspect
-
         allowed = [p for p in inspect.signature(cls).parameters]
         raise ValueError(
             f"{where} ({type_name}): bad attributes {sorted(attrs)}; allowed: {allowed} ({exc})"
