@@ -17,9 +17,11 @@ import json
 import time
 
 from convc.boards import get_board
-from convc.compiler.pipeline import CompileOptions, compile_network, report_text
+from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.compiler.report import report_text
 from convc.reference.archs import build_network
-from convc.sim.cycle import MemoryTiming, simulate
+from convc.sim.cycle import simulate
+from convc.sim.memtiming import MemoryTiming
 
 NEUFLOW_MS = 50.0
 TARGET_MS = 15.0

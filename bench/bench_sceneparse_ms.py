@@ -16,10 +16,12 @@ import json
 import time
 
 from convc.boards import get_board
-from convc.compiler.pipeline import CompileOptions, compile_network, report_text
+from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.compiler.report import report_text
 from convc.reference.archs import build_network, multiscale
 from convc.reference.modelfile import network_from_graph
-from convc.sim.cycle import MemoryTiming, simulate
+from convc.sim.cycle import simulate
+from convc.sim.memtiming import MemoryTiming
 
 TARGET_MS = 20.0
 NEUFLOW_MS = 50.0

@@ -20,11 +20,14 @@ the project without the vendor tool.
 from __future__ import annotations
 
 from amaranth.build import Attrs, Clock, DiffPairs, Pins, Resource
+# amaranth_boards at the top: this module is the one that needs it, and is itself imported only
+# where a platform is built (optional tool: convc.optional)
 from amaranth_boards.arty_a7 import ArtyA7_100Platform
 from amaranth_boards.kc705 import KC705Platform as _KC705Base
 
 from convc.errors import ConvcError
 
+from . import ALIASES
 from .ml605 import ML605Platform
 from .xc7 import ARTY_A7, KC705
 
@@ -78,8 +81,6 @@ PLATFORMS = {"virtex6": ML605Platform, "kc705": KC705Platform, "arty-a7": ArtyA7
 
 def platform_class(board):
     """The Amaranth platform class of ``board`` (a :class:`~convc.boards.Board` or one of its names)."""
-    from . import ALIASES
-
     name = getattr(board, "name", board)
     name = ALIASES.get(str(name).lower(), str(name).lower())
     if name not in PLATFORMS:

@@ -21,8 +21,10 @@ from convc.compiler import isa
 from convc.compiler.isa import encode_program
 from convc.errors import ConvcError
 from convc.hdl.accel import schedule_addr
+from convc.hdl import ecp5  # module attributes: tests stand in for ecp5.build_bitstream
 from convc.inputs import model_inputs
-from convc.sim.cycle import MemoryTiming, run_cycles
+from convc.sim.cycle import run_cycles
+from convc.sim.memtiming import MemoryTiming
 
 __all__ = ["FOLDER", "memory_image", "run_flow", "writable_words"]
 
@@ -55,8 +57,6 @@ def writable_words(program) -> tuple[int, int]:
 def run_flow(result, board, net, *, log=None, seed: int = 1) -> tuple[dict, Path]:
     """Build ``result``'s accelerator to a bitstream for ``board``; returns the report
     entry and the temporary folder holding the build (the caller copies it)."""
-    from convc.hdl.ecp5 import ECP5Top, build_bitstream
-
     say = log or (lambda msg: None)
     if "bitstream" not in board.flows:
         raise ConvcError(f"--bitstream: the {board.name} has no open flow to a bitstream (its flows: "
@@ -64,7 +64,7 @@ def run_flow(result, board, net, *, log=None, seed: int = 1) -> tuple[dict, Path
     program = result.program
     x, _, source = model_inputs(net, "test", 1, 0)
     image, at = memory_image(program, x[0])
-    top = ECP5Top(program.hw, image.tolist(), at, board.clock_mhz, writable=writable_words(program))
+    top = ecp5.ECP5Top(program.hw, image.tolist(), at, board.clock_mhz, writable=writable_words(program))
     need, have = top.ram_ebrs + program.hw.bram18, 2 * board.bram36
     if need > have:
         top._MustUse__silence = True            # refused: never elaborated
@@ -77,7 +77,7 @@ def run_flow(result, board, net, *, log=None, seed: int = 1) -> tuple[dict, Path
     say(f"building the bitstream for the {board.title}: Yosys synth_ecp5, nextpnr-ecp5, ecppack "
         f"({len(image):,} words of on-chip memory; minutes) ...")
     try:
-        built = build_bitstream(top, folder, log=lambda m: say("  " + m), seed=seed)
+        built = ecp5.build_bitstream(top, folder, log=lambda m: say("  " + m), seed=seed)
     except (RuntimeError, FileNotFoundError) as exc:
         raise ConvcError(f"--bitstream: {exc}") from None
     except MemoryError:

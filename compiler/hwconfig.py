@@ -3,7 +3,9 @@
 The compiler fills a :class:`HardwareConfig` from the board and the network
 (:mod:`convc.compiler.passes.size`); the golden model, the cycle model and
 the HDL generator read it. Resource figures (DSP48E1 slices, RAMB36) are
-derived here, once, from the configuration.
+derived here, once, from the configuration and the engines' figures
+(:mod:`convc.compiler.engine_figures`, which the engines read too: this module
+imports nothing from :mod:`convc.hdl`).
 
 The convolution engine (NeuFlow's grid, as one wide engine)::
 
@@ -39,6 +41,7 @@ from dataclasses import asdict, dataclass, fields
 
 from convc.errors import ConvcError
 
+from . import engine_figures as fig
 from . import isa
 from .isa import MAX_SEGMENTS
 from .numeric import ACC_BITS
@@ -53,38 +56,29 @@ class HardwareConfigError(ConvcError, ValueError):
 @functools.lru_cache(maxsize=None)
 def engine_limits() -> tuple[tuple[str, str, int, int], ...]:
     """``(field, what, lo, hi)`` for each configuration field an engine bounds: the
-    engines' own limits (their ``LIMITS``, the ranges their constructors check), read
-    here so that the compiler never picks a configuration the hardware cannot be built
-    for. ``what`` names the engine and its parameter."""
-    from convc.hdl.conv import ConvEngine
-    from convc.hdl.fc import FCEngine
-    from convc.hdl.feeder import MapFeeder
-    from convc.hdl.lcn import LCNEngine
-    from convc.hdl.linebuffer import WindowGenerator
-    from convc.hdl.pool import PoolEngine
-    from convc.hdl.rowwriter import RowWriter
-
-    rows = [(f, f"ConvEngine: {f}", *ConvEngine.LIMITS[f]) for f in ConvEngine.LIMITS]
-    rows += [("in_lanes", "WindowGenerator: lanes", *WindowGenerator.LIMITS["lanes"]),
-             ("kmax", "WindowGenerator: kmax", *WindowGenerator.LIMITS["kmax"]),
-             ("out_lanes", "PoolEngine: lanes", *PoolEngine.LIMITS["lanes"]),
-             ("pool_kmax", "PoolEngine: kmax", *PoolEngine.LIMITS["kmax"]),
-             ("fc_in_lanes", "FCEngine: in_lanes", *FCEngine.LIMITS["in_lanes"]),
-             ("fc_out_lanes", "FCEngine: out_lanes", *FCEngine.LIMITS["out_lanes"]),
-             ("fc_psum_words", "FCEngine: psum_words", *FCEngine.LIMITS["psum_words"]),
-             ("lcn_channels", "LCNEngine: channels", *LCNEngine.LIMITS["channels"]),
-             ("lcn_kmax", "LCNEngine: kmax", *LCNEngine.LIMITS["kmax"]),
-             ("list_words", "MapFeeder: list_words", *MapFeeder.LIMITS["list_words"]),
-             ("max_width", "RowWriter: max_width", *RowWriter.LIMITS["max_width"]),
-             ("writers", "RowWriter: ports", *RowWriter.LIMITS["ports"])]
+    engines' own limits (their ``LIMITS``, the ranges their constructors check, written
+    in :mod:`convc.compiler.engine_figures`), read here so that the compiler never picks
+    a configuration the hardware cannot be built for. ``what`` names the engine and its
+    parameter."""
+    rows = [(f, f"ConvEngine: {f}", *fig.CONV_LIMITS[f]) for f in fig.CONV_LIMITS]
+    rows += [("in_lanes", "WindowGenerator: lanes", *fig.WINDOW_LIMITS["lanes"]),
+             ("kmax", "WindowGenerator: kmax", *fig.WINDOW_LIMITS["kmax"]),
+             ("out_lanes", "PoolEngine: lanes", *fig.POOL_LIMITS["lanes"]),
+             ("pool_kmax", "PoolEngine: kmax", *fig.POOL_LIMITS["kmax"]),
+             ("fc_in_lanes", "FCEngine: in_lanes", *fig.FC_LIMITS["in_lanes"]),
+             ("fc_out_lanes", "FCEngine: out_lanes", *fig.FC_LIMITS["out_lanes"]),
+             ("fc_psum_words", "FCEngine: psum_words", *fig.FC_LIMITS["psum_words"]),
+             ("lcn_channels", "LCNEngine: channels", *fig.LCN_LIMITS["channels"]),
+             ("lcn_kmax", "LCNEngine: kmax", *fig.LCN_LIMITS["kmax"]),
+             ("list_words", "MapFeeder: list_words", *fig.FEEDER_LIMITS["list_words"]),
+             ("max_width", "RowWriter: max_width", *fig.ROWWRITER_LIMITS["max_width"]),
+             ("writers", "RowWriter: ports", *fig.ROWWRITER_LIMITS["ports"])]
     return tuple(rows)
 
 
 @functools.lru_cache(maxsize=None)
 def _lcn_dsp(channels: int, kmax: int, bits: int) -> int:
-    from convc.hdl.lcn import lcn_dsp_count  # the engine defines its own count
-
-    return lcn_dsp_count(max(channels, 1), kmax, bits)
+    return fig.lcn_dsp_count(max(channels, 1), kmax, bits)  # the engine's own count
 
 BRAM36_BITS = 36 * 1024
 BRAM18_DEPTH = 1024  # a RAMB18E1 as 1024 x 18
@@ -141,7 +135,8 @@ class HardwareConfig:
         Memory write ports of the accelerator's row writer (one 16-bit word a cycle
         each); the output maps of a row are shared among them.
     data_width : int
-        The AXI4 memory port's data width in bits (one of ``convc.hdl.axi.DATA_WIDTHS``;
+        The AXI4 memory port's data width in bits (one of
+        ``convc.compiler.engine_figures.DATA_WIDTHS``;
         256 on the DDR3 boards, the width of their MIG's user interface).
 
     Every field is checked against its own range and the limits of the engines that
@@ -201,28 +196,23 @@ class HardwareConfig:
             if name not in absent and not lo <= v <= hi:
                 raise HardwareConfigError(f"hardware configuration: {name}={v} is beyond the hardware "
                                           f"({what}={v} outside [{lo}, {hi}])")
-        from convc.hdl.accel import Accelerator, lcn_lanes, post_lanes, reader_count
-        from convc.hdl.axi import DATA_WIDTHS
-        from convc.hdl.lcn import LCNEngine
-        from convc.hdl.pointwise import PointwiseEngine
-        from convc.hdl.rowwriter import RowWriter
-
-        if self.data_width not in DATA_WIDTHS:
-            raise HardwareConfigError(f"hardware configuration: data_width={self.data_width!r} not in {DATA_WIDTHS}")
-        derived = [("max(out_lanes, fc_out_lanes)", post_lanes(self), "PointwiseEngine: lanes",
-                    PointwiseEngine.LIMITS["lanes"]),
-                   ("the row writer's lanes", max(post_lanes(self), lcn_lanes(self)), "RowWriter: lanes",
-                    RowWriter.LIMITS["lanes"]),
+        if self.data_width not in fig.DATA_WIDTHS:
+            raise HardwareConfigError(f"hardware configuration: data_width={self.data_width!r} "
+                                      f"not in {fig.DATA_WIDTHS}")
+        derived = [("max(out_lanes, fc_out_lanes)", fig.post_lanes(self), "PointwiseEngine: lanes",
+                    fig.POINTWISE_LIMITS["lanes"]),
+                   ("the row writer's lanes", max(fig.post_lanes(self), fig.lcn_lanes(self)), "RowWriter: lanes",
+                    fig.ROWWRITER_LIMITS["lanes"]),
                    ("the memory readers (one a feeder, from in_lanes, fc_in_lanes, lcn_channels)",
-                    reader_count(self), "Accelerator: readers", (1, Accelerator.MAX_READERS))]
+                    fig.reader_count(self), "Accelerator: readers", (1, fig.MAX_READERS))]
         if lcn:
             derived.append(("max_width", self.max_width, "LCNEngine: max_width",
-                            (1, LCNEngine.max_width_for(self.lcn_kmax))))
+                            (1, fig.lcn_max_width(self.lcn_kmax))))
         for name, v, what, (lo, hi) in derived:
             if not lo <= v <= hi:
                 raise HardwareConfigError(f"hardware configuration: {name} = {v} is beyond the hardware "
                                           f"({what}={v} outside [{lo}, {hi}])")
-        lanes = max(self.in_lanes, self.fc_in_lanes if self.has_fc else 0, lcn_lanes(self))
+        lanes = max(self.in_lanes, self.fc_in_lanes if self.has_fc else 0, fig.lcn_lanes(self))
         if self.list_words < lanes:
             raise HardwareConfigError(f"hardware configuration: list_words={self.list_words} is less than "
                                       f"the {lanes} input lanes (each lane's first map base is in the list)")
@@ -257,10 +247,10 @@ class HardwareConfig:
 
     @property
     def dsp_post(self) -> int:
-        """One DSP a lane of the pointwise engine (PWL activations: :func:`convc.hdl.accel.post_lanes`,
-        shared by both engines) and one a lane of the pooling engine (average pooling)."""
-        from convc.hdl.accel import post_lanes
-        return post_lanes(self) + self.out_lanes
+        """One DSP a lane of the pointwise engine (PWL activations:
+        :func:`~convc.compiler.engine_figures.post_lanes`, shared by both engines) and one a
+        lane of the pooling engine (average pooling)."""
+        return fig.post_lanes(self) + self.out_lanes
 
     @property
     def dsp_lcn(self) -> int:
@@ -279,9 +269,9 @@ class HardwareConfig:
 
     @property
     def dsp_ctrl(self) -> int:
-        """The sequencer's and the map feeders' address multipliers (:func:`convc.hdl.accel.control_multipliers`)."""
-        from convc.hdl.accel import control_multipliers
-        return control_multipliers(self)
+        """The sequencer's and the map feeders' address multipliers
+        (:func:`~convc.compiler.engine_figures.control_multipliers`)."""
+        return fig.control_multipliers(self)
 
     @property
     def dsp(self) -> int:
@@ -289,9 +279,9 @@ class HardwareConfig:
 
     @property
     def luts(self) -> int:
-        """6-input LUTs, an estimate from the engines' own figures (:func:`convc.hdl.accel.logic_luts`)."""
-        from convc.hdl.accel import logic_luts
-        return logic_luts(self)
+        """6-input LUTs, an estimate from the engines' own figures
+        (:func:`~convc.compiler.engine_figures.logic_luts`)."""
+        return fig.logic_luts(self)
 
     @property
     def bram18(self) -> int:
@@ -309,9 +299,9 @@ class HardwareConfig:
         tables = 1  # all PWL tables fit one RAMB18
         # memory-side FIFOs of whole beats (up to 512 deep): a reader's beat and last bit, a
         # writer's beat, strobes and last bit, 36 bits a RAMB18
-        from convc.hdl.accel import reader_count, writer_count
         dw = self.data_width
-        fifo = reader_count(self) * -(-(dw + 1) // 36) + writer_count(self) * -(-(dw + dw // 8 + 1) // 36)
+        fifo = (fig.reader_count(self) * -(-(dw + 1) // 36)
+                + fig.writer_count(self) * -(-(dw + dw // 8 + 1) // 36))
         return line_buffers + psum + pool + lcn + fc + tables + fifo
 
     @property

@@ -20,9 +20,10 @@ import numpy as np
 from convc.boards import BOARDS, get_board
 from convc.compiler.bitstream import FOLDER, run_flow
 from convc.compiler.manifest import model_record
-from convc.compiler.pipeline import (CompileOptions, accelerator_verilog, compile_network, report_text,
-                                     synth_report, write_outputs)
+from convc.compiler.outputs import accelerator_verilog, write_outputs
+from convc.compiler.pipeline import CompileOptions, compile_network
 from convc.compiler.program import load_program
+from convc.compiler.report import report_text, synth_report
 from convc.hdl.engines import build_engine
 from convc.hdl.synth import synthesize
 from convc.reference.archs import build_network
@@ -33,10 +34,12 @@ from convc.reference.onnx_import import import_onnx
 from convc.reference.train import TrainConfig, train
 from convc.sim import golden
 from convc.sim.compare import compare
-from convc.sim.cycle import MemoryTiming, simulate
+from convc.sim.cycle import simulate
+from convc.sim.memtiming import MemoryTiming
 from convc.sim.labelmap import dataset_truth
 from convc.sim.report import write_compare_report
-from convc.sim.verify import VerifyError, describe_mismatch, verify
+from convc.sim.verify import VerifyError, verify
+from convc.sim.wordcompare import describe_mismatch
 
 from . import __version__
 from .errors import EXIT_USAGE, ConvcError

@@ -126,6 +126,11 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
+# the pure functions of the configuration and the figures outside the engines are written in
+# the bottom layer (the configuration reads them without importing the HDL); re-exported here
+from convc.compiler.engine_figures import (CONTROL_LUTS, MAX_READERS, SEQUENCER_MULTIPLIERS, control_multipliers,
+                                           lcn_lanes, logic_luts, main_feeders, post_lanes, reader_count,
+                                           writer_count)
 from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.isa import BIAS_BITS, RECORD_WORDS, ROW_COL_BITS, WORD_BITS
 
@@ -145,7 +150,9 @@ from .regs import HostRegisters
 from .rowwriter import RowWriter
 from .weights import ConvWeightLoader, FCWeightAssembler
 
-__all__ = ["Accelerator", "trace_signature", "post_lanes", "logic_luts", "CONTROL_LUTS", "schedule_addr", "reader_count", "writer_count", "record_layout", "DEFAULT_DATA_WIDTH"]
+__all__ = ["Accelerator", "trace_signature", "post_lanes", "lcn_lanes", "logic_luts", "CONTROL_LUTS",
+           "SEQUENCER_MULTIPLIERS", "control_multipliers", "schedule_addr", "reader_count", "writer_count",
+           "record_layout", "DEFAULT_DATA_WIDTH"]
 
 DEFAULT_DATA_WIDTH = 256   # the ML605 MIG's user interface: 256 bits at 200 MHz (6.4 GB/s)
 SCHEDULE_ALIGN = RECORD_WORDS   # words: one record
@@ -171,82 +178,10 @@ def trace_signature() -> wiring.Signature:
     return wiring.Signature({"running": Out(1), "start": Out(1)})
 
 
-def post_lanes(hw: HardwareConfig) -> int:
-    """Lanes after the convolution and FC engines (the pointwise engine's and the row
-    writer's): ``max(out_lanes, fc_out_lanes)``."""
-    return max(hw.out_lanes, hw.fc_out_lanes if hw.has_fc else 0)
-
-
-def lcn_lanes(hw: HardwareConfig) -> int:
-    """Map feeders and row-writer lanes an ``OP_LCN`` record uses: ``lcn_channels + 1`` (sweep
-    B reads ``v`` of every map and ``s``; sweep A writes them), 0 without an LCN engine."""
-    return hw.lcn_channels + 1 if hw.lcn_kmax else 0
-
-
 def lcn_max_rows(hw: HardwareConfig) -> int:
     """Rows an ``OP_LCN`` frame may have: the LCN engine's window generators count
     ``H + (kmax-1)//2`` padded rows in 12 bits."""
     return (1 << ROW_COL_BITS) - 1 - (hw.lcn_kmax - 1) // 2
-
-
-def main_feeders(hw: HardwareConfig) -> int:
-    return max(hw.in_lanes, hw.fc_in_lanes if hw.has_fc else 0, lcn_lanes(hw))
-
-
-SEQUENCER_MULTIPLIERS = 18
-"""Multipliers of the sequencer's record arithmetic (products of record fields: the kernel
-squared, a band's rows, map sizes, the output, bias and list base addresses), as Yosys
-maps them to the device's multipliers: 17 on the LeNet builds (ULX3S, ``synth_ecp5``: 101
-MULT18X18D for 84 in the engines; ML605, ``synth_xilinx``), 18 on sceneparse's."""
-
-
-def control_multipliers(hw: HardwareConfig) -> int:
-    """Multipliers outside the engines: :data:`SEQUENCER_MULTIPLIERS`, one a map feeder
-    (its row address ``((row - pad) >> up) * in_w``, :class:`~convc.hdl.feeder.MapFeeder`) and the
-    row writer's ports' first-map addresses (:attr:`RowWriter.PORT_MULTIPLIERS` a port
-    after the first) and the FC weight assembler's read addresses
-    (:attr:`FCWeightAssembler.MULTIPLIERS`)."""
-    return (SEQUENCER_MULTIPLIERS + reader_count(hw) - 1
-            + RowWriter.PORT_MULTIPLIERS * (writer_count(hw) - 1)
-            + (FCWeightAssembler.MULTIPLIERS if hw.has_fc else 0))
-
-
-CONTROL_LUTS = 5_044
-"""LUTs outside the engines and memory ports: the sequencer (record decoding, address
-arithmetic, the serial divider), the read and write arbiters and the host registers
-(6-input LUTs); measured with Yosys (xc6v, abc) on the LeNet virtex6 board build's modules
-(3,492 + 1,118 + 284 + 121 + 29)."""
-
-
-def logic_luts(hw: HardwareConfig) -> int:
-    """An estimate of the accelerator's 6-input LUTs (LUT RAM included), from the figures
-    the engines and ports own (``LUTS``, ``LUTS_PER_LANE``, ``LUTS_PER_MULTIPLIER``, ...):
-    the size search keeps it within the board's LUTs. Within a few per cent of Yosys
-    (``synth_xilinx``, per module) on the virtex6 board builds (``bench/bench_synth.py``
-    prints both)."""
-    luts = CONTROL_LUTS
-    luts += ConvEngine.LUTS_PER_MULTIPLIER * hw.conv_macs_per_cycle
-    luts += PoolEngine.LUTS_PER_LANE * hw.out_lanes
-    luts += (PointwiseEngine.LUTS_PER_LANE + RowWriter.LUTS_PER_LANE) * post_lanes(hw)
-    if hw.has_fc:
-        luts += FCEngine.LUTS_PER_OUT_LANE * hw.fc_out_lanes
-        luts += (FCEngine.LUTS_PER_MULTIPLIER + FCWeightAssembler.LUTS_PER_MULTIPLIER) * hw.dsp_fc
-    if hw.lcn_kmax:
-        luts += LCNEngine.LUTS_PER_CHANNEL * hw.lcn_channels
-    luts += MapFeeder.LUTS * (reader_count(hw) - 1)
-    luts += MemReader.LUTS * reader_count(hw) + MemWriter.LUTS * writer_count(hw)
-    return luts
-
-
-def reader_count(hw: HardwareConfig) -> int:
-    """Memory readers: parameters, main-stream feeders, preload feeders."""
-    return 1 + main_feeders(hw) + hw.in_lanes
-
-
-def writer_count(hw: HardwareConfig) -> int:
-    """Memory writers: the row writer's ports, ``hw.writers`` rounded down to a power of
-    two."""
-    return 1 << (max(1, hw.writers).bit_length() - 1)
 
 
 def id_width_for(hw: HardwareConfig) -> int:
@@ -274,7 +209,7 @@ class Accelerator(wiring.Component):
     DONE_CYCLES = 1         # OP_END: the writers idle -> done
     LCN_GO_CYCLES = 1       # OP_LCN: a sweep's start pulse (LCN_GO)
     LCN_FEEDER_STAGGER = 2  # OP_LCN: feeders started together, each later reading lane's first word
-    MAX_READERS = 256       # memory readers behind the read arbiter (reader_count)
+    MAX_READERS = MAX_READERS   # memory readers behind the read arbiter (reader_count)
 
     @staticmethod
     def lcn_list_cycles(hw: HardwareConfig) -> int:

@@ -43,6 +43,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from convc.compiler.engine_figures import DATA_WIDTHS
+
 __all__ = ["AXI4Signature", "AXI4LiteSignature", "join_halves", "COCOTB_BUS_SEPARATOR",
            "BURST_FIXED", "BURST_INCR", "BURST_WRAP", "RESP_OKAY", "RESP_EXOKAY",
            "RESP_SLVERR", "RESP_DECERR", "DATA_WIDTHS", "READ_MEMBERS", "WRITE_MEMBERS"]
@@ -52,7 +54,6 @@ COCOTB_BUS_SEPARATOR = "__"
 BURST_FIXED, BURST_INCR, BURST_WRAP = 0, 1, 2
 RESP_OKAY, RESP_EXOKAY, RESP_SLVERR, RESP_DECERR = 0, 1, 2, 3
 
-DATA_WIDTHS = (32, 64, 128, 256)
 
 
 def _check(owner, name, value, allowed):

@@ -105,6 +105,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from convc.compiler import isa
+from convc.compiler.engine_figures import CONV_LIMITS, CONV_LUTS_PER_MULTIPLIER
 from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.isa import BIAS_BITS, ROW_COL_BITS
 from convc.compiler.numeric import ACC_BITS
@@ -163,14 +164,11 @@ class ConvEngine(wiring.Component):
     (``in_lanes``, ``out_lanes``, ``kmax``, ``bits``, ``max_width``, ``psum_words``); see
     the module docstring for ports, protocol and pipeline."""
 
-    #: the configurations the engine is built for (:class:`HardwareConfig` checks them)
-    LIMITS = {"in_lanes": (1, 64), "out_lanes": (1, 256), "kmax": (1, isa.field_max("kernel")),
-              "max_width": (1, (1 << ROW_COL_BITS) - 1), "psum_words": (1, 1 << 24)}
-    #: LUTs a kernel multiplier (its share of the adder trees, window generators, partial
-    #: sums and weight loader; 6-input LUTs, LUT RAM included), for the size search's logic
-    #: estimate; measured with Yosys (xc6v, abc) on the LeNet
-    #: virtex6 board build's modules (24,889 + 479 for 400)
-    LUTS_PER_MULTIPLIER = 64
+    #: the configurations the engine is built for (:class:`HardwareConfig` checks them) and
+    #: LUTs a kernel multiplier for the size search's logic estimate: figures of
+    #: :mod:`convc.compiler.engine_figures` (written there, with their measurements)
+    LIMITS = CONV_LIMITS
+    LUTS_PER_MULTIPLIER = CONV_LUTS_PER_MULTIPLIER
 
     def __init__(self, hw: HardwareConfig):
         if not isinstance(hw, HardwareConfig):

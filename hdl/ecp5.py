@@ -404,7 +404,7 @@ def _tool(name: str, env_var: str) -> str:
 def build_bitstream(top: ECP5Top, folder, *, log=None, seed: int = 1, timeout: float = 7200) -> BitstreamResult:
     """Write the build tree of ``top`` into ``folder`` and run Yosys, nextpnr-ecp5 and
     ecppack; raises ``RuntimeError`` naming the tool and its log's last lines on failure."""
-    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform  # optional tool: convc.optional
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

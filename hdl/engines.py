@@ -7,27 +7,28 @@ to report Yosys resource counts for a compiled folder.
 
 from __future__ import annotations
 
+from convc.compiler.engine_figures import post_lanes
 from convc.compiler.hwconfig import HardwareConfig
 from convc.errors import ConvcError
+
+from .conv import ConvEngine
+from .fc import FCEngine
+from .lcn import LCNEngine
+from .pointwise import PointwiseEngine
+from .pool import PoolEngine
 
 __all__ = ["ENGINES", "build_engine"]
 
 
 def _conv(hw: HardwareConfig):
-    from .conv import ConvEngine
-
     return ConvEngine(hw)
 
 
 def _pool(hw: HardwareConfig):
-    from .pool import PoolEngine
-
     return PoolEngine(lanes=hw.out_lanes, bits=hw.bits, kmax=max(hw.pool_kmax, 1), max_width=hw.max_width)
 
 
 def _fc(hw: HardwareConfig):
-    from .fc import FCEngine
-
     if not hw.has_fc:
         raise ConvcError("this configuration has no fully connected engine (fc_in_lanes = 0)")
     return FCEngine(in_lanes=hw.fc_in_lanes, out_lanes=hw.fc_out_lanes, bits=hw.bits,
@@ -35,8 +36,6 @@ def _fc(hw: HardwareConfig):
 
 
 def _lcn(hw: HardwareConfig):
-    from .lcn import LCNEngine
-
     if not hw.lcn_kmax or not hw.lcn_channels:
         raise ConvcError(f"this configuration has no LCN engine (lcn_kmax = {hw.lcn_kmax}, "
                          f"lcn_channels = {hw.lcn_channels})")
@@ -44,9 +43,6 @@ def _lcn(hw: HardwareConfig):
 
 
 def _pointwise(hw: HardwareConfig):
-    from .accel import post_lanes
-    from .pointwise import PointwiseEngine
-
     return PointwiseEngine(hw.bits, lanes=post_lanes(hw), max_segments=hw.pwl_segments)
 
 

@@ -63,6 +63,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
+from convc.compiler.engine_figures import FC_LIMITS, FC_LUTS_PER_MULTIPLIER, FC_LUTS_PER_OUT_LANE
 from convc.compiler.isa import BIAS_BITS
 from convc.compiler.numeric import DSP_P_BITS
 
@@ -105,15 +106,12 @@ class FCEngine(wiring.Component):
         Partial sums per output lane (``hw.fc_psum_words``): the most pixels a band.
     """
 
-    #: LUTs an output lane (accumulator, partial sums, requantizer) and a multiplier (the
-    #: adder tree) (6-input LUTs, LUT RAM included), for the size search's logic estimate;
-    #: measured with Yosys (xc6v, abc) on the LeNet
-    #: virtex6 board build's modules (47,322 for 3 x 64) and on ``FCEngine(in_lanes=1,
-    #: out_lanes=4)`` alone (2,792)
-    LUTS_PER_OUT_LANE = 677
-    LUTS_PER_MULTIPLIER = 21
+    #: LUTs an output lane and a multiplier, for the size search's logic estimate, and the
+    #: limits: figures of :mod:`convc.compiler.engine_figures` (with their measurements)
+    LUTS_PER_OUT_LANE = FC_LUTS_PER_OUT_LANE
+    LUTS_PER_MULTIPLIER = FC_LUTS_PER_MULTIPLIER
 
-    LIMITS = {"in_lanes": (1, 1024), "out_lanes": (1, 1024), "psum_words": (1, 1 << 20)}
+    LIMITS = FC_LIMITS
 
     def __init__(self, *, in_lanes: int, out_lanes: int, bits: int = 16, psum_words: int = 1024):
         check_param(self, "in_lanes", in_lanes, *self.LIMITS["in_lanes"])

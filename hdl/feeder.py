@@ -49,6 +49,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
+from convc.compiler.engine_figures import FEEDER_LIMITS, FEEDER_LUTS
 from convc.compiler.isa import ROW_COL_BITS
 
 from .arith import check_param
@@ -60,14 +61,12 @@ __all__ = ["MapFeeder"]
 
 
 class MapFeeder(wiring.Component):
-    #: LUTs a feeder (6-input LUTs), for the size search's logic estimate; measured with
-    #: Yosys (xc6v, abc) on the LeNet virtex6 board build's modules: 526 to 590, mean 543,
-    #: with the upsampling (``up``: its shifts and wider compares); 464 to 506, mean 493,
-    #: without
-    LUTS = 540
+    #: LUTs a feeder, for the size search's logic estimate (the figure and its measurement:
+    #: :data:`convc.compiler.engine_figures.FEEDER_LUTS`)
+    LUTS = FEEDER_LUTS
     # timing (read by sim/cycle.py): the list lookup of each later group (BASE)
     GROUP_CYCLES = 1
-    LIMITS = {"list_words": (1, 1 << 16)}
+    LIMITS = FEEDER_LIMITS
 
     def __init__(self, *, bits: int = 16, list_words: int = 1024):
         check_param(self, "bits", bits, *isa.limit("bits"))

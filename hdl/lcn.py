@@ -114,7 +114,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from convc.compiler import isa
-from convc.compiler.isa import ROW_COL_BITS
+from convc.compiler.engine_figures import (LCN_LIMITS, LCN_LUTS_PER_CHANNEL, LCN_TAP_BITS, lcn_dsp_count,
+                                           lcn_max_width, lcn_widths)
 from convc.compiler.numeric import ACC_BITS
 
 from .arith import (check_param, delay, mul_add_hdl, requantize_var_hdl, saturate_hdl,
@@ -128,7 +129,7 @@ __all__ = ["LCNEngine", "FramePadder", "vs_layout", "window_write_signature", "l
 
 _LO_BITS = 24          # t = t_hi * 2**24 + t_lo (t_lo unsigned: 25 signed bits on the A port)
 _MUL_LO_BITS = 24      # mean_mul = hi * 2**24 + lo
-TAP_BITS = isa.WORD_BITS
+TAP_BITS = LCN_TAP_BITS
 
 
 def lcn_layout(channels: int, bits: int) -> data.StructLayout:
@@ -167,36 +168,8 @@ def _hp(K: int) -> int:
     return max(K - 1 - K // 2, 0)
 
 
-def _sbits(lo: int, hi: int) -> int:
-    """Signed width holding every integer in [lo, hi]."""
-    n = 1
-    while not (-(1 << (n - 1)) <= lo and hi <= (1 << (n - 1)) - 1):
-        n += 1
-    return n
-
-
 def _levels(n: int) -> int:
     return ceil_log2(n) if n > 1 else 0
-
-
-def _widths(channels: int, bits: int, kmax: int) -> dict:
-    """Exact widths of the window datapath (bounds from the worst case operands)."""
-    cmin, cmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    xlo, xhi = channels * cmin, channels * cmax          # sum_c of codes (also of sq >= 0)
-    xw = _sbits(xlo, xhi)
-    tlo, thi = -(1 << (TAP_BITS - 1)), (1 << (TAP_BITS - 1)) - 1
-    p = [a * b for a in (xlo, xhi) for b in (tlo, thi)]
-    tw = _sbits(kmax * min(p), kmax * max(p))            # column sum t (exact)
-    return {"xbits": xw, "tbits": tw, "split": tw > 25}
-
-
-def lcn_dsp_count(channels: int, kmax: int, bits: int = 16) -> int:
-    """DSP48E1 slices of :class:`LCNEngine` (the multipliers it instantiates):
-    per window sum ``kmax`` (columns) + ``kmax`` or ``2*kmax`` (rows, ``t`` split when
-    wider than 25 bits), two windows; ``channels`` for ``v*v`` and ``channels`` for
-    ``v*r``; 2 for the frame-mean products; 2 PWL units."""
-    per_row = 2 if _widths(channels, bits, kmax)["split"] else 1
-    return 2 * (kmax + per_row * kmax) + 2 * channels + 2 + 2
 
 
 class _Port:
@@ -382,20 +355,15 @@ class LCNEngine(wiring.Component):
     max_segments : int  PWL segments of each table (default isa.MAX_SEGMENTS)
     """
 
-    #: LUTs a channel with its share of the window generators, reciprocal units, padders
-    #: and FIFOs (6-input LUTs, LUT RAM included), for the size search's logic estimate;
-    #: measured with Yosys (xc6v, abc) on the sceneparse virtex6 board build's modules
-    #: (10,800 for 3 channels, kmax 9)
-    LUTS_PER_CHANNEL = 3_600
+    #: LUTs a channel, for the size search's logic estimate (the figure and its
+    #: measurement: :data:`convc.compiler.engine_figures.LCN_LUTS_PER_CHANNEL`)
+    LUTS_PER_CHANNEL = LCN_LUTS_PER_CHANNEL
 
     LATENCY_B = 1 + PWLCore.LATENCY + 2 + 2
-    LIMITS = {"channels": (1, 64), "kmax": (1, isa.limit("kernel")[1])}
-
-    @staticmethod
-    def max_width_for(kmax: int) -> int:
-        """The longest row for windows up to ``kmax``: the window generators count
-        ``W + (kmax-1)//2`` padded columns in ``ROW_COL_BITS`` bits."""
-        return (1 << ROW_COL_BITS) - 1 - (kmax - 1) // 2
+    LIMITS = LCN_LIMITS
+    #: the longest row for windows up to ``kmax`` (the window generators count
+    #: ``W + (kmax-1)//2`` padded columns in ``ROW_COL_BITS`` bits)
+    max_width_for = staticmethod(lcn_max_width)
 
     def __init__(self, *, channels: int, bits: int, kmax: int, max_width: int,
                  max_segments: int = isa.MAX_SEGMENTS):
@@ -406,7 +374,7 @@ class LCNEngine(wiring.Component):
         check_param(self, "max_segments", max_segments, 1, isa.MAX_SEGMENTS)
         self._channels, self._bits, self._kmax = channels, bits, kmax
         self._max_width, self._max_segments = max_width, max_segments
-        self._w = _widths(channels, bits, kmax)
+        self._w = lcn_widths(channels, bits, kmax)
         super().__init__({
             "a_i": In(stream.Signature(lcn_layout(channels, bits))),
             "a_o": Out(stream.Signature(vs_layout(channels, bits))),

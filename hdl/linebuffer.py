@@ -47,6 +47,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
+from convc.compiler.engine_figures import WINDOW_LIMITS
 from convc.compiler.isa import ROW_COL_BITS
 
 from .arith import check_param, delay, stall_pipeline
@@ -89,7 +90,7 @@ class WindowGenerator(wiring.Component):
     """
 
     LATENCY = 2
-    LIMITS = {"lanes": (1, 64), "kmax": (1, isa.limit("kernel")[1])}
+    LIMITS = WINDOW_LIMITS
 
     def __init__(self, *, lanes: int, bits: int, kmax: int, max_width: int):
         check_param(self, "lanes", lanes, *self.LIMITS["lanes"])

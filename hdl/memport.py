@@ -66,6 +66,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from convc.compiler.engine_figures import READER_LUTS, WRITER_LUTS
 from convc.compiler.isa import WORD_BITS
 
 from . import axi
@@ -231,10 +232,9 @@ class MemReader(wiring.Component):
     ``error``  Out(1): sticky, a read response was SLVERR/DECERR; ``clear_error`` In(1)
     """
 
-    #: LUTs a reader with its burst splitter and FIFOs (6-input LUTs, LUT RAM included), for
-    #: the size search's logic estimate; measured with Yosys (xc6v, abc) on the LeNet
-    #: virtex6 board build's modules (256-bit data)
-    LUTS = 526
+    #: LUTs a reader, for the size search's logic estimate (the figure and its measurement:
+    #: :data:`convc.compiler.engine_figures.READER_LUTS`)
+    LUTS = READER_LUTS
 
     # timing (the module docstring's "Latency"; measured in simulation, read by sim/cycle.py)
     CMD_TO_AR = 3       # ARVALID this many cycles after the command handshake
@@ -384,11 +384,9 @@ class MemWriter(wiring.Component):
     ``error``  Out(1): sticky, a write response was SLVERR/DECERR; ``clear_error`` In(1)
     """
 
-    #: LUTs a writer with its burst splitter and FIFOs (6-input LUTs, LUT RAM included: the
-    #: 256-bit beat FIFO is most of it), for the size search's logic estimate; measured with
-    #: Yosys (xc6v, abc) on the LeNet
-    #: virtex6 board build's modules
-    LUTS = 1_330
+    #: LUTs a writer, for the size search's logic estimate (the figure and its measurement:
+    #: :data:`convc.compiler.engine_figures.WRITER_LUTS`)
+    LUTS = WRITER_LUTS
 
     # timing (the module docstring's "Latency"; measured in simulation, read by sim/cycle.py)
     CMD_TO_WORD = 2     # words accepted from this many cycles after the command handshake

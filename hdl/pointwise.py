@@ -33,6 +33,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
+from convc.compiler.engine_figures import POINTWISE_LIMITS, POINTWISE_LUTS_PER_LANE
 
 from .arith import check_param, delay, saturate_hdl, stall_pipeline
 from .fields import field_shape
@@ -61,13 +62,11 @@ class PointwiseEngine(wiring.Component):
         Codes an element (1..1024, default 1).
     """
 
-    #: LUTs a lane with its PWL core (30 breakpoint comparators, the run-time shift and
-    #: saturation; 6-input LUTs, LUT RAM included), for the size search's logic estimate;
-    #: measured with Yosys (xc6v, abc) on the LeNet
-    #: virtex6 board build's modules (54,399 for 64)
-    LUTS_PER_LANE = 850
+    #: LUTs a lane, for the size search's logic estimate, and the limits: figures of
+    #: :mod:`convc.compiler.engine_figures` (with their measurements)
+    LUTS_PER_LANE = POINTWISE_LUTS_PER_LANE
 
-    LIMITS = {"lanes": (1, 1024)}
+    LIMITS = POINTWISE_LIMITS
 
     def __init__(self, bits: int = 16, *, max_segments: int = isa.MAX_SEGMENTS, lanes: int = 1):
         check_param(self, "bits", bits, *isa.limit("bits"))

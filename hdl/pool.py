@@ -55,6 +55,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
+from convc.compiler.engine_figures import POOL_LIMITS, POOL_LUTS_PER_LANE
 from convc.compiler.isa import ROW_COL_BITS
 
 from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, stall_pipeline
@@ -117,12 +118,11 @@ class PoolEngine(wiring.Component):
     max_width : int   longest input row (``hw.max_width``), 1..4095
     """
 
-    #: LUTs a lane with its window generator (6-input LUTs, LUT RAM included), for the size
-    #: search's logic estimate; measured with Yosys (xc6v, abc) on the LeNet
-    #: virtex6 board build's modules (8,445 for 16)
-    LUTS_PER_LANE = 528
+    #: LUTs a lane, for the size search's logic estimate, and the limits: figures of
+    #: :mod:`convc.compiler.engine_figures` (with their measurements)
+    LUTS_PER_LANE = POOL_LUTS_PER_LANE
 
-    LIMITS = {"lanes": (1, 64), "kmax": (1, isa.limit("pool_k")[1])}
+    LIMITS = POOL_LIMITS
 
     def __init__(self, *, lanes: int, bits: int = 16, kmax: int = 2, max_width: int = 1024):
         check_param(self, "lanes", lanes, *self.LIMITS["lanes"])

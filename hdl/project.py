@@ -46,6 +46,12 @@ from pathlib import Path
 from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io
 
+from convc.boards import ALIASES
+from convc.errors import ConvcError
+
+from .accel import Accelerator
+from .export import to_verilog
+
 __all__ = ["BoardTop", "ML605Top", "BoardProject", "Led", "VendorProject", "PROJECTS", "AccelPort",
            "accelerator_verilog", "parse_ports", "blackbox_stub", "vivado_blackbox", "write_ise_project",
            "write_vendor_project", "project_for", "generated_files", "ise_readme", "vivado_readme",
@@ -99,6 +105,7 @@ class BoardProject:
 
     @property
     def platform_class(self):
+        # convc.boards.platforms imports amaranth_boards (optional tool: convc.optional)
         from convc.boards.platforms import platform_class
 
         return platform_class(self.board)
@@ -154,9 +161,6 @@ PROJECTS: dict[str, BoardProject] = {p.board: p for p in (ML605_PROJECT, KC705_P
 def project_for(board) -> BoardProject:
     """The :class:`BoardProject` of ``board`` (a :class:`~convc.boards.Board`, its name or
     another of its names: ``ml605``, ``arty``, ...)."""
-    from convc.boards import ALIASES
-    from convc.errors import ConvcError
-
     name = getattr(board, "name", board)
     name = ALIASES.get(str(name).lower(), str(name).lower())
     if name not in PROJECTS:
@@ -233,9 +237,6 @@ def parse_ports(verilog: str, module: str = ACCEL_NAME) -> list[AccelPort]:
 
 def accelerator_verilog(hw, *, data_width: int | None = None) -> str:
     """Verilog of ``Accelerator(hw)`` as module ``convc_accel`` (:mod:`convc.hdl.export`)."""
-    from .accel import DEFAULT_DATA_WIDTH, Accelerator
-    from .export import to_verilog
-
     return to_verilog(Accelerator(hw, data_width=data_width or hw.data_width), ACCEL_NAME)
 
 
@@ -269,8 +270,6 @@ class BoardTop(Elaboratable):
 
     def __init__(self, hw, project: BoardProject | str = ML605_PROJECT, *, data_width: int | None = None,
                  accel_verilog: str | None = None):
-        from .accel import DEFAULT_DATA_WIDTH
-
         self.project = project if isinstance(project, BoardProject) else project_for(project)
         self.hw = hw
         self.data_width = data_width or hw.data_width

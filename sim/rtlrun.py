@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convc.compiler import isa
 from convc.errors import ConvcError
 from convc.hdl.regs import STATUS_BUSY, STATUS_DONE, STATUS_ERROR
 
@@ -84,8 +85,6 @@ def status_text(status: int) -> str:
 
 def record_name(program, k: int) -> str:
     """``record k (layer 'conv1', op conv)``."""
-    from convc.compiler import isa
-
     names, instrs = program.names, program.instrs
     if 0 <= k < len(instrs):
         op = isa.OP_NAMES.get(instrs[k].op, instrs[k].op)

@@ -321,15 +321,18 @@ def test_frac_for_range_property(m, width, signed):
 
 
 # -- PWLTable / pwl_eval ---------------------------------------------------------------
+SMALL_TABLE = dict(
+    in_fmt=Q88,
+    out_fmt=Q88,
+    slope_frac=4,
+    breakpoints=(-256, 0, 256),
+    slopes=(0, 8, 16, 0),
+    offsets=(-4096, 0, 0, 4096),
+)
+
+
 def small_table() -> PWLTable:
-    return PWLTable(
-        in_fmt=Q88,
-        out_fmt=Q88,
-        slope_frac=4,
-        breakpoints=(-256, 0, 256),
-        slopes=(0, 8, 16, 0),
-        offsets=(-4096, 0, 0, 4096),
-    )
+    return PWLTable(**SMALL_TABLE)
 
 
 def test_pwl_table_basics_and_json():
@@ -361,15 +364,7 @@ def test_pwl_table_basics_and_json():
     ],
 )
 def test_pwl_table_validation(kw):
-    base = dict(
-        in_fmt=Q88,
-        out_fmt=Q88,
-        slope_frac=4,
-        breakpoints=(-256, 0, 256),
-        slopes=(0, 8, 16, 0),
-        offsets=(-4096, 0, 0, 4096),
-    )
-    base.update(kw)
+    base = dict(SMALL_TABLE, **kw)
     with pytest.raises(ValueError):
         PWLTable(**base)
 

@@ -69,14 +69,19 @@ def test_sceneparse_compiles_for_virtex6(tmp_path):
     assert isa.decode_program(blob) == res.program.instrs
 
 
+def refusal(spec: dict, where: str) -> str:
+    """The message of the ConvcError compiling ``spec`` (random weights) for V6 raises."""
+    net = network_from_graph(spec, where)
+    net.init_params(0)
+    with pytest.raises(ConvcError) as info:
+        compile_network(net, V6, CompileOptions(calib=1), where=where)
+    return str(info.value)
+
+
 def test_too_big_for_the_board_is_refused(tmp_path):
     spec = {"name": "huge", "input": {"shape": [1, 64, 64]}, "layers": [
         {"type": "conv2d", "attrs": {"out_channels": 2, "kernel": 29}}]}
-    net = network_from_graph(spec, "huge.json")
-    net.init_params(0)
-    with pytest.raises(ConvcError) as info:
-        compile_network(net, V6, CompileOptions(calib=1), where="huge.json")
-    msg = str(info.value)
+    msg = refusal(spec, "huge.json")
     assert "DSP48E1" in msg and "768" in msg and "huge.json" in msg and "virtex6" in msg
 
 
@@ -84,11 +89,7 @@ def test_unsupported_layer_is_refused():
     spec = {"name": "l2", "input": {"shape": [1, 8, 8]}, "layers": [
         {"type": "conv2d", "attrs": {"out_channels": 2, "kernel": 3}},
         {"name": "mypool", "type": "l2pool2d", "attrs": {"kernel": 2}}]}
-    net = network_from_graph(spec, "l2.json")
-    net.init_params(0)
-    with pytest.raises(ConvcError) as info:
-        compile_network(net, V6, CompileOptions(calib=1), where="l2.json")
-    msg = str(info.value)
+    msg = refusal(spec, "l2.json")
     assert "mypool" in msg and "l2pool2d" in msg and "conv2d" in msg and "supports" in msg
 
 

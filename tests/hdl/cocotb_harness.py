@@ -84,6 +84,19 @@ class Fields:
         return out
 
 
+def pauses(rng: random.Random, prob: float):
+    """A cocotbext-axi pause generator: pause in a cycle with probability ``prob``."""
+    while True:
+        yield rng.random() < prob
+
+
+def pixel_fields(lanes: int, bits: int, prefix: str = "d") -> Fields:
+    """An engine's pixel payload: ``lanes`` signed words ``d0``, ``d1``, ... (``prefix``),
+    then ``first`` and ``last``."""
+    return Fields([(f"{prefix}{k}", bits, True) for k in range(lanes)]
+                  + [("first", 1, False), ("last", 1, False)])
+
+
 # ----------------------------------------------------------------------------
 # simulator side
 # ----------------------------------------------------------------------------
@@ -123,7 +136,18 @@ async def write_words(dut, prefix: str, pairs, clk=None) -> None:
     en.value = 0
 
 
-class StreamDriver:
+class _StreamPort:
+    """The ``<prefix>__valid`` / ``__ready`` / ``__payload`` handles of a stream port and
+    its clock."""
+
+    def __init__(self, dut, prefix: str, clk=None):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clk = clk if clk is not None else dut.clk
+
+
+class StreamDriver(_StreamPort):
     """Drives ``<prefix>__valid`` / ``__payload`` of a stream input, honouring
     ``__ready``; before each word, idles (valid low) one cycle at a time with
     probability ``idle_prob``.
@@ -133,10 +157,7 @@ class StreamDriver:
 
     def __init__(self, dut, prefix: str, clk=None, idle_prob: float = 0.0,
                  rng: random.Random | None = None, before_word=None):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clk = clk if clk is not None else dut.clk
+        super().__init__(dut, prefix, clk)
         self.idle_prob = idle_prob
         self.rng = rng or random.Random(0)
         self.before_word = before_word
@@ -164,16 +185,13 @@ class StreamDriver:
         self.valid.value = 0
 
 
-class StreamMonitor:
+class StreamMonitor(_StreamPort):
     """Collects payload ints from a stream output; each cycle ``__ready`` is low with
     probability ``backpressure_prob``."""
 
     def __init__(self, dut, prefix: str, clk=None, backpressure_prob: float = 0.0,
                  rng: random.Random | None = None):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clk = clk if clk is not None else dut.clk
+        super().__init__(dut, prefix, clk)
         self.bp = backpressure_prob
         self.rng = rng or random.Random(1)
         self.words: list[int] = []

@@ -206,3 +206,14 @@ def random_case(rng: random.Random, C: int, H: int, W: int, K: int, *, lim: int 
         s2_shift=base + rng.randint(-1, 1), y_shift=f + rng.randint(-1, 1),
         mean_shift=16, eps=rng.randint(1, hi // 4),
     )
+
+
+def lcn_job(rng: random.Random, C: int, K: int, shapes, **kw) -> list[LCNCase]:
+    """Frames of the given (H, W) (same W) sharing the first one's configuration
+    (:func:`random_case` each, ``kw`` passed on)."""
+    first = random_case(rng, C, *shapes[0], K, **kw)
+    job = [first]
+    for H, W in shapes[1:]:
+        other = random_case(rng, C, H, W, K, **kw)
+        job.append(LCNCase(**{**first.__dict__, "x": other.x, "mean_mul": first.mean_mul}))
+    return job

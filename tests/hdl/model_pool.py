@@ -18,6 +18,15 @@ from convc.compiler.numeric import QFormat, requantize
 __all__ = ["pool_model", "pool_outputs", "random_frame"]
 
 
+def avg_constants(k: int) -> tuple[int, int]:
+    """The compiler's average constants (compiler/passes/quantize.py)."""
+    n = k * k
+    if n & (n - 1) == 0:
+        return 1, n.bit_length() - 1
+    shift = 17 + (n.bit_length() - 1)
+    return int(round(2 ** shift / n)), shift
+
+
 def pool_model(frame, kind: int, k: int, s: int, avg_mul: int, avg_shift: int, bits: int):
     """``frame`` (H, W, lanes) codes -> ((Ho, Wo, lanes) codes, saturation count)."""
     x = np.asarray(frame, dtype=np.int64)

@@ -10,6 +10,12 @@ All helpers are ``async`` and take the testbench context ``ctx`` of
 * :func:`drive` -- send a list of payloads, with random idle cycles (``idle_prob``).
 * :func:`collect` -- receive ``count`` payloads, with random backpressure
   (``ready`` low with probability ``bp_prob``).
+* :func:`expect_quiet` -- ``ready`` high for some cycles, nothing may come out.
+* :func:`trace_bench` -- a background testbench logging the handshakes of ``i`` and ``o``.
+* :func:`check_outputs` -- compare two lists, naming the first differences.
+* :func:`randomize` -- garbage on inputs the design must ignore at the moment.
+* :func:`run_testbenches` -- simulate a design with background testbenches until the
+  main one returns.
 * :func:`run_stream_test` -- build a simulator, run ``drive`` and ``collect`` in
   parallel (plus an optional ``setup`` coroutine, e.g. a table load, first) and
   return the collected payloads.
@@ -26,7 +32,9 @@ import random
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-__all__ = ["stream_put", "stream_get", "drive", "collect", "as_dict", "run_stream_test"]
+__all__ = ["stream_put", "stream_get", "drive", "collect", "as_dict", "expect_quiet", "trace_bench",
+           "check_outputs", "randomize", "run_testbenches",
+           "run_stream_test"]
 
 
 async def stream_put(ctx, port, payload) -> None:
@@ -78,11 +86,62 @@ async def collect(ctx, port, count: int, *, rng: random.Random | None = None,
     return out
 
 
+async def expect_quiet(ctx, port, cycles: int, what: str = "extra output word") -> None:
+    """Hold ``ready`` high on ``port`` for ``cycles`` cycles: ``valid`` must stay low
+    (nothing extra, nothing duplicated after the expected payloads)."""
+    ctx.set(port.ready, 1)
+    for _ in range(cycles):
+        _, _, valid = await ctx.tick().sample(port.valid)
+        assert not valid, what
+
+
+def trace_bench(dut, trace: list):
+    """A testbench appending ``(cycle, i.valid, i.ready, o.valid, o.ready)`` of every
+    cycle to ``trace`` (add it as a background testbench)."""
+    async def bench(ctx):
+        cyc = 0
+        async for _, _, iv, ir, ov, orr in ctx.tick().sample(dut.i.valid, dut.i.ready,
+                                                            dut.o.valid, dut.o.ready):
+            trace.append((cyc, iv, ir, ov, orr))
+            cyc += 1
+    return bench
+
+
+def check_outputs(got: list, want: list) -> None:
+    """Same length and equal element by element; the message names the first difference."""
+    assert len(got) == len(want), f"{len(got)} outputs, {len(want)} expected"
+    bad = [k for k in range(len(want)) if got[k] != want[k]]
+    assert not bad, (f"{len(bad)} of {len(want)} outputs differ; first #{bad[0]}: "
+                     f"got {got[bad[0]]} want {want[bad[0]]}")
+
+
 def as_dict(view) -> dict:
     """A ``data.Const`` struct view as ``{field: int}`` (nested structs: nested dicts)."""
     if isinstance(view, data.Const):
         return {name: as_dict(view[name]) for name, _ in view.shape()}
     return int(view)
+
+
+def randomize(ctx, rng: random.Random, signals) -> None:
+    """Set each of ``signals`` to a random value of its width (garbage on inputs the
+    design must ignore now, e.g. a configuration outside its ``start`` cycle)."""
+    for sig in signals:
+        ctx.set(sig, rng.randrange(1 << len(sig)))
+
+
+def run_testbenches(dut, background, main, *, vcd: str | None = None) -> None:
+    """Simulate ``dut`` (10 ns clock) with the ``background`` testbenches (added in this
+    order) and ``main``, until ``main`` returns; ``vcd``: write a waveform file."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
+    sim.add_testbench(main)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
 
 
 def run_stream_test(dut, i_port, o_port, payloads, *, count: int | None = None,
@@ -111,13 +170,5 @@ def run_stream_test(dut, i_port, o_port, payloads, *, count: int | None = None,
         if after is not None:
             await after(ctx)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench_in, background=True)
-    sim.add_testbench(bench_out)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
+    run_testbenches(dut, [bench_in], bench_out, vcd=vcd)
     return result

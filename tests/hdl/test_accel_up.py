@@ -123,7 +123,7 @@ def _build(tmp_path):
 
 def _run(nb, program, codes, folder, max_cycles=400_000, poll_cycles=256):
     from convc.sim import native
-    from convc.sim.cycle import MemoryTiming
+    from convc.sim.memtiming import MemoryTiming
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "schedule.bin").write_bytes(isa.encode_program(program.instrs))

@@ -20,9 +20,10 @@ latency (``m.arvalid`` in the cycle a master asks while the port is free)."""
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import pytest
-from amaranth.sim import Simulator
+import streams
 from convc.hdl import axi
 from convc.hdl.arbiter import ReadArbiter
 
@@ -42,6 +43,66 @@ def master_bursts(rng, k, count, max_len=8):
     return [(ar_addr(k, s), rng.randint(1, max_len)) for s in range(count)]
 
 
+async def idle_cycles(ctx, rng, prob, addr, length) -> int:
+    """A master's idle cycles before a request (each with probability ``prob``), with a
+    garbage address and length while not valid; returns how many."""
+    n = 0
+    while prob and rng.random() < prob:
+        ctx.set(addr, rng.randrange(1 << 32))
+        ctx.set(length, rng.randrange(256))
+        await ctx.tick()
+        n += 1
+    return n
+
+
+async def wait_ready(ctx, ready) -> int:
+    """Tick until ``ready`` is sampled high at an edge (the handshake, valid being held);
+    returns the cycles it took (the handshake is in the last)."""
+    n = 0
+    while True:
+        _, _, rdy = await ctx.tick().sample(ready)
+        n += 1
+        if rdy:
+            return n
+
+
+def end_bench(done, limit, stuck):
+    """The main testbench: wait until ``done()`` (failing with ``stuck()`` after ``limit``
+    cycles), then 20 more cycles."""
+    async def run(ctx):
+        cyc = 0
+        while not done():
+            await ctx.tick()
+            cyc += 1
+            assert cyc < limit, stuck()
+        for _ in range(20):
+            await ctx.tick()
+    return run
+
+
+def slave_channel(valid, ready, fields, bp, rng, held, on_take, what):
+    """A slave taking one channel of ``m``: ``ready`` low with probability ``bp``; the
+    first ``held`` of ``fields`` must stay stable (and valid high) until taken; each
+    handshake calls ``on_take(cycle, *fields)``."""
+    async def run(ctx):
+        prev = None
+        cyc = 0
+        while True:
+            rdy = rng.random() >= bp
+            ctx.set(ready, rdy)
+            _, _, v, *vals = await ctx.tick().sample(valid, *fields)
+            cur = tuple(vals[:held])
+            if prev is not None:
+                assert v and cur == prev, f"{what} changed before {what.lower()}ready: {prev} -> {v} {cur}"
+            prev = None
+            if v and rdy:
+                on_take(cyc, *vals)
+            elif v:
+                prev = cur
+            cyc += 1
+    return run
+
+
 def simulate(n, bursts, *, seed=0, idle=0.5, ar_bp=0.3, r_gap=0.3, max_latency=6,
              id_width=3):
     """``bursts[k]``: [(addr, beats)] of master k.  Returns (grants [(cycle, id)],
@@ -55,67 +116,45 @@ def simulate(n, bursts, *, seed=0, idle=0.5, ar_bp=0.3, r_gap=0.3, max_latency=6
     state = {"masters": 0, "done": False}
     want_beats = sum(b for k in range(n) for _, b in bursts[k])
 
-    def master(k):
-        async def run(ctx):
-            s = dut.s[k]
-            rng = random.Random(seed * 31 + k)
-            ctx.set(s.arsize, 3)
-            ctx.set(s.arburst, axi.BURST_INCR)
-            ctx.set(s.arcache, 0b0011)
-            cyc = 0
-            for addr, nb in bursts[k]:
-                while idle and rng.random() < idle:
-                    ctx.set(s.araddr, rng.randrange(1 << 32))     # garbage while not valid
-                    ctx.set(s.arlen, rng.randrange(256))
-                    await ctx.tick()
-                    cyc += 1
-                ctx.set(s.arvalid, 1)
-                ctx.set(s.araddr, addr)
-                ctx.set(s.arlen, nb - 1)
-                raised = cyc
-                while True:
-                    _, _, rdy = await ctx.tick().sample(s.arready)
-                    cyc += 1
-                    if rdy:
-                        break
-                requests[k].append((raised, cyc - 1))
-                ctx.set(s.arvalid, 0)
-            state["masters"] += 1
-        return run
-
-    def r_monitor(k):
-        async def run(ctx):
-            s = dut.s[k]
-            async for _, _, v, d, last, rid, resp in ctx.tick().sample(
-                    s.rvalid, s.rdata, s.rlast, s.rid, s.rresp):
-                if v:
-                    assert rid == k, f"master {k}: rid {rid}"
-                    got_r[k].append((d, last, resp))
-        return run
-
-    async def slave_ar(ctx):
-        rng = random.Random(seed * 31 + 100)
-        m = dut.m
-        prev = None
+    async def master(ctx, k):
+        s = dut.s[k]
+        rng = random.Random(seed * 31 + k)
+        ctx.set(s.arsize, 3)
+        ctx.set(s.arburst, axi.BURST_INCR)
+        ctx.set(s.arcache, 0b0011)
         cyc = 0
-        while True:
-            rdy = rng.random() >= ar_bp
-            ctx.set(m.arready, rdy)
-            _, _, v, a, ln, i, size, burst = await ctx.tick().sample(
-                m.arvalid, m.araddr, m.arlen, m.arid, m.arsize, m.arburst)
-            if prev is not None:
-                assert v and (a, ln, i) == prev, f"AR changed before arready: {prev} -> {v} {(a, ln, i)}"
-            prev = None
-            if v and rdy:
-                k = a >> 24
-                assert i == k, f"arid {i} for master {k}'s AR {a:#x}"
-                assert (size, burst) == (3, axi.BURST_INCR)
-                seen_ar[k].append((a, ln + 1))
-                grants.append((cyc, i))
-                pending[i].append([cyc + rng.randint(1, max_latency), a, ln + 1, 0])
-            elif v:
-                prev = (a, ln, i)
-            cyc += 1
+        for addr, nb in bursts[k]:
+            cyc += await idle_cycles(ctx, rng, idle, s.araddr, s.arlen)
+            ctx.set(s.arvalid, 1)
+            ctx.set(s.araddr, addr)
+            ctx.set(s.arlen, nb - 1)
+            raised = cyc
+            cyc += await wait_ready(ctx, s.arready)
+            requests[k].append((raised, cyc - 1))
+            ctx.set(s.arvalid, 0)
+        state["masters"] += 1
+
+    async def r_monitor(ctx, k):
+        s = dut.s[k]
+        async for _, _, v, d, last, rid, resp in ctx.tick().sample(
+                s.rvalid, s.rdata, s.rlast, s.rid, s.rresp):
+            if v:
+                assert rid == k, f"master {k}: rid {rid}"
+                got_r[k].append((d, last, resp))
+
+    ar_rng = random.Random(seed * 31 + 100)
+
+    def take_ar(cyc, a, ln, i, size, burst):
+        k = a >> 24
+        assert i == k, f"arid {i} for master {k}'s AR {a:#x}"
+        assert (size, burst) == (3, axi.BURST_INCR)
+        seen_ar[k].append((a, ln + 1))
+        grants.append((cyc, i))
+        pending[i].append([cyc + ar_rng.randint(1, max_latency), a, ln + 1, 0])
+
+    m = dut.m
+    slave_ar = slave_channel(m.arvalid, m.arready, (m.araddr, m.arlen, m.arid, m.arsize, m.arburst),
+                             ar_bp, ar_rng, 3, take_ar, "AR")
 
     async def slave_r(ctx):
         rng = random.Random(seed * 31 + 101)
@@ -144,24 +183,11 @@ def simulate(n, bursts, *, seed=0, idle=0.5, ar_bp=0.3, r_gap=0.3, max_latency=6
                 await ctx.tick()
             cyc += 1
 
-    async def bench_end(ctx):
-        cyc = 0
-        while state["masters"] < n or sum(len(v) for v in got_r.values()) < want_beats:
-            await ctx.tick()
-            cyc += 1
-            assert cyc < 500 + 30 * want_beats, "stuck"
-        for _ in range(20):
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for k in range(n):
-        sim.add_testbench(master(k), background=True)
-        sim.add_testbench(r_monitor(k), background=True)
-    sim.add_testbench(slave_ar, background=True)
-    sim.add_testbench(slave_r, background=True)
-    sim.add_testbench(bench_end)
-    sim.run()
+    bench_end = end_bench(
+        lambda: state["masters"] == n and sum(len(v) for v in got_r.values()) >= want_beats,
+        500 + 30 * want_beats, lambda: "stuck")
+    streams.run_testbenches(dut, [partial(tb, k=k) for k in range(n) for tb in (master, r_monitor)]
+                            + [slave_ar, slave_r], bench_end)
 
     for k in range(n):
         assert seen_ar[k] == list(bursts[k]), \
@@ -242,10 +268,7 @@ def test_arbiter_no_added_latency():
         ctx.set(dut.s[2].arvalid, 0)
         log.append((ctx.get(m.arvalid), ctx.get(m.arid), ctx.get(m.araddr), ctx.get(dut.s[0].arready)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    streams.run_testbenches(dut, [], bench)
     assert log == [(1, 2, 0x2000, 3), (1, 2, 0x2000, 3), (1, 2, 0x2000, 1), (1, 0, 0x1000, 1)]
 
 
@@ -308,134 +331,92 @@ def simulate_write(n, bursts, *, seed=0, idle=0.5, w_idle=0.3, w_gap=0.15, aw_bp
     state = {"aw": 0, "w": 0, "b_sched": 0, "b_sent": 0}
     n_bursts = sum(len(b) for b in bursts)
 
-    def master_aw(k):
-        async def run(ctx):
-            s = dut.s[k]
-            rng = random.Random(seed * 31 + k)
-            my_idle = idle[k] if isinstance(idle, (list, tuple)) else idle
-            ctx.set(s.awsize, 3)
-            ctx.set(s.awburst, axi.BURST_INCR)
-            ctx.set(s.awcache, 0b0011)
-            ctx.set(s.bready, 1)
-            cyc = 0
-            for b in bursts[k]:
-                while my_idle and rng.random() < my_idle:
-                    ctx.set(s.awaddr, rng.randrange(1 << 32))     # garbage while not valid
-                    ctx.set(s.awlen, rng.randrange(256))
-                    await ctx.tick()
-                    cyc += 1
-                ctx.set(s.awvalid, 1)
-                ctx.set(s.awaddr, b["addr"])
-                ctx.set(s.awlen, b["beats"] - 1)
-                aw_raised[k] += 1
-                raised = cyc
-                while True:
-                    _, _, rdy = await ctx.tick().sample(s.awready)
-                    cyc += 1
-                    if rdy:
-                        break
-                requests[k].append((raised, cyc - 1))
-                aw_taken[k].append(cyc - 1)
-                ctx.set(s.awvalid, 0)
-            state["aw"] += 1
-        return run
+    async def master_aw(ctx, k):
+        s = dut.s[k]
+        rng = random.Random(seed * 31 + k)
+        my_idle = idle[k] if isinstance(idle, (list, tuple)) else idle
+        ctx.set(s.awsize, 3)
+        ctx.set(s.awburst, axi.BURST_INCR)
+        ctx.set(s.awcache, 0b0011)
+        ctx.set(s.bready, 1)
+        cyc = 0
+        for b in bursts[k]:
+            cyc += await idle_cycles(ctx, rng, my_idle, s.awaddr, s.awlen)
+            ctx.set(s.awvalid, 1)
+            ctx.set(s.awaddr, b["addr"])
+            ctx.set(s.awlen, b["beats"] - 1)
+            aw_raised[k] += 1
+            raised = cyc
+            cyc += await wait_ready(ctx, s.awready)
+            requests[k].append((raised, cyc - 1))
+            aw_taken[k].append(cyc - 1)
+            ctx.set(s.awvalid, 0)
+        state["aw"] += 1
 
-    def master_w(k):
-        async def run(ctx):
-            s = dut.s[k]
-            rng = random.Random(seed * 31 + 50 + k)
+    async def master_w(ctx, k):
+        s = dut.s[k]
+        rng = random.Random(seed * 31 + 50 + k)
 
-            async def wait():
-                ctx.set(s.wvalid, 0)
-                ctx.set(s.wdata, rng.randrange(1 << DW))                # garbage while not valid
-                ctx.set(s.wstrb, rng.randrange(256))
-                ctx.set(s.wlast, rng.randrange(2))
-                await ctx.tick()
-
-            cyc = 0
-            for j, b in enumerate(bursts[k]):
-                mode = rng.choice(modes)
-                if mode == "with":          # offered from the cycle its AW is
-                    while aw_raised[k] <= j:
-                        await wait()
-                        cyc += 1
-                elif mode == "after":       # once its AW has been taken, plus 0..3 cycles
-                    while len(aw_taken[k]) <= j:
-                        await wait()
-                        cyc += 1
-                    for _ in range(rng.randrange(4)):
-                        await wait()
-                        cyc += 1
-                else:                       # before: as soon as the previous burst is out
-                    while w_idle and rng.random() < w_idle:
-                        await wait()
-                        cyc += 1
-                for i in range(b["beats"]):
-                    while i and w_gap and rng.random() < w_gap:
-                        await wait()
-                        cyc += 1
-                    ctx.set(s.wvalid, 1)
-                    ctx.set(s.wdata, b["data"][i])
-                    ctx.set(s.wstrb, b["strb"][i])
-                    ctx.set(s.wlast, i == b["beats"] - 1)
-                    while True:
-                        _, _, rdy = await ctx.tick().sample(s.wready)
-                        cyc += 1
-                        if rdy:
-                            break
-                    w_taken[k].append(cyc - 1)
+        async def wait():
             ctx.set(s.wvalid, 0)
-            state["w"] += 1
-        return run
+            ctx.set(s.wdata, rng.randrange(1 << DW))                # garbage while not valid
+            ctx.set(s.wstrb, rng.randrange(256))
+            ctx.set(s.wlast, rng.randrange(2))
+            await ctx.tick()
 
-    def b_monitor(k):
-        async def run(ctx):
-            s = dut.s[k]
-            async for _, _, v, bid, resp in ctx.tick().sample(s.bvalid, s.bid, s.bresp):
-                if v:
-                    assert bid == k, f"master {k}: bid {bid}"
-                    got_b[k].append(resp)
-        return run
-
-    async def slave_aw(ctx):
-        rng = random.Random(seed * 31 + 100)
-        m = dut.m
-        prev = None
         cyc = 0
-        while True:
-            rdy = rng.random() >= aw_bp
-            ctx.set(m.awready, rdy)
-            _, _, v, a, ln, i, size, burst, cache = await ctx.tick().sample(
-                m.awvalid, m.awaddr, m.awlen, m.awid, m.awsize, m.awburst, m.awcache)
-            if prev is not None:
-                assert v and (a, ln, i) == prev, f"AW changed before awready: {prev} -> {v} {(a, ln, i)}"
-            prev = None
-            if v and rdy:
-                assert (size, burst, cache) == (3, axi.BURST_INCR, 0b0011)
-                aw_log.append((cyc, i, a, ln))
-            elif v:
-                prev = (a, ln, i)
-            cyc += 1
+        for j, b in enumerate(bursts[k]):
+            mode = rng.choice(modes)
+            if mode == "with":          # offered from the cycle its AW is
+                while aw_raised[k] <= j:
+                    await wait()
+                    cyc += 1
+            elif mode == "after":       # once its AW has been taken, plus 0..3 cycles
+                while len(aw_taken[k]) <= j:
+                    await wait()
+                    cyc += 1
+                for _ in range(rng.randrange(4)):
+                    await wait()
+                    cyc += 1
+            else:                       # before: as soon as the previous burst is out
+                while w_idle and rng.random() < w_idle:
+                    await wait()
+                    cyc += 1
+            for i in range(b["beats"]):
+                while i and w_gap and rng.random() < w_gap:
+                    await wait()
+                    cyc += 1
+                ctx.set(s.wvalid, 1)
+                ctx.set(s.wdata, b["data"][i])
+                ctx.set(s.wstrb, b["strb"][i])
+                ctx.set(s.wlast, i == b["beats"] - 1)
+                cyc += await wait_ready(ctx, s.wready)
+                w_taken[k].append(cyc - 1)
+        ctx.set(s.wvalid, 0)
+        state["w"] += 1
 
-    async def slave_w(ctx):
-        rng = random.Random(seed * 31 + 101)
-        m = dut.m
-        prev = None
-        cyc = 0
-        while True:
-            rdy = rng.random() >= w_bp
-            ctx.set(m.wready, rdy)
-            _, _, v, d, st, last = await ctx.tick().sample(m.wvalid, m.wdata, m.wstrb, m.wlast)
-            if prev is not None:
-                assert v and (d, st, last) == prev, f"W changed before wready: {prev} -> {v} {(d, st, last)}"
-            prev = None
-            if v and rdy:
-                w_log.append((cyc, d, st, last))
-                if last:
-                    wlast_cycles.append(cyc)
-            elif v:
-                prev = (d, st, last)
-            cyc += 1
+    async def b_monitor(ctx, k):
+        s = dut.s[k]
+        async for _, _, v, bid, resp in ctx.tick().sample(s.bvalid, s.bid, s.bresp):
+            if v:
+                assert bid == k, f"master {k}: bid {bid}"
+                got_b[k].append(resp)
+
+    def take_aw(cyc, a, ln, i, size, burst, cache):
+        assert (size, burst, cache) == (3, axi.BURST_INCR, 0b0011)
+        aw_log.append((cyc, i, a, ln))
+
+    def take_w(cyc, d, st, last):
+        w_log.append((cyc, d, st, last))
+        if last:
+            wlast_cycles.append(cyc)
+
+    m = dut.m
+    slave_aw = slave_channel(m.awvalid, m.awready,
+                             (m.awaddr, m.awlen, m.awid, m.awsize, m.awburst, m.awcache),
+                             aw_bp, random.Random(seed * 31 + 100), 3, take_aw, "AW")
+    slave_w = slave_channel(m.wvalid, m.wready, (m.wdata, m.wstrb, m.wlast),
+                            w_bp, random.Random(seed * 31 + 101), 3, take_w, "W")
 
     async def slave_b(ctx):
         rng = random.Random(seed * 31 + 102)
@@ -467,28 +448,14 @@ def simulate_write(n, bursts, *, seed=0, idle=0.5, w_idle=0.3, w_gap=0.15, aw_bp
                 assert br, "bready low"
             cyc += 1
 
-    async def bench_end(ctx):
-        cyc = 0
-        want_beats = sum(b["beats"] for k in range(n) for b in bursts[k])
-        while (state["aw"] < n or state["w"] < n or state["b_sent"] < n_bursts):
-            await ctx.tick()
-            cyc += 1
-            assert cyc < 500 + 40 * want_beats, \
-                (f"stuck: {len(aw_log)}/{n_bursts} AWs, {len(w_log)}/{want_beats} W beats, "
-                 f"{state['b_sent']} B")
-        for _ in range(20):
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for k in range(n):
-        sim.add_testbench(master_aw(k), background=True)
-        sim.add_testbench(master_w(k), background=True)
-        sim.add_testbench(b_monitor(k), background=True)
-    for tb in (slave_aw, slave_w, slave_b):
-        sim.add_testbench(tb, background=True)
-    sim.add_testbench(bench_end)
-    sim.run()
+    want_beats = sum(b["beats"] for k in range(n) for b in bursts[k])
+    bench_end = end_bench(
+        lambda: state["aw"] == n and state["w"] == n and state["b_sent"] >= n_bursts,
+        500 + 40 * want_beats,
+        lambda: (f"stuck: {len(aw_log)}/{n_bursts} AWs, {len(w_log)}/{want_beats} W beats, "
+                 f"{state['b_sent']} B"))
+    streams.run_testbenches(dut, [partial(tb, k=k) for k in range(n) for tb in (master_aw, master_w, b_monitor)]
+                            + [slave_aw, slave_w, slave_b], bench_end)
 
     # AW: awid = master, each master's bursts exactly once and in its order, at the cycles
     # the masters saw awready
@@ -652,10 +619,7 @@ def test_write_arbiter_lock_and_latency():
         w(2, 0)
         log.append(look())                      # 8: then master 0's beat
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    streams.run_testbenches(dut, [], bench)
     assert log == [
         (1, (1, 0x1000), 1, (0x11, 0), 0, 0, 0, 0, 1, 0),       # 0: data leads its address
         (1, (1, 0x1000), 1, (0x12, 1), 0, 0, 0, 0, 1, 0),       # 1: grant held, wlast

@@ -35,10 +35,16 @@ def _values(width: int, n_random: int, seed: int) -> list[int]:
     return sorted(v for v in vals if lo <= v <= hi)
 
 
-def _run_comb(m, bench):
+def _run_comb(m, bench, clocked=False):
     sim = Simulator(m)
+    if clocked:
+        sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+def _run_clocked(m, bench):
+    _run_comb(m, bench, clocked=True)
 
 
 def _model_requantize(v: int, s: int, width: int) -> int:
@@ -49,6 +55,33 @@ def _model_requantize(v: int, s: int, width: int) -> int:
     except OverflowError:
         lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
         return 0 if v == 0 else (hi if v > 0 else lo)
+
+
+def _model_flag(v: int, s: int, width: int) -> int:
+    """numeric.requantize's saturation flag (1 where a huge left shift overflows int64)."""
+    try:
+        return int(numeric.requantize(v, s, QFormat(width, 0))[1])
+    except OverflowError:
+        return 1
+
+
+def _sweep(m, shift, value, cases, check) -> list:
+    """Simulate the combinational ``m``: ``shift`` set to each ``sh`` and ``value`` to each
+    ``x`` of ``cases`` [(sh, values)]; returns the errors, the results of
+    ``check(ctx, x, sh)`` that are not None."""
+    errors = []
+
+    async def bench(ctx):
+        for sh, vals in cases:
+            ctx.set(shift, sh)
+            for x in vals:
+                ctx.set(value, x)
+                e = check(ctx, x, sh)
+                if e is not None:
+                    errors.append(e)
+
+    _run_comb(m, bench)
+    return errors
 
 
 CONST_SHIFTS = list(range(-6, 0)) + [0] + list(range(1, 24))
@@ -111,19 +144,13 @@ def test_round_shift_runtime_shift(shift_shape):
     shifts = [x for x in range(-max_left, 40) if s.shape().signed or x >= 0]
     shifts = [x for x in shifts if -(1 << (len(s) - 1)) <= x < (1 << (len(s) - (1 if s.shape().signed else 0)))]
     vals = _values(width, 150, seed=2)
-    errors = []
 
-    async def bench(ctx):
-        for sh in shifts:
-            ctx.set(s, sh)
-            for x in vals:
-                ctx.set(v, x)
-                want = int(numeric.round_shift(x, sh))
-                got = ctx.get(out)
-                if got != want:
-                    errors.append((x, sh, got, want))
+    def check(ctx, x, sh):
+        want = int(numeric.round_shift(x, sh))
+        got = ctx.get(out)
+        return (x, sh, got, want) if got != want else None
 
-    _run_comb(m, bench)
+    errors = _sweep(m, s, v, [(sh, vals) for sh in shifts], check)
     assert not errors, errors[:10]
 
 
@@ -155,23 +182,14 @@ def test_requantize_runtime_shift_exact_for_every_shift():
     many = _values(acc_w, 0, seed=3)[::9] + [(1 << 47) - 1, -(1 << 47), 1 << 30, -(1 << 30) - 1]
     cases = [(sh, few) for sh in range(-128, 128)]
     cases += [(sh, many) for sh in range(-17, 50)]
-    errors = []
 
-    async def bench(ctx):
-        for sh, vals in cases:
-            ctx.set(s, sh)
-            for x in vals:
-                ctx.set(acc, x)
-                want = _model_requantize(x, sh, out_w)
-                got = ctx.get(out)
-                try:
-                    want_flag = numeric.requantize(x, sh, QFormat(out_w, 0))[1]
-                except OverflowError:
-                    want_flag = 1
-                if got != want or ctx.get(flag) != want_flag:
-                    errors.append((x, sh, got, want))
+    def check(ctx, x, sh):
+        want = _model_requantize(x, sh, out_w)
+        got = ctx.get(out)
+        if got != want or ctx.get(flag) != _model_flag(x, sh, out_w):
+            return (x, sh, got, want)
 
-    _run_comb(m, bench)
+    errors = _sweep(m, s, acc, cases, check)
     assert not errors, errors[:10]
 
 
@@ -183,26 +201,17 @@ def test_requantize_runtime_shift_exhaustive_small(acc_shape, width, shift_shape
     m = Module()
     acc, s, flag = Signal(acc_shape), Signal(shift_shape), Signal()
     out = arith.requantize_var_hdl(m, acc, s, width, flag=flag)
-    errors = []
+    shifts = (range(-(1 << (len(s) - 1)), 1 << (len(s) - 1)) if s.shape().signed
+              else range(1 << len(s)))
+    values = (range(-(1 << (len(acc) - 1)), 1 << (len(acc) - 1)) if acc.shape().signed
+              else range(1 << len(acc)))
 
-    async def bench(ctx):
-        shifts = (range(-(1 << (len(s) - 1)), 1 << (len(s) - 1)) if s.shape().signed
-                  else range(1 << len(s)))
-        values = (range(-(1 << (len(acc) - 1)), 1 << (len(acc) - 1)) if acc.shape().signed
-                  else range(1 << len(acc)))
-        for sh in shifts:
-            ctx.set(s, sh)
-            for x in values:
-                ctx.set(acc, x)
-                want = _model_requantize(x, sh, width)
-                try:
-                    want_flag = numeric.requantize(x, sh, QFormat(width, 0))[1]
-                except OverflowError:
-                    want_flag = 1
-                if ctx.get(out) != want or ctx.get(flag) != want_flag:
-                    errors.append((x, sh, ctx.get(out), want))
+    def check(ctx, x, sh):
+        want = _model_requantize(x, sh, width)
+        if ctx.get(out) != want or ctx.get(flag) != _model_flag(x, sh, width):
+            return (x, sh, ctx.get(out), want)
 
-    _run_comb(m, bench)
+    errors = _sweep(m, s, acc, [(sh, values) for sh in shifts], check)
     assert not errors, errors[:10]
 
 
@@ -255,10 +264,7 @@ def test_registered_variants_and_enable():
         await ctx.tick()
         assert ctx.get(d2) == -37
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _run_clocked(m, bench)
 
 
 def test_mul_add_dsp_pipeline():
@@ -300,10 +306,7 @@ def test_mul_add_dsp_pipeline():
                     if ctx.get(p) != want:
                         errors.append((x, y, z, ctx.get(p), want))
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _run_clocked(m, bench)
     assert not errors, errors[:5]
 
 

@@ -170,10 +170,7 @@ def check(got, bands):
     for b in bands:
         assert conv_band(b)[3] == 0, "test band overflows the 48-bit accumulator"
     want = [w for b in bands for w in expected_outputs(b)]
-    assert len(got) == len(want), f"{len(got)} outputs, {len(want)} expected"
-    bad = [k for k in range(len(want)) if got[k] != want[k]]
-    assert not bad, (f"{len(bad)} of {len(want)} outputs differ; first #{bad[0]}: "
-                     f"got {got[bad[0]]} want {want[bad[0]]}")
+    streams.check_outputs(got, want)
     return want
 
 

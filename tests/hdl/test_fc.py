@@ -14,7 +14,6 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from needs import needs_yosys
 import streams
@@ -83,35 +82,16 @@ def simulate(dut: FCEngine, bands, *, seed=0, idle_prob=0.0, bp_prob=0.0, trace=
                                     bp_prob=bp_prob, timeout=200 + 40 * sum(b["G"] * b["P"] + 4 for b in bands))
         for v in out:
             got.append(([int(v.data[o]) for o in range(ol)], int(v.first), int(v.last)))
-        ctx.set(dut.o.ready, 1)
-        for _ in range(dut.latency + 5):
-            _, _, valid = await ctx.tick().sample(dut.o.valid)
-            assert not valid, "extra output word"
+        await streams.expect_quiet(ctx, dut.o, dut.latency + 5)
 
-    async def bench_trace(ctx):
-        cyc = 0
-        async for _, _, iv, ir, ov, orr in ctx.tick().sample(dut.i.valid, dut.i.ready,
-                                                            dut.o.valid, dut.o.ready):
-            trace.append((cyc, iv, ir, ov, orr))
-            cyc += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for bench in (bench_bias, bench_weights, bench_pixels):
-        sim.add_testbench(bench, background=True)
-    if trace is not None:
-        sim.add_testbench(bench_trace, background=True)
-    sim.add_testbench(bench_out)
-    sim.run()
+    extra = [] if trace is None else [streams.trace_bench(dut, trace)]
+    streams.run_testbenches(dut, [bench_bias, bench_weights, bench_pixels] + extra, bench_out)
     return got
 
 
 def check(got, bands):
     want = [w for band in bands for w in band_expected(band)]
-    assert len(got) == len(want), f"{len(got)} outputs, {len(want)} expected"
-    bad = [k for k in range(len(want)) if got[k] != want[k]]
-    assert not bad, (f"{len(bad)} of {len(want)} outputs differ; first #{bad[0]}: "
-                     f"got {got[bad[0]]} want {want[bad[0]]}")
+    streams.check_outputs(got, want)
 
 
 # ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth.sim import Simulator
+import streams
 from convc.hdl.feeder import MapFeeder
 
 M32 = (1 << 32) - 1
@@ -119,13 +119,7 @@ def simulate(dut: MapFeeder, bands, lst, *, seed=0, word_gap=0.3, cmd_bp=0.3, o_
                 await ctx.tick()
                 continue
             w = words.pop(0)
-            ctx.set(dut.word.payload, w)
-            ctx.set(dut.word.valid, 1)
-            while True:
-                _, _, r = await ctx.tick().sample(dut.word.ready)
-                if r:
-                    break
-            ctx.set(dut.word.valid, 0)
+            await streams.stream_put(ctx, dut.word, w)
             if w["last"]:
                 state["pending"] -= 1
 
@@ -150,9 +144,7 @@ def simulate(dut: MapFeeder, bands, lst, *, seed=0, word_gap=0.3, cmd_bp=0.3, o_
         rng = random.Random(seed * 11 + 4)
 
         def garbage():
-            for name in cfg_ports:
-                sig = getattr(dut, name)
-                ctx.set(sig, rng.randrange(1 << len(sig)))
+            streams.randomize(ctx, rng, [getattr(dut, name) for name in cfg_ports])
 
         garbage()
         for _ in range(rng.randrange(4)):
@@ -188,12 +180,7 @@ def simulate(dut: MapFeeder, bands, lst, *, seed=0, word_gap=0.3, cmd_bp=0.3, o_
         state["done"] = True
         await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for p in (bench_list, bench_cmd, bench_word, bench_out):
-        sim.add_testbench(p, background=True)
-    sim.add_testbench(bench_drive)
-    sim.run()
+    streams.run_testbenches(dut, [bench_list, bench_cmd, bench_word, bench_out], bench_drive)
     return got_pix, want_pix, got_cmd, want_cmd
 
 
@@ -204,9 +191,37 @@ def check(got, want, what):
                      + "; ".join(f"#{k} got {got[k]} want {want[k]}" for k in bad[:4]))
 
 
+def simulate_and_check(dut, bands, lst, **kw):
+    """:func:`simulate` the bands, then check every read command and every pixel against
+    :func:`band_model`."""
+    got, want, gcmd, wcmd = simulate(dut, bands, lst, **kw)
+    check(gcmd, wcmd, "read commands")
+    check(got, want, "pixels")
+
+
 def random_list(rng, n):
     return [rng.randrange(0, 1 << 32) if rng.random() < 0.3 else rng.randrange(0, 1 << 24)
             for _ in range(n)]
+
+
+def random_bands(rng, count, *, max_lanes, max_groups, max_side, max_up=None, max_rows=None):
+    """``count`` random bands: any lane of 1..max_lanes, 1..max_groups groups, any n_in,
+    pad 0..2, maps of 1..max_side a side (upsampled by 0..max_up when given), a random
+    band of rows (at most max_rows when given) of the padded map."""
+    bands = []
+    for _ in range(count):
+        L = rng.randint(1, max_lanes)
+        lane = rng.randrange(L)
+        G = rng.randint(1, max_groups)
+        n_in = rng.randint(0, G * L)
+        pad = rng.randint(0, 2)
+        up = 0 if max_up is None else rng.randint(0, max_up)
+        in_h, in_w = rng.randint(1, max_side), rng.randint(1, max_side)
+        hp = (in_h << up) + 2 * pad
+        rs = rng.randrange(hp)
+        nr = rng.randint(1, hp - rs if max_rows is None else min(hp - rs, max_rows))
+        bands.append(band(lane, L, G, n_in, rs, nr, pad, in_h, in_w, up=up))
+    return bands
 
 
 # (lane, L, G, n_in, rs, nr, pad, in_h, in_w)
@@ -231,9 +246,7 @@ def test_feeder_conv_bands(bits, seed):
     bands = [band(*t) for t in CONV_BANDS]
     rng.shuffle(bands)
     dut = MapFeeder(bits=bits, list_words=64)
-    got, want, gcmd, wcmd = simulate(dut, bands, lst, seed=seed)
-    check(gcmd, wcmd, "read commands")
-    check(got, want, "pixels")
+    simulate_and_check(dut, bands, lst, seed=seed)
 
 
 def test_feeder_fc_rows():
@@ -246,34 +259,18 @@ def test_feeder_fc_rows():
                                         (1, 3, 10, 20, 7), (0, 2, 16, 31, 2), (1, 2, 16, 31, 1)]]
     bands.append(band(1, 2, 6, 11, 0, 2, 0, 2, 4))      # two rows a group
     dut = MapFeeder(bits=16, list_words=128)
-    got, want, gcmd, wcmd = simulate(dut, bands, lst, seed=7, word_gap=0.2)
-    check(gcmd, wcmd, "read commands")
-    check(got, want, "pixels")
+    simulate_and_check(dut, bands, lst, seed=7, word_gap=0.2)
 
 
 def test_feeder_random_bands():
     rng = random.Random(11)
     lst = random_list(rng, 256)
-    bands = []
-    for _ in range(14):
-        L = rng.randint(1, 5)
-        lane = rng.randrange(L)
-        G = rng.randint(1, 4)
-        n_in = rng.randint(0, G * L)
-        pad = rng.randint(0, 2)
-        in_h, in_w = rng.randint(1, 7), rng.randint(1, 7)
-        hp = in_h + 2 * pad
-        rs = rng.randrange(hp)
-        nr = rng.randint(1, hp - rs)
-        bands.append(band(lane, L, G, n_in, rs, nr, pad, in_h, in_w))
+    bands = random_bands(rng, 14, max_lanes=5, max_groups=4, max_side=7)
     # empty bands: nothing out, no command
     bands.insert(3, band(0, 1, 0, 1, 0, 3, 1, 3, 3))
     bands.insert(8, band(0, 1, 2, 2, 0, 0, 1, 3, 3))
     dut = MapFeeder(bits=12, list_words=256)
-    got, want, gcmd, wcmd = simulate(dut, bands, lst, seed=11, word_gap=0.4, cmd_bp=0.5,
-                                     o_bp=0.4, cmd_depth=2)
-    check(gcmd, wcmd, "read commands")
-    check(got, want, "pixels")
+    simulate_and_check(dut, bands, lst, seed=11, word_gap=0.4, cmd_bp=0.5, o_bp=0.4, cmd_depth=2)
 
 
 def test_feeder_no_gaps():
@@ -284,43 +281,7 @@ def test_feeder_no_gaps():
     b = band(0, 2, 3, 6, 0, 6, 1, 4, 6)
     dut = MapFeeder(bits=16, list_words=16)
     n = len(band_model(b, lst, 16)[0])
-    times = []
-
-    async def bench(ctx):
-        for name, v in b.items():
-            ctx.set(getattr(dut, name), v)
-        ctx.set(dut.start, 1)
-        ctx.set(dut.o.ready, 1)
-        ctx.set(dut.cmd.ready, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        words = []
-        cyc = 0
-        while len(times) < n and cyc < 20 * n:
-            if words:
-                ctx.set(dut.word.payload, words[0])
-            ctx.set(dut.word.valid, bool(words))
-            _, _, cv, a, l, wr, ov = await ctx.tick().sample(
-                dut.cmd.valid, dut.cmd.payload.addr, dut.cmd.payload.length, dut.word.ready,
-                dut.o.valid)
-            cyc += 1
-            if wr and words:
-                words.pop(0)
-            if cv:
-                words.extend({"data": mem_word(a + k), "first": int(k == 0),
-                              "last": int(k == l - 1)} for k in range(l))
-            if ov:
-                times.append(cyc)
-
-    async def lst_port(ctx):
-        async for _, _, a in ctx.tick().sample(dut.list_addr):
-            ctx.set(dut.list_data, lst[a])
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(lst_port, background=True)
-    sim.add_testbench(bench)
-    sim.run()
+    _, times = _run_unthrottled(dut, b, lst, n)
     assert len(times) == n
     # the first row waits for its first read; after that: one a cycle
     assert times[-1] - times[0] == n - 1, f"{n} pixels over {times[-1] - times[0] + 1} cycles"
@@ -350,31 +311,15 @@ def test_feeder_upsampled_bands(bits, seed):
     bands = [band(*t[:9], up=t[9]) for t in UP_BANDS] + [band(*t) for t in CONV_BANDS[:3]]
     rng.shuffle(bands)
     dut = MapFeeder(bits=bits, list_words=64)
-    got, want, gcmd, wcmd = simulate(dut, bands, lst, seed=seed)
-    check(gcmd, wcmd, "read commands")
-    check(got, want, "pixels")
+    simulate_and_check(dut, bands, lst, seed=seed)
 
 
 def test_feeder_random_upsampled_bands():
     rng = random.Random(23)
     lst = random_list(rng, 256)
-    bands = []
-    for _ in range(12):
-        L = rng.randint(1, 4)
-        lane = rng.randrange(L)
-        G = rng.randint(1, 3)
-        n_in = rng.randint(0, G * L)
-        pad, up = rng.randint(0, 2), rng.randint(0, 3)
-        in_h, in_w = rng.randint(1, 4), rng.randint(1, 4)
-        hp = (in_h << up) + 2 * pad
-        rs = rng.randrange(hp)
-        nr = rng.randint(1, min(hp - rs, 12))
-        bands.append(band(lane, L, G, n_in, rs, nr, pad, in_h, in_w, up=up))
+    bands = random_bands(rng, 12, max_lanes=4, max_groups=3, max_side=4, max_up=3, max_rows=12)
     dut = MapFeeder(bits=12, list_words=256)
-    got, want, gcmd, wcmd = simulate(dut, bands, lst, seed=23, word_gap=0.4, cmd_bp=0.5, o_bp=0.4,
-                                     cmd_depth=2)
-    check(gcmd, wcmd, "read commands")
-    check(got, want, "pixels")
+    simulate_and_check(dut, bands, lst, seed=23, word_gap=0.4, cmd_bp=0.5, o_bp=0.4, cmd_depth=2)
 
 
 def test_feeder_upsampled_no_gaps():
@@ -428,11 +373,7 @@ def _run_unthrottled(dut, b, lst, n):
         async for _, _, a in ctx.tick().sample(dut.list_addr):
             ctx.set(dut.list_data, lst[a])
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(lst_port, background=True)
-    sim.add_testbench(bench)
-    sim.run()
+    streams.run_testbenches(dut, [lst_port], bench)
     return got, times
 
 

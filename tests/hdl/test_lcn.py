@@ -20,7 +20,7 @@ import streams
 from convc.compiler import isa
 from convc.hdl.export import to_verilog
 from convc.hdl.lcn import FramePadder, LCNEngine, lcn_dsp_count
-from model_lcn import LCNCase, golden_lcn, random_case
+from model_lcn import LCNCase, golden_lcn, lcn_job, random_case
 
 
 def _arr(view, n):
@@ -158,30 +158,20 @@ def check(dut, jobs, got_a, got_b, means):
     return sum(len(g) for g in got_a) + sum(len(g) for g in got_b)
 
 
-def _job(rng, C, K, shapes, **kw):
-    """Frames of the given (H, W) (same W) sharing the first one's configuration."""
-    first = random_case(rng, C, *shapes[0], K, **kw)
-    job = [first]
-    for H, W in shapes[1:]:
-        other = random_case(rng, C, H, W, K, **kw)
-        job.append(LCNCase(**{**first.__dict__, "x": other.x, "mean_mul": first.mean_mul}))
-    return job
-
-
 def test_k3_k5_small_frames_idle_backpressure():
     """C=3, K=3 and K=5 (kmax=5): 1x1 .. 12x16 (16 = max_width), random everything."""
     rng = random.Random(1)
     dut = LCNEngine(channels=3, bits=16, kmax=5, max_width=16)
     jobs = [
-        _job(rng, 3, 3, [(1, 1)]),
-        _job(rng, 3, 5, [(1, 1)]),
-        _job(rng, 3, 5, [(2, 3)]),
-        _job(rng, 3, 3, [(5, 4)]),
-        _job(rng, 3, 5, [(12, 16)]),                 # width = max_width
-        _job(rng, 3, 3, [(7, 9)], extreme=True),     # extremes: saturation everywhere
-        _job(rng, 3, 5, [(3, 16), (6, 16)]),         # back-to-back frames
-        _job(rng, 3, 5, [(4, 2)]),
-        _job(rng, 3, 5, [(9, 11)], gaussian=True),   # a compiler-like Gaussian window
+        lcn_job(rng, 3, 3, [(1, 1)]),
+        lcn_job(rng, 3, 5, [(1, 1)]),
+        lcn_job(rng, 3, 5, [(2, 3)]),
+        lcn_job(rng, 3, 3, [(5, 4)]),
+        lcn_job(rng, 3, 5, [(12, 16)]),                 # width = max_width
+        lcn_job(rng, 3, 3, [(7, 9)], extreme=True),     # extremes: saturation everywhere
+        lcn_job(rng, 3, 5, [(3, 16), (6, 16)]),         # back-to-back frames
+        lcn_job(rng, 3, 5, [(4, 2)]),
+        lcn_job(rng, 3, 5, [(9, 11)], gaussian=True),   # a compiler-like Gaussian window
     ]
     got = simulate(dut, jobs, seed=1, idle_prob=0.2, bp_prob=0.3)
     assert check(dut, jobs, *got) > 0
@@ -194,10 +184,10 @@ def test_k1_even_k_fewer_maps_full_rate():
     rng = random.Random(2)
     dut = LCNEngine(channels=3, bits=16, kmax=5, max_width=16)
     jobs = [
-        _job(rng, 3, 1, [(3, 5)]),
-        _job(rng, 3, 4, [(6, 7)]),
-        _job(rng, 2, 3, [(5, 6)]),
-        _job(rng, 1, 5, [(4, 3), (2, 3)]),
+        lcn_job(rng, 3, 1, [(3, 5)]),
+        lcn_job(rng, 3, 4, [(6, 7)]),
+        lcn_job(rng, 2, 3, [(5, 6)]),
+        lcn_job(rng, 1, 5, [(4, 3), (2, 3)]),
     ]
     got = simulate(dut, jobs, seed=2)
     check(dut, jobs, *got)
@@ -270,8 +260,8 @@ def test_narrow_codes_unsplit_rows():
     rng = random.Random(6)
     dut = LCNEngine(channels=1, bits=6, kmax=3, max_width=8, max_segments=4)
     assert not dut._w["split"] and dut.dsp_count == 2 * (3 + 3) + 1 + 1 + 4
-    jobs = [_job(rng, 1, 3, [(5, 8)], bits=6), _job(rng, 1, 3, [(4, 3)], bits=6, extreme=True),
-            _job(rng, 1, 2, [(3, 5)], bits=6)]
+    jobs = [lcn_job(rng, 1, 3, [(5, 8)], bits=6), lcn_job(rng, 1, 3, [(4, 3)], bits=6, extreme=True),
+            lcn_job(rng, 1, 2, [(3, 5)], bits=6)]
     got = simulate(dut, jobs, seed=6, idle_prob=0.2, bp_prob=0.3)
     check(dut, jobs, *got)
 

@@ -12,16 +12,12 @@ import random
 from needs import needs_sim
 import cocotb_harness
 from convc.hdl.lcn import LCNEngine
-from model_lcn import LCNCase, random_case
+from model_lcn import lcn_job
 
 
 def _job(rng, C, K, shapes, **kw):
-    first = random_case(rng, C, *shapes[0], K, **kw)
-    job = [first]
-    for H, W in shapes[1:]:
-        other = random_case(rng, C, H, W, K, **kw)
-        job.append(LCNCase(**{**first.__dict__, "x": other.x, "mean_mul": first.mean_mul}))
-    return [c.to_json() for c in job]
+    """:func:`model_lcn.lcn_job` as JSON (the cocotb config)."""
+    return [c.to_json() for c in lcn_job(rng, C, K, shapes, **kw)]
 
 
 @needs_sim

@@ -20,7 +20,6 @@ import random
 
 import pytest
 from amaranth.hdl import Shape
-from amaranth.sim import Simulator
 
 import streams
 from convc.hdl import axi
@@ -129,34 +128,38 @@ class AxiSlaveModel:
         assert addr // 4096 == (addr + (alen + 1) * nb - 1) // 4096, \
             f"{kind}: burst {addr:#x} + {alen + 1} beats crosses 4 KB"
 
-    def add_to(self, sim, read=True, write=True):
-        sim.add_testbench(self._clock, background=True)
-        if read:
-            sim.add_testbench(self._ar, background=True)
-            sim.add_testbench(self._r, background=True)
-        if write:
-            sim.add_testbench(self._aw, background=True)
-            sim.add_testbench(self._w, background=True)
-            sim.add_testbench(self._b, background=True)
+    def benches(self, read=True, write=True) -> list:
+        """The slave's (background) testbenches: its cycle counter, the read and/or write
+        channels."""
+        return [self._clock] + ([self._ar, self._r] if read else []) \
+            + ([self._aw, self._w, self._b] if write else [])
 
     async def _clock(self, ctx):
         async for _ in ctx.tick():
             self.cycle += 1
 
-    async def _ar(self, ctx):
-        p = self.port
+    async def _requests(self, ctx, kind, on_take):
+        """Take the AR or AW channel (``kind``), ready low with probability ``ar_bp`` /
+        ``aw_bp``; check each request (:meth:`_check_req`), then ``on_take(beat, nbeats)``."""
+        p, x = self.port, kind.lower()
+        ready = getattr(p, f"{x}ready")
+        fields = [getattr(p, f"{x}{name}") for name in ("valid", "addr", "len", "size", "burst")]
         while True:
-            rdy = self.rng.random() >= self.ar_bp
-            ctx.set(p.arready, rdy)
-            _, _, v, addr, alen, size, burst = await ctx.tick().sample(
-                p.arvalid, p.araddr, p.arlen, p.arsize, p.arburst)
+            rdy = self.rng.random() >= getattr(self, f"{x}_bp")
+            ctx.set(ready, rdy)
+            _, _, v, addr, alen, size, burst = await ctx.tick().sample(*fields)
             if v and rdy:
-                self._check_req("AR", addr, alen, size, burst)
-                self.ar_q.append((self.cycle + self.latency, addr // self.nb, alen + 1))
-                self.ar_log.append((self.cycle, addr // self.nb, alen + 1))
-                self.ar_count += 1
-                self.read_outstanding += 1
-                self.max_read_outstanding = max(self.max_read_outstanding, self.read_outstanding)
+                self._check_req(kind, addr, alen, size, burst)
+                on_take(addr // self.nb, alen + 1)
+
+    async def _ar(self, ctx):
+        def take(beat, n):
+            self.ar_q.append((self.cycle + self.latency, beat, n))
+            self.ar_log.append((self.cycle, beat, n))
+            self.ar_count += 1
+            self.read_outstanding += 1
+            self.max_read_outstanding = max(self.max_read_outstanding, self.read_outstanding)
+        await self._requests(ctx, "AR", take)
 
     async def _r(self, ctx):
         p, W = self.port, self.W
@@ -188,22 +191,15 @@ class AxiSlaveModel:
             self.read_outstanding -= 1
 
     async def _aw(self, ctx):
-        p = self.port
-        while True:
-            rdy = self.rng.random() >= self.aw_bp
-            ctx.set(p.awready, rdy)
-            _, _, v, addr, alen, size, burst = await ctx.tick().sample(
-                p.awvalid, p.awaddr, p.awlen, p.awsize, p.awburst)
-            if v and rdy:
-                self._check_req("AW", addr, alen, size, burst)
-                self.aw_q.append((addr // self.nb, alen + 1))
-                self.aw_count += 1
-                self.write_outstanding += 1
-                self.max_write_outstanding = max(self.max_write_outstanding,
-                                                 self.write_outstanding)
-                if self.max_outstanding is not None:
-                    assert self.write_outstanding <= self.max_outstanding, "too many writes outstanding"
-                self._apply()
+        def take(beat, n):
+            self.aw_q.append((beat, n))
+            self.aw_count += 1
+            self.write_outstanding += 1
+            self.max_write_outstanding = max(self.max_write_outstanding, self.write_outstanding)
+            if self.max_outstanding is not None:
+                assert self.write_outstanding <= self.max_outstanding, "too many writes outstanding"
+            self._apply()
+        await self._requests(ctx, "AW", take)
 
     async def _w(self, ctx):
         p = self.port
@@ -277,18 +273,18 @@ def run_reader(dut: MemReader, cmds, *, seed=0, cmd_idle=0.0, o_bp=0.0, vcd=None
             assert not v, "extra output word"
             idle_log.append(idle)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    slave.add_to(sim, write=False)
-    sim.add_testbench(bench_cmd, background=True)
-    sim.add_testbench(bench_out)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
+    streams.run_testbenches(dut, slave.benches(write=False) + [bench_cmd], bench_out, vcd=vcd)
     assert idle_log[-1], "reader not idle after its last word"
     return got, want, slave
+
+
+async def error_and_cleared(ctx, dut) -> list:
+    """``error`` now, then after a one-cycle ``clear_error`` pulse."""
+    before = ctx.get(dut.error)
+    ctx.set(dut.clear_error, 1)
+    await ctx.tick()
+    ctx.set(dut.clear_error, 0)
+    return [before, ctx.get(dut.error)]
 
 
 def check_list(got, want):
@@ -349,17 +345,7 @@ def run_writer(dut: MemWriter, cmds, words, *, seed=0, cmd_idle=0.0, i_idle=0.0,
                 if state["cmds"] == len(cmds) and state["words"] == len(words):
                     break
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    slave.add_to(sim, read=False)
-    sim.add_testbench(bench_cmd, background=True)
-    sim.add_testbench(bench_data, background=True)
-    sim.add_testbench(bench_idle)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
+    streams.run_testbenches(dut, slave.benches(read=False) + [bench_cmd, bench_data], bench_idle, vcd=vcd)
     return slave
 
 
@@ -401,11 +387,7 @@ def test_splitter_matches_model(dw, mb):
             d = streams.as_dict(p)
             got.append((d["beat"], d["alen"] + 1, d["start"], d["end"], d["first"], d["last"]))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench_in, background=True)
-    sim.add_testbench(bench_out)
-    sim.run()
+    streams.run_testbenches(dut, [bench_in], bench_out)
     check_list(got, want)
 
 
@@ -453,12 +435,7 @@ def _reader_word_times(cmds, latency):
             if v:
                 times.append(cyc)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    slave.add_to(sim, write=False)
-    sim.add_testbench(bench, background=True)
-    sim.add_testbench(watch)
-    sim.run()
+    streams.run_testbenches(dut, slave.benches(write=False) + [bench], watch)
     return times
 
 
@@ -499,17 +476,9 @@ def test_reader_error_flag_and_zero_length():
         await streams.stream_put(ctx, dut2.cmd, {"addr": 100, "length": 3})
         for _ in range(40):
             await ctx.tick()
-        seen.append(ctx.get(dut2.error))
-        ctx.set(dut2.clear_error, 1)
-        await ctx.tick()
-        ctx.set(dut2.clear_error, 0)
-        seen.append(ctx.get(dut2.error))
+        seen.extend(await error_and_cleared(ctx, dut2))
 
-    sim = Simulator(dut2)
-    sim.add_clock(1e-8)
-    slave.add_to(sim, write=False)
-    sim.add_testbench(run)
-    sim.run()
+    streams.run_testbenches(dut2, slave.benches(write=False), run)
     assert seen == [1, 0]
 
 
@@ -569,12 +538,7 @@ def test_writer_full_rate():
         for _ in range(200):
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    slave.add_to(sim, read=False)
-    sim.add_testbench(bench_cmd, background=True)
-    sim.add_testbench(bench_data)
-    sim.run()
+    streams.run_testbenches(dut, slave.benches(read=False) + [bench_cmd], bench_data)
     check_writer_memory(slave, cmds, words, 4)
     assert accepted[-1] - accepted[0] == n - 1, f"{n} words over {accepted[-1] - accepted[0] + 1} cycles"
     # W beats within a burst: consecutive cycles
@@ -600,17 +564,9 @@ def test_writer_error_flag():
         await streams.stream_put(ctx, dut.i, 1)
         await streams.stream_put(ctx, dut.i, 2)
         await ctx.tick().until(dut.idle)
-        seen.append(ctx.get(dut.error))
-        ctx.set(dut.clear_error, 1)
-        await ctx.tick()
-        ctx.set(dut.clear_error, 0)
-        seen.append(ctx.get(dut.error))
+        seen.extend(await error_and_cleared(ctx, dut))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    slave.add_to(sim, read=False)
-    sim.add_testbench(run)
-    sim.run()
+    streams.run_testbenches(dut, slave.benches(read=False), run)
     assert seen == [1, 0]
 
 
@@ -761,12 +717,7 @@ def run_reader_phases(dut: MemReader, phases, *, seed=0, cmd_idle=0.0, out_bp=0.
             ctx.set(port.ready, 0)
             ctx.set(other.ready, 0)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    slave.add_to(sim, write=False)
-    sim.add_testbench(bench_cmd, background=True)
-    sim.add_testbench(bench_out)
-    sim.run()
+    streams.run_testbenches(dut, slave.benches(write=False) + [bench_cmd], bench_out)
     return list(zip(gots, wants)), slave
 
 
@@ -826,11 +777,6 @@ def test_reader_wide_one_beat_per_cycle():
                 got.append(streams.as_dict(p))
             assert cyc < 20 * n
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    slave.add_to(sim, write=False)
-    sim.add_testbench(bench, background=True)
-    sim.add_testbench(watch)
-    sim.run()
+    streams.run_testbenches(dut, slave.benches(write=False) + [bench], watch)
     check_list(got, want)
     assert times[-1] - times[0] == n - 1, f"{n} beats over {times[-1] - times[0] + 1} cycles"

@@ -51,35 +51,27 @@ class MemPortPair(wiring.Component):
         return m
 
 
-@needs_sim
-def test_memport_cocotb_64(tmp_path_factory):
-    pytest.importorskip("cocotbext.axi")
-    cocotb_harness.run_cocotb(
-        MemPortPair(64, 16), "memport64", "test_memport_tb", tmp_path_factory.mktemp("cocotb"),
-        config={"data_width": 64, "max_burst": 16, "seed": 1, "n_read": 60, "n_write": 40,
-                "max_len": 120, "long_len": 1200, "idle_prob": 0.2, "bp_prob": 0.3,
-                "pause_prob": 0.2})
+# (design, build folder, config); the 256-bit bus with 128-beat bursts makes every full
+# burst exactly one 4 KB page (AxiRam asserts on a 4 KB crossing).
+CASES = {
+    "64": (lambda: MemPortPair(64, 16), "memport64",
+           {"data_width": 64, "max_burst": 16, "seed": 1, "n_read": 60, "n_write": 40,
+            "max_len": 120, "long_len": 1200, "idle_prob": 0.2, "bp_prob": 0.3, "pause_prob": 0.2}),
+    "32_small_bursts": (lambda: MemPortPair(32, 4, max_outstanding=2), "memport32",
+                        {"data_width": 32, "max_burst": 4, "seed": 2, "n_read": 30, "n_write": 20,
+                         "max_len": 60, "long_len": 300, "idle_prob": 0.4, "bp_prob": 0.4,
+                         "pause_prob": 0.4}),
+    "256_4k_bursts": (lambda: MemPortPair(256, 128, max_outstanding=2), "memport256",
+                      {"data_width": 256, "max_burst": 128, "seed": 3, "n_read": 20, "n_write": 14,
+                       "max_len": 200, "long_len": 4500, "idle_prob": 0.1, "bp_prob": 0.2,
+                       "pause_prob": 0.2}),
+}
 
 
 @needs_sim
-def test_memport_cocotb_32_small_bursts(tmp_path_factory):
+@pytest.mark.parametrize("case", list(CASES))
+def test_memport_cocotb(tmp_path_factory, case):
     pytest.importorskip("cocotbext.axi")
-    cocotb_harness.run_cocotb(
-        MemPortPair(32, 4, max_outstanding=2), "memport32", "test_memport_tb",
-        tmp_path_factory.mktemp("cocotb"),
-        config={"data_width": 32, "max_burst": 4, "seed": 2, "n_read": 30, "n_write": 20,
-                "max_len": 60, "long_len": 300, "idle_prob": 0.4, "bp_prob": 0.4,
-                "pause_prob": 0.4})
-
-
-@needs_sim
-def test_memport_cocotb_256_4k_bursts(tmp_path_factory):
-    """256-bit bus with 128-beat bursts: every full burst is exactly one 4 KB page
-    (AxiRam asserts on a 4 KB crossing)."""
-    pytest.importorskip("cocotbext.axi")
-    cocotb_harness.run_cocotb(
-        MemPortPair(256, 128, max_outstanding=2), "memport256", "test_memport_tb",
-        tmp_path_factory.mktemp("cocotb"),
-        config={"data_width": 256, "max_burst": 128, "seed": 3, "n_read": 20, "n_write": 14,
-                "max_len": 200, "long_len": 4500, "idle_prob": 0.1, "bp_prob": 0.2,
-                "pause_prob": 0.2})
+    design, name, config = CASES[case]
+    cocotb_harness.run_cocotb(design(), name, "test_memport_tb", tmp_path_factory.mktemp("cocotb"),
+                              config=config)

@@ -15,7 +15,6 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from needs import needs_yosys
 import streams
@@ -23,18 +22,9 @@ from convc.compiler import isa
 from convc.hdl.export import to_verilog
 from convc.hdl.linebuffer import pixel_layout
 from convc.hdl.pool import PoolEngine
-from model_pool import pool_model, pool_outputs, random_frame
+from model_pool import avg_constants, pool_model, pool_outputs, random_frame
 
 MAX, AVG, NONE = isa.POOL_MAX, isa.POOL_AVG, isa.POOL_NONE
-
-
-def avg_constants(k: int) -> tuple[int, int]:
-    """The compiler's average constants (compiler/passes/quantize.py)."""
-    n = k * k
-    if n & (n - 1) == 0:
-        return 1, n.bit_length() - 1
-    shift = 17 + (n.bit_length() - 1)
-    return int(round(2 ** shift / n)), shift
 
 
 def job(rng, H, W, lanes, bits, kind, k, s, *, extreme=None, avg=None) -> dict:
@@ -91,34 +81,16 @@ def simulate(dut: PoolEngine, jobs, *, seed=0, idle_prob=0.0, bp_prob=0.0, trace
                                     bp_prob=bp_prob, timeout=200 + 20 * n_in)
         for v in out:
             got.append(([int(v.data[l]) for l in range(lanes)], int(v.first), int(v.last)))
-        ctx.set(dut.o.ready, 1)
-        for _ in range(dut.latency + 5):
-            _, _, valid = await ctx.tick().sample(dut.o.valid)
-            assert not valid, "extra output word"
+        await streams.expect_quiet(ctx, dut.o, dut.latency + 5)
 
-    async def bench_trace(ctx):
-        cyc = 0
-        async for _, _, iv, ir, ov, orr in ctx.tick().sample(dut.i.valid, dut.i.ready,
-                                                            dut.o.valid, dut.o.ready):
-            trace.append((cyc, iv, ir, ov, orr))
-            cyc += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench_in, background=True)
-    if trace is not None:
-        sim.add_testbench(bench_trace, background=True)
-    sim.add_testbench(bench_out)
-    sim.run()
+    extra = [] if trace is None else [streams.trace_bench(dut, trace)]
+    streams.run_testbenches(dut, [bench_in] + extra, bench_out)
     return got
 
 
 def check(got, jobs, bits):
     want = expected(jobs, bits)
-    assert len(got) == len(want), f"{len(got)} outputs, {len(want)} expected"
-    bad = [k for k in range(len(want)) if got[k] != want[k]]
-    assert not bad, (f"{len(bad)} of {len(want)} outputs differ; first #{bad[0]}: "
-                     f"got {got[bad[0]]} want {want[bad[0]]}")
+    streams.check_outputs(got, want)
 
 
 # (lanes, bits, kmax, max_width), [(H, W, kind, k, s, extreme), ...]

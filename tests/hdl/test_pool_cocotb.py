@@ -14,17 +14,9 @@ from needs import needs_sim
 import cocotb_harness
 from convc.compiler import isa
 from convc.hdl.pool import PoolEngine
+from model_pool import avg_constants
 
 MAX, AVG, NONE = isa.POOL_MAX, isa.POOL_AVG, isa.POOL_NONE
-
-
-def avg_constants(k: int) -> tuple[int, int]:
-    """The compiler's average constants (compiler/passes/quantize.py)."""
-    n = k * k
-    if n & (n - 1) == 0:
-        return 1, n.bit_length() - 1
-    shift = 17 + (n.bit_length() - 1)
-    return int(round(2 ** shift / n)), shift
 
 
 def jobs_for(lanes, bits, kmax, mw, seed, n_random):

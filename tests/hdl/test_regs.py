@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth.sim import Simulator
+import streams
 
 from convc.hdl import regs
 from convc.hdl.export import to_verilog
@@ -86,12 +86,7 @@ class LiteMaster:
 
 
 def simulate(dut, bench, *, extra=()):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for e in extra:
-        sim.add_testbench(e, background=True)
-    sim.add_testbench(bench)
-    sim.run()
+    streams.run_testbenches(dut, extra, bench)
 
 
 def pulse_counter(dut, log):

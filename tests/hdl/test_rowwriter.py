@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth.sim import Simulator
+import streams
 from convc.hdl.linebuffer import pixel_layout
 from convc.hdl.rowwriter import RowWriter
 
@@ -61,117 +61,40 @@ def band_memory(b) -> dict:
             for o in range(b["n_out"]) for r in range(b["rows"]) for x in range(b["out_w"])}
 
 
-def simulate(dut: RowWriter, bands, *, seed=0, idle=0.3, cmd_bp=0.3, word_bp=0.3):
-    """Returns per band (commands, words) as taken from the ports."""
-    lanes, bits = dut.lanes, dut.bits
-    lay = pixel_layout(lanes, bits)
-    got_cmd: list = []
-    got_word: list = []
-    taken = {"cmd": [], "word": []}     # cycle of each handshake
-    per_band: list = []
-    state = {"done": False}
-    cfg_ports = ("base", "map_words", "out_w", "rows", "n_out", "vector")
+CFG_PORTS = ("base", "map_words", "out_w", "rows", "n_out", "vector")
 
-    def taker(port, sink, cycles, bp, rng, fields):
-        async def run(ctx):
-            prev = None
-            cyc = 0
-            while not state["done"]:
-                rdy = rng.random() >= bp
-                ctx.set(port.ready, rdy)
-                vals = await ctx.tick().sample(port.valid, *fields)
-                v, p = vals[2], tuple(vals[3:])
-                if prev is not None:
-                    assert v and p == prev, f"{port} changed before it was taken: {prev} -> {v} {p}"
-                prev = None
-                if v and rdy:
-                    sink.append(p if len(p) > 1 else p[0])
-                    cycles.append(cyc)
-                elif v:
-                    prev = p
-                cyc += 1
-        return run
 
-    bench_cmd = taker(dut.cmd, got_cmd, taken["cmd"], cmd_bp, random.Random(seed * 13 + 1),
-                      (dut.cmd.payload.addr, dut.cmd.payload.length))
-    bench_word = taker(dut.word, got_word, taken["word"], word_bp, random.Random(seed * 13 + 2),
-                       (dut.word.payload,))
-
-    async def bench_drive(ctx):
-        rng = random.Random(seed * 13 + 3)
-
-        def garbage():
-            for name in cfg_ports:
-                sig = getattr(dut, name)
-                ctx.set(sig, rng.randrange(1 << len(sig)))
-            ctx.set(dut.i.payload, lay.const({"data": [rng.randint(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-                                                       for _ in range(lanes)],
-                                              "first": rng.randrange(2), "last": rng.randrange(2)}))
-
-        garbage()
+def taker(port, sink, cycles, bp, rng, fields, state):
+    """A MemWriter-side bench for ``port``: ``ready`` low with probability ``bp``; every
+    payload taken (``fields``) goes to ``sink`` and its cycle to ``cycles``; checks that
+    ``valid`` is held and the payload stable until taken.  Runs until ``state["done"]``."""
+    async def run(ctx):
+        prev = None
         cyc = 0
-        for _ in range(rng.randrange(4)):
-            await ctx.tick()
+        while not state["done"]:
+            rdy = rng.random() >= bp
+            ctx.set(port.ready, rdy)
+            vals = await ctx.tick().sample(port.valid, *fields)
+            v, p = vals[2], tuple(vals[3:])
+            if prev is not None:
+                assert v and p == prev, f"{port} changed before it was taken: {prev} -> {v} {p}"
+            prev = None
+            if v and rdy:
+                sink.append(p if len(p) > 1 else p[0])
+                cycles.append(cyc)
+            elif v:
+                prev = p
             cyc += 1
-        for b in bands:
-            want_c, want_w = band_expected(b)
-            c0, w0 = len(got_cmd), len(got_word)
-            for name in cfg_ports:
-                ctx.set(getattr(dut, name), b[name])
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            cyc += 1
-            ctx.set(dut.start, 0)
-            garbage()
-            elems = [x for row in b["elements"] for x in row]
-            k = 0
-            limit = cyc + 300 + 20 * (len(want_w) + len(elems))
-            while True:
-                # the next element (with random idle cycles)
-                offer = k < len(elems) and rng.random() >= idle
-                if offer:
-                    ctx.set(dut.i.payload, lay.const({"data": elems[k], "first": rng.randrange(2),
-                                                      "last": rng.randrange(2)}))
-                ctx.set(dut.i.valid, offer)
-                _, _, busy, ir = await ctx.tick().sample(dut.busy, dut.i.ready)
-                if offer and ir:
-                    k += 1
-                if not offer:
-                    garbage()
-                cyc += 1
-                assert cyc < limit, (f"band {b['cfg']}: stuck: {k} of {len(elems)} elements in, "
-                                     f"{len(got_word) - w0} of {len(want_w)} words out")
-                if not busy:
-                    break
-            ctx.set(dut.i.valid, 0)
-            assert k == len(elems), f"band {b['cfg']}: busy fell with {k} of {len(elems)} elements in"
-            # all out when busy falls, and busy fell the cycle after the last handshake
-            nc, nw = len(got_cmd) - c0, len(got_word) - w0
-            assert (nc, nw) == (len(want_c), len(want_w)), \
-                f"band {b['cfg']}: busy fell with {nc}/{len(want_c)} commands, {nw}/{len(want_w)} words"
-            ends = [t[-1] for t, n in ((taken["cmd"], nc), (taken["word"], nw)) if n]
-            if ends:
-                # handshake in cycle e -> busy low when sampled at the end of cycle e + 1
-                assert cyc - 1 == max(ends) + 1, \
-                    f"band {b['cfg']}: busy fell in cycle {cyc - 1}, last handshake in {max(ends)}"
-            per_band.append((got_cmd[c0:], got_word[w0:]))
-            for _ in range(rng.randrange(4)):
-                await ctx.tick()
-                cyc += 1
-        for _ in range(30):         # nothing more comes out
-            await ctx.tick()
-        state["done"] = True
-        await ctx.tick()
-        assert len(got_cmd) == sum(len(c) for c, _ in per_band), "extra command"
-        assert len(got_word) == sum(len(w) for _, w in per_band), "extra word"
+    return run
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench_cmd, background=True)
-    sim.add_testbench(bench_word, background=True)
-    sim.add_testbench(bench_drive)
-    sim.run()
-    return per_band
+
+def simulate(dut: RowWriter, bands, *, seed=0, idle=0.3, cmd_bp=0.3, word_bp=0.3):
+    """One write port (cmd/word).  Returns per band (commands, words) as taken from the
+    ports."""
+    assert dut.ports == 1
+    per_band = simulate_ports(dut, bands, seed=seed, idle=idle, bp=[(cmd_bp, word_bp)],
+                              port_seeds=lambda p: (seed * 13 + 1, seed * 13 + 2))
+    return [res[0] for res in per_band]
 
 
 def writes_of(cmds, words):
@@ -185,20 +108,27 @@ def writes_of(cmds, words):
     return out
 
 
+def check_memory(b, writes, tag):
+    """``writes`` [(address, word, port)] against the docstring formula: every address
+    exactly once, nothing else, every word right (skipped for vector bands of several
+    rows, which :func:`band_memory` does not describe)."""
+    if b["vector"] and b["rows"] != 1:
+        return
+    mem = band_memory(b)
+    seen = {}
+    for a, w, p in writes:
+        assert a not in seen, f"{tag}: address {a:#x} written twice (ports {seen[a][1]}, {p})"
+        seen[a] = (w, p)
+    assert set(seen) == set(mem), (f"{tag}: addresses differ: extra "
+                                   f"{sorted(set(seen) - set(mem))[:5]}, missing {sorted(set(mem) - set(seen))[:5]}")
+    bad = [a for a in sorted(mem) if seen[a][0] != mem[a]]
+    assert not bad, f"{tag}: {len(bad)} words differ; " + "; ".join(
+        f"{a:#x} (port {seen[a][1]}): got {seen[a][0]:#06x} want {mem[a]:#06x}" for a in bad[:5])
+
+
 def check_band(b, got_cmds, got_words):
     want_c, want_w = band_expected(b)
-    writes = writes_of(got_cmds, got_words)
-    if not b["vector"] or b["rows"] == 1:
-        mem = band_memory(b)
-        seen = {}
-        for a, w in writes:
-            assert a not in seen, f"band {b['cfg']}: address {a:#x} written twice"
-            seen[a] = w
-        assert set(seen) == set(mem), (f"band {b['cfg']}: addresses differ: extra "
-                                       f"{sorted(set(seen) - set(mem))[:5]}, missing {sorted(set(mem) - set(seen))[:5]}")
-        bad = [a for a in sorted(mem) if seen[a] != mem[a]]
-        assert not bad, f"band {b['cfg']}: {len(bad)} words differ; " + "; ".join(
-            f"{a:#x}: got {seen[a]:#06x} want {mem[a]:#06x}" for a in bad[:5])
+    check_memory(b, [(a, w, 0) for a, w in writes_of(got_cmds, got_words)], f"band {b['cfg']}")
     assert got_cmds == want_c, f"band {b['cfg']}: commands {got_cmds[:6]} want {want_c[:6]}"
     assert got_words == want_w, f"band {b['cfg']}: word order"
 
@@ -275,7 +205,7 @@ def test_rowwriter_full_rate():
     words = []
 
     async def bench(ctx):
-        for name in ("base", "map_words", "out_w", "rows", "n_out", "vector"):
+        for name in CFG_PORTS:
             ctx.set(getattr(dut, name), b[name])
         ctx.set(dut.start, 1)
         ctx.set(dut.cmd.ready, 1)
@@ -295,10 +225,7 @@ def test_rowwriter_full_rate():
                 times.append(cyc)
                 words.append(w)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    streams.run_testbenches(dut, [], bench)
     assert words == band_expected(b)[1]
     assert times[-1] - times[0] == n - 1, f"{n} words over {times[-1] - times[0] + 1} cycles"
 
@@ -354,57 +281,38 @@ def port_expected(b, ports: int, p: int):
     return cmds, words
 
 
-def simulate_ports(dut: RowWriter, bands, *, seed=0, idle=0.3, bp=None):
-    """Like :func:`simulate`, with every port taken by its own bench; ``bp[p]`` is port p's
-    (cmd, word) backpressure (random per port by default).  Returns per band, per port
-    (commands, words)."""
+def simulate_ports(dut: RowWriter, bands, *, seed=0, idle=0.3, bp=None, port_seeds=None):
+    """Every port taken by its own bench; ``bp[p]`` is port p's (cmd, word) backpressure
+    (random per port by default), ``port_seeds(p)`` the seeds of its two RNGs.  Elements
+    go in with random idle cycles (probability ``idle``), the configuration inputs are
+    garbage outside ``start``.  Returns per band, per port (commands, words)."""
     P = dut.ports
     lanes, bits = dut.lanes, dut.bits
     lay = pixel_layout(lanes, bits)
     rng0 = random.Random(seed * 17 + 5)
     if bp is None:
         bp = [(rng0.choice([0.0, 0.3, 0.6]), rng0.choice([0.0, 0.3, 0.7])) for _ in range(P)]
+    if port_seeds is None:
+        port_seeds = lambda p: (seed * 13 + 100 + 2 * p, seed * 13 + 101 + 2 * p)
     got = [{"cmd": [], "word": []} for _ in range(P)]
     taken = [{"cmd": [], "word": []} for _ in range(P)]
     per_band: list = []
     state = {"done": False}
-    cfg_ports = ("base", "map_words", "out_w", "rows", "n_out", "vector")
-
-    def taker(port, sink, cycles, prob, rng, fields):
-        async def run(ctx):
-            prev = None
-            cyc = 0
-            while not state["done"]:
-                rdy = rng.random() >= prob
-                ctx.set(port.ready, rdy)
-                vals = await ctx.tick().sample(port.valid, *fields)
-                v, pl = vals[2], tuple(vals[3:])
-                if prev is not None:
-                    assert v and pl == prev, f"{port} changed before it was taken: {prev} -> {v} {pl}"
-                prev = None
-                if v and rdy:
-                    sink.append(pl if len(pl) > 1 else pl[0])
-                    cycles.append(cyc)
-                elif v:
-                    prev = pl
-                cyc += 1
-        return run
+    cfg_ports = CFG_PORTS
 
     benches = []
     for p, (cmd, word) in enumerate(zip(dut.cmds, dut.words)):
-        benches.append(taker(cmd, got[p]["cmd"], taken[p]["cmd"], bp[p][0],
-                             random.Random(seed * 13 + 100 + 2 * p),
-                             (cmd.payload.addr, cmd.payload.length)))
+        s_cmd, s_word = port_seeds(p)
+        benches.append(taker(cmd, got[p]["cmd"], taken[p]["cmd"], bp[p][0], random.Random(s_cmd),
+                             (cmd.payload.addr, cmd.payload.length), state))
         benches.append(taker(word, got[p]["word"], taken[p]["word"], bp[p][1],
-                             random.Random(seed * 13 + 101 + 2 * p), (word.payload,)))
+                             random.Random(s_word), (word.payload,), state))
 
     async def bench_drive(ctx):
         rng = random.Random(seed * 13 + 3)
 
         def garbage():
-            for name in cfg_ports:
-                sig = getattr(dut, name)
-                ctx.set(sig, rng.randrange(1 << len(sig)))
+            streams.randomize(ctx, rng, [getattr(dut, name) for name in cfg_ports])
             ctx.set(dut.i.payload, lay.const({"data": [rng.randint(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
                                                        for _ in range(lanes)],
                                               "first": rng.randrange(2), "last": rng.randrange(2)}))
@@ -472,12 +380,7 @@ def simulate_ports(dut: RowWriter, bands, *, seed=0, idle=0.3, bp=None):
             assert len(got[p]["cmd"]) == sum(len(r[p][0]) for r in per_band), f"port {p}: extra command"
             assert len(got[p]["word"]) == sum(len(r[p][1]) for r in per_band), f"port {p}: extra word"
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for bench in benches:
-        sim.add_testbench(bench, background=True)
-    sim.add_testbench(bench_drive)
-    sim.run()
+    streams.run_testbenches(dut, benches, bench_drive)
     return per_band
 
 
@@ -487,17 +390,7 @@ def check_band_ports(b, ports, got):
     writes = []
     for p, (cmds, words) in enumerate(got):
         writes += [(a, w, p) for a, w in writes_of(cmds, words)]
-    if not b["vector"] or b["rows"] == 1:
-        mem = band_memory(b)
-        seen = {}
-        for a, w, p in writes:
-            assert a not in seen, f"band {b['cfg']} P={ports}: address {a:#x} written twice (ports {seen[a][1]}, {p})"
-            seen[a] = (w, p)
-        assert set(seen) == set(mem), (f"band {b['cfg']} P={ports}: addresses differ: extra "
-                                       f"{sorted(set(seen) - set(mem))[:5]}, missing {sorted(set(mem) - set(seen))[:5]}")
-        bad = [a for a in sorted(mem) if seen[a][0] != mem[a]]
-        assert not bad, f"band {b['cfg']} P={ports}: {len(bad)} words differ; " + "; ".join(
-            f"{a:#x} (port {seen[a][1]}): got {seen[a][0]:#06x} want {mem[a]:#06x}" for a in bad[:5])
+    check_memory(b, writes, f"band {b['cfg']} P={ports}")
     for p, (cmds, words) in enumerate(got):
         want_c, want_w = port_expected(b, ports, p)
         assert cmds == want_c, f"band {b['cfg']} P={ports} port {p}: commands {cmds[:6]} want {want_c[:6]}"

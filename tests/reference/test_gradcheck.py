@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conv_cases import make_conv
 from convc.reference.layers import (
     Abs,
     AvgPool2d,
@@ -101,16 +102,9 @@ def away_from_zero(rng, shape, margin=0.05):
     ],
 )
 def test_conv2d(n, cin, cout, h, w, k, s, p, fan_in):
-    rng = np.random.default_rng(1)
-    if isinstance(fan_in, list):
-        table = fan_in
-    else:
-        table = None if fan_in is None else random_table(cout, cin, fan_in, rng)
-    layer = Conv2d(cin, cout, k, stride=s, padding=p, table=table)
-    layer.init_params(rng, dtype=np.float64)
-    layer.params["bias"] = rng.standard_normal(cout)
-    check_layer(layer, rng.standard_normal((n, cin, h, w)))
-    if table is not None:
+    layer, x, _ = make_conv(n, cin, cout, h, w, k, s, p, fan_in, seed=1)
+    check_layer(layer, x)
+    if layer.table is not None:
         assert np.all(layer.grads["weight"][~layer.connection_mask()] == 0)
 
 

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from conv_cases import make_conv
 from convc.reference import naive
 from convc.reference.layers import (
     LAYER_TYPES,
@@ -65,19 +66,6 @@ CONV_CASES = [
     (2, 5, 6, 6, 6, 2, 1, 0, [[1, 2], [1, 2], [3, 4], [3, 4], [1, 2], [3, 4]]),  # map 0 unread
     (2, 3, 3, 7, 8, 5, 2, 2, [[0], [1], [2]]),                     # depthwise
 ]
-
-
-def make_conv(n, cin, cout, h, w, k, s, p, fan_in, seed=0):
-    rng = np.random.default_rng(seed)
-    if isinstance(fan_in, list):
-        table = fan_in
-    else:
-        table = None if fan_in is None else random_table(cout, cin, fan_in, rng)
-    layer = Conv2d(cin, cout, k, stride=s, padding=p, table=table)
-    layer.init_params(rng, dtype=np.float64)
-    layer.params["bias"] = rng.standard_normal(cout)
-    x = rng.standard_normal((n, cin, h, w))
-    return layer, x, rng
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=[str(c) for c in CONV_CASES])

@@ -50,7 +50,7 @@ def test_train_records_dataset_folder_and_seed(trained):
 
 def test_compile_compare_verify_use_the_recorded_data(trained, tmp_path, capsys):
     from convc.compiler.program import load_program
-    from convc.sim.verify import prepare
+    from convc.sim.verify_inputs import prepare
 
     _, folder, model = trained
     capsys.readouterr()

@@ -22,7 +22,8 @@ from convc.hdl.pool import PoolEngine
 from convc.reference.archs import build_network
 from convc.reference.modelfile import network_from_graph, save_model
 from convc.sim import cycle
-from convc.sim.cycle import MemoryTiming, simulate
+from convc.sim.cycle import simulate
+from convc.sim.memtiming import MemoryTiming
 
 V6 = get_board("virtex6")
 
@@ -162,13 +163,20 @@ def test_invariants_on_small_networks(small_net):
     assert board.cycles > axi.cycles
 
 
-def test_json_and_text():
-    spec = {"name": "t", "input": {"shape": [2, 14, 14]}, "classes": 3, "layers": [
-        {"type": "conv2d", "attrs": {"out_channels": 4, "kernel": 3}}, {"type": "tanh"},
+def conv_pool_linear(name, shape, out_channels, act, classes, *, seed):
+    """conv 3x3 (``out_channels``) -> ``act`` -> maxpool 2 -> flatten -> linear
+    (``classes``) on a ``shape`` input, random weights."""
+    spec = {"name": name, "input": {"shape": shape}, "classes": classes, "layers": [
+        {"type": "conv2d", "attrs": {"out_channels": out_channels, "kernel": 3}}, {"type": act},
         {"type": "maxpool2d", "attrs": {"kernel": 2}}, {"type": "flatten"},
-        {"type": "linear", "attrs": {"out_features": 3}}]}
-    net = network_from_graph(spec, "t")
-    net.init_params(seed=1)
+        {"type": "linear", "attrs": {"out_features": classes}}]}
+    net = network_from_graph(spec, name)
+    net.init_params(seed=seed)
+    return net
+
+
+def test_json_and_text():
+    net = conv_pool_linear("t", [2, 14, 14], 4, "tanh", 3, seed=1)
     rep = simulate(_compile(net).program)
     d = json.loads(json.dumps(rep.to_json()))
     for key in ("cycles", "ms_per_frame", "mac_utilization", "layers", "totals", "records", "memory"):
@@ -206,12 +214,7 @@ def test_fc_floor_is_a_lower_bound_and_the_rest_is_the_model():
 # ---- command line ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    spec = {"name": "tiny", "input": {"shape": [1, 12, 12]}, "classes": 4, "layers": [
-        {"type": "conv2d", "attrs": {"out_channels": 3, "kernel": 3}}, {"type": "relu"},
-        {"type": "maxpool2d", "attrs": {"kernel": 2}}, {"type": "flatten"},
-        {"type": "linear", "attrs": {"out_features": 4}}]}
-    net = network_from_graph(spec, "tiny")
-    net.init_params(seed=2)
+    net = conv_pool_linear("tiny", [1, 12, 12], 3, "relu", 4, seed=2)
     d = tmp_path_factory.mktemp("tiny")
     model = save_model(net, d / "tiny.npz")
     out = d / "compiled"

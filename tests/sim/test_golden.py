@@ -538,24 +538,25 @@ def test_up_is_nearest_upsampling():
     np.testing.assert_array_equal(res.region(out), want)
 
 
+def check_first_up_refused(rng, b, up, match):
+    """The built program with ``up`` set on its first record: both golden models raise
+    ValueError matching ``match``."""
+    prog = b.finish()
+    x = inputs(rng, prog, 1)
+    bad = Program(**{**prog.__dict__, "instrs": [prog.instrs[0].replace(up=up), prog.instrs[-1]]})
+    for model in (golden, golden_naive):
+        with pytest.raises(ValueError, match=match):
+            model.run(bad, x)
+
+
 def test_up_refused_on_fc_and_lcn():
     rng = np.random.default_rng(4)
     b = Builder(rng, (3, 1, 1))
     b.conv("fc", b.input, 2, 1, op=isa.OP_FC)
-    prog = b.finish()
-    x = inputs(rng, prog, 1)
-    bad = Program(**{**prog.__dict__, "instrs": [prog.instrs[0].replace(up=1), prog.instrs[-1]]})
-    for model in (golden, golden_naive):
-        with pytest.raises(ValueError, match="up=1 on an OP_FC record"):
-            model.run(bad, x)
+    check_first_up_refused(rng, b, 1, "up=1 on an OP_FC record")
     b = Builder(rng, (1, 4, 4))
     b.lcn("l", b.input, 3, gauss_window(3, 1), b.table(sqrt_table()), b.table(recip_table(0.5)), eps=16)
-    prog = b.finish()
-    x = inputs(rng, prog, 1)
-    bad = Program(**{**prog.__dict__, "instrs": [prog.instrs[0].replace(up=2), prog.instrs[-1]]})
-    for model in (golden, golden_naive):
-        with pytest.raises(ValueError, match="up=2 on an OP_LCN record"):
-            model.run(bad, x)
+    check_first_up_refused(rng, b, 2, "up=2 on an OP_LCN record")
     with pytest.raises(ValueError, match="upsampled input 4096x8"):
         isa.check_up(isa.Instr(op=isa.OP_CONV, in_h=512, in_w=1, up=3))
 

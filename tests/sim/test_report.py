@@ -13,7 +13,7 @@ import pytest
 
 from convc.sim.labelmap import collect
 from convc.sim.report import render_html, svg_bars, write_report
-from convc.sim.verify import LayerResult, VerifyResult
+from convc.sim.verify_results import LayerResult, VerifyResult
 
 
 def _result(**kw) -> VerifyResult:

@@ -22,10 +22,6 @@ import cocotb_harness as h
 from model_fc import band_expected, make_band
 
 
-def vec_fields(lanes: int, bits: int) -> h.Fields:
-    return h.Fields([(f"d{k}", bits, True) for k in range(lanes)] + [("first", 1, False), ("last", 1, False)])
-
-
 if cocotb is not None:
 
     @cocotb.test()
@@ -37,7 +33,7 @@ if cocotb is not None:
         bands = [make_band(rng, il, ol, bits, G, P, extreme=e) for G, P, e in cfg["bands"]]
         await h.start_clock_and_reset(dut, zero=("i__valid", "weights__valid", "bias__valid", "o__ready",
                                                  "groups", "pixels", "acc_shift", "bias_shift"))
-        pf, of = vec_fields(il, bits), vec_fields(ol, bits)
+        pf, of = h.pixel_fields(il, bits), h.pixel_fields(ol, bits)
         wf = h.Fields([(f"w{o}_{i}", bits, True) for o in range(ol) for i in range(il)])
         bf = h.Fields([(f"b{o}", 32, True) for o in range(ol)])
 

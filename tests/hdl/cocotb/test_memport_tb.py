@@ -33,11 +33,6 @@ ZERO = ("rd_cmd__valid", "rd__ready", "wr_cmd__valid", "wr__valid")
 PAGE_WORDS = 2048          # 4 KB
 
 
-def pauses(rng: random.Random, prob: float):
-    while True:
-        yield rng.random() < prob
-
-
 class Env:
     """DUT + AxiRam + the memory model (``model``: word address -> value)."""
 
@@ -54,7 +49,7 @@ class Env:
         for k, ch in enumerate((self.ram.read_if.ar_channel, self.ram.read_if.r_channel,
                                 self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
                                 self.ram.write_if.b_channel)):
-            ch.set_pause_generator(pauses(random.Random(cfg["seed"] * 10 + k), p))
+            ch.set_pause_generator(h.pauses(random.Random(cfg["seed"] * 10 + k), p))
 
     async def start(self):
         await h.start_clock_and_reset(self.dut, zero=ZERO)

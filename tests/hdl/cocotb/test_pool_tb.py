@@ -22,10 +22,6 @@ import cocotb_harness as h
 from model_pool import pool_outputs, random_frame
 
 
-def vec_fields(lanes: int, bits: int) -> h.Fields:
-    return h.Fields([(f"d{k}", bits, True) for k in range(lanes)] + [("first", 1, False), ("last", 1, False)])
-
-
 if cocotb is not None:
 
     @cocotb.test()
@@ -36,7 +32,7 @@ if cocotb is not None:
         rng = np.random.default_rng(seed)
         await h.start_clock_and_reset(dut, zero=("i__valid", "o__ready", "kind", "k", "s", "width",
                                                  "avg_mul", "avg_shift"))
-        fields = vec_fields(lanes, bits)
+        fields = h.pixel_fields(lanes, bits)
         words, cfgs, want = [], [], []
         for H, W, kind, k, s, extreme, mul, shift in cfg["jobs"]:
             frame = random_frame(rng, H, W, lanes, bits, extreme)

@@ -30,11 +30,6 @@ CYCLES_LO, CYCLES_HI, RECORDS, VERSION = 0x10, 0x14, 0x18, 0x1C
 ZERO = ("busy", "done", "error", "cycles", "records")
 
 
-def pauses(rng: random.Random, prob: float):
-    while True:
-        yield rng.random() < prob
-
-
 class Env:
     def __init__(self, dut, cfg):
         self.dut, self.cfg = dut, cfg
@@ -45,7 +40,7 @@ class Env:
         for k, ch in enumerate((self.host.write_if.aw_channel, self.host.write_if.w_channel,
                                 self.host.write_if.b_channel, self.host.read_if.ar_channel,
                                 self.host.read_if.r_channel)):
-            ch.set_pause_generator(pauses(random.Random(cfg["seed"] * 10 + k), p))
+            ch.set_pause_generator(h.pauses(random.Random(cfg["seed"] * 10 + k), p))
         self.starts: list[int] = []      # cycle of each start pulse
         self.cycle = 0
         self.counter_base = (1 << 32) - 800   # the cycle counter carries into HI mid-test
@@ -72,6 +67,14 @@ class Env:
     async def write_bytes(self, addr, data: bytes):
         resp = await self.host.write(addr, data)
         assert int(resp.resp) == 0
+
+    async def read_cycles(self):
+        """CYCLES_LO then CYCLES_HI: (counter before, the value read, counter after)."""
+        before = self.counter_base + self.cycle
+        lo = await self.read32(CYCLES_LO)
+        hi = await self.read32(CYCLES_HI)
+        after = self.counter_base + self.cycle
+        return before, hi << 32 | lo, after
 
     async def read32(self, addr):
         resp = await self.host.read(addr, 4)
@@ -117,11 +120,7 @@ if cocotb is not None:
                 if off == CTRL and k == 0 and data[0] & 1:
                     want_starts += 1
             elif kind < 0.55:                                # the 64-bit counter, LO then HI
-                before = env.counter_base + env.cycle
-                lo = await env.read32(CYCLES_LO)
-                hi = await env.read32(CYCLES_HI)
-                after = env.counter_base + env.cycle
-                value = hi << 32 | lo
+                before, value, after = await env.read_cycles()
                 assert before <= value <= after, \
                     f"CYCLES {value:#x} not in [{before:#x}, {after:#x}] (HI not latched?)"
             else:                                            # a read of any offset
@@ -175,10 +174,6 @@ if cocotb is not None:
         await env.start()
         for d in range(25):
             env.counter_base = (1 << 32) - d - env.cycle
-            before = env.counter_base + env.cycle
-            lo = await env.read32(CYCLES_LO)
-            hi = await env.read32(CYCLES_HI)
-            after = env.counter_base + env.cycle
-            value = hi << 32 | lo
+            before, value, after = await env.read_cycles()
             assert before <= value <= after, \
                 f"d={d}: CYCLES {value:#x} not in [{before:#x}, {after:#x}] (HI not latched?)"
