@@ -61,6 +61,7 @@ __all__ = [
     "stall_pipeline",
     "delay",
     "check_param",
+    "param",
 ]
 
 
@@ -78,6 +79,12 @@ def check_param(owner, name: str, value, lo: int, hi: int) -> int:
             pass
         raise ValueError(f"{type(owner).__name__}: {name}={value!r} outside [{lo}, {hi}]")
     return value
+
+
+def param(name: str) -> property:
+    """A read-only property for the constructor parameter kept as ``self._<name>`` (the
+    engines expose their sizes this way, as Amaranth's own components do)."""
+    return property(lambda self: getattr(self, "_" + name), doc=f"The ``{name}`` the component was built with.")
 
 
 def _as_signed(value) -> Value:

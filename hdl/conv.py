@@ -110,7 +110,7 @@ from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.isa import BIAS_BITS, ROW_COL_BITS
 from convc.compiler.numeric import ACC_BITS
 
-from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl
+from .arith import check_param, delay, mul_add_hdl, param, requantize_var_hdl
 from .fields import GROUP_BITS, field_shape
 from .linebuffer import WindowGenerator, pixel_layout
 
@@ -198,9 +198,7 @@ class ConvEngine(wiring.Component):
         })
 
     # ---- sizes ---------------------------------------------------------------------
-    @property
-    def hw(self) -> HardwareConfig:
-        return self._hw
+    hw = param("hw")
 
     @property
     def in_lanes(self) -> int:

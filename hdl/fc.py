@@ -67,7 +67,7 @@ from convc.compiler.engine_figures import FC_LIMITS, FC_LUTS_PER_MULTIPLIER, FC_
 from convc.compiler.isa import BIAS_BITS
 from convc.compiler.numeric import DSP_P_BITS
 
-from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, stall_pipeline
+from .arith import check_param, delay, mul_add_hdl, param, requantize_var_hdl, stall_pipeline
 from .fields import GROUP_BITS, field_shape
 from .linebuffer import pixel_layout
 
@@ -138,9 +138,7 @@ class FCEngine(wiring.Component):
     def out_lanes(self) -> int:
         return self._ol
 
-    @property
-    def bits(self) -> int:
-        return self._bits
+    bits = param("bits")
 
     @property
     def psum_words(self) -> int:

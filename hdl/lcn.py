@@ -118,7 +118,7 @@ from convc.compiler.engine_figures import (LCN_LIMITS, LCN_LUTS_PER_CHANNEL, LCN
                                            lcn_max_width, lcn_widths)
 from convc.compiler.numeric import ACC_BITS
 
-from .arith import (check_param, delay, mul_add_hdl, requantize_var_hdl, saturate_hdl,
+from .arith import (check_param, delay, mul_add_hdl, param, requantize_var_hdl, saturate_hdl,
                     stall_pipeline)
 from .fields import field_shape
 from .linebuffer import WindowGenerator, pixel_layout
@@ -398,21 +398,10 @@ class LCNEngine(wiring.Component):
         })
 
     # ---- sizes ------------------------------------------------------------------
-    @property
-    def channels(self) -> int:
-        return self._channels
-
-    @property
-    def bits(self) -> int:
-        return self._bits
-
-    @property
-    def kmax(self) -> int:
-        return self._kmax
-
-    @property
-    def max_width(self) -> int:
-        return self._max_width
+    channels = param("channels")
+    bits = param("bits")
+    kmax = param("kmax")
+    max_width = param("max_width")
 
     @property
     def max_pad(self) -> int:

@@ -50,7 +50,7 @@ from convc.compiler import isa
 from convc.compiler.engine_figures import WINDOW_LIMITS
 from convc.compiler.isa import ROW_COL_BITS
 
-from .arith import check_param, delay, stall_pipeline
+from .arith import check_param, delay, param, stall_pipeline
 
 __all__ = ["WindowGenerator", "pixel_layout", "window_layout"]
 
@@ -104,21 +104,10 @@ class WindowGenerator(wiring.Component):
             "o": Out(stream.Signature(window_layout(lanes, bits, kmax))),
         })
 
-    @property
-    def lanes(self) -> int:
-        return self._lanes
-
-    @property
-    def bits(self) -> int:
-        return self._bits
-
-    @property
-    def kmax(self) -> int:
-        return self._kmax
-
-    @property
-    def max_width(self) -> int:
-        return self._max_width
+    lanes = param("lanes")
+    bits = param("bits")
+    kmax = param("kmax")
+    max_width = param("max_width")
 
     @property
     def latency(self) -> int:

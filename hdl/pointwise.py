@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from convc.compiler import isa
 from convc.compiler.engine_figures import POINTWISE_LIMITS, POINTWISE_LUTS_PER_LANE
 
-from .arith import check_param, delay, saturate_hdl, stall_pipeline
+from .arith import check_param, delay, param, saturate_hdl, stall_pipeline
 from .fields import field_shape
 from .pwl import PWLCore, check_table, lane_shape, lanes_of, table_write_signature
 
@@ -81,17 +81,9 @@ class PointwiseEngine(wiring.Component):
             "table": In(table_write_signature()),
         })
 
-    @property
-    def bits(self) -> int:
-        return self._bits
-
-    @property
-    def max_segments(self) -> int:
-        return self._max_segments
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
+    bits = param("bits")
+    max_segments = param("max_segments")
+    lanes = param("lanes")
 
     @property
     def latency(self) -> int:

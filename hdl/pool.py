@@ -58,7 +58,7 @@ from convc.compiler import isa
 from convc.compiler.engine_figures import POOL_LIMITS, POOL_LUTS_PER_LANE
 from convc.compiler.isa import ROW_COL_BITS
 
-from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, stall_pipeline
+from .arith import check_param, delay, mul_add_hdl, param, requantize_var_hdl, stall_pipeline
 from .fields import field_shape
 from .linebuffer import WindowGenerator, pixel_layout
 
@@ -142,21 +142,10 @@ class PoolEngine(wiring.Component):
             "o": Out(stream.Signature(layout)),
         })
 
-    @property
-    def lanes(self) -> int:
-        return self._lanes
-
-    @property
-    def bits(self) -> int:
-        return self._bits
-
-    @property
-    def kmax(self) -> int:
-        return self._kmax
-
-    @property
-    def max_width(self) -> int:
-        return self._max_width
+    lanes = param("lanes")
+    bits = param("bits")
+    kmax = param("kmax")
+    max_width = param("max_width")
 
     @property
     def dsp_count(self) -> int:

@@ -47,7 +47,7 @@ from amaranth.utils import ceil_log2
 from convc.compiler import isa
 from convc.compiler.numeric import PWLTable, signed_range
 
-from .arith import check_param, delay, mul_add_hdl, requantize_var_hdl, stall_pipeline
+from .arith import check_param, delay, mul_add_hdl, param, requantize_var_hdl, stall_pipeline
 
 __all__ = ["PWLCore", "PWLUnit", "table_write_signature", "TABLE_ADDR_BITS", "load_table_words",
            "check_table", "lane_shape", "lanes_of"]
@@ -157,21 +157,10 @@ class PWLCore(wiring.Component):
             "table": In(table_write_signature()),
         })
 
-    @property
-    def bits(self) -> int:
-        return self._bits
-
-    @property
-    def out_bits(self) -> int:
-        return self._out_bits
-
-    @property
-    def max_segments(self) -> int:
-        return self._max_segments
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
+    bits = param("bits")
+    out_bits = param("out_bits")
+    max_segments = param("max_segments")
+    lanes = param("lanes")
 
     @property
     def latency(self) -> int:
@@ -291,17 +280,9 @@ class PWLUnit(wiring.Component):
         """Cycles from an accepted input to its output being valid (no backpressure)."""
         return PWLCore.LATENCY
 
-    @property
-    def bits(self) -> int:
-        return self._bits
-
-    @property
-    def out_bits(self) -> int:
-        return self._out_bits
-
-    @property
-    def max_segments(self) -> int:
-        return self._max_segments
+    bits = param("bits")
+    out_bits = param("out_bits")
+    max_segments = param("max_segments")
 
     def check_table(self, table: PWLTable) -> None:
         """Raise ``ValueError`` if this unit cannot evaluate ``table`` exactly."""

@@ -34,7 +34,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import axi
-from .arith import check_param
+from .arith import check_param, param
 
 __all__ = ["HostRegisters", "CTRL", "STATUS", "SCHED_ADDR", "IMAGE_ADDR", "CYCLES_LO",
            "CYCLES_HI", "RECORDS", "VERSION", "REGISTERS", "DEFAULT_VERSION", "STATUS_BUSY", "STATUS_DONE",
@@ -83,9 +83,7 @@ class HostRegisters(wiring.Component):
             "records": In(32),
         })
 
-    @property
-    def version(self) -> int:
-        return self._version
+    version = param("version")
 
     def elaborate(self, platform):
         m = Module()
