@@ -203,7 +203,22 @@ class _BurstSplitter(wiring.Component):
         return m
 
 
-class MemReader(wiring.Component):
+class _MemPort(wiring.Component):
+    """What a read and a write port share: the checked AXI sizes (:func:`_check_common`)
+    and the properties that read them."""
+
+    def _configure(self, data_width, max_burst, max_outstanding, addr_width, id_width, axi_id):
+        max_burst = _check_common(self, data_width, max_burst, max_outstanding, addr_width, id_width, axi_id)
+        self._dw, self._mb, self._mo = data_width, max_burst, max_outstanding
+        self._aw, self._iw, self._id = addr_width, id_width, axi_id
+
+    data_width = property(lambda self: self._dw)
+    max_burst = property(lambda self: self._mb)
+    max_outstanding = property(lambda self: self._mo)
+    words_per_beat = property(lambda self: self._dw // WORD_BITS)
+
+
+class MemReader(_MemPort):
     """Command stream -> AXI4 read bursts -> stream of 16-bit words (module docstring).
 
     Parameters
@@ -244,10 +259,7 @@ class MemReader(wiring.Component):
     def __init__(self, data_width: int = 64, max_burst: int | None = None, *,
                  max_outstanding: int = DEFAULT_OUTSTANDING, addr_width: int = 32, id_width: int = 1,
                  axi_id: int = 0):
-        max_burst = _check_common(self, data_width, max_burst, max_outstanding, addr_width,
-                                  id_width, axi_id)
-        self._dw, self._mb, self._mo = data_width, max_burst, max_outstanding
-        self._aw, self._iw, self._id = addr_width, id_width, axi_id
+        self._configure(data_width, max_burst, max_outstanding, addr_width, id_width, axi_id)
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout())),
             "o": Out(stream.Signature(word_layout())),
@@ -258,11 +270,6 @@ class MemReader(wiring.Component):
             "error": Out(1),
             "clear_error": In(1),
         })
-
-    data_width = property(lambda self: self._dw)
-    max_burst = property(lambda self: self._mb)
-    max_outstanding = property(lambda self: self._mo)
-    words_per_beat = property(lambda self: self._dw // WORD_BITS)
 
     @property
     def fifo_beats(self) -> int:
@@ -364,7 +371,7 @@ class MemReader(wiring.Component):
         return m
 
 
-class MemWriter(wiring.Component):
+class MemWriter(_MemPort):
     """Command stream + stream of 16-bit words -> AXI4 write bursts (module docstring).
 
     Parameters
@@ -396,10 +403,7 @@ class MemWriter(wiring.Component):
     def __init__(self, data_width: int = 64, max_burst: int | None = None, *,
                  max_outstanding: int = DEFAULT_OUTSTANDING, addr_width: int = 32, id_width: int = 1,
                  axi_id: int = 0):
-        max_burst = _check_common(self, data_width, max_burst, max_outstanding, addr_width,
-                                  id_width, axi_id)
-        self._dw, self._mb, self._mo = data_width, max_burst, max_outstanding
-        self._aw, self._iw, self._id = addr_width, id_width, axi_id
+        self._configure(data_width, max_burst, max_outstanding, addr_width, id_width, axi_id)
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout())),
             "i": In(stream.Signature(WORD_BITS)),
@@ -408,11 +412,6 @@ class MemWriter(wiring.Component):
             "error": Out(1),
             "clear_error": In(1),
         })
-
-    data_width = property(lambda self: self._dw)
-    max_burst = property(lambda self: self._mb)
-    max_outstanding = property(lambda self: self._mo)
-    words_per_beat = property(lambda self: self._dw // WORD_BITS)
 
     @property
     def fifo_beats(self) -> int:
