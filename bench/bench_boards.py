@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from convc.boards import BOARDS
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.pipeline import CompileOptions, compile_network
 from convc.reference.archs import build_network
 
 ROOT = Path(__file__).resolve().parent.parent

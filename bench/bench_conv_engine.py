@@ -164,7 +164,7 @@ def lut_estimate(hw, label) -> dict:
 def sceneparse_hw() -> HardwareConfig:
     """The HardwareConfig the compiler chooses for sceneparse on virtex6."""
     from convc.boards import get_board
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.pipeline import CompileOptions, compile_network
     from convc.reference.archs import build_network
 
     res = compile_network(build_network("sceneparse"), get_board("virtex6"), CompileOptions(calib=1))

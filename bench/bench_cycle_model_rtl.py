@@ -33,8 +33,8 @@ def main(argv=None):
     from test_accel import LCN_NETS, SMALL_NETS          # the networks the RTL tests use
 
     from convc.boards import get_board
-    from convc.compiler.outputs import write_outputs
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.outputs import write_outputs
+    from convc.pipeline import CompileOptions, compile_network
     from convc.reference.archs import build_network
     from convc.reference.datasets import load_digits
     from convc.reference.modelfile import network_from_graph, save_model

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from convc.boards import get_board
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.pipeline import CompileOptions, compile_network
 from convc.errors import ConvcError
 from convc.reference.archs import build_network
 from convc.reference.datasets import load_digits

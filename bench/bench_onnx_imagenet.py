@@ -176,8 +176,8 @@ def import_graph(model, where: str) -> dict:
 def compile_one(net, key: str, label: str, where: str, out_root: Path, n_calib: int, search: bool) -> dict:
     """Compile ``net`` for virtex6 (no Verilog), write its folder; the figures or the refusal."""
     from convc.boards import get_board
-    from convc.compiler.outputs import write_outputs
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.outputs import write_outputs
+    from convc.pipeline import CompileOptions, compile_network
     from convc.errors import ConvcError
 
     board = get_board("virtex6")

@@ -16,8 +16,8 @@ import json
 import time
 
 from convc.boards import get_board
-from convc.compiler.pipeline import CompileOptions, compile_network
-from convc.compiler.report import report_text
+from convc.pipeline import CompileOptions, compile_network
+from convc.report import report_text
 from convc.reference.archs import build_network, multiscale
 from convc.reference.modelfile import network_from_graph
 from convc.sim.cycle import simulate

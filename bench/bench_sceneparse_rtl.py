@@ -34,8 +34,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from convc.boards import get_board
-    from convc.compiler.outputs import write_outputs
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.outputs import write_outputs
+    from convc.pipeline import CompileOptions, compile_network
     from convc.reference.archs import build_network
     from convc.reference.modelfile import save_model
     from convc.sim.verify import verify

@@ -35,8 +35,8 @@ XC6VLX240T = {"DSP48E1": 768, "RAMB36": 416, "LUT": 150_720, "FF": 301_440}
 
 def build_verilog(arch: str, work: Path) -> tuple[str, dict, float]:
     from convc.boards import get_board
-    from convc.compiler.outputs import accelerator_verilog
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.outputs import accelerator_verilog
+    from convc.pipeline import CompileOptions, compile_network
     from convc.reference.archs import build_network
 
     t0 = time.perf_counter()

@@ -62,8 +62,8 @@ def _lenet(work: Path):
 
 def _compile(net, model_path: Path, out: Path, calib=None):
     from convc.boards import get_board
-    from convc.compiler.outputs import write_outputs
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.outputs import write_outputs
+    from convc.pipeline import CompileOptions, compile_network
 
     t0 = time.perf_counter()
     result = compile_network(net, get_board("virtex6"), CompileOptions(calib=2 if calib is None else calib),

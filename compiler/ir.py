@@ -6,7 +6,7 @@ is the same). Nodes carry float parameters from the model and, after the
 quantization pass, their integer parameters and fixed-point formats.
 
 Passes (``compiler/passes/``, one per file) each take and return an
-:class:`IRGraph`; see :mod:`convc.compiler.pipeline` for their order.
+:class:`IRGraph`; see :mod:`convc.pipeline` for their order.
 """
 
 from __future__ import annotations

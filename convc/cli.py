@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from convc.boards import BOARDS, get_board
-from convc.compiler.bitstream import FOLDER, run_flow
+from convc.bitstream import FOLDER, run_flow
 from convc.compiler.manifest import model_record
-from convc.compiler.outputs import accelerator_verilog, write_outputs
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.outputs import accelerator_verilog, write_outputs
+from convc.pipeline import CompileOptions, compile_network
 from convc.compiler.program import load_program
-from convc.compiler.report import report_text, synth_report
+from convc.report import report_text, synth_report
 from convc.hdl.engines import build_engine
 from convc.hdl.synth import synthesize
 from convc.reference.archs import build_network

@@ -1,1 +1,1 @@
-"""Compiler passes, one per file; :mod:`convc.compiler.pipeline` runs them in order."""
+"""Compiler passes, one per file; :mod:`convc.pipeline` runs them in order."""

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import convc.compiler.outputs as pipeline
+import convc.outputs as pipeline
 from convc.boards import get_board
 from convc.compiler import isa
 from convc.compiler.manifest import read_manifest, sidecars, write_manifest
-from convc.compiler.outputs import write_outputs
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.outputs import write_outputs
+from convc.pipeline import CompileOptions, compile_network
 from convc.compiler.program import load_program, save_program
 from convc.errors import ConvcError
 from convc.reference.modelfile import network_from_graph

@@ -12,7 +12,7 @@ import pytest
 
 from convc.boards import BOARDS
 from convc.compiler import isa
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.pipeline import CompileOptions, compile_network
 from convc.errors import ConvcError
 from convc.reference.archs import multiscale
 from convc.reference.modelfile import network_from_graph

@@ -12,10 +12,10 @@ import pytest
 
 from convc.boards import get_board
 from convc.compiler import isa
-from convc.compiler import pipeline
+from convc import pipeline
 from convc.compiler.hwconfig import HardwareConfig, HardwareConfigError, engine_limits
 from convc.compiler.passes import size
-from convc.compiler.pipeline import CompileOptions, board_cycles, compile_network
+from convc.pipeline import CompileOptions, board_cycles, compile_network
 from convc.errors import ConvcError
 from convc.reference.modelfile import network_from_graph
 from convc.sim import golden, golden_naive

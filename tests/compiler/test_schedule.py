@@ -10,7 +10,7 @@ from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.ir import ConvNode
 from convc.compiler.passes import frontend, fuse, lower_unfused, pwl_tables, quantize, schedule, shapes
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.pipeline import CompileOptions, compile_network
 from convc.errors import ConvcError
 from convc.reference.modelfile import network_from_graph
 from convc.sim import golden

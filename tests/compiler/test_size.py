@@ -5,7 +5,7 @@ import pytest
 
 from convc.boards import get_board
 from convc.compiler.passes import size
-from convc.compiler.pipeline import CompileOptions, board_cycles, compile_network
+from convc.pipeline import CompileOptions, board_cycles, compile_network
 from convc.errors import ConvcError
 from convc.reference.archs import build_network
 from convc.reference.modelfile import network_from_graph

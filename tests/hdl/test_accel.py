@@ -113,8 +113,8 @@ def test_record_layout_is_the_isa_encoding():
 # ---- RTL against the golden model and the cycle model --------------------------------
 def _compile(tmp_path, net, lanes, calib=None):
     from convc.boards import get_board
-    from convc.compiler.outputs import write_outputs
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.outputs import write_outputs
+    from convc.pipeline import CompileOptions, compile_network
     from convc.reference.modelfile import save_model
 
     model = save_model(net, tmp_path / "model.npz")
@@ -235,7 +235,7 @@ def test_lists_longer_than_the_list_memory_rtl_equals_golden(tmp_path):
 
     from convc.boards import get_board
     from convc.compiler.passes import schedule
-    from convc.compiler.report import make_report
+    from convc.report import make_report
     from convc.reference.modelfile import network_from_graph
     from convc.sim.verify import verify
 
@@ -243,8 +243,8 @@ def test_lists_longer_than_the_list_memory_rtl_equals_golden(tmp_path):
     net.init_params(seed=5)
     calib = np.random.default_rng(2).random((8,) + net.input.shape, dtype=np.float32)
     lanes = dict(in_lanes=2, out_lanes=2, fc_in_lanes=2, fc_out_lanes=4)
-    from convc.compiler.outputs import write_outputs
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.outputs import write_outputs
+    from convc.pipeline import CompileOptions, compile_network
     from convc.reference.modelfile import save_model
 
     model = save_model(net, tmp_path / "model.npz")

@@ -169,7 +169,7 @@ def test_lenet_as_pytorch_exports_it_matches_and_compiles():
     """The graph shapes of a PyTorch LeNet export (conv, BN, relu, pools, the flatten chain,
     Constant nodes, Gemm, Dropout, LogSoftmax), without PyTorch."""
     from convc.boards import get_board
-    from convc.compiler.pipeline import CompileOptions, compile_network
+    from convc.pipeline import CompileOptions, compile_network
 
     g = Graph((1, 1, 32, 32), seed=4)
     g.add("Conv", g.weight(6, 1, 5, 5), g.weight(6), kernel_shape=[5, 5])

@@ -13,7 +13,7 @@ from convc.cli import main
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.numeric import QFormat
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.pipeline import CompileOptions, compile_network
 from convc.compiler.program import Program, Region, save_program
 from convc.errors import ConvcError
 from convc.hdl.conv import ConvEngine

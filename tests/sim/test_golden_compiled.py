@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from convc.boards import get_board
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.pipeline import CompileOptions, compile_network
 from convc.sim import golden, golden_naive
 
 V6 = get_board("virtex6")

@@ -20,7 +20,7 @@ from verify_helpers import make_compiled  # noqa: E402
 
 from convc.boards import get_board  # noqa: E402
 from convc.cli import main  # noqa: E402
-from convc.compiler.pipeline import CompileOptions, compile_network  # noqa: E402
+from convc.pipeline import CompileOptions, compile_network  # noqa: E402
 from convc.compiler.program import load_program, save_program  # noqa: E402
 from convc.reference.imagefiles import read_png  # noqa: E402
 from convc.reference.modelfile import load_model, network_from_graph, save_model  # noqa: E402

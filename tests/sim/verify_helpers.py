@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from convc.boards import get_board
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.pipeline import CompileOptions, compile_network
 from convc.compiler.program import save_program
 from convc.hdl import axi
 from convc.hdl.regs import HostRegisters

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convc.compiler.ir import IRGraph
+from convc.compiler.passes import fold_concat, frontend, fuse, lower_unfused, pwl_tables, quantize, schedule, shapes, size
+from convc.compiler.program import MAX_FRAC, Program
 from convc.errors import ConvcError
 from convc.inputs import model_inputs
 from convc.sim.cycle import run_cycles
 from convc.sim.memtiming import MemoryTiming
 
-from .ir import IRGraph
-from .passes import fold_concat, frontend, fuse, lower_unfused, pwl_tables, quantize, schedule, shapes, size
-from .program import MAX_FRAC, Program
 from .report import make_report
 
 __all__ = ["CompileOptions", "CompileResult", "compile_network", "calibration_inputs", "board_cycles"]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from convc.cli import main
-from convc.compiler import bitstream, isa
+from convc import bitstream
+from convc.compiler import isa
 from convc.compiler.isa import encode_program
 from convc.compiler.program import load_program
 from convc.hdl import ecp5

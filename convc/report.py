@@ -4,18 +4,18 @@
 model's figures (:mod:`convc.sim.cycle` with the board's memory); :func:`report_text`
 prints it; :func:`synth_report` is the ``synth`` entry (Yosys counts of the whole
 accelerator against the device), printed by ``report_text`` beside the ``bitstream``
-entry (:func:`convc.compiler.bitstream.bitstream_text`).
+entry (:func:`convc.bitstream.bitstream_text`).
 """
 
 from __future__ import annotations
 
+from convc.compiler.ir import ConcatNode, ConvNode, IRGraph, LCNNode
+from convc.compiler.isa import OP_CONV, OP_FC
+from convc.compiler.program import Program
 from convc.sim.cycle import simulate
 from convc.sim.memtiming import MemoryTiming
 
 from .bitstream import bitstream_text
-from .ir import ConcatNode, ConvNode, IRGraph, LCNNode
-from .isa import OP_CONV, OP_FC
-from .program import Program
 
 __all__ = ["make_report", "report_text", "synth_report"]
 

@@ -8,7 +8,7 @@ import pytest
 from convc.boards import get_board
 from convc.cli import main
 from convc.compiler import isa
-from convc.compiler.pipeline import CompileOptions, compile_network
+from convc.pipeline import CompileOptions, compile_network
 from convc.compiler.program import load_program
 from convc.errors import ConvcError
 from convc.reference.archs import build_network

@@ -27,14 +27,14 @@ except ImportError:         # not on POSIX: compiles into one parent folder do n
     fcntl = None
 
 from convc.boards import get_board
+from convc.compiler.isa import listing
+from convc.compiler.manifest import MANIFEST_NAME, is_manifest, listed_files, model_record, sidecars, write_manifest
+from convc.compiler.program import MAX_JSON_BYTES, PROGRAM_FILES, load_program, save_program
 from convc.errors import ConvcError
 from convc.hdl import project
 from convc.hdl.project import ACCEL_NAME, PROJECTS
 
-from .isa import listing
-from .manifest import MANIFEST_NAME, is_manifest, listed_files, model_record, sidecars, write_manifest
 from .pipeline import CompileResult
-from .program import MAX_JSON_BYTES, PROGRAM_FILES, load_program, save_program
 from .report import report_text
 
 __all__ = ["write_outputs", "accelerator_verilog", "HDL_FOLDER", "ISE_FOLDER", "VIVADO_FOLDER", "PROJECT_FOLDERS",
