@@ -220,3 +220,12 @@ class IRGraph:
     notes: list[str] = field(default_factory=list)
     # reference layer index whose output each node's output equals (for comparisons)
     ref_index: dict[str, int] = field(default_factory=dict)
+
+    def readers(self) -> dict[str | None, int]:
+        """How many nodes read each node's output (key None: the network input); a
+        concatenation reads each of its parts."""
+        count: dict[str | None, int] = {}
+        for node in self.nodes:
+            for src in (node.parts if isinstance(node, ConcatNode) else [node.input]):
+                count[src] = count.get(src, 0) + 1
+        return count

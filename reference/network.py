@@ -327,48 +327,34 @@ class Network:
         return [tuple(v) for v in groups.values()]
 
     # -- computation --------------------------------------------------------------
-    def _run(self, h: np.ndarray) -> list[np.ndarray]:
+    def _run(self, h: np.ndarray, keep: bool) -> list[np.ndarray]:
+        """Every layer's output in order (index 0: ``h``, ``k + 1``: layer ``k``); unless
+        ``keep``, an output no later layer reads is dropped (None) once read."""
         outs = [h]
-        last_use = self._last_use()
+        last_use = [-1] * (len(self.layers) + 1)
+        for i, src in enumerate(self._sources):
+            for k in src:
+                last_use[k] = i
         for i, layer in enumerate(self.layers):
             ins = [outs[k] for k in self._sources[i]]
             outs.append(layer.forward_multi(ins) if layer.multi_input else layer.forward(ins[0]))
-            for k in self._sources[i]:
-                if last_use[k] == i and k != 0:
-                    outs[k] = None          # no later layer reads it: free it
+            if not keep:
+                for k in self._sources[i]:
+                    if last_use[k] == i:
+                        outs[k] = None
         return outs
-
-    def _last_use(self) -> list[int]:
-        last = [-1] * (len(self.layers) + 1)
-        for i, src in enumerate(self._sources):
-            for k in src:
-                last[k] = i
-        return last
 
     def forward(self, x: np.ndarray, normalize: bool = True) -> np.ndarray:
         """Run a batch ``(N, C, H, W)`` of raw inputs through every layer; the last layer's output."""
-        h = self.input.normalize(x) if normalize else x
-        if self.is_chain:
-            for layer in self.layers:
-                h = layer.forward(h)
-            return h
-        return self._run(h)[-1]
+        return self._run(self.input.normalize(x) if normalize else x, keep=False)[-1]
 
     def forward_all(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output for a batch (index 0 is the normalized input, ``k + 1`` layer ``k``)."""
-        outs = [self.input.normalize(x)]
-        for i, layer in enumerate(self.layers):
-            ins = [outs[k] for k in self._sources[i]]
-            outs.append(layer.forward_multi(ins) if layer.multi_input else layer.forward(ins[0]))
-        return outs
+        return self._run(self.input.normalize(x), keep=True)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Gradient of the input for ``dy`` of the output (the last :meth:`forward`); sets every
         layer's ``grads``. A layer output read by several layers gets the sum of their gradients."""
-        if self.is_chain:
-            for layer in reversed(self.layers):
-                dy = layer.backward(dy)
-            return dy
         grads: list = [None] * (len(self.layers) + 1)
         grads[-1] = dy
         for i in range(len(self.layers) - 1, -1, -1):

@@ -39,17 +39,9 @@ import numpy as np
 from ..ir import ConcatNode, ConvNode, IRGraph, UpsampleNode
 
 
-def _readers(graph: IRGraph) -> dict[str | None, int]:
-    count: dict[str | None, int] = {}
-    for node in graph.nodes:
-        for src in (node.parts if isinstance(node, ConcatNode) else [node.input]):
-            count[src] = count.get(src, 0) + 1
-    return count
-
-
 def run(graph: IRGraph) -> IRGraph:
     by_name = {n.name: n for n in graph.nodes}
-    readers = _readers(graph)
+    readers = graph.readers()
     for cls in list(graph.nodes):
         cat = by_name.get(cls.input) if isinstance(cls, ConvNode) else None
         if not isinstance(cat, ConcatNode) or readers.get(cat.name) != 1:
@@ -67,7 +59,7 @@ def run(graph: IRGraph) -> IRGraph:
         else:
             _fold(graph, cls, cat, sources)
             by_name = {n.name: n for n in graph.nodes}
-            readers = _readers(graph)
+            readers = graph.readers()
     return graph
 
 

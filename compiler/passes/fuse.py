@@ -21,10 +21,7 @@ MONOTONE = ("relu", "tanh")
 
 
 def run(graph: IRGraph) -> IRGraph:
-    readers: dict[str | None, int] = {}
-    for node in graph.nodes:
-        for src in _reads(node):
-            readers[src] = readers.get(src, 0) + 1
+    readers = graph.readers()
     by_name = {}
     renamed: dict[str, str] = {}            # a fused node's name -> the convolution that took it in
     out = []
@@ -56,6 +53,3 @@ def run(graph: IRGraph) -> IRGraph:
     graph.nodes = out
     return graph
 
-
-def _reads(node) -> list[str | None]:
-    return list(node.parts) if isinstance(node, ConcatNode) else [node.input]

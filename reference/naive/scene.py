@@ -137,13 +137,11 @@ def pixel_logsoftmax_forward(x):
     """At every ``(n, i, j)``: ``y[k] = x[k] - log(sum_l exp(x[l]))`` over the maps (max-shifted)."""
     n_, k_, h_, w_ = x.shape
     y = np.zeros_like(x)
-    for n in range(n_):
-        for i in range(h_):
-            for j in range(w_):
-                mx = max(x[n, k, i, j] for k in range(k_))
-                lse = mx + math.log(sum(math.exp(x[n, k, i, j] - mx) for k in range(k_)))
-                for k in range(k_):
-                    y[n, k, i, j] = x[n, k, i, j] - lse
+    for n, i, j in np.ndindex(n_, h_, w_):
+        mx = max(x[n, k, i, j] for k in range(k_))
+        lse = mx + math.log(sum(math.exp(x[n, k, i, j] - mx) for k in range(k_)))
+        for k in range(k_):
+            y[n, k, i, j] = x[n, k, i, j] - lse
     return y
 
 
@@ -152,12 +150,10 @@ def pixel_logsoftmax_backward(x, dy):
     y = pixel_logsoftmax_forward(x)
     n_, k_, h_, w_ = x.shape
     dx = np.zeros_like(x)
-    for n in range(n_):
-        for i in range(h_):
-            for j in range(w_):
-                total = sum(dy[n, k, i, j] for k in range(k_))
-                for k in range(k_):
-                    dx[n, k, i, j] = dy[n, k, i, j] - math.exp(y[n, k, i, j]) * total
+    for n, i, j in np.ndindex(n_, h_, w_):
+        total = sum(dy[n, k, i, j] for k in range(k_))
+        for k in range(k_):
+            dx[n, k, i, j] = dy[n, k, i, j] - math.exp(y[n, k, i, j]) * total
     return dx
 
 
