@@ -58,60 +58,20 @@ from pathlib import Path
 
 import numpy as np
 
-from convc.reference.onnx_import import with_input_side
+from convc.boards import get_board
+from convc.errors import ConvcError
+from convc.outputs import write_outputs
+from convc.pipeline import CompileOptions, compile_network
+from convc.reference.network import Network
+from convc.reference.onnx_import import import_onnx, random_constants, with_input_side
 
 #: Published FPGA figures for the same architectures (VGG-16 where no VGG-19 figure is
 #: published: marked so). ``gops`` are the paper's own operations a second (2 a MAC);
 #: ``ms`` as published, or derived from the paper's own figures where said so.
-#: ``checked`` says where the figure was confirmed for this script.
-PUBLISHED = {
-    "alexnet": [
-        {"cite": "C. Zhang, P. Li, G. Sun, Y. Guan, B. Xiao, J. Cong, \"Optimizing FPGA-based "
-                 "Accelerator Design for Deep Convolutional Neural Networks\", FPGA 2015 (ACM/SIGDA), "
-                 "pp. 161-170",
-         "short": "Zhang et al., FPGA 2015",
-         "network": "AlexNet", "scope": "conv layers only (the 5 convolutions; no FC)",
-         "device": "Xilinx Virtex-7 VX485T (VC707), 100 MHz, 2240 DSP48E1, 32-bit float",
-         "gops": 61.62, "ms": 21.61,
-         "note": "61.62 GFLOPS; 21.61 ms for the five conv layers (= 1.33 GFLOP / 61.62 GFLOPS)",
-         "checked": "abstract (61.62 GFLOPS at 100 MHz, VC707) and paper notes (VX485T, 32-bit float, "
-                    "2240 DSP) found by search; 21.61 ms consistent with 1.33 GFLOP at 61.62 GFLOPS"},
-    ],
-    "zfnet512": [],
-    "vgg19": [
-        {"cite": "J. Qiu, J. Wang, S. Yao, K. Guo, B. Li, E. Zhou, J. Yu, T. Tang, N. Xu, S. Song, "
-                 "Y. Wang, H. Yang, \"Going Deeper with Embedded FPGA Platform for Convolutional Neural "
-                 "Network\", FPGA 2016 (ACM/SIGDA), pp. 26-35",
-         "short": "Qiu et al., FPGA 2016",
-         "network": "VGG16-SVD (VGG-16 with FC6 factored by SVD; NOT VGG-19)",
-         "scope": "whole network (conv + FC); conv layers alone 187.8 GOP/s",
-         "device": "Xilinx Zynq XC7Z045 (ZC706), 150 MHz, 780 DSP48E1, 16-bit fixed point",
-         "gops": 137.0, "ms": 224.6,
-         "note": "4.45 frames/s = 224.6 ms a frame; 137.0 GOP/s overall",
-         "checked": "third-party reading notes of the paper found by search (4.45 fps, 137.0 GOP/s overall, "
-                    "187.8 GOP/s conv, ZC706 at 150 MHz, 16-bit, 780 DSP, 224.60 ms)"},
-        {"cite": "N. Suda, V. Chandra, G. Dasika, A. Mohanty, Y. Ma, S. Vrudhula, J. Seo, Y. Cao, "
-                 "\"Throughput-Optimized OpenCL-based FPGA Accelerator for Large-Scale Convolutional "
-                 "Neural Networks\", FPGA 2016 (ACM/SIGDA), pp. 16-25",
-         "short": "Suda et al., FPGA 2016",
-         "network": "VGG-16 (NOT VGG-19)",
-         "scope": "whole network 117.8 GOP/s; conv layers alone 136.5 GOP/s (peak)",
-         "device": "Altera Stratix-V GSD8 (P395-D8 board), OpenCL",
-         "gops": 117.8, "ms": None,
-         "note": "117.8 GOP/s for the entire VGG network (about 263 ms a frame at 30.9 GOP, derived here, "
-                 "not quoted)",
-         "checked": "abstract found by search (136.5 GOPS convolution, 117.8 GOPS entire VGG, P395-D8)"},
-        {"cite": "Y. Ma, Y. Cao, S. Vrudhula, J. Seo, \"Optimizing Loop Operation and Dataflow in FPGA "
-                 "Acceleration of Deep Convolutional Neural Networks\", FPGA 2017 (ACM/SIGDA), pp. 45-54",
-         "short": "Ma et al., FPGA 2017",
-         "network": "VGG-16 (NOT VGG-19)", "scope": "whole network (end to end)",
-         "device": "Intel Arria 10 GX 1150, 16-bit fixed point",
-         "gops": 645.25, "ms": 47.97,
-         "note": "645.25 GOP/s, 47.97 ms a frame",
-         "checked": "NOT confirmed by search in this session (recalled from the abstract); the citation "
-                    "itself was found (FPGA 2017, pp. 45-54)"},
-    ],
-}
+#: ``checked`` says where the figure was confirmed for this script. Per architecture a list
+#: of papers, each with its citation (``cite``, ``short``), ``network``, ``scope``, ``device``,
+#: ``gops``, ``ms`` (null where not quoted), ``note`` and ``checked``: bench/published_imagenet.json.
+PUBLISHED = json.loads(Path(__file__).with_name("published_imagenet.json").read_text())
 
 #: Lanes forced per architecture (in, out), FC engine 8 x 16, as bench/bench_golden.py's
 #: LARGE_LANES: VGG-19 3x3 kernels, 4 x 16 units of 9 DSP48E1; AlexNet's 11x11 kernels need
@@ -133,22 +93,18 @@ def log(msg: str) -> None:
 
 
 def light_dir() -> Path:
-    import onnx
+    import onnx  # optional tool: convc.optional
 
     return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
 
 def randomized(model, seed: int = 0):
     """``model`` with random weights (:func:`convc.reference.onnx_import.random_constants`)."""
-    from convc.reference.onnx_import import random_constants
-
     return random_constants(model, seed)
 
 
 def without_lrn(net):
     """The network with its ``lrn`` layers removed: a modified network, not the graph."""
-    from convc.reference.network import Network
-
     kept = [(layer, name) for layer, name in zip(net.layers, net.names) if layer.type != "lrn"]
     dropped = [name for layer, name in zip(net.layers, net.names) if layer.type == "lrn"]
     meta = dict(net.meta, modified=f"LRN layers removed: {', '.join(dropped)}")
@@ -158,9 +114,6 @@ def without_lrn(net):
 
 
 def import_graph(model, where: str) -> dict:
-    from convc.errors import ConvcError
-    from convc.reference.onnx_import import import_onnx
-
     t0 = time.perf_counter()
     try:
         net = import_onnx(model)
@@ -175,11 +128,6 @@ def import_graph(model, where: str) -> dict:
 
 def compile_one(net, key: str, label: str, where: str, out_root: Path, n_calib: int, search: bool) -> dict:
     """Compile ``net`` for virtex6 (no Verilog), write its folder; the figures or the refusal."""
-    from convc.boards import get_board
-    from convc.outputs import write_outputs
-    from convc.pipeline import CompileOptions, compile_network
-    from convc.errors import ConvcError
-
     board = get_board("virtex6")
     macs = sum(i.macs for i in net.info())
     row = {"net": key, "variant": label, "where": where, "macs": macs}
@@ -236,10 +184,7 @@ def compile_one(net, key: str, label: str, where: str, out_root: Path, n_calib: 
 
 def check_ort(model, where: str) -> dict:
     """convc's float reference of ``randomized(model)`` against onnxruntime, one random input."""
-    import onnxruntime as ort
-
-    from convc.errors import ConvcError
-    from convc.reference.onnx_import import import_onnx
+    import onnxruntime as ort  # optional tool: convc.optional
 
     t0 = time.perf_counter()
     rand = randomized(model)
@@ -267,7 +212,7 @@ def check_ort(model, where: str) -> dict:
 
 
 def run_net(key: str, out_root: Path, args) -> dict:
-    import onnx
+    import onnx  # optional tool: convc.optional
 
     spec = NETS[key]
     path = light_dir() / spec["file"]
@@ -302,8 +247,6 @@ def run_net(key: str, out_root: Path, args) -> dict:
         return out
     label, net, where, m = compiled_from
     if args.weights == "random":       # the same graph, its ConstantOfShape weights made random
-        from convc.reference.onnx_import import import_onnx
-
         net = import_onnx(randomized(m))
         label, where = f"{label}, random weights", f"{where} with random weights"
     out["compiles"].append(compile_one(net, key, label, where, out_root, args.calib, args.search))
@@ -390,7 +333,7 @@ def main(argv=None) -> int:
     if args.calib < 1:
         ap.error("--calib must be >= 1")
     try:
-        import onnx  # noqa: F401
+        import onnx  # noqa: F401  (optional tool: convc.optional)
         if args.check:
             import onnxruntime  # noqa: F401
     except ImportError as exc:

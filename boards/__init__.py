@@ -3,13 +3,10 @@
 from convc.errors import ConvcError
 
 from .board import Board
-from .ecp5 import ULX3S
-from .virtex6 import VIRTEX6
-from .xc7 import ARTY_A7, KC705
+from .catalog import BOARDS
 
 __all__ = ["Board", "BOARDS", "get_board"]
 
-BOARDS: dict[str, Board] = {b.name: b for b in (VIRTEX6, KC705, ARTY_A7, ULX3S)}
 # the boards' other common names
 ALIASES = {"ml605": "virtex6", "xc6vlx240t": "virtex6", "xc7k325t": "kc705", "arty": "arty-a7",
            "arty-a7-100t": "arty-a7", "xc7a100t": "arty-a7", "ulx3s-85f": "ulx3s", "ecp5": "ulx3s",

@@ -90,6 +90,11 @@ class Board:
         return self.lut_inputs != 6 or hw.luts <= self.luts
 
     @property
+    def part(self) -> tuple[str, str, str]:
+        """``(device, package, speed)``: the part, as Amaranth's vendor platforms name it."""
+        return self.device, self.package, self.speed
+
+    @property
     def mem_bytes_per_cycle(self) -> float:
         """Sustained bytes per accelerator clock cycle."""
         return self.mem_peak_gbs * 1e9 * self.mem_efficiency / (self.clock_mhz * 1e6)

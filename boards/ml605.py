@@ -1,4 +1,5 @@
-"""The ML605 as an Amaranth platform (ISE flow; Amaranth takes Virtex-6 only with ISE).
+"""The ML605 as an Amaranth platform (ISE flow; Amaranth takes Virtex-6 only with ISE, and
+picks it by default for the part).
 
 Pins from the ML605 user guide (UG534) and its reference UCF: the 200 MHz
 LVDS system clock on J9/H9, the CPU_RESET push button (SW10, active high)
@@ -8,28 +9,19 @@ the Verilog, UCF, XST script and build scripts without ISE installed.
 
 from __future__ import annotations
 
-from amaranth.build import Attrs, Clock, DiffPairs, Pins, Resource
 from amaranth.vendor import XilinxPlatform
 
-from .virtex6 import VIRTEX6
+from .catalog import BOARDS
+from .xilinx_io import system_resources
 
 __all__ = ["ML605Platform"]
 
+ML605_LEDS = tuple((pin, "LVCMOS25") for pin in "AC22 AC24 AE22 AE23 AB23 AG23 AE24 AD24".split())
+
 
 class ML605Platform(XilinxPlatform):
-    device = VIRTEX6.device
-    package = VIRTEX6.package
-    speed = VIRTEX6.speed
+    device, package, speed = BOARDS["virtex6"].part
     default_clk = "clk200"
     default_rst = "rst"
-    resources = [
-        Resource("clk200", 0, DiffPairs("J9", "H9", dir="i"), Clock(200e6), Attrs(IOSTANDARD="LVDS_25")),
-        Resource("rst", 0, Pins("H10", dir="i"), Attrs(IOSTANDARD="LVCMOS15")),
-        *[Resource("led", i, Pins(pin, dir="o"), Attrs(IOSTANDARD="LVCMOS25"))
-          for i, pin in enumerate("AC22 AC24 AE22 AE23 AB23 AG23 AE24 AD24".split())],
-    ]
+    resources = system_resources(("J9", "H9"), "LVDS_25", "H10", ML605_LEDS)
     connectors = []
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("toolchain", "ISE")
-        super().__init__(**kwargs)

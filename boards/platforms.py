@@ -13,13 +13,12 @@
   clock on E3, ck_rst on C2, active low) with the part of the board definition:
   XC7A100T-1CSG324C (amaranth-boards names the industrial low-power ``xc7a100ti ... -1L``).
 
-All use Vivado for the 7-series boards; ``platform.build(..., do_build=False)`` writes
-the project without the vendor tool.
+The 7-series boards use Vivado (Amaranth's default for the part);
+``platform.build(..., do_build=False)`` writes the project without the vendor tool.
 """
 
 from __future__ import annotations
 
-from amaranth.build import Attrs, Clock, DiffPairs, Pins, Resource
 # amaranth_boards at the top: this module is the one that needs it, and is itself imported only
 # where a platform is built (optional tool: convc.optional)
 from amaranth_boards.arty_a7 import ArtyA7_100Platform
@@ -28,8 +27,9 @@ from amaranth_boards.kc705 import KC705Platform as _KC705Base
 from convc.errors import ConvcError
 
 from . import ALIASES
+from .catalog import BOARDS
 from .ml605 import ML605Platform
-from .xc7 import ARTY_A7, KC705
+from .xilinx_io import system_resources
 
 __all__ = ["KC705Platform", "ArtyA7Platform", "ML605Platform", "PLATFORMS", "platform_class", "platform_for"]
 
@@ -40,21 +40,11 @@ KC705_LEDS = (("AB8", "LVCMOS15"), ("AA8", "LVCMOS15"), ("AC9", "LVCMOS15"), ("A
 class KC705Platform(_KC705Base):
     """The KC705 on its 200 MHz system clock, with CPU_RESET (see the module docstring)."""
 
-    device = KC705.device
-    package = KC705.package
-    speed = KC705.speed
+    device, package, speed = BOARDS["kc705"].part
     default_clk = "clk200"
     default_rst = "rst"
-    resources = [
-        Resource("clk200", 0, DiffPairs("AD12", "AD11", dir="i"), Clock(200e6), Attrs(IOSTANDARD="LVDS")),
-        Resource("rst", 0, Pins("AB7", dir="i"), Attrs(IOSTANDARD="LVCMOS15")),
-        *[Resource("led", i, Pins(pin, dir="o"), Attrs(IOSTANDARD=std)) for i, (pin, std) in enumerate(KC705_LEDS)],
-        *[r for r in _KC705Base.resources if r.name not in ("led", "clk200", "rst")],
-    ]
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("toolchain", "Vivado")
-        super().__init__(**kwargs)
+    resources = [*system_resources(("AD12", "AD11"), "LVDS", "AB7", KC705_LEDS),
+                 *[r for r in _KC705Base.resources if r.name not in ("led", "clk200", "rst")]]
 
     def toolchain_prepare(self, fragment, name, **kwargs):
         # configuration bank 0 at 2.5 V (UG810); without these Vivado's DRC warns (CFGBVS-1)
@@ -67,13 +57,7 @@ class KC705Platform(_KC705Base):
 class ArtyA7Platform(ArtyA7_100Platform):
     """The Arty A7-100T with the board definition's part (XC7A100T-1CSG324C)."""
 
-    device = ARTY_A7.device
-    package = ARTY_A7.package
-    speed = ARTY_A7.speed
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("toolchain", "Vivado")
-        super().__init__(**kwargs)
+    device, package, speed = BOARDS["arty-a7"].part
 
 
 PLATFORMS = {"virtex6": ML605Platform, "kc705": KC705Platform, "arty-a7": ArtyA7Platform}

@@ -267,21 +267,15 @@ class HardwareConfig:
     def has_fc(self) -> bool:
         return self.fc_in_lanes > 0 and self.fc_out_lanes > 0
 
-    @property
-    def dsp_ctrl(self) -> int:
-        """The sequencer's and the map feeders' address multipliers
-        (:func:`~convc.compiler.engine_figures.control_multipliers`)."""
-        return fig.control_multipliers(self)
+    # figures the engines' own figures compute from the configuration
+    dsp_ctrl = property(fig.control_multipliers, doc="The sequencer's and the map feeders' address multipliers "
+                                                     "(:func:`~convc.compiler.engine_figures.control_multipliers`).")
+    luts = property(fig.logic_luts, doc="6-input LUTs, an estimate from the engines' own figures "
+                                        "(:func:`~convc.compiler.engine_figures.logic_luts`).")
 
     @property
     def dsp(self) -> int:
         return self.dsp_conv + self.dsp_post + self.dsp_lcn + self.dsp_fc + self.dsp_ctrl
-
-    @property
-    def luts(self) -> int:
-        """6-input LUTs, an estimate from the engines' own figures
-        (:func:`~convc.compiler.engine_figures.logic_luts`)."""
-        return fig.logic_luts(self)
 
     @property
     def bram18(self) -> int:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .numeric import PWLTable, QFormat
+from .numeric import QFormat
+from .pwl_table import PWLTable
 
 __all__ = ["Act", "Pool", "Node", "ConvNode", "ActNode", "PoolNode", "LCNNode", "UpsampleNode", "ConcatNode",
            "IRGraph",

@@ -15,9 +15,9 @@ map ``c`` of an ``H x W`` layer at ``addr + c*H*W``, pixel ``(y, x)`` at
 ``+ y*W + x``. A vector of ``F`` features is ``F`` maps of ``1 x 1``, so a
 flattened ``(C, H, W)`` tensor needs no copy.
 
-Ops and their meaning (pseudo-code; ``requantize``, ``round_shift``,
-``saturate`` and ``pwl_eval`` are those of :mod:`convc.compiler.numeric`,
-``sat`` counts every clamp)
+Ops and their meaning (pseudo-code; ``requantize``, ``round_shift`` and
+``saturate`` are those of :mod:`convc.compiler.numeric`, ``pwl_eval`` that of
+:mod:`convc.compiler.pwl_table`, ``sat`` counts every clamp)
 --------------------------------------------------------------------------
 
 ``OP_CONV``: convolution + bias + requantize + activation + pooling, for
@@ -131,7 +131,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .numeric import PWLTable, QFormat, signed_range
+from .numeric import QFormat, signed_range
+from .pwl_table import PWLTable
 
 __all__ = ["OP_NOP", "OP_CONV", "OP_LCN", "OP_FC", "OP_END", "OP_NAMES", "ACT_NONE", "ACT_RELU", "ACT_ABS",
            "ACT_PWL", "ACT_NAMES", "POOL_NONE", "POOL_MAX", "POOL_AVG", "POOL_NAMES", "Field", "FIELDS",
@@ -585,7 +586,7 @@ def table_words(table: PWLTable) -> np.ndarray:
 
 def read_table(mem: np.ndarray, addr: int) -> PWLTable:
     """Rebuild a table from memory words: a :class:`PWLTable` whose
-    :func:`~convc.compiler.numeric.pwl_eval` gives the same integers as the
+    :func:`~convc.compiler.pwl_table.pwl_eval` gives the same integers as the
     original (formats are reduced to what the integers need: input fraction
     0, slope fraction 0, output fraction ``-acc_shift``)."""
     words = mem[addr:addr + TABLE_WORDS]

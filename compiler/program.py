@@ -38,9 +38,18 @@ from .isa import Instr, decode_program, encode_program
 from .manifest import check_files, read_manifest, sidecars, write_manifest
 from .numeric import ACC_BITS, QFormat
 
-__all__ = ["Region", "Program", "save_program", "load_program", "PROGRAM_FILES"]
+__all__ = ["Region", "Program", "save_program", "load_program", "schedule_addr", "PROGRAM_FILES"]
 
 PROGRAM_VERSION = 1
+
+SCHEDULE_ALIGN = isa.RECORD_WORDS   # words: the schedule starts on a record boundary
+
+
+def schedule_addr(memory_words: int) -> int:
+    """Where the host puts the schedule (the accelerator's ``SCHED_ADDR`` register): the
+    first record boundary after the program's ``memory_words`` (image, activations and
+    scratch)."""
+    return -(-int(memory_words) // SCHEDULE_ALIGN) * SCHEDULE_ALIGN
 
 #: the files that make a program, in every compiled folder (what :func:`load_program` reads)
 PROGRAM_FILES = ("program.json", "schedule.bin", "weights.bin", "hwconfig.json")

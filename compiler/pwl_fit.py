@@ -1,11 +1,11 @@
-r"""The minimax piecewise-linear fitter: builds the :class:`~convc.compiler.numeric.PWLTable`
+r"""The minimax piecewise-linear fitter: builds the :class:`~convc.compiler.pwl_table.PWLTable`
 of a real function (tanh, square root, reciprocal, ``1/sqrt``) for given input
 and output formats.
 
-The tables it returns follow the numeric spec (:mod:`convc.compiler.numeric`):
-the evaluation rule of :class:`PWLTable` / :func:`pwl_eval`, the 18-bit slope
-(DSP B port), the 25-bit input (A port) and the 48-bit accumulator.  This
-module only *chooses* slopes, offsets and breakpoints; it defines no
+The tables it returns follow the numeric spec (:mod:`convc.compiler.numeric`,
+:mod:`convc.compiler.pwl_table`): the evaluation rule of :class:`PWLTable` /
+:func:`pwl_eval`, the 18-bit slope (DSP B port), the 25-bit input (A port) and
+the 48-bit accumulator.  This module only *chooses* slopes, offsets and breakpoints; it defines no
 arithmetic rule.  The error it reports is measured with :func:`pwl_eval` on
 every input code of the fitted interval.
 
@@ -21,135 +21,11 @@ from typing import Callable
 
 import numpy as np
 
-from .numeric import (
-    ACC_BITS,
-    DSP_A_BITS,
-    DSP_B_BITS,
-    PWLTable,
-    QFormat,
-    a_port_bits,
-    pwl_eval,
-    requantize,
-    signed_range,
-)
+from .minimax_line import minimax_line, stab_line
+from .numeric import ACC_BITS, DSP_A_BITS, DSP_B_BITS, QFormat, requantize
+from .pwl_table import ACC_MAX, ACC_MIN, SLOPE_MAX, SLOPE_MIN, PWLTable, a_port_bits, pwl_eval
 
 __all__ = ["fit_pwl", "make_tanh", "make_inv_sqrt"]
-
-_SLOPE_MIN, _SLOPE_MAX = signed_range(DSP_B_BITS)
-_ACC_MIN, _ACC_MAX = signed_range(ACC_BITS)
-
-
-def _minimax_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Discrete Chebyshev (minimax) line ``y ~ a*x + b`` over sorted points.
-
-    Stiefel's single-point exchange on a 3-point reference (de la Vallée
-    Poussin: the levelled error ``|h|`` of any alternating reference is a lower
-    bound of the minimax error, and the exchange increases it until the max
-    residual equals it).  Returns ``(a, b, err)`` where ``err`` is the *actual*
-    max residual of the returned line (honest even if the iteration cap hits).
-    """
-    n = x.shape[0]
-    if n == 1:
-        return 0.0, float(y[0]), 0.0
-    if n == 2:
-        a = float((y[1] - y[0]) / (x[1] - x[0]))
-        b = float(y[0] - a * x[0])
-        return a, b, float(np.max(np.abs(y - (a * x + b))))
-    tol = 1e-13 * (1.0 + float(np.max(np.abs(y))))
-
-    def solve(i0, i1, i2):
-        a = float((y[i2] - y[i0]) / (x[i2] - x[i0]))
-        c0 = float(y[i0] - a * x[i0])
-        c1 = float(y[i1] - a * x[i1])
-        b = 0.5 * (c0 + c1)
-        return a, b, 0.5 * (c0 - c1), y - a * x - b
-
-    return _exchange_loop(n, solve, tol)
-
-
-def _exchange_loop(n: int, solve, tol: float, decided=None) -> tuple[float, float, float]:
-    """Stiefel's single-point exchange, shared by :func:`_minimax_line` and :func:`_stab_line`.
-
-    ``solve(i0, i1, i2) -> (a, b, h, res)`` levels the line on the alternating reference
-    (``h``: the levelled error, a lower bound of the optimum) and gives the residuals
-    ``res`` of every point. The worst point joins the reference (:func:`_exchange`) until
-    it is no worse than ``|h|`` (converged), ``decided(worst, h)`` says so, or it is
-    already in the reference (rounding noise). Returns ``(a, b, worst)``: the actual
-    worst residual of the returned line."""
-    i0, i1, i2 = 0, n // 2, n - 1
-    a = b = worst = 0.0
-    for _ in range(100):
-        a, b, h, res = solve(i0, i1, i2)
-        k = int(np.argmax(np.abs(res)))
-        worst = float(abs(res[k]))
-        if worst <= abs(h) * (1.0 + 1e-9) + tol:
-            break
-        if decided is not None and decided(worst, h):
-            break
-        if k in (i0, i1, i2):  # numerical stall (rounding noise)
-            break
-        i0, i1, i2 = _exchange(i0, i1, i2, k, (res[k] > 0) == (h >= 0))
-    return a, b, worst
-
-
-def _exchange(i0: int, i1: int, i2: int, k: int, same_as_i0: bool):
-    """Single-point exchange of an alternating 3-point reference.
-
-    ``same_as_i0``: the new point ``k`` violates on the same side as ``i0``
-    (and ``i2``); the new reference keeps alternation."""
-    if k < i0:
-        return (k, i1, i2) if same_as_i0 else (k, i0, i1)
-    if k < i1:
-        return (k, i1, i2) if same_as_i0 else (i0, k, i2)
-    if k < i2:
-        return (i0, i1, k) if same_as_i0 else (i0, k, i2)
-    return (i0, i1, k) if same_as_i0 else (i1, i2, k)
-
-
-def _stab_line(
-    x: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    slack: float = 0.0,
-    decide: bool = False,
-) -> tuple[float, float, float, bool]:
-    r"""Line ``L = a*x + b`` through the intervals ``[lo_j - slack, hi_j + slack]``.
-
-    Solved as the weighted Chebyshev problem
-
-    .. math:: \min_{a,b} \; r(L) = \max_j |L(x_j) - m_j| / w_j, \qquad
-              m_j = (lo_j + hi_j)/2,\; w_j = (hi_j - lo_j)/2 + slack > 0
-
-    so that the line meets every interval iff ``r <= 1``.  Same exchange as
-    :func:`_minimax_line`: an alternating reference ``x0 < x1 < x2`` solves
-    ``m_i - L(x_i) = (+h, -h, +h) * w_i``; ``|h|`` is a lower bound of the
-    optimum (de la Vallée Poussin) and rises until the worst point is in the
-    reference.  With ``decide=True`` it returns as soon as ``r <= 1`` is
-    decided (``|h| > 1``: impossible; current ``r <= 1``: found).  Returns
-    ``(a, b, r, r <= 1)`` with ``r`` the actual value of the returned line.
-    """
-    n = x.shape[0]
-    m = 0.5 * (lo + hi)
-    w = 0.5 * (hi - lo) + slack
-    if n <= 2:
-        if n == 1:
-            return 0.0, float(m[0]), 0.0, True
-        a = float((m[1] - m[0]) / (x[1] - x[0]))
-        return a, float(m[0] - a * x[0]), 0.0, True
-    tol = 1e-12
-
-    def solve(i0, i1, i2):
-        x0, x1, x2 = float(x[i0]), float(x[i1]), float(x[i2])
-        m0, m1, m2 = float(m[i0]), float(m[i1]), float(m[i2])
-        w0, w1, w2 = float(w[i0]), float(w[i1]), float(w[i2])
-        det = (x1 - x0) * (w2 - w0) + (w1 + w0) * (x2 - x0)  # > 0
-        a = ((m1 - m0) * (w2 - w0) + (w1 + w0) * (m2 - m0)) / det
-        h = ((x1 - x0) * (m2 - m0) - (x2 - x0) * (m1 - m0)) / det
-        b = m0 - a * x0 - w0 * h
-        return a, b, h, (m - (a * x + b)) / w
-
-    a, b, r = _exchange_loop(n, solve, tol, (lambda worst, h: worst <= 1.0 or abs(h) > 1.0) if decide else None)
-    return a, b, r, r <= 1.0
 
 
 def _greedy(ok: Callable[[int, int], bool], n: int, max_segs: int) -> list[int] | None:
@@ -232,8 +108,8 @@ def _acc_bounds(y: np.ndarray, err: float, out_fmt: QFormat, shift: int):
     a_hi = np.where(sat_hi, np.maximum(a_hi, ref_hi + ext), a_hi)
     # one-sided: an interval entirely outside 48 bits must stay empty (a
     # two-sided clip would turn it into [ACC_MAX, ACC_MAX], a false "feasible")
-    a_lo = np.maximum(a_lo, float(_ACC_MIN))
-    a_hi = np.minimum(a_hi, float(_ACC_MAX))
+    a_lo = np.maximum(a_lo, float(ACC_MIN))
+    a_hi = np.minimum(a_hi, float(ACC_MAX))
     if np.any(a_lo > a_hi):
         return None
     return a_lo.astype(np.int64), a_hi.astype(np.int64)
@@ -255,9 +131,9 @@ def _slope_candidates(a: float, below: int, above: int) -> list[int]:
     """
     if not math.isfinite(a):
         a = 0.0
-    f0 = math.floor(min(max(a, float(_SLOPE_MIN)), float(_SLOPE_MAX)))
+    f0 = math.floor(min(max(a, float(SLOPE_MIN)), float(SLOPE_MAX)))
     order = sorted(range(-below, above + 1), key=lambda d: (abs(d - 0.5), d))
-    return [f0 + d for d in order if _SLOPE_MIN <= f0 + d <= _SLOPE_MAX]
+    return [f0 + d for d in order if SLOPE_MIN <= f0 + d <= SLOPE_MAX]
 
 
 def _int_lines(
@@ -269,7 +145,7 @@ def _int_lines(
     the first one if ``first``)."""
     out = []
     for S in slopes:
-        if not _SLOPE_MIN <= S <= _SLOPE_MAX:
+        if not SLOPE_MIN <= S <= SLOPE_MAX:
             continue
         sx = S * cs
         o_lo = int((a_lo - sx).max())
@@ -341,9 +217,10 @@ def fit_pwl(
        and saturation included, see ``_acc_bounds``).  A segment is feasible
        iff some integer slope ``S`` (18-bit) and offset ``O`` meet all its
        intervals: a Remez-type exchange finds a real line through the
-       intervals (the discrete minimax line with interval targets), then the
-       integer slopes next to it -- next to its slope *clamped to the 18-bit
-       range*: a flat function on a coarse output grid admits real lines far
+       intervals (the discrete minimax line with interval targets,
+       :func:`~convc.compiler.minimax_line.stab_line`), then the integer
+       slopes next to it -- next to its slope *clamped to the 18-bit range*:
+       a flat function on a coarse output grid admits real lines far
        steeper than any B-port slope -- are checked exactly; this finds an
        integer line whenever one exists (see ``_slope_candidates``).
        Segments need not be continuous, so the greedy sweep (each segment as
@@ -402,7 +279,7 @@ def fit_pwl(
     if slope_frac is None:
         dmax = math.ldexp(float(np.max(np.abs(np.diff(y)))), fi) if n > 1 else 0.0
         if dmax > 0:
-            sf = _largest_frac(dmax, float(_SLOPE_MAX))
+            sf = _largest_frac(dmax, float(SLOPE_MAX))
         else:
             sf = max(fo - fi, 0) + DSP_B_BITS - 1
         # accumulator: |y| plus (twice) the steepest slope over the whole input
@@ -428,7 +305,7 @@ def fit_pwl(
         the check is exact, not a heuristic (one more slope on each side
         covers the float rounding of ``r <= 1`` at 48-bit magnitudes)."""
         a_lo, a_hi, f_lo, f_hi = bnd
-        a, _, _, ok = _stab_line(xf[s:t], f_lo[s:t], f_hi[s:t], slack=1.0, decide=True)
+        a, _, _, ok = stab_line(xf[s:t], f_lo[s:t], f_hi[s:t], slack=1.0, decide=True)
         if not ok:
             return []
         return _int_lines(
@@ -449,7 +326,7 @@ def fit_pwl(
 
     cuts = np.linspace(0, n, segments + 1).round().astype(int)
     e_hi = lsb + max(
-        _minimax_line(xf[s:t], y[s:t])[2] for s, t in zip(cuts[:-1], cuts[1:])
+        minimax_line(xf[s:t], y[s:t])[2] for s, t in zip(cuts[:-1], cuts[1:])
     )
     starts = None
     for _ in range(64):
@@ -488,7 +365,7 @@ def fit_pwl(
     for s, t in zip(starts, ends):
         cs, ys = codes[s:t], y[s:t]
         lo_s, hi_s = a_lo[s:t], a_hi[s:t]
-        a = _stab_line(xf[s:t], f_lo[s:t], f_hi[s:t], slack=1.0)[0]
+        a = stab_line(xf[s:t], f_lo[s:t], f_hi[s:t], slack=1.0)[0]
         cands = _int_lines(
             cs, lo_s, hi_s, sorted({*_slope_candidates(a, 4, 5), *verified[s]})
         )
@@ -518,14 +395,8 @@ def fit_pwl(
     return table, err
 
 
-def make_tanh(
-    segments: int,
-    in_fmt: QFormat,
-    out_fmt: QFormat,
-    lo: float | None = None,
-    hi: float | None = None,
-    slope_frac: int | None = None,
-) -> tuple[PWLTable, float]:
+def make_tanh(segments: int, in_fmt: QFormat, out_fmt: QFormat, lo: float | None = None,
+              hi: float | None = None, slope_frac: int | None = None) -> tuple[PWLTable, float]:
     """Minimax PWL ``tanh`` table (NeuFlow: 8 segments, Q8.8).
 
     Range: by default the *whole* input range ``[in_fmt.min_value,
@@ -550,25 +421,14 @@ def _inv_sqrt(x: np.ndarray) -> np.ndarray:
     return 1.0 / np.sqrt(x)
 
 
-def make_inv_sqrt(
-    segments: int,
-    in_fmt: QFormat,
-    out_fmt: QFormat,
-    lo: float,
-    hi: float,
-    slope_frac: int | None = None,
-) -> tuple[PWLTable, float]:
+def make_inv_sqrt(segments: int, in_fmt: QFormat, out_fmt: QFormat, lo: float, hi: float,
+                  slope_frac: int | None = None) -> tuple[PWLTable, float]:
     """Minimax PWL ``1/sqrt(x)`` table on ``[lo, hi]``, ``0 < lo <= hi`` (the
-    divisor of local contrast normalization).
+    divisor of local contrast normalization); returns as :func:`make_tanh`.
 
     Inputs below ``lo`` / above ``hi`` extend the first / last segment (not
     measured); callers should clamp the input (e.g. the variance floor of the
     normalization) into ``[lo, hi]``.
-
-    Returns
-    -------
-    (PWLTable, float)
-        The table and its measured max error (see :func:`fit_pwl`).
     """
     if not lo > 0:
         raise ValueError(f"inv_sqrt needs lo > 0, got {lo}")

@@ -21,7 +21,7 @@ from convc.compiler import isa
 from convc.compiler.isa import encode_program
 from convc.errors import ConvcError
 from convc.hdl import ecp5  # module attributes: tests stand in for ecp5.build_bitstream
-from convc.hdl.accel import schedule_addr
+from convc.compiler.program import schedule_addr
 from convc.inputs import model_inputs
 from convc.sim.cycle import run_cycles
 from convc.sim.memtiming import MemoryTiming

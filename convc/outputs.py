@@ -31,7 +31,7 @@ from convc.compiler.isa import listing
 from convc.compiler.manifest import MANIFEST_NAME, is_manifest, listed_files, model_record, sidecars, write_manifest
 from convc.compiler.program import MAX_JSON_BYTES, PROGRAM_FILES, load_program, save_program
 from convc.errors import ConvcError
-from convc.hdl import project
+from convc.hdl import boardtop, project, vendor_project
 from convc.hdl.project import ACCEL_NAME, PROJECTS
 
 from .pipeline import CompileResult
@@ -384,8 +384,8 @@ def _stage(result: CompileResult, staging: Path, hdl: bool, accel_verilog: str |
         if "project" in b.flows:
             proj = project.project_for(b)
             say(f"writing the {proj.tool} project for the {b.title} into {proj.folder}/ ({proj.tool} is not run) ...")
-            info = project.write_vendor_project(b, staging / proj.folder, prog.hw, accel_verilog=accel_verilog,
-                                        model=prog.meta.get("model"))
+            info = vendor_project.write_vendor_project(b, staging / proj.folder, prog.hw,
+                                                       accel_verilog=accel_verilog, model=prog.meta.get("model"))
             editable = [p.relative_to(staging).as_posix() for p in info.folder.rglob("*") if p.is_file()]
             hdl_info["project"] = info.to_json(staging)
             if info.tool == "ISE":      # the keys of earlier report.json files
@@ -414,6 +414,6 @@ def accelerator_verilog(hw) -> str:
     """The Verilog of ``Accelerator(hw)`` (module ``convc_accel``); a configuration it
     cannot be built for is a ConvcError."""
     try:
-        return project.accelerator_verilog(hw)
+        return boardtop.accelerator_verilog(hw)
     except (ValueError, TypeError) as exc:
         raise ConvcError(f"cannot generate the accelerator for this configuration: {exc}") from None

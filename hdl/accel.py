@@ -21,7 +21,7 @@ Running a network (what a host or a testbench does)
 1. Memory is :mod:`~convc.compiler.isa`'s 16-bit words (word ``a`` at byte ``2a``).  Load
    ``weights.bin`` at word ``image_addr`` (the compiler uses 0: every address in the
    records is absolute, the PWL tables are at ``image_addr + i * isa.TABLE_WORDS``),
-   ``schedule.bin`` at word ``sched_addr`` (:func:`schedule_addr` gives the compiler's
+   ``schedule.bin`` at word ``sched_addr`` (:func:`convc.compiler.program.schedule_addr` gives the compiler's
    choice: the first 32-word boundary after the program's memory), and the quantized
    input at ``program.input.addr``.
 2. Write SCHED_ADDR and IMAGE_ADDR, then CTRL = 1 (start).
@@ -90,28 +90,13 @@ OP_LCN     (with an LCN engine, :class:`~convc.hdl.lcn.LCNEngine` of ``hw.lcn_ch
            and windows up to ``hw.lcn_kmax``; otherwise, or for a record beyond those
            limits: error) SQRT and RECIP (``isa.TABLE_WORDS`` words each into the engine's
            two PWL units), WIN (the window's ``R`` and ``Q``, ``2K`` words from
-           ``w_addr + K*K``), then two sweeps of the frame, each LIST (``lcn_channels + 1``
-           map bases into the list memory, one a cycle, no read), GO, STREAM, DRAIN:
+           ``w_addr + K*K``), then two sweeps of the frame (A: ``x`` to ``v`` and ``s`` in
+           scratch; B: back to ``y``), each LIST, GO, STREAM, DRAIN
+           (:func:`~convc.hdl.seqstates.lcn_states`).
 
-           * sweep A: map feeders ``0 .. lcn_channels-1`` read the ``in_c`` input maps
-             (one command of ``in_w`` words a row), the engine's ``a_i``; its ``a_o``
-             (``v`` of each map and ``s``) goes to the row writer as ``in_c + 1`` maps at
-             ``scratch_addr``;
-           * sweep B, once the writer is idle (every scratch word acknowledged) and the
-             frame mean is known: feeders ``0 .. lcn_channels`` read ``v`` and ``s`` back
-             (lanes past ``in_c`` all read ``s``), the engine's ``b_i``; its ``b_o``
-             (``y``) goes to the row writer as ``in_c`` maps at ``out_addr``.
-
-Row writer: the band's output rows (``out_w`` elements of all lanes) go into a
-two-row buffer; each finished row is written map by map, one write command of ``out_w``
-words per output map ``o < n_out`` (at ``out_addr + (o0+o)*out_h*out_w + (row0+r)*out_w``),
-or, for a vector output (``out_h = out_w = 1``), one command of ``n_out`` words.  The
-maps are shared among :func:`writer_count` write ports (``hw.writers``; port ``p`` writes
-maps ``p*Q ..`` with ``Q = ceil(n_out / ports)``), each a
-:class:`~convc.hdl.memport.MemWriter` taking one word a cycle, behind a write arbiter
-(:class:`~convc.hdl.arbiter.WriteArbiter`: round-robin AW, W in AW order, a burst's data
-with or ahead of its address, so the write channel moves a beat a cycle across the
-ports; B by ID).
+Row writer (:class:`~convc.hdl.rowwriter.RowWriter`, wired in :mod:`convc.hdl.datapath`):
+the band's output rows, map by map, on :func:`writer_count` memory writers behind a
+write arbiter (:class:`~convc.hdl.arbiter.WriteArbiter`).
 
 Memory ports: memory readers (:class:`~convc.hdl.memport.MemReader`), ``axi_id`` = their
 index (0: parameters: records, tables, lists, biases, weights; ``1..`` : main-stream map
@@ -120,6 +105,8 @@ AR, R routed by RID); the memory writers (``axi_id`` = port) behind the write ar
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
@@ -138,6 +125,7 @@ from . import axi
 from .arbiter import ReadArbiter, WriteArbiter
 from .arith import check_param
 from .conv import ConvEngine
+from .datapath import connect_datapath
 from .divider import SerialDivider
 from .fc import FCEngine
 from .feeder import MapFeeder
@@ -148,20 +136,13 @@ from .pointwise import PointwiseEngine
 from .pool import PoolEngine
 from .regs import HostRegisters
 from .rowwriter import RowWriter
-from .weights import ConvWeightLoader, FCWeightAssembler
+from .seqstates import lcn_states, read_command
 
 __all__ = ["Accelerator", "trace_signature", "post_lanes", "lcn_lanes", "logic_luts", "CONTROL_LUTS",
-           "SEQUENCER_MULTIPLIERS", "control_multipliers", "schedule_addr", "reader_count", "writer_count",
+           "SEQUENCER_MULTIPLIERS", "control_multipliers", "reader_count", "writer_count",
            "record_layout", "DEFAULT_DATA_WIDTH"]
 
 DEFAULT_DATA_WIDTH = 256   # the ML605 MIG's user interface: 256 bits at 200 MHz (6.4 GB/s)
-SCHEDULE_ALIGN = RECORD_WORDS   # words: one record
-
-
-def schedule_addr(memory_words: int) -> int:
-    """Where the host puts the schedule: the first record boundary after the program's
-    ``memory_words`` (image, activations and scratch)."""
-    return -(-int(memory_words) // SCHEDULE_ALIGN) * SCHEDULE_ALIGN
 
 
 def record_layout() -> data.StructLayout:
@@ -186,6 +167,18 @@ def lcn_max_rows(hw: HardwareConfig) -> int:
 
 def id_width_for(hw: HardwareConfig) -> int:
     return max(1, (max(reader_count(hw), writer_count(hw)) - 1).bit_length())
+
+
+def _behind_arbiter(m, ports, prefix: str, arbiter_name: str, arbiter):
+    """Add memory ``ports`` as submodules ``<prefix><k>`` and ``arbiter`` as
+    ``arbiter_name``, port ``k``'s AXI half on the arbiter's slave ``k``; returns the
+    arbiter."""
+    for k, port in enumerate(ports):
+        m.submodules[f"{prefix}{k}"] = port
+    m.submodules[arbiter_name] = arbiter
+    for k, port in enumerate(ports):
+        wiring.connect(m, port.m_axi, arbiter.s[k])
+    return arbiter
 
 
 class Accelerator(wiring.Component):
@@ -247,71 +240,6 @@ class Accelerator(wiring.Component):
         """Pointwise-engine and row-writer lanes: :func:`post_lanes`."""
         return post_lanes(self._hw)
 
-    def _lcn_states(self, m, R, pr, word, k, kk, lcn, lw, map_in, lcn_b, lcn_base, groups,
-                    lcn_start, stream_busy, writers_idle, regs):
-        """The sequencer's ``OP_LCN`` states (inside its FSM): the sqrt and 1/x tables and the
-        window's R and Q taps into the LCN engine, then the two sweeps, each a list of map
-        bases (LIST), a start (GO), the stream and the writer's drain.
-
-        Sweep A: feeders ``0 .. CL-1`` read the ``in_c`` input maps, the row writer writes
-        ``v`` (``in_c`` maps) then ``s`` at ``scratch_addr``.  Sweep B (after the frame mean
-        and every scratch write are done): feeders ``0 .. CL`` read them back (``v`` of map
-        ``c`` at ``scratch + c*H*W``, ``s`` after the ``in_c`` maps; lanes ``in_c .. CL``
-        all read ``s``), the row writer writes ``y`` (``in_c`` maps) at ``out_addr``."""
-        CL = self._hw.lcn_channels
-
-        def table(state, nxt, port, table_id):
-            with m.State(state + "_CMD"):
-                m.d.comb += [pr.cmd.payload.addr.eq(regs.image_addr + table_id * isa.TABLE_WORDS),
-                             pr.cmd.payload.length.eq(isa.TABLE_WORDS), pr.cmd.valid.eq(1)]
-                with m.If(pr.cmd.ready):
-                    m.d.sync += k.eq(0)
-                    m.next = state
-            with m.State(state):
-                m.d.comb += [pr.o.ready.eq(1), port.addr.eq(k), port.data.eq(word), port.en.eq(pr.o.valid)]
-                with m.If(pr.o.valid):
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k == isa.TABLE_WORDS - 1):
-                        m.next = nxt
-
-        table("LCN_SQRT", "LCN_RECIP_CMD", lcn.sqrt_table, R.pwl_id)
-        table("LCN_RECIP", "LCN_WIN_CMD", lcn.recip_table, R.pwl2_id)
-        with m.State("LCN_WIN_CMD"):                        # R and Q: 2K words after G
-            m.d.comb += [pr.cmd.payload.addr.eq(R.w_addr + kk), pr.cmd.payload.length.eq(2 * R.kernel),
-                         pr.cmd.valid.eq(1)]
-            with m.If(pr.cmd.ready):
-                m.d.sync += [k.eq(0), lcn_base.eq(R.in_addr)]
-                m.next = "LCN_WIN"
-        with m.State("LCN_WIN"):
-            m.d.comb += [pr.o.ready.eq(1), lcn.window.addr.eq(kk + k), lcn.window.data.eq(word),
-                         lcn.window.en.eq(pr.o.valid)]
-            with m.If(pr.o.valid):
-                m.d.sync += k.eq(k + 1)
-                with m.If(k == 2 * R.kernel - 1):
-                    m.d.sync += k.eq(0)
-                    m.next = "LCN_LIST"
-        with m.State("LCN_LIST"):                           # list[c] = base + min(c, in_c) * H*W
-            m.d.comb += [lw.addr.eq(k), lw.data.eq(lcn_base), lw.en.eq(1)]
-            m.d.sync += [k.eq(k + 1), groups.eq(1)]
-            with m.If(k < R.in_c):
-                m.d.sync += lcn_base.eq(lcn_base + map_in)
-            with m.If(k == CL):
-                m.next = "LCN_GO"
-        with m.State("LCN_GO"):
-            m.d.comb += lcn_start.eq(1)
-            m.next = "LCN_STREAM"
-        with m.State("LCN_STREAM"):
-            with m.If(~stream_busy):
-                m.next = "LCN_DRAIN"
-        with m.State("LCN_DRAIN"):
-            # sweep B reads what sweep A wrote: every write acknowledged, the mean known
-            with m.If(writers_idle & (lcn_b | lcn.mean_valid)):
-                m.d.sync += [k.eq(0), lcn_b.eq(1), lcn_base.eq(R.scratch_addr)]
-                with m.If(lcn_b):
-                    m.next = "NEXT"
-                with m.Else():
-                    m.next = "LCN_LIST"
-
     def elaborate(self, platform):
         m = Module()
         hw = self._hw
@@ -325,18 +253,10 @@ class Accelerator(wiring.Component):
         m.submodules.regs = regs = HostRegisters()
         wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
         readers = [MemReader(dw, id_width=iw, axi_id=k) for k in range(NR)]
-        for k, r in enumerate(readers):
-            m.submodules[f"reader{k}"] = r
-        m.submodules.arb = arb = ReadArbiter(NR, data_width=dw, id_width=iw)
-        for k, r in enumerate(readers):
-            wiring.connect(m, r.m_axi, arb.s[k])
+        arb = _behind_arbiter(m, readers, "reader", "arb", ReadArbiter(NR, data_width=dw, id_width=iw))
         NW = writer_count(hw)
         writers = [MemWriter(dw, id_width=iw, axi_id=k) for k in range(NW)]
-        for k, w in enumerate(writers):
-            m.submodules[f"writer{k}"] = w
-        m.submodules.warb = warb = WriteArbiter(NW, data_width=dw, id_width=iw)
-        for k, w in enumerate(writers):
-            wiring.connect(m, w.m_axi, warb.s[k])
+        warb = _behind_arbiter(m, writers, "writer", "warb", WriteArbiter(NW, data_width=dw, id_width=iw))
         axi.join_halves(m, self.m_axi, read=arb.m, write=warb.m)
         writers_idle = Cat(*[w.idle for w in writers]).all()
         pr = readers[0]                                     # parameter reader
@@ -448,8 +368,7 @@ class Accelerator(wiring.Component):
                                  rec_idx.eq(regs.sched_addr), table_ok.eq(0), rec_start.eq(1)]
                     m.next = "FETCH_CMD"
             with m.State("FETCH_CMD"):
-                m.d.comb += [pr.cmd.payload.addr.eq(rec_idx), pr.cmd.payload.length.eq(RECORD_WORDS),
-                             pr.cmd.valid.eq(1)]
+                m.d.comb += read_command(pr, rec_idx, RECORD_WORDS)
                 with m.If(pr.cmd.ready):
                     m.d.sync += k.eq(0)
                     m.next = "FETCH"
@@ -492,8 +411,8 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.next = "ERROR"
             if CL:
-                self._lcn_states(m, R, pr, word, k, kk, lcn, lw, map_in, lcn_b, lcn_base, groups,
-                                 lcn_start, stream_busy, writers_idle, regs)
+                lcn_states(m, hw, R, pr, word, k, kk, lcn, lw, map_in, lcn_b, lcn_base, groups,
+                           lcn_start, stream_busy, writers_idle, regs)
             with m.State("DERIVE"):
                 m.d.sync += [
                     r_in.eq(isa.in_rows(conv_rows, R.kernel, R.stride)),
@@ -514,22 +433,19 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.next = "LIST_CMD"
             with m.State("TABLE_CMD"):
-                m.d.comb += [pr.cmd.payload.addr.eq(regs.image_addr + R.pwl_id * isa.TABLE_WORDS),
-                             pr.cmd.payload.length.eq(isa.TABLE_WORDS), pr.cmd.valid.eq(1)]
+                m.d.comb += read_command(pr, regs.image_addr + R.pwl_id * isa.TABLE_WORDS, isa.TABLE_WORDS)
                 with m.If(pr.cmd.ready):
                     m.d.sync += [k.eq(0), table_ok.eq(0)]
                     m.next = "TABLE"
             with m.State("TABLE"):
-                m.d.comb += pr.o.ready.eq(1)
-                m.d.comb += [pw.table.addr.eq(k), pw.table.data.eq(word), pw.table.en.eq(pr.o.valid)]
+                m.d.comb += [pr.o.ready.eq(1), pw.table.addr.eq(k), pw.table.data.eq(word), pw.table.en.eq(pr.o.valid)]
                 with m.If(pr.o.valid):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == isa.TABLE_WORDS - 1):
                         m.d.sync += [table_ok.eq(1), table_id.eq(R.pwl_id)]
                         m.next = "LIST_CMD"
             with m.State("LIST_CMD"):
-                m.d.comb += [pr.cmd.payload.addr.eq(R.list_addr), pr.cmd.payload.length.eq(R.n_in),
-                             pr.cmd.valid.eq(1)]
+                m.d.comb += read_command(pr, R.list_addr, R.n_in)
                 with m.If(pr.cmd.ready):
                     m.d.sync += [k.eq(0), groups.eq(0), lane_ctr.eq(0)]
                     m.next = "LIST"
@@ -557,8 +473,7 @@ class Accelerator(wiring.Component):
             with m.State("BIAS_CMD"):
                 with m.If(lane_ctr != 0):                  # a last, partly filled group
                     m.d.sync += [groups.eq(groups + 1), lane_ctr.eq(0)]
-                m.d.comb += [pr.cmd.payload.addr.eq(bias_addr), pr.cmd.payload.length.eq(2 * R.n_out),
-                             pr.cmd.valid.eq(1)]
+                m.d.comb += read_command(pr, bias_addr, 2 * R.n_out)
                 with m.If(pr.cmd.ready):
                     m.d.sync += k.eq(0)
                     m.next = "BIAS"
@@ -598,162 +513,13 @@ class Accelerator(wiring.Component):
             m.d.sync += [running.eq(0), done.eq(1), error.eq(1)]
             # the FSM is sent back by a reset of the run: the host must reset after an error
 
-        # ---- feeders ----------------------------------------------------------------------
-        K = R.kernel
-        pre = K > 1
-        for l, f in enumerate(mains):
-            conv_lane = l < Pi
-            fc_lane = l < fi
-            m.d.comb += [
-                f.start.eq(start_stream & Mux(is_fc, fc_lane, conv_lane)),
-                f.lane.eq(l), f.lanes.eq(L_lanes), f.groups.eq(groups), f.n_in.eq(R.n_in),
-                f.rs.eq(Mux(is_fc, rs0, rs0 + Mux(pre, K - 1, 0))),
-                f.nr.eq(Mux(is_fc, R.rows, r_in - Mux(pre, K - 1, 0))),
-                f.pad.eq(Mux(is_fc, 0, R.pad)), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
-                f.up.eq(Mux(is_fc, 0, R.up)), f.width.eq(Mux(is_fc, R.in_w, wp)),
-                f.contig.eq(list_contig & ~is_lcn), f.step.eq(list_step),
-            ]
-            if l <= CL:
-                # OP_LCN: lane l reads map l of the sweep's list (sweep A: the in_c inputs;
-                # sweep B: v of every map and s), whole frames, no padding
-                with m.If(is_lcn):
-                    m.d.comb += [f.start.eq(lcn_start & ((l < CL) | lcn_b)), f.lanes.eq(CL + 1),
-                                 f.n_in.eq(Mux(lcn_b, CL + 1, R.in_c)), f.rs.eq(0), f.nr.eq(R.in_h),
-                                 f.pad.eq(0), f.up.eq(0), f.width.eq(R.in_w)]
-        for l, f in enumerate(pres):
-            m.d.comb += [
-                f.start.eq(start_stream & ~is_fc & pre),
-                f.lane.eq(l), f.lanes.eq(Pi), f.groups.eq(groups), f.n_in.eq(R.n_in),
-                f.rs.eq(rs0), f.nr.eq(K - 1), f.pad.eq(R.pad), f.in_h.eq(R.in_h), f.in_w.eq(R.in_w),
-                f.up.eq(R.up), f.width.eq(wp), f.contig.eq(list_contig), f.step.eq(list_step),
-            ]
-        feeders_busy = Cat(*[f.busy for f in mains + pres]).any()
-
-        def join(feeds, sink, enable, targets=None):
-            """All lanes' feeders -> one element (they move in step); feeder ``i``'s code
-            goes to ``targets[i]`` (default: the element's ``data[i]``)."""
-            if targets is None:
-                targets = [sink.payload.data[i] for i in range(len(feeds))]
-            allv = Cat(*[f.o.valid for f in feeds]).all()
-            m.d.comb += sink.valid.eq(enable & allv)
-            for t, f in zip(targets, feeds):
-                m.d.comb += t.eq(f.o.payload.data)
-                with m.If(enable):
-                    m.d.comb += f.o.ready.eq(sink.ready & allv)
-            m.d.comb += [sink.payload.first.eq(feeds[0].o.payload.first),
-                         sink.payload.last.eq(feeds[0].o.payload.last)]
-
-        is_conv = ~is_fc & ~is_lcn
-        join(mains[:Pi], conv.i, is_conv)
-        join(pres, conv.ip, is_conv)
-        if has_fc:
-            join(mains[:fi], fc.i, is_fc)
-        if CL:
-            join(mains[:CL], lcn.a_i, is_lcn & ~lcn_b)
-            join(mains[:CL + 1], lcn.b_i, is_lcn & lcn_b,
-                 [lcn.b_i.payload.v[c] for c in range(CL)] + [lcn.b_i.payload.s])
-            m.d.comb += [
-                lcn.n_maps.eq(R.in_c), lcn.width.eq(R.in_w), lcn.k.eq(R.kernel),
-                lcn.m_shift.eq(R.acc_shift), lcn.sq_shift.eq(R.sq_shift), lcn.s2_shift.eq(R.s2_shift),
-                lcn.y_shift.eq(R.y_shift), lcn.mean_mul.eq(R.mean_mul), lcn.mean_shift.eq(R.mean_shift),
-                lcn.eps.eq(R.eps),
-            ]
-
-        # ---- engine configuration ---------------------------------------------------------
-        m.d.comb += [
-            conv.kernel.eq(K), conv.stride.eq(R.stride), conv.width.eq(wp), conv.rows.eq(r_in),
-            conv.groups.eq(groups), conv.acc_shift.eq(R.acc_shift), conv.bias_shift.eq(R.bias_shift),
-            conv.preload.eq(1),
-            pool.kind.eq(R.pool), pool.k.eq(R.pool_k), pool.s.eq(R.pool_s), pool.width.eq(conv_w),
-            pool.avg_mul.eq(R.avg_mul), pool.avg_shift.eq(R.avg_shift),
-        ]
-        m.d.comb += pw.act.eq(R.act)
-        for o in range(Po):
-            m.d.comb += conv.bias.payload[o].eq(bias[o])
-        m.d.comb += conv.bias.valid.eq(bias_pending & ~is_fc)
-        with m.If(conv.bias.valid & conv.bias.ready):
-            m.d.sync += bias_pending.eq(0)
-        if has_fc:
-            m.d.comb += [fc.groups.eq(groups), fc.pixels.eq(pixels), fc.acc_shift.eq(R.acc_shift),
-                         fc.bias_shift.eq(R.bias_shift), fc.bias.valid.eq(bias_pending & is_fc)]
-            for o in range(fo):
-                m.d.comb += fc.bias.payload[o].eq(bias[o])
-            with m.If(fc.bias.valid & fc.bias.ready):
-                m.d.sync += bias_pending.eq(0)
-
-        # ---- weights from the parameter reader (lent to the loaders while they are busy) ------
-        m.submodules.conv_weights = cwl = ConvWeightLoader(in_lanes=Pi, out_lanes=Po, bits=bits)
-        m.d.comb += [cwl.start.eq(start_stream & ~is_fc), cwl.w_addr.eq(R.w_addr), cwl.n_in.eq(R.n_in),
-                     cwl.n_out.eq(R.n_out), cwl.kk.eq(kk), cwl.n_kk.eq(n_kk), cwl.groups.eq(groups)]
-        wiring.connect(m, cwl.weight, conv.weight)
-        with m.If(cwl.busy):
-            m.d.comb += [pr.cmd.valid.eq(cwl.cmd.valid), pr.cmd.payload.eq(cwl.cmd.payload),
-                         cwl.cmd.ready.eq(pr.cmd.ready), cwl.word.valid.eq(pr.o.valid),
-                         cwl.word.payload.eq(pr.o.payload), pr.o.ready.eq(cwl.word.ready)]
-        loaders_busy = cwl.busy
-        if has_fc:
-            m.submodules.fc_weights = fwa = FCWeightAssembler(in_lanes=fi, out_lanes=fo, bits=bits, data_width=dw)
-            m.d.comb += [fwa.start.eq(start_stream & is_fc), fwa.w_addr.eq(R.w_addr), fwa.n_in.eq(R.n_in),
-                         fwa.ld.eq(ld), fwa.ld_beats.eq(ld_beats), fwa.groups.eq(groups)]
-            wiring.connect(m, fwa.weights, fc.weights)
-            m.d.comb += pr.wide.eq(fwa.busy)               # the reader's beats, not words
-            with m.If(fwa.busy):
-                m.d.comb += [pr.cmd.valid.eq(fwa.cmd.valid), pr.cmd.payload.eq(fwa.cmd.payload),
-                             fwa.cmd.ready.eq(pr.cmd.ready), fwa.beat.valid.eq(pr.beat.valid),
-                             fwa.beat.payload.eq(pr.beat.payload), pr.beat.ready.eq(fwa.beat.ready)]
-            loaders_busy = loaders_busy | fwa.busy
-        m.d.comb += w_done.eq(~loaders_busy)
-
-        # ---- outputs: engine -> pointwise -> (pool) -> row writer ---------------------------
-        src_valid = Mux(is_fc, fc.o.valid if has_fc else 0, conv.o.valid)
-        m.d.comb += conv.o.ready.eq(~is_fc & pw.i.ready)
-        if has_fc:
-            m.d.comb += fc.o.ready.eq(is_fc & pw.i.ready)
-        m.d.comb += [
-            pw.i.valid.eq(src_valid),
-            pw.i.payload.first.eq(Mux(is_fc, fc.o.payload.first if has_fc else 0, conv.o.payload.first)),
-            pw.i.payload.last.eq(Mux(is_fc, fc.o.payload.last if has_fc else 0, conv.o.payload.last)),
-        ]
-        for n in range(NL):
-            cd = conv.o.payload.data[n] if n < Po else 0
-            fd = fc.o.payload.data[n] if has_fc and n < fo else 0
-            m.d.comb += pw.i.payload.data[n].eq(Mux(is_fc, fd, cd))
-        m.d.comb += [
-            pw.o.ready.eq(Mux(is_fc, rw.i.ready, pool.i.ready)),
-            pool.i.valid.eq(~is_fc & pw.o.valid),
-            pool.i.payload.first.eq(pw.o.payload.first),
-            pool.i.payload.last.eq(pw.o.payload.last),
-        ]
-        for o in range(Po):
-            m.d.comb += pool.i.payload.data[o].eq(pw.o.payload.data[o])
-        m.d.comb += [
-            pool.o.ready.eq(~is_fc & rw.i.ready),
-            rw.i.valid.eq(Mux(is_fc, pw.o.valid, pool.o.valid)),
-        ]
-        for n in range(NL):
-            pd = pool.o.payload.data[n] if n < Po else 0
-            m.d.comb += rw.i.payload.data[n].eq(Mux(is_fc, pw.o.payload.data[n], pd))
-        for n in range(NL, NRW):
-            m.d.comb += rw.i.payload.data[n].eq(0)
-        m.d.comb += [
-            rw.start.eq(start_stream), rw.base.eq(out_base), rw.map_words.eq(map_out),
-            rw.out_w.eq(R.out_w), rw.rows.eq(R.rows), rw.n_out.eq(R.n_out), rw.vector.eq(map_out == 1),
-        ]
-        if CL:
-            # OP_LCN: sweep A writes v (in_c maps) then s to scratch, sweep B y to out_addr
-            ao, bo = lcn.a_o, lcn.b_o
-            m.d.comb += [ao.ready.eq(is_lcn & ~lcn_b & rw.i.ready), bo.ready.eq(is_lcn & lcn_b & rw.i.ready)]
-            with m.If(is_lcn):
-                m.d.comb += [
-                    pool.o.ready.eq(0),
-                    rw.i.valid.eq(Mux(lcn_b, bo.valid, ao.valid)),
-                    rw.start.eq(lcn_start), rw.base.eq(Mux(lcn_b, R.out_addr, R.scratch_addr)),
-                    rw.map_words.eq(map_in), rw.out_w.eq(R.in_w), rw.rows.eq(R.in_h),
-                    rw.n_out.eq(Mux(lcn_b, R.in_c, R.in_c + 1)), rw.vector.eq(0),
-                ]
-                for n in range(CL + 1):
-                    a_n = Mux(n < R.in_c, ao.payload.v[n], ao.payload.s) if n < CL else ao.payload.s
-                    b_n = bo.payload.data[n] if n < CL else 0
-                    m.d.comb += rw.i.payload.data[n].eq(Mux(lcn_b, b_n, a_n))
-        m.d.comb += stream_busy.eq(rw.busy | feeders_busy)
+        # ---- the datapath: feeders -> engines -> pointwise -> pool -> row writer ----------------
+        blocks = SimpleNamespace(pr=pr, mains=mains, pres=pres, conv=conv, fc=fc, pw=pw, pool=pool, lcn=lcn, rw=rw)
+        band = SimpleNamespace(R=R, is_fc=is_fc, is_lcn=is_lcn, lcn_b=lcn_b, start_stream=start_stream,
+                               lcn_start=lcn_start, stream_busy=stream_busy, w_done=w_done, bias=bias,
+                               bias_pending=bias_pending, groups=groups, list_contig=list_contig,
+                               list_step=list_step, rs0=rs0, r_in=r_in, wp=wp, conv_w=conv_w, kk=kk, n_kk=n_kk,
+                               ld=ld, ld_beats=ld_beats, pixels=pixels, map_in=map_in, map_out=map_out,
+                               out_base=out_base, L_lanes=L_lanes)
+        connect_datapath(m, hw, dw, blocks, band)
         return m

@@ -35,6 +35,8 @@ Pipelining (fixed-latency datapaths with one global stall)::
 
     en = stall_pipeline(m, i, o, latency)   valid shift register, i.ready, o.valid
     q  = delay(m, v, n, en=en)              n clock-enabled registers (no reset)
+    qs = delay_chain(m, v, n, en, name)     [v, v delayed 1, ..., v delayed n]
+    s, levels = reduce_tree(m, vs, en, name)  registered adder (or other) tree
 
 A datapath built with these accepts one element a cycle while ``o.ready`` is high, and
 freezes entirely (every register holds) while ``o.valid & ~o.ready``: no element is lost,
@@ -60,8 +62,12 @@ __all__ = [
     "mul_add_hdl",
     "stall_pipeline",
     "delay",
+    "delay_chain",
+    "reduce_tree",
     "check_param",
     "param",
+    "params",
+    "delegate",
 ]
 
 
@@ -81,10 +87,31 @@ def check_param(owner, name: str, value, lo: int, hi: int) -> int:
     return value
 
 
-def param(name: str) -> property:
+def param(name: str, doc: str | None = None) -> property:
     """A read-only property for the constructor parameter kept as ``self._<name>`` (the
     engines expose their sizes this way, as Amaranth's own components do)."""
-    return property(lambda self: getattr(self, "_" + name), doc=f"The ``{name}`` the component was built with.")
+    return property(lambda self: getattr(self, "_" + name),
+                    doc=doc or f"The ``{name}`` the component was built with.")
+
+
+def params(*names: str, doc: str | None = None):
+    """:func:`param` for each name: one property for one name, else a tuple of them in
+    the order given (``lanes, bits = params("lanes", "bits")``)."""
+    props = tuple(param(name, doc) for name in names)
+    return props[0] if len(props) == 1 else props
+
+
+def delegate(owner: str, *names: str, doc: str | None = None):
+    """Read-only properties that read through to ``self._<owner>.<name>`` (an engine's
+    sizes taken from its :class:`~convc.compiler.hwconfig.HardwareConfig`): one property
+    for one name, else a tuple in the order given
+    (``in_lanes, bits = delegate("hw", "in_lanes", "bits")``)."""
+    def read(name):
+        return property(lambda self: getattr(getattr(self, "_" + owner), name),
+                        doc=doc or f"``{owner}.{name}``.")
+
+    props = tuple(read(name) for name in names)
+    return props[0] if len(props) == 1 else props
 
 
 def _as_signed(value) -> Value:
@@ -365,3 +392,41 @@ def delay(m: Module, value, n: int, *, en=None, domain: str = "sync",
         cur = nxt
     return cur
 
+
+
+def delay_chain(m: Module, value, n: int, en, name: str) -> list:
+    """``[value, value delayed 1, ..., delayed n]`` (reset-less, clock-enabled by ``en``;
+    register ``k`` is named ``<name><k>_d1``)."""
+    out = [value]
+    for k in range(n):
+        out.append(delay(m, out[-1], 1, en=en, name=f"{name}{k + 1}"))
+    return out
+
+
+def reduce_tree(m: Module, leaves, en, name: str, *, op=operator.add, grow: int = 1,
+                max_bits: int | None = None, first_level: int = 0, odd: str = "pass") -> tuple[Value, int]:
+    """Registered reduction tree, one register (clock-enabled by ``en``) a level: pairs
+    combined by ``op(a, b)`` (default ``a + b``), each level ``grow`` bits wider (signed;
+    at most ``max_bits``, where a sum wraps), an odd one out passed through a register.
+
+    Returns ``(result, levels)``; one leaf is returned as it is, with 0 levels.  Level
+    ``l`` (counted from ``first_level``) names its registers ``<name>_l<l>_<j>`` and the
+    passed-through one ``<name>_l<l>_<odd>``.
+    """
+    vals, level = list(leaves), 0
+    while len(vals) > 1:
+        tag = f"{name}_l{first_level + level}"
+        nxt = []
+        for j in range(0, len(vals) - 1, 2):
+            a, b = vals[j], vals[j + 1]
+            width = max(len(a), len(b)) + grow
+            if max_bits is not None:
+                width = min(max_bits, width)
+            r = Signal(signed(width), name=f"{tag}_{j // 2}", reset_less=True)
+            with m.If(en):
+                m.d.sync += r.eq(op(a, b))
+            nxt.append(r)
+        if len(vals) % 2:
+            nxt.append(delay(m, vals[-1], 1, en=en, name=f"{tag}_{odd}"))
+        vals, level = nxt, level + 1
+    return vals[0], level

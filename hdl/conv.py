@@ -97,8 +97,6 @@ none.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -110,15 +108,12 @@ from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.isa import BIAS_BITS, ROW_COL_BITS
 from convc.compiler.numeric import ACC_BITS
 
-from .arith import check_param, delay, mul_add_hdl, param, requantize_var_hdl
+from .arith import check_param, delay, delegate, mul_add_hdl, param, reduce_tree, requantize_var_hdl
+from .convband import BandTiming
 from .fields import GROUP_BITS, field_shape
 from .linebuffer import WindowGenerator, pixel_layout
 
-__all__ = ["ConvEngine", "BandSchedule", "conv_out_layout", "bias_layout", "BandError"]
-
-
-class BandError(ValueError):
-    """A band configuration the engine cannot run (see :meth:`ConvEngine.check_band`)."""
+__all__ = ["ConvEngine", "conv_out_layout", "bias_layout"]
 
 
 def conv_out_layout(lanes: int, bits: int) -> data.StructLayout:
@@ -132,34 +127,7 @@ def bias_layout(lanes: int) -> data.ArrayLayout:
     return data.ArrayLayout(signed(BIAS_BITS), lanes)
 
 
-@dataclass(frozen=True)
-class BandSchedule:
-    """One band's timing (:meth:`ConvEngine.band_schedule`), cycles from its bias.
-
-    ``cycles``        until the next band's bias can go in
-    ``last_pixel``    the clock edge of the last group's last main-stream pixel
-    ``main_pixels``   ``M = R*Wp - P`` a group; ``preload_pixels`` ``P = (K-1)*Wp``
-    """
-
-    cycles: int
-    last_pixel: int
-    main_pixels: int
-    preload_pixels: int
-    kernel: int
-    stride: int
-    width: int
-    latency: int
-
-    def output(self, y: int, x: int) -> int:
-        """When conv output ``(y, x)`` of the last group leaves the engine: its window's
-        last pixel (main-stream index ``(y*S + K-1)*Wp + x*S + K-1 - P``; the last group
-        streams without stalls) plus the latency."""
-        K, S, Wp = self.kernel, self.stride, self.width
-        idx = (y * S + K - 1) * Wp + x * S + K - 1 - self.preload_pixels
-        return self.last_pixel - (self.main_pixels - 1 - idx) + self.latency
-
-
-class ConvEngine(wiring.Component):
+class ConvEngine(BandTiming, wiring.Component):
     """Convolution engine sized by a :class:`~convc.compiler.hwconfig.HardwareConfig`
     (``in_lanes``, ``out_lanes``, ``kmax``, ``bits``, ``max_width``, ``psum_words``); see
     the module docstring for ports, protocol and pipeline."""
@@ -199,73 +167,27 @@ class ConvEngine(wiring.Component):
 
     # ---- sizes ---------------------------------------------------------------------
     hw = param("hw")
-
-    @property
-    def in_lanes(self) -> int:
-        return self._hw.in_lanes
-
-    @property
-    def out_lanes(self) -> int:
-        return self._hw.out_lanes
-
-    @property
-    def kmax(self) -> int:
-        return self._hw.kmax
-
-    @property
-    def bits(self) -> int:
-        return self._hw.bits
-
-    @property
-    def max_width(self) -> int:
-        return self._hw.max_width
-
-    @property
-    def psum_words(self) -> int:
-        """Depth of each output lane's partial-sum buffer (48-bit words)."""
-        return self._hw.psum_words
-
+    in_lanes, out_lanes, kmax, bits, max_width = delegate("hw", "in_lanes", "out_lanes", "kmax", "bits",
+                                                          "max_width")
+    psum_words = delegate("hw", "psum_words", doc="Depth of each output lane's partial-sum buffer (48-bit words).")
     psum_depth = psum_words
 
-    @property
-    def line_buffer_banks(self) -> int:
-        """Two: group g streams through bank g % 2 while group g+1 preloads the other."""
-        return 2
-
-    @property
-    def line_buffers(self) -> int:
-        """Line buffers (``max_width`` words of ``in_lanes * bits``): 2 banks x (kmax-1)."""
-        return 2 * (self._hw.kmax - 1)
-
-    @property
-    def products_per_lane(self) -> int:
-        """Products one output lane sums a cycle: ``in_lanes * kmax * kmax``."""
-        return self._hw.in_lanes * self._hw.kmax ** 2
-
-    @property
-    def multipliers(self) -> int:
-        """``in_lanes * out_lanes * kmax * kmax``."""
-        return self._hw.out_lanes * self.products_per_lane
-
-    @property
-    def dsp(self) -> int:
-        """DSP48E1 slices the engine assumes: one a multiplier (== ``hw.dsp_conv``)."""
-        return self.multipliers
-
-    @property
-    def weight_words(self) -> int:
-        """Weight registers in one bank (two banks: shadow and active)."""
-        return self.multipliers
-
-    @property
-    def tree_levels(self) -> int:
-        """Pipelined adder-tree levels per output lane: ``ceil(log2(Pi*kmax*kmax))``."""
-        return ceil_log2(self.products_per_lane)
-
-    @property
-    def mac_latency(self) -> int:
-        """Stages from a window entering the multipliers to its output register."""
-        return 6 + self.tree_levels
+    line_buffer_banks = property(lambda self: 2, doc="Two: group g streams through bank g % 2 while group g+1 "
+                                                     "preloads the other.")
+    line_buffers = property(lambda self: 2 * (self._hw.kmax - 1), doc="Line buffers (``max_width`` words of "
+                            "``in_lanes * bits``): 2 banks x (kmax-1).")
+    products_per_lane = property(lambda self: self._hw.in_lanes * self._hw.kmax ** 2,
+                                 doc="Products one output lane sums a cycle: ``in_lanes * kmax * kmax``.")
+    multipliers = property(lambda self: self._hw.out_lanes * self.products_per_lane,
+                           doc="``in_lanes * out_lanes * kmax * kmax``.")
+    dsp = property(lambda self: self.multipliers,
+                   doc="DSP48E1 slices the engine assumes: one a multiplier (== ``hw.dsp_conv``).")
+    weight_words = property(lambda self: self.multipliers,
+                            doc="Weight registers in one bank (two banks: shadow and active).")
+    tree_levels = property(lambda self: ceil_log2(self.products_per_lane),
+                           doc="Pipelined adder-tree levels per output lane: ``ceil(log2(Pi*kmax*kmax))``.")
+    mac_latency = property(lambda self: 6 + self.tree_levels,
+                           doc="Stages from a window entering the multipliers to its output register.")
 
     @property
     def latency(self) -> int:
@@ -273,79 +195,6 @@ class ConvEngine(wiring.Component):
         window's output being valid, without stalls: window generator + multiply
         pipeline."""
         return WindowGenerator.LATENCY + self.mac_latency
-
-    # ---- band checks (the compiler side) -------------------------------------------
-    def band_shape(self, kernel: int, stride: int, width: int, rows: int) -> tuple[int, int]:
-        """``(conv_h, conv_w)`` of a band."""
-        return (rows - kernel) // stride + 1, (width - kernel) // stride + 1
-
-    def check_band(self, kernel: int, stride: int, width: int, rows: int, groups: int,
-                   acc_shift: int = 0, bias_shift: int = 0) -> tuple[int, int]:
-        """Raise :class:`BandError` if the engine cannot run this band (the conditions
-        that raise ``err``); returns ``(conv_h, conv_w)``."""
-        checks = [("kernel", kernel, 1, self.kmax), ("stride", stride, *isa.limit("stride")),
-                  ("width", width, kernel, self.max_width),
-                  ("rows", rows, kernel, (1 << ROW_COL_BITS) - 1),
-                  ("groups", groups, 1, (1 << GROUP_BITS) - 1),
-                  ("acc_shift", acc_shift, *isa.limit("acc_shift")),
-                  ("bias_shift", bias_shift, *isa.limit("bias_shift"))]
-        for name, v, lo, hi in checks:
-            if not isinstance(v, int) or not lo <= v <= hi:
-                raise BandError(f"ConvEngine band: {name}={v!r} outside [{lo}, {hi}]")
-        conv_h, conv_w = self.band_shape(kernel, stride, width, rows)
-        if groups > 1 and conv_h * conv_w > self.psum_words:
-            raise BandError(f"ConvEngine band: {conv_h}x{conv_w} conv outputs do not fit the "
-                            f"partial-sum buffer ({self.psum_words} words) with {groups} groups")
-        return conv_h, conv_w
-
-    def band_cycles(self, kernel: int, width: int, rows: int, groups: int, preload: bool = True,
-                    stride: int = 1) -> int:
-        """Cycles from a band's bias to the first cycle the next band's bias can go in
-        (``busy`` low): :meth:`band_schedule`'s ``cycles``."""
-        return self.band_schedule(kernel, width, rows, groups, preload, stride).cycles
-
-    def band_schedule(self, kernel: int, width: int, rows: int, groups: int, preload: bool = True,
-                      stride: int = 1, weight_delay: int = 0) -> "BandSchedule":
-        """The engine's timing of one band, when every input is there as soon as the
-        engine takes it and the output is always ready: when it ends and when each conv
-        output leaves (:class:`BandSchedule`).  A recurrence over the input groups
-        (checked against the simulation within 3 cycles)::
-
-            P = (K-1)*Wp   preload pixels a group (``ip``; 0 without preload or for K = 1)
-            M = R*Wp - P   main-stream pixels a group (``i``), one a cycle
-            Wt = Po*Pi*K*K weight words a group, one a cycle; group g's load starts when
-                           group g-1's weights move into the multipliers (group 0's
-                           ``weight_delay`` cycles after the bias: its first word's
-                           wait, when the pixels come sooner)
-            preload of g:  after the preload of g-1 and the main stream of g-2 (its bank)
-            main of g:     after the preload of g and the main stream of g-1; it waits
-                           at its first valid window until group g's weights are in (the
-                           window generator takes 2 more pixels meanwhile)
-            end:           max(last pixel + 4, last output + 2), the last output being
-                           the last valid window's pixel + latency
-
-        The ideal ``(K-1)*Wp + groups * max(R-K+1, K-1)*Wp`` is this with preload, minus
-        the weight waits and the latency (and it is larger when ``M < P``)."""
-        K, Wp, R, G, S = kernel, width, rows, groups, stride
-        P = (K - 1) * Wp if preload and K > 1 else 0
-        M = R * Wp - P
-        Wt = self.out_lanes * self.in_lanes * K * K
-        first = (K - 1) * Wp + K - 1 - P            # main-stream index of the first valid window
-        # pixels after the last valid window of a group
-        tail = R * Wp - 1 - ((K - 1 + (R - K) // S * S) * Wp + K - 1 + (Wp - K) // S * S)
-        pre_end, main_end = [], []
-        t_weights = weight_delay                     # when the current group's weight load starts
-        for g in range(G):
-            ps = max(pre_end[g - 1] if g else 0, main_end[g - 2] if g >= 2 else 0)
-            pre_end.append(ps + P)
-            ms = max(pre_end[g], main_end[g - 1] if g else 0)
-            wait = max(0, t_weights + Wt - (ms + first))
-            main_end.append(ms + M + max(0, wait - 2))
-            t_weights = ms + first + wait            # the swap: group g+1's load starts
-        last_px = main_end[-1]                       # clock edge of the last pixel (bias: 0)
-        return BandSchedule(cycles=max(last_px + 4, last_px - tail + self.latency + 2), last_pixel=last_px,
-                            main_pixels=M, preload_pixels=P, kernel=K, stride=S, width=Wp,
-                            latency=self.latency)
 
     # ---- hardware ------------------------------------------------------------------
     def elaborate(self, platform):
@@ -605,22 +454,8 @@ class ConvEngine(wiring.Component):
                     for q in range(KM):
                         level.append(mul_add_hdl(m, win1[i][p][q], act[o][i][p][q], 0, en=en,
                                                  acc_bits=2 * bits, name=f"mul_o{o}_i{i}_{p}_{q}"))
-            depth = 0
-            while len(level) > 1:
-                depth += 1
-                nxt = []
-                for j in range(0, len(level) - 1, 2):
-                    a, b = level[j], level[j + 1]
-                    s = Signal(signed(max(len(a), len(b)) + 1), name=f"sum_o{o}_l{depth}_{j // 2}",
-                               reset_less=True)
-                    with m.If(en):
-                        m.d.sync += s.eq(a + b)
-                    nxt.append(s)
-                if len(level) % 2:
-                    nxt.append(delay(m, level[-1], 1, en=en, name=f"sum_o{o}_l{depth}_pass"))
-                level = nxt
+            tree, depth = reduce_tree(m, level, en, f"sum_o{o}", first_level=1)
             assert depth == T
-            tree = level[0]
 
             psum = memory.Memory(shape=signed(ACC_BITS), depth=PW, init=[])
             m.submodules[f"psum{o}"] = psum

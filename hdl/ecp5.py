@@ -8,7 +8,7 @@ nextpnr-ecp5, ecppack; the YoWASP builds from PyPI).
   ``convc compile`` writes and ``convc verify`` runs (elaborated here directly: Yosys reads
   Amaranth's RTLIL);
 * :class:`AXIRam`: the memory, an AXI4 slave over EBR initialized with the compiled memory
-  image (constants at word 0, the schedule at :func:`~convc.hdl.accel.schedule_addr`, one
+  image (constants at word 0, the schedule at :func:`~convc.compiler.program.schedule_addr`, one
   quantized input): one read and one write burst at a time, one beat a cycle each way,
   as the cycle model's ``axi-ram`` memory assumes (the board's SDRAM has no controller in
   convc);

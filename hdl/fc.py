@@ -67,7 +67,8 @@ from convc.compiler.engine_figures import FC_LIMITS, FC_LUTS_PER_MULTIPLIER, FC_
 from convc.compiler.isa import BIAS_BITS
 from convc.compiler.numeric import DSP_P_BITS
 
-from .arith import check_param, delay, mul_add_hdl, param, requantize_var_hdl, stall_pipeline
+from .arith import (check_param, delay, delay_chain, mul_add_hdl, params, reduce_tree, requantize_var_hdl,
+                    stall_pipeline)
 from .fields import GROUP_BITS, field_shape
 from .linebuffer import pixel_layout
 
@@ -82,14 +83,6 @@ def weights_layout(in_lanes: int, out_lanes: int, bits: int) -> data.ArrayLayout
 def bias_layout(out_lanes: int) -> data.ArrayLayout:
     """One band's biases: ``out_lanes`` signed 32-bit words."""
     return data.ArrayLayout(signed(BIAS_BITS), out_lanes)
-
-
-def _chain(m: Module, value, n: int, en, name: str) -> list:
-    """``[value, value delayed 1, ..., delayed n]`` (reset-less, clock-enabled)."""
-    out = [value]
-    for k in range(n):
-        out.append(delay(m, out[-1], 1, en=en, name=f"{name}{k + 1}"))
-    return out
 
 
 class FCEngine(wiring.Component):
@@ -118,7 +111,7 @@ class FCEngine(wiring.Component):
         check_param(self, "out_lanes", out_lanes, *self.LIMITS["out_lanes"])
         check_param(self, "bits", bits, *isa.limit("bits"))
         check_param(self, "psum_words", psum_words, *self.LIMITS["psum_words"])
-        self._il, self._ol, self._bits, self._pw = in_lanes, out_lanes, bits, psum_words
+        self._in_lanes, self._out_lanes, self._bits, self._psum_words = in_lanes, out_lanes, bits, psum_words
         super().__init__({
             "i": In(stream.Signature(pixel_layout(in_lanes, bits))),
             "weights": In(stream.Signature(weights_layout(in_lanes, out_lanes, bits))),
@@ -130,28 +123,16 @@ class FCEngine(wiring.Component):
             "o": Out(stream.Signature(pixel_layout(out_lanes, bits))),
         })
 
-    @property
-    def in_lanes(self) -> int:
-        return self._il
-
-    @property
-    def out_lanes(self) -> int:
-        return self._ol
-
-    bits = param("bits")
-
-    @property
-    def psum_words(self) -> int:
-        return self._pw
+    in_lanes, out_lanes, bits, psum_words = params("in_lanes", "out_lanes", "bits", "psum_words")
 
     @property
     def dsp_count(self) -> int:
         """DSP48E1 slices: one a multiplier."""
-        return self._il * self._ol
+        return self._in_lanes * self._out_lanes
 
     @property
     def tree_levels(self) -> int:
-        return (self._il - 1).bit_length()
+        return (self._in_lanes - 1).bit_length()
 
     @property
     def latency(self) -> int:
@@ -160,7 +141,7 @@ class FCEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        IL, OL, bits, PW = self._il, self._ol, self._bits, self._pw
+        IL, OL, bits, PW = self._in_lanes, self._out_lanes, self._bits, self._psum_words
         LAT = self.latency
         SA = 3 + self.tree_levels  # the accumulate stage
 
@@ -269,29 +250,16 @@ class FCEngine(wiring.Component):
                 else:
                     prods.append(mul_add_hdl(m, x1[i], w_cur[o][i], 0, en=en,
                                              acc_bits=min(2 * bits, DSP_P_BITS), name=f"dsp_o{o}_i{i}"))
-            level = 0
-            while len(prods) > 1:
-                nxt = []
-                for j in range(0, len(prods) - 1, 2):
-                    a, b = prods[j], prods[j + 1]
-                    width = min(DSP_P_BITS, max(len(a), len(b)) + 1)
-                    s = Signal(signed(width), name=f"sum_o{o}_l{level}_{j // 2}", reset_less=True)
-                    with m.If(en):
-                        m.d.sync += s.eq(a + b)  # 48-bit wrap, as the accumulator
-                    nxt.append(s)
-                if len(prods) % 2:
-                    nxt.append(delay(m, prods[-1], 1, en=en, name=f"sum_o{o}_l{level}_pass"))
-                prods = nxt
-                level += 1
-            tree.append(prods[0])
+            # 48-bit sums that wrap, as the accumulator
+            tree.append(reduce_tree(m, prods, en, f"sum_o{o}", max_bits=DSP_P_BITS)[0])
 
         # ---- control travelling with the element ------------------------------------
-        pix = _chain(m, p, SA + 1, en, "pix")
-        g0_d = _chain(m, g0, SA, en, "g0_")
-        lastg_d = _chain(m, last_g, LAT, en, "lastg")
-        first_d = _chain(m, p_first, LAT, en, "first")
-        last_d = _chain(m, p_last, LAT, en, "last")
-        ash_d = _chain(m, ash, SA + 1, en, "ash")
+        pix = delay_chain(m, p, SA + 1, en, "pix")
+        g0_d = delay_chain(m, g0, SA, en, "g0_")
+        lastg_d = delay_chain(m, last_g, LAT, en, "lastg")
+        first_d = delay_chain(m, p_first, LAT, en, "first")
+        last_d = delay_chain(m, p_last, LAT, en, "last")
+        ash_d = delay_chain(m, ash, SA + 1, en, "ash")
 
         # ---- stage SA: accumulate with the partial sums -----------------------------
         fwd = Signal(name="psum_fwd")

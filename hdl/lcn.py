@@ -30,11 +30,11 @@ Datapath::
                                                                v                   |
                            a_o <- [window sum -> s2; sqrt PWL -> s] <- WindowGenerator 2 <- pad2
 
-* ``pad1``/``pad2`` (:class:`FramePadder`) append ``hp = K - 1 - K//2`` zero columns to
-  every row and ``hp`` zero rows to the frame; the window generators give zeros above and
-  left of the frame, so the window whose bottom-right corner is padded element
-  ``(r+hp, c+hp)`` is the zero-padded "same" window centred on ``(r, c)`` (for even
-  ``K`` too).  Its ``K x K`` part is the bottom-right corner of the ``kmax x kmax``
+* ``pad1``/``pad2`` (:class:`~convc.hdl.framepad.FramePadder`) append
+  ``hp = K - 1 - K//2`` zero columns to every row and ``hp`` zero rows to the frame;
+  the window generators give zeros above and left of the frame, so the window whose
+  bottom-right corner is padded element ``(r+hp, c+hp)`` is the zero-padded "same"
+  window centred on ``(r, c)`` (for even ``K`` too).  Its ``K x K`` part is the bottom-right corner of the ``kmax x kmax``
   window.  Elements with ``row < hp`` or ``col < hp`` have no centre pixel and are
   dropped after the window sum.
 * The sums over maps come first (``sum_c``), so each sweep needs ONE window of one
@@ -54,18 +54,10 @@ Datapath::
   2 x 1324 x 50 bits (about 2 x 64 kbit; Yosys: 5 RAMB18E1 each).  Recomputing instead is impossible for ``x``
   (only the window sum is buffered), and for ``v`` it would need ``x`` and ``m`` delayed
   twice as long.
-* Window sums are separable and exact: the ISA stores ``G = outer(R, Q)`` exactly (and
-  ``R``, ``Q``), and for integers
-  ``sum_{p,q} R[p] Q[q] X[p][q] = sum_q Q[q] (sum_p R[p] X[p][q])``.  The engine forms
-  the column sums ``t = sum_p R[p] X[p][q]`` EXACTLY (no rounding, width
-  ``xbits + 16 + ceil(log2 kmax)``), keeps the last ``kmax`` of them in a shift register
-  (columns left of the frame are 0), and sums ``Q[q] * t`` -- with ``t`` wider than the
-  25-bit A port, as ``t_lo`` (24 bits, unsigned) and ``t_hi`` products:
-  ``sum = sum_q Q t_lo + 2**24 sum_q Q t_hi`` (mod 2**48: the hardware accumulator is
-  48 bits and wraps, as the ISA says).  Equal to the 2-D sum whenever it fits 48 bits
-  (otherwise the golden model reports an overflow).  DSPs a window: ``kmax`` (columns)
-  + ``kmax`` or ``2*kmax`` (rows) instead of ``kmax**2``.  Adder trees are in fabric,
-  one register a level.
+* Window sums are separable and exact (:mod:`convc.hdl.lcnwindow`): ``kmax`` column
+  taps ``R`` then ``kmax`` row taps ``Q`` (``2*kmax`` when the column sums are wider
+  than the 25-bit A port) instead of ``kmax**2`` multipliers, the sum 48 bits and
+  wrapping like the hardware accumulator.
 * ``mean``: ``sum s * mean_mul`` accumulated per ``a_o`` transfer in two 48-bit
   accumulators (``mean_mul`` = ``hi * 2**24 + lo``: ``s*lo`` and ``s*hi``, one DSP48E1
   each), combined mod 2**48, then ``requantize_var_hdl(., mean_shift, bits)``.
@@ -114,22 +106,21 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from convc.compiler import isa
-from convc.compiler.engine_figures import (LCN_LIMITS, LCN_LUTS_PER_CHANNEL, LCN_TAP_BITS, lcn_dsp_count,
-                                           lcn_max_width, lcn_widths)
+from convc.compiler.engine_figures import LCN_LIMITS, LCN_LUTS_PER_CHANNEL, lcn_dsp_count, lcn_max_width, lcn_widths
 from convc.compiler.numeric import ACC_BITS
 
-from .arith import (check_param, delay, mul_add_hdl, param, requantize_var_hdl, saturate_hdl,
+from .arith import (check_param, delay, mul_add_hdl, params, reduce_tree, requantize_var_hdl, saturate_hdl,
                     stall_pipeline)
 from .fields import field_shape
+from .framepad import FramePadder
+from .lcnwindow import TAP_BITS, filter_latency, levels, window_stage
 from .linebuffer import WindowGenerator, pixel_layout
 from .pwl import PWLCore, check_table, table_write_signature
 
-__all__ = ["LCNEngine", "FramePadder", "vs_layout", "window_write_signature", "lcn_layout",
+__all__ = ["LCNEngine", "vs_layout", "window_write_signature", "lcn_layout",
            "lcn_dsp_count"]
 
-_LO_BITS = 24          # t = t_hi * 2**24 + t_lo (t_lo unsigned: 25 signed bits on the A port)
 _MUL_LO_BITS = 24      # mean_mul = hi * 2**24 + lo
-TAP_BITS = LCN_TAP_BITS
 
 
 def lcn_layout(channels: int, bits: int) -> data.StructLayout:
@@ -166,181 +157,6 @@ def window_write_signature(kmax: int) -> wiring.Signature:
 def _hp(K: int) -> int:
     """Bottom/right zero padding for a K window: K - 1 - K//2."""
     return max(K - 1 - K // 2, 0)
-
-
-def _levels(n: int) -> int:
-    return ceil_log2(n) if n > 1 else 0
-
-
-class _Port:
-    """valid/ready pair for stall_pipeline on an internal (gated or filtered) stream."""
-
-    def __init__(self, name):
-        self.valid = Signal(name=f"{name}_valid")
-        self.ready = Signal(name=f"{name}_ready")
-
-
-def _valid_chain(m, valid_in, en, n, name):
-    """valid bits of stages 0..n (stage 0 = the input, combinational), reset to 0."""
-    out = [valid_in]
-    for k in range(1, n + 1):
-        v = Signal(name=f"{name}_v{k}")
-        with m.If(en):
-            m.d.sync += v.eq(out[-1])
-        out.append(v)
-    return out
-
-
-def _tree(m, values, en, name):
-    """Registered binary adder tree (one register a level). Returns (sum, levels)."""
-    vals = list(values)
-    level = 0
-    while len(vals) > 1:
-        nxt = []
-        for j in range(0, len(vals) - 1, 2):
-            a, b = vals[j], vals[j + 1]
-            w = max(len(a), len(b)) + 1
-            s = Signal(signed(w), name=f"{name}_l{level}_{j // 2}", reset_less=True)
-            with m.If(en):
-                m.d.sync += s.eq(a + b)
-            nxt.append(s)
-        if len(vals) % 2:
-            nxt.append(delay(m, vals[-1], 1, en=en, name=f"{name}_l{level}_odd"))
-        vals = nxt
-        level += 1
-    return vals[0], level
-
-
-def _filter_latency(kmax: int, split: bool) -> int:
-    return 5 + 2 * _levels(kmax) + (1 if split else 0)
-
-
-def _window_sum(m, colvec, col, valids, en, rtap, qtap, kmax, split, name):
-    """The separable window sum (see the module docstring).  ``colvec[p]`` (stage 0) is
-    the newest window column (row r-(kmax-1)+p), ``col`` its column, ``valids`` the
-    stage valid bits.  Returns (48-bit sum, latency)."""
-    zero = C(0, signed(2))
-    # columns: t = sum_p R[p] * X[p]
-    prods = []
-    for p in range(kmax):
-        pw = min(len(colvec[p]) + TAP_BITS, ACC_BITS)
-        prods.append(mul_add_hdl(m, colvec[p], rtap[p], zero, en=en, acc_bits=pw,
-                                 name=f"{name}_c{p}"))
-    t, lv = _tree(m, prods, en, f"{name}_ct")
-    st = 2 + lv                                   # t is at stage st
-    col_st = delay(m, col, st, en=en, name=f"{name}_col")
-    # the row shift register: hs[q] = t of column col-(kmax-1)+q (0 left of the frame)
-    hs = [Signal(signed(len(t)), name=f"{name}_hs{q}", reset_less=True) for q in range(kmax)]
-    with m.If(en & valids[st]):
-        for q in range(kmax - 1):
-            m.d.sync += hs[q].eq(Mux(col_st >= kmax - 1 - q, hs[q + 1], 0))
-        m.d.sync += hs[kmax - 1].eq(t)
-    # hs holds the element at stage st+1; products at st+3
-    if not split:
-        rp = [mul_add_hdl(m, hs[q], qtap[q], zero, en=en,
-                          acc_bits=min(len(t) + TAP_BITS, ACC_BITS), name=f"{name}_r{q}")
-              for q in range(kmax)]
-        acc, lh = _tree(m, rp, en, f"{name}_rt")
-        out = Signal(signed(ACC_BITS), name=f"{name}_acc")
-        m.d.comb += out.eq(acc[:ACC_BITS] if len(acc) > ACC_BITS else acc)
-        return out, st + 3 + lh
-    lo_p, hi_p = [], []
-    for q in range(kmax):
-        lo = Cat(hs[q][:_LO_BITS], C(0, 1)).as_signed()
-        hi = hs[q][_LO_BITS:].as_signed()
-        lo_p.append(mul_add_hdl(m, lo, qtap[q], zero, en=en, acc_bits=_LO_BITS + 1 + TAP_BITS,
-                                name=f"{name}_rl{q}"))
-        hi_p.append(mul_add_hdl(m, hi, qtap[q], zero, en=en,
-                                acc_bits=min(len(hi) + TAP_BITS, ACC_BITS), name=f"{name}_rh{q}"))
-    slo, lh = _tree(m, lo_p, en, f"{name}_rtl")
-    shi, _ = _tree(m, hi_p, en, f"{name}_rth")
-    acc = Signal(signed(ACC_BITS), name=f"{name}_acc", reset_less=True)
-    with m.If(en):
-        m.d.sync += acc.eq((slo + (shi << _LO_BITS))[:ACC_BITS].as_signed())
-    return acc, st + 3 + lh + 1
-
-
-class FramePadder(wiring.Component):
-    """Appends ``pad`` zero columns to every row and ``pad`` zero rows to a raster frame.
-
-    ``i``/``o``: stream of ``{data: signed(bits), first, last}``; the frame's rows are
-    ``width`` pixels (``first`` restarts the column count, ``last`` on the frame's final
-    pixel starts the bottom padding).  Out: ``(H + pad) x (width + pad)`` elements,
-    ``first`` on the first, ``last`` on the final one.  One element a cycle, registered
-    output; ``i.ready`` does not depend on ``i.valid``.  ``width``/``pad`` must be stable
-    during a frame.
-    """
-
-    def __init__(self, *, bits: int, max_width: int, max_pad: int):
-        check_param(self, "bits", bits, 2, ACC_BITS)
-        check_param(self, "max_width", max_width, 1, 1 << 16)
-        check_param(self, "max_pad", max_pad, 0, 64)
-        self._bits, self._max_width, self._max_pad = bits, max_width, max_pad
-        layout = data.StructLayout({"data": signed(bits), "first": 1, "last": 1})
-        super().__init__({
-            "i": In(stream.Signature(layout)),
-            "o": Out(stream.Signature(layout)),
-            "width": In(range(max_width + 1)),
-            "pad": In(range(max_pad + 1)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        i, o = self.i, self.o
-        ov = Signal(name="ov")
-        op = Signal(self.o.payload.shape(), name="op", reset_less=True)
-        m.d.comb += [o.valid.eq(ov), o.payload.eq(op)]
-        free = Signal(name="free")
-        m.d.comb += free.eq(~ov | o.ready)
-        with m.If(free):
-            m.d.sync += ov.eq(0)
-        wp = Signal(range(self._max_width + self._max_pad + 1), name="wp")
-        m.d.comb += wp.eq(self.width + self.pad)
-        col = Signal(range(self._max_width + self._max_pad + 1), name="col")
-        brow = Signal(range(self._max_pad + 1), name="brow")
-        lastrow = Signal(name="lastrow")
-        state = Signal(2, name="state")            # 0 pass, 1 right pad, 2 bottom pad
-        # (comb outputs as plain assignments, not inside Switch: an `always @*` whose
-        # inputs never change is never evaluated by Icarus, leaving i.ready at X)
-        cur = Signal.like(col, name="cur_col")
-        m.d.comb += [i.ready.eq(free & (state == 0)), cur.eq(Mux(i.payload.first, 0, col))]
-        with m.Switch(state):
-            with m.Case(0):
-                with m.If(i.valid & free):
-                    m.d.sync += [
-                        ov.eq(1),
-                        op.data.eq(i.payload.data),
-                        op.first.eq(i.payload.first),
-                        op.last.eq(i.payload.last & (self.pad == 0)),
-                    ]
-                    with m.If(cur + 1 >= self.width):
-                        with m.If(self.pad == 0):
-                            m.d.sync += col.eq(0)
-                        with m.Else():
-                            m.d.sync += [col.eq(cur + 1), state.eq(1), lastrow.eq(i.payload.last)]
-                    with m.Else():
-                        m.d.sync += col.eq(cur + 1)
-            with m.Case(1):
-                with m.If(free):
-                    m.d.sync += [ov.eq(1), op.data.eq(0), op.first.eq(0), op.last.eq(0)]
-                    with m.If(col + 1 >= wp):
-                        m.d.sync += [col.eq(0), brow.eq(0), state.eq(Mux(lastrow, 2, 0))]
-                    with m.Else():
-                        m.d.sync += col.eq(col + 1)
-            with m.Default():
-                with m.If(free):
-                    endrow, endbot = col + 1 >= wp, brow + 1 >= self.pad
-                    m.d.sync += [ov.eq(1), op.data.eq(0), op.first.eq(0),
-                                 op.last.eq(endrow & endbot)]
-                    with m.If(endrow):
-                        m.d.sync += col.eq(0)
-                        with m.If(endbot):
-                            m.d.sync += state.eq(0)
-                        with m.Else():
-                            m.d.sync += brow.eq(brow + 1)
-                    with m.Else():
-                        m.d.sync += col.eq(col + 1)
-        return m
 
 
 class LCNEngine(wiring.Component):
@@ -398,10 +214,7 @@ class LCNEngine(wiring.Component):
         })
 
     # ---- sizes ------------------------------------------------------------------
-    channels = param("channels")
-    bits = param("bits")
-    kmax = param("kmax")
-    max_width = param("max_width")
+    channels, bits, kmax, max_width = params("channels", "bits", "kmax", "max_width")
 
     @property
     def max_pad(self) -> int:
@@ -416,12 +229,12 @@ class LCNEngine(wiring.Component):
     @property
     def filter_latency(self) -> int:
         """Pipeline stages of one separable window sum."""
-        return _filter_latency(self._kmax, self._w["split"])
+        return filter_latency(self._kmax, self._w["split"])
 
     @property
     def latency_m(self) -> int:
         """Stages from window generator 1 to the (v, sum_c sq) output."""
-        return self.filter_latency + 2 + 1 + 2 + 2 + 1 + _levels(self._channels)
+        return self.filter_latency + 2 + 1 + 2 + 2 + 1 + levels(self._channels)
 
     @property
     def latency_s(self) -> int:
@@ -526,35 +339,15 @@ class LCNEngine(wiring.Component):
             ai.ready.eq(pad1.i.ready & fx.w_rdy),
         ]
 
-        def window_stage(wg, fq, name):
-            """Input side of a window stage: gate centred elements on the FIFO, pop it.
-            Returns (pin, colvec, col, centred, fifo data) at stage 0."""
-            o = wg.o
-            pin = _Port(f"{name}_in")
-            centred = Signal(name=f"{name}_centred")
-            m.d.comb += centred.eq((o.payload.row >= hp) & (o.payload.col >= hp))
-            gate = ~centred | fq.r_rdy
-            m.d.comb += [
-                pin.valid.eq(o.valid & gate),
-                o.ready.eq(pin.ready & gate),
-                fq.r_en.eq(o.valid & pin.ready & centred),
-            ]
-            colvec = [Cat(*[o.payload.window[j][p][kmax - 1] for j in range(lanes)]).as_signed()
-                      for p in range(kmax)]
-            return pin, colvec, o.payload.col, centred, fq.r_data
-
         def unpack(word):
             vals = [word[c * bits:(c + 1) * bits].as_signed() for c in range(Cn)]
             return vals, word[Cn * bits], word[Cn * bits + 1]
 
         # ---- stage M: window 1 -> m, v, sq, sum_c sq ------------------------------
         LM, F = self.latency_m, self.filter_latency
-        pin, colvec, col, centred, xword = window_stage(wg1, fx, "stm")
-        pout = _Port("stm_out")
-        enm = stall_pipeline(m, pin, pout, LM, name="stm")
-        vm = _valid_chain(m, pin.valid, enm, LM, "stm")
-        acc, lat = _window_sum(m, colvec, col, vm, enm, rtap, qtap, kmax, split, "wm")
-        assert lat == F
+        stage = dict(kmax=kmax, split=split, lanes=lanes)
+        enm, pout, acc, centred, xword = window_stage(m, wg1, fx, hp, rtap, qtap, **stage, latency=LM,
+                                                      name="stm", sum_name="wm")
         keep = delay(m, centred, LM, en=enm, name="stm_keep")
         xs, xfirst, xlast = unpack(xword)
         mm = requantize_var_hdl(m, acc, self.m_shift, bits, domain="sync", en=enm,
@@ -570,7 +363,7 @@ class LCNEngine(wiring.Component):
                                  shift_domain="sync", name=f"sq{c}") for c in range(Cn)]  # F+7
         sqm = [delay(m, Mux(map_mask(c), sq[c], 0), 1, en=enm, name=f"sqm{c}")
                for c in range(Cn)]                                         # F+8
-        sqsum, lc = _tree(m, sqm, enm, "sqsum")                           # F+8+lc = LM
+        sqsum, lc = reduce_tree(m, sqm, enm, "sqsum", odd="odd")                           # F+8+lc = LM
         assert F + 8 + lc == LM
         v_out = [delay(m, vmask[c], LM - (F + 3), en=enm, name=f"vo{c}") for c in range(Cn)]
         f_out = delay(m, xfirst, LM, en=enm, name="stm_first")
@@ -590,12 +383,8 @@ class LCNEngine(wiring.Component):
 
         # ---- stage S: window 2 -> s2 -> s ----------------------------------------
         LS = self.latency_s
-        pin2, colvec2, col2, centred2, vword = window_stage(wg2, fv, "sts")
-        pout2 = _Port("sts_out")
-        ens = stall_pipeline(m, pin2, pout2, LS, name="sts")
-        vs = _valid_chain(m, pin2.valid, ens, LS, "sts")
-        acc2, lat2 = _window_sum(m, colvec2, col2, vs, ens, rtap, qtap, kmax, split, "ws")
-        assert lat2 == F
+        ens, pout2, acc2, centred2, vword = window_stage(m, wg2, fv, hp, rtap, qtap, **stage, latency=LS,
+                                                         name="sts", sum_name="ws")
         s2 = requantize_var_hdl(m, acc2, self.s2_shift, bits, domain="sync", en=ens,
                                 shift_domain="sync", name="s2")           # F+2
         m.submodules.sqrt = sqrt = PWLCore(bits, bits, max_segments=self._max_segments)

@@ -50,7 +50,7 @@ from convc.compiler import isa
 from convc.compiler.engine_figures import WINDOW_LIMITS
 from convc.compiler.isa import ROW_COL_BITS
 
-from .arith import check_param, delay, param, stall_pipeline
+from .arith import check_param, delay, param, params, stall_pipeline
 
 __all__ = ["WindowGenerator", "pixel_layout", "window_layout"]
 
@@ -104,25 +104,13 @@ class WindowGenerator(wiring.Component):
             "o": Out(stream.Signature(window_layout(lanes, bits, kmax))),
         })
 
-    lanes = param("lanes")
-    bits = param("bits")
-    kmax = param("kmax")
-    max_width = param("max_width")
+    lanes, bits, kmax, max_width = params("lanes", "bits", "kmax", "max_width")
 
-    @property
-    def latency(self) -> int:
-        """Cycles from an accepted input to its window being valid (no backpressure)."""
-        return self.LATENCY
-
-    @property
-    def line_buffer_depth(self) -> int:
-        """Words in each line buffer (one word = one column of all lanes)."""
-        return self._max_width
-
-    @property
-    def line_buffers(self) -> int:
-        """Line buffers (memories), each ``lanes * bits`` wide: ``kmax - 1``."""
-        return self._kmax - 1
+    latency = property(lambda self: self.LATENCY,
+                       doc="Cycles from an accepted input to its window being valid (no backpressure).")
+    line_buffer_depth = param("max_width", "Words in each line buffer (one word = one column of all lanes).")
+    line_buffers = property(lambda self: self._kmax - 1,
+                            doc="Line buffers (memories), each ``lanes * bits`` wide: ``kmax - 1``.")
 
     def elaborate(self, platform):
         m = Module()

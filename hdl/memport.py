@@ -204,13 +204,31 @@ class _BurstSplitter(wiring.Component):
 
 
 class _MemPort(wiring.Component):
-    """What a read and a write port share: the checked AXI sizes (:func:`_check_common`)
-    and the properties that read them."""
+    """What a read and a write port share: the checked AXI sizes (:func:`_check_common`),
+    the properties that read them, and the ports around the data ports of
+    :meth:`_data_ports` (``cmd`` first; ``m_axi``, ``idle``, ``error``, ``clear_error``
+    last), ``m_axi`` being the half of AXI4 named by ``_AXI_HALF``."""
 
-    def _configure(self, data_width, max_burst, max_outstanding, addr_width, id_width, axi_id):
+    _AXI_HALF: dict = {}
+
+    def __init__(self, data_width: int = 64, max_burst: int | None = None, *,
+                 max_outstanding: int = DEFAULT_OUTSTANDING, addr_width: int = 32, id_width: int = 1,
+                 axi_id: int = 0):
         max_burst = _check_common(self, data_width, max_burst, max_outstanding, addr_width, id_width, axi_id)
         self._dw, self._mb, self._mo = data_width, max_burst, max_outstanding
         self._aw, self._iw, self._id = addr_width, id_width, axi_id
+        super().__init__({
+            "cmd": In(stream.Signature(cmd_layout())),
+            **self._data_ports(data_width),
+            "m_axi": Out(axi.AXI4Signature(addr_width, data_width, id_width, **self._AXI_HALF)),
+            "idle": Out(1),
+            "error": Out(1),
+            "clear_error": In(1),
+        })
+
+    def _data_ports(self, data_width: int) -> dict:
+        """The port's own data ports, signature order (between ``cmd`` and ``m_axi``)."""
+        raise NotImplementedError
 
     data_width = property(lambda self: self._dw)
     max_burst = property(lambda self: self._mb)
@@ -256,20 +274,11 @@ class MemReader(_MemPort):
     R_TO_WORD = 2       # the first word on ``o`` this many cycles after its R beat
     FREE_TO_AR = 2      # a burst's last word taken -> the AR of the burst its slot lets in
 
-    def __init__(self, data_width: int = 64, max_burst: int | None = None, *,
-                 max_outstanding: int = DEFAULT_OUTSTANDING, addr_width: int = 32, id_width: int = 1,
-                 axi_id: int = 0):
-        self._configure(data_width, max_burst, max_outstanding, addr_width, id_width, axi_id)
-        super().__init__({
-            "cmd": In(stream.Signature(cmd_layout())),
-            "o": Out(stream.Signature(word_layout())),
-            "wide": In(1),
-            "beat": Out(stream.Signature(beat_layout(data_width))),
-            "m_axi": Out(axi.AXI4Signature(addr_width, data_width, id_width, write=False)),
-            "idle": Out(1),
-            "error": Out(1),
-            "clear_error": In(1),
-        })
+    _AXI_HALF = {"write": False}
+
+    def _data_ports(self, data_width: int) -> dict:
+        return {"o": Out(stream.Signature(word_layout())), "wide": In(1),
+                "beat": Out(stream.Signature(beat_layout(data_width)))}
 
     @property
     def fifo_beats(self) -> int:
@@ -400,18 +409,10 @@ class MemWriter(_MemPort):
     WORD_TO_AW = 2      # AWVALID/WVALID this many cycles after a burst's last word
     B_TO_IDLE = 1       # ``idle`` this many cycles after the last B
 
-    def __init__(self, data_width: int = 64, max_burst: int | None = None, *,
-                 max_outstanding: int = DEFAULT_OUTSTANDING, addr_width: int = 32, id_width: int = 1,
-                 axi_id: int = 0):
-        self._configure(data_width, max_burst, max_outstanding, addr_width, id_width, axi_id)
-        super().__init__({
-            "cmd": In(stream.Signature(cmd_layout())),
-            "i": In(stream.Signature(WORD_BITS)),
-            "m_axi": Out(axi.AXI4Signature(addr_width, data_width, id_width, read=False)),
-            "idle": Out(1),
-            "error": Out(1),
-            "clear_error": In(1),
-        })
+    _AXI_HALF = {"read": False}
+
+    def _data_ports(self, data_width: int) -> dict:
+        return {"i": In(stream.Signature(WORD_BITS))}
 
     @property
     def fifo_beats(self) -> int:

@@ -58,7 +58,8 @@ from convc.compiler import isa
 from convc.compiler.engine_figures import POOL_LIMITS, POOL_LUTS_PER_LANE
 from convc.compiler.isa import ROW_COL_BITS
 
-from .arith import check_param, delay, mul_add_hdl, param, requantize_var_hdl, stall_pipeline
+from .arith import (check_param, delay, delay_chain, mul_add_hdl, param, params, reduce_tree, requantize_var_hdl,
+                    stall_pipeline)
 from .fields import field_shape
 from .linebuffer import WindowGenerator, pixel_layout
 
@@ -78,33 +79,6 @@ def config_layout(max_width: int) -> data.StructLayout:
         "avg_mul": field_shape("avg_mul"),
         "avg_shift": field_shape("avg_shift"),
     })
-
-
-def _chain(m: Module, value, n: int, en, name: str) -> list:
-    """``[value, value delayed 1, ..., delayed n]`` (reset-less, clock-enabled)."""
-    out = [value]
-    for k in range(n):
-        out.append(delay(m, out[-1], 1, en=en, name=f"{name}{k + 1}"))
-    return out
-
-
-def _tree(m: Module, leaves: list, op, en, name: str, grow: int) -> Signal:
-    """Registered reduction tree: pairs combined by ``op(a, b)`` each level (width
-    ``+grow`` bits a level), odd ones passed through a register."""
-    vals, level = list(leaves), 0
-    while len(vals) > 1:
-        nxt = []
-        for j in range(0, len(vals) - 1, 2):
-            a, b = vals[j], vals[j + 1]
-            r = Signal(signed(max(len(a), len(b)) + grow), name=f"{name}_l{level}_{j // 2}",
-                       reset_less=True)
-            with m.If(en):
-                m.d.sync += r.eq(op(a, b))
-            nxt.append(r)
-        if len(vals) % 2:
-            nxt.append(delay(m, vals[-1], 1, en=en, name=f"{name}_l{level}_pass"))
-        vals, level = nxt, level + 1
-    return vals[0]
 
 
 class PoolEngine(wiring.Component):
@@ -142,24 +116,13 @@ class PoolEngine(wiring.Component):
             "o": Out(stream.Signature(layout)),
         })
 
-    lanes = param("lanes")
-    bits = param("bits")
-    kmax = param("kmax")
-    max_width = param("max_width")
+    lanes, bits, kmax, max_width = params("lanes", "bits", "kmax", "max_width")
 
-    @property
-    def dsp_count(self) -> int:
-        """DSP48E1 slices: one a lane (the average multiply)."""
-        return self._lanes
-
-    @property
-    def tree_levels(self) -> int:
-        return (self._kmax * self._kmax - 1).bit_length()
-
-    @property
-    def pipe_latency(self) -> int:
-        """Latency of the select / reduce / multiply / requantize pipeline."""
-        return 5 + self.tree_levels
+    dsp_count = param("lanes", "DSP48E1 slices: one a lane (the average multiply).")
+    tree_levels = property(lambda self: (self._kmax * self._kmax - 1).bit_length(),
+                           doc="Levels of the max and sum trees over the ``kmax * kmax`` window.")
+    pipe_latency = property(lambda self: 5 + self.tree_levels,
+                            doc="Latency of the select / reduce / multiply / requantize pipeline.")
 
     @property
     def latency(self) -> int:
@@ -267,18 +230,19 @@ class PoolEngine(wiring.Component):
                                            name=f"mx_leaf_l{lane}_{p}_{q}"))
                     sm_leaves.append(delay(m, Mux(inside[p, q], v, 0), 1, en=en,
                                            name=f"sm_leaf_l{lane}_{p}_{q}"))
-            max_res.append(_tree(m, mx_leaves, lambda a, b: Mux(a > b, a, b), en, f"max_l{lane}", 0))
-            sum_res.append(_tree(m, sm_leaves, lambda a, b: a + b, en, f"sum_l{lane}", 1))
+            max_res.append(reduce_tree(m, mx_leaves, en, f"max_l{lane}", op=lambda a, b: Mux(a > b, a, b),
+                                       grow=0)[0])
+            sum_res.append(reduce_tree(m, sm_leaves, en, f"sum_l{lane}")[0])
         SUMS = 1 + D  # stage of the tree outputs
 
         # ---- control travelling with the window -------------------------------------
-        is_avg = _chain(m, cfg.kind == isa.POOL_AVG, LP, en, "is_avg")
-        mul = _chain(m, cfg.avg_mul, SUMS, en, "avg_mul")
-        ash = _chain(m, cfg.avg_shift, SUMS + 2, en, "avg_shift")
-        out_d = _chain(m, is_out, LP, en, "is_out")
-        first_d = _chain(m, first_out, LP, en, "first_out")
-        sure_d = _chain(m, sure, LP, en, "sure")
-        wlast_d = _chain(m, w.payload.last, LP, en, "wlast")
+        is_avg = delay_chain(m, cfg.kind == isa.POOL_AVG, LP, en, "is_avg")
+        mul = delay_chain(m, cfg.avg_mul, SUMS, en, "avg_mul")
+        ash = delay_chain(m, cfg.avg_shift, SUMS + 2, en, "avg_shift")
+        out_d = delay_chain(m, is_out, LP, en, "is_out")
+        first_d = delay_chain(m, first_out, LP, en, "first_out")
+        sure_d = delay_chain(m, sure, LP, en, "sure")
+        wlast_d = delay_chain(m, w.payload.last, LP, en, "wlast")
 
         # ---- average: one DSP48E1 a lane, requantize; select ------------------------
         res = Signal(data.ArrayLayout(signed(bits), lanes), name="pool_res", reset_less=True)

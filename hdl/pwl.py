@@ -45,9 +45,10 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from convc.compiler import isa
-from convc.compiler.numeric import PWLTable, signed_range
+from convc.compiler.numeric import signed_range
+from convc.compiler.pwl_table import PWLTable
 
-from .arith import check_param, delay, mul_add_hdl, param, requantize_var_hdl, stall_pipeline
+from .arith import check_param, delay, mul_add_hdl, params, requantize_var_hdl, stall_pipeline
 
 __all__ = ["PWLCore", "PWLUnit", "table_write_signature", "TABLE_ADDR_BITS", "load_table_words",
            "check_table", "lane_shape", "lanes_of"]
@@ -157,10 +158,7 @@ class PWLCore(wiring.Component):
             "table": In(table_write_signature()),
         })
 
-    bits = param("bits")
-    out_bits = param("out_bits")
-    max_segments = param("max_segments")
-    lanes = param("lanes")
+    bits, out_bits, max_segments, lanes = params("bits", "out_bits", "max_segments", "lanes")
 
     @property
     def latency(self) -> int:
@@ -280,9 +278,7 @@ class PWLUnit(wiring.Component):
         """Cycles from an accepted input to its output being valid (no backpressure)."""
         return PWLCore.LATENCY
 
-    bits = param("bits")
-    out_bits = param("out_bits")
-    max_segments = param("max_segments")
+    bits, out_bits, max_segments = params("bits", "out_bits", "max_segments")
 
     def check_table(self, table: PWLTable) -> None:
         """Raise ``ValueError`` if this unit cannot evaluate ``table`` exactly."""

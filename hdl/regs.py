@@ -29,7 +29,7 @@ read answers in the cycle after AR (``rvalid`` registered, ``rdata`` held until
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

@@ -6,6 +6,7 @@ file. Used by the labelled-folder loader (:mod:`convc.reference.segmentation`).
 
 from __future__ import annotations
 
+import base64
 import struct
 import zlib
 from pathlib import Path
@@ -14,30 +15,53 @@ import numpy as np
 
 from convc.errors import ConvcError
 
-__all__ = ["read_image", "read_png", "write_png", "read_pnm", "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS"]
+__all__ = ["read_image", "read_png", "write_png", "png_bytes", "png_base64", "PNG_SIGNATURE", "read_pnm", "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pnm", ".npy")
 MAX_IMAGE_PIXELS = 1 << 26      # one image (8192 x 8192)
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
-def write_png(path, image: np.ndarray) -> None:
-    """Write ``image`` (uint8, ``(H, W)`` grey or ``(H, W, 3)`` RGB) as an 8-bit PNG."""
+def png_bytes(image: np.ndarray, level: int = -1) -> bytes:
+    """Encode a picture as an 8-bit PNG file (no filter, one zlib stream).
+
+    Parameters
+    ----------
+    image : ndarray
+        uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB, ``H, W >= 1``.
+    level : int
+        zlib compression level (-1: zlib's default; the HTML reports use 9).
+
+    Returns
+    -------
+    bytes
+        The whole file: signature, IHDR, IDAT, IEND.
+    """
     a = np.asarray(image)
-    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
-        raise ValueError(f"write_png: need uint8 (H, W) or (H, W, 3), got {a.dtype} {a.shape}")
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3) or 0 in a.shape[:2]:
+        raise ValueError(f"png_bytes: need uint8 (H, W) or (H, W, 3) with H, W >= 1, got {a.dtype} {a.shape}")
     h, w = a.shape[:2]
-    ctype = 0 if a.ndim == 2 else 2
     raw = np.concatenate([np.zeros((h, 1), np.uint8), a.reshape(h, -1)], axis=1).tobytes()
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)
-    Path(path).write_bytes(_PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-                           + chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", w, h, 8, 0 if a.ndim == 2 else 2, 0, 0, 0)
+    return (PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, level))
+            + chunk(b"IEND", b""))
+
+
+def png_base64(image: np.ndarray) -> str:
+    """:func:`png_bytes` of ``image`` (level 9) as base64 text, for an HTML
+    ``data:image/png;base64`` image."""
+    return base64.b64encode(png_bytes(image, 9)).decode("ascii")
+
+
+def write_png(path, image: np.ndarray) -> None:
+    """Write ``image`` (uint8, ``(H, W)`` grey or ``(H, W, 3)`` RGB) as an 8-bit PNG."""
+    Path(path).write_bytes(png_bytes(image))
 
 
 def _unfilter(data: bytes, h: int, stride: int, bpp: int, where: str) -> np.ndarray:
@@ -85,7 +109,7 @@ def read_png(path) -> np.ndarray:
         blob = path.read_bytes()
     except OSError as exc:
         raise ConvcError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not blob.startswith(_PNG_SIGNATURE):
+    if not blob.startswith(PNG_SIGNATURE):
         raise ConvcError(f"{path}: not a PNG file (bad signature)")
     pos, header, palette, idat = 8, None, None, []
     while True:

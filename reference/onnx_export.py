@@ -19,7 +19,7 @@ flatten       ``Flatten``
 logsoftmax    ``LogSoftmax`` (last axis)
 ============  ==============================================================
 
-``onnx`` is an optional tool: imported where used (:func:`convc.reference.onnx_import.require_onnx`).
+``onnx`` is an optional tool: imported where used (:func:`convc.reference.onnx_load.require_onnx`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from convc.inputs import write_atomic
 
 from .layers import LocalContrastNorm
 from .network import Network
-from .onnx_import import require_onnx
+from .onnx_load import require_onnx
 
 __all__ = ["OPSET", "to_onnx", "export_onnx"]
 

@@ -17,8 +17,6 @@ Configuration: a JSON object in ``$CONVC_ACCEL_TB`` (:data:`CONFIG_ENV`)
 ``max_cycles``   the cycle budget of one image (start to done)
 ``poll_cycles``  STATUS is read over AXI-Lite every this many cycles (default 256),
                  or at once when ``irq`` rises
-``sched_addr``   word address of the schedule (default
-                 :func:`convc.hdl.accel.schedule_addr` of ``program.memory_words``)
 ``period_ns``    clock period (default 10)
 ``poison``       optional 16-bit word written over every layer's output region
                  before each image (default 0xDEAD; ``null``: leave the RAM alone),
@@ -28,7 +26,7 @@ Configuration: a JSON object in ``$CONVC_ACCEL_TB`` (:data:`CONFIG_ENV`)
 What it does (the contract in :mod:`convc.hdl.accel`): a clock on ``clk``, ``rst``
 high for a few cycles; cocotbext-axi's ``AxiRam`` on ``m_axi`` and ``AxiLiteMaster``
 on ``s_axil`` (bus separator ``"__"``); ``weights.bin`` at byte 0, ``schedule.bin`` at
-word :func:`~convc.hdl.accel.schedule_addr`; then per image: the input codes (int16
+word :func:`~convc.compiler.program.schedule_addr`; then per image: the input codes (int16
 little-endian) at ``program.input.addr``, SCHED_ADDR, IMAGE_ADDR = 0, CTRL = 1, wait
 for STATUS.done (fail on STATUS.error or past the budget), read CYCLES_LO/HI and
 RECORDS, and read back every layer's output region (``program.layers``).  Memory is
@@ -54,10 +52,11 @@ from pathlib import Path
 import numpy as np
 
 from convc.compiler import isa
-from convc.compiler.program import load_program
+from convc.compiler.program import load_program, schedule_addr
 from convc.hdl.regs import CTRL, CYCLES_HI, CYCLES_LO, IMAGE_ADDR, RECORDS, SCHED_ADDR, STATUS, VERSION
 
 from .rtlrun import DEFAULT_POISON, ST_DONE, ST_ERROR, record_hint, status_text
+from .tb_results import CONFIG_ENV, save_results
 
 try:  # only inside the simulator
     import cocotb
@@ -67,46 +66,14 @@ try:  # only inside the simulator
 except ImportError:  # pragma: no cover - imported outside a simulator
     cocotb = None
 
-__all__ = ["CONFIG_ENV", "DEFAULT_POISON", "save_results", "load_results"]
+__all__ = ["AccelBench", "TestbenchError"]
 
-CONFIG_ENV = "CONVC_ACCEL_TB"
 RESET_CYCLES = 5
 REPORT_SECONDS = 15.0      # a "still running" progress line this often (wall clock)
 
 HANDSHAKE_OUTPUTS = ("irq", "s_axil__awready", "s_axil__wready", "s_axil__bvalid", "s_axil__arready",
                      "s_axil__rvalid", "m_axi__awvalid", "m_axi__wvalid", "m_axi__bready",
                      "m_axi__arvalid", "m_axi__rready")
-
-
-# ----------------------------------------------------------------------------
-# results file (also read by convc.sim.verify)
-# ----------------------------------------------------------------------------
-def save_results(path, layers: list[list[np.ndarray]], cycles, records, status, info: dict) -> None:
-    """Write the results ``.npz`` atomically (temp file in the same folder + rename).
-
-    ``layers[i]`` is the list (one per image) of layer ``i``'s raw words."""
-    path = Path(path)
-    arrays = {}
-    for i, per_image in enumerate(layers):
-        arrays[f"layer{i}"] = (np.stack(per_image).astype(np.uint16) if per_image
-                               else np.zeros((0, 0), dtype=np.uint16))
-    arrays["cycles"] = np.asarray(cycles, dtype=np.int64).reshape(-1)
-    arrays["records"] = np.asarray(records, dtype=np.int64).reshape(-1)
-    arrays["status"] = np.asarray(status, dtype=np.int64).reshape(-1)
-    arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-
-
-def load_results(path, n_layers: int) -> dict:
-    """Read a results file: ``{"layers": [(n, words) uint16 ...], "cycles", "records",
-    "status", "info"}``."""
-    with np.load(path, allow_pickle=False) as z:
-        info = json.loads(bytes(z["info"]).decode()) if "info" in z.files else {}
-        return {"layers": [z[f"layer{i}"] for i in range(n_layers)], "cycles": z["cycles"],
-                "records": z["records"], "status": z["status"], "info": info}
 
 
 # ----------------------------------------------------------------------------
@@ -124,11 +91,7 @@ class AccelBench:
         self.folder = Path(cfg["compiled"])
         self.program = load_program(self.folder)
         self.isa = isa
-        if cfg.get("sched_addr") is not None:   # given: saves importing Amaranth here
-            self.sched_addr = int(cfg["sched_addr"])
-        else:
-            from convc.hdl.accel import schedule_addr   # Amaranth: only when the runner gave none
-            self.sched_addr = schedule_addr(self.program.memory_words)
+        self.sched_addr = schedule_addr(self.program.memory_words)
         self.codes = np.load(cfg["codes"], allow_pickle=False)
         self.period = int(cfg.get("period_ns", 10))
         self.max_cycles = int(cfg["max_cycles"])

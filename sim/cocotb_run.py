@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from convc.errors import ConvcError
-from convc.hdl.accel import schedule_addr
 
-from .accel_tb import CONFIG_ENV, load_results
+from .tb_results import CONFIG_ENV, load_results
 from .native import verilator_env
 from .rtlrun import DEFAULT_POISON, RtlRun, VerifyError, log_tail, top_module
 
@@ -142,7 +141,6 @@ def run_cocotb(program, compiled: Path, codes: np.ndarray, verilog: Path, work_d
         f.unlink(missing_ok=True)
     np.save(codes_file, np.asarray(codes, dtype=np.int64).reshape(len(codes), -1), allow_pickle=False)
     cfg = {"compiled": str(Path(compiled).resolve()), "codes": str(codes_file), "results": str(results_file),
-           "sched_addr": schedule_addr(program.memory_words),
            "progress": str(progress_file), "max_cycles": int(max_cycles), "poll_cycles": int(poll_cycles),
            "period_ns": 10, "poison": poison}
     run = RtlRun(layers=[np.zeros((0, r.words), dtype=np.uint16) for r in program.layers], cycles=[],

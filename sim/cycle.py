@@ -29,15 +29,15 @@ Per record (no two records overlap; the sequencer starts the next FETCH when the
 previous record has ended)
 ------------------------------------------------------------------------------------
 A *read phase* of ``n`` words on the parameter reader costs
-``SEQ_PHASE_GAP + mem.read_latency + n`` cycles (command issue, the reader's
+``Accelerator.PHASE_GAP + mem.read_latency + n`` cycles (command issue, the reader's
 command-to-first-word latency, then one word a cycle)::
 
-    FETCH   read phase of isa.RECORD_BYTES/2 = 32 words, + SEQ_DECODE
+    FETCH   read phase of isa.RECORD_BYTES/2 = 32 words, + Accelerator.DECODE_CYCLES
     TABLE   CONV/FC with act == ACT_PWL whose pwl_id is not the table loaded since start:
             read phase of isa.TABLE_WORDS words (LCN: its sqrt and 1/x tables, always)
     LIST    read phase of n_in words            (LCN: WINDOW, the 2K words of R and Q)
     BIAS    read phase of 2 * n_out words
-    STREAM  SEQ_PHASE_GAP + mem.read_latency (the weight reader and the map feeders
+    STREAM  Accelerator.PHASE_GAP + mem.read_latency (the weight reader and the map feeders
             start together, so their first words arrive together), then the engine's
             timeline (below), stretched by the row writer's back-pressure
     DRAIN   after the last output row is complete: the row writer's last rows, then the
@@ -71,7 +71,7 @@ OP_FC streaming (followed burst by burst: the memory loop sets its pace)
     ``lanes * isa.fc_ld(n_out)`` words, wide mode: a beat a cycle into the matrix, from
     the cycle the previous matrix is handed over), and each lane's map feeder ``rows``
     commands of ``in_w`` words (one a cycle; its list lookup, LOOK and BASE before the
-    first group, ``FEEDER_GROUP_CYCLES`` before each later one).  A complete matrix goes
+    first group, ``MapFeeder.GROUP_CYCLES`` before each later one).  A complete matrix goes
     to the engine's one-deep "next" buffer once the previous group has started (its
     first element taken: double buffering); the engine takes elements one a cycle, a
     group's first the cycle after its matrix, each once all lanes' words are there
@@ -88,9 +88,9 @@ OP_FC streaming (followed burst by burst: the memory loop sets its pace)
     ``FCEngine.latency + PointwiseEngine.latency`` after an element's intake.
 OP_LCN (hdl/accel.py's LCN states; calibrated on the RTL like the rest): the two tables
     and the window's ``2K`` taps are read phases; then each sweep lists its map bases
-    (``lcn_lanes`` cycles, no read), pulses its start (:data:`LCN_SWEEP_GAP`), and its
-    reading feeders' first words come :data:`FEEDER_START_STAGGER` cycles apart after the
-    read latency.  Sweep A streams the ``in_c`` maps (one feeder a map, one pixel
+    (``lcn_lanes`` cycles, no read), pulses its start (``Accelerator.LCN_GO_CYCLES``), and its
+    reading feeders' first words come ``Accelerator.LCN_FEEDER_STAGGER`` cycles apart after
+    the read latency.  Sweep A streams the ``in_c`` maps (one feeder a map, one pixel
     of all maps a cycle; ``(H+2hp)(W+hp)`` elements with the padding, first output after
     ``2D + LCNEngine.latency_a``) and writes ``v`` and ``s`` to scratch (``in_c + 1``
     commands of ``W`` words a row); sweep B starts when the writer is idle (reads must
@@ -98,7 +98,7 @@ OP_LCN (hdl/accel.py's LCN states; calibrated on the RTL like the rest): the two
     ``y`` (``in_c`` commands a row), ``LCNEngine.latency_b``.
 
 The row writer (output side of every engine)
-    Finished rows go into a two-row buffer (``ROW_BUFFERS``); each finished row is
+    Finished rows go into a two-row buffer (``RowWriter.BUFFER_ROWS``); each finished row is
     written as ``n_out`` commands of ``out_w`` words (a vector output: one command of
     ``n_out`` words), one word a cycle, ``mem.write_cmd_cycles`` a command, after
     ``WRITER_CMD_TO_WORD`` cycles.  When row ``r`` starts while its buffer still holds
@@ -138,16 +138,10 @@ tests, which hold the model within 1% per record):
   feeder, ``MapFeeder.GROUP_CYCLES``: calibrated against the accelerator RTL's CYCLES
   register and its sequencer-state trace (LeNet, three small nets, LCN nets of 1..4
   maps and windows 3..9, the reduced and the full sceneparse: within 0.5% per layer).
-  The aliases below (``SEQ_START`` ...) name them for this module (the memory ports'
-  ``READER_*`` and ``WRITER_*``: :mod:`convc.sim.memtiming`).
-* MEASURED, the testbench memory (cocotb + Icarus against cocotbext-axi's ``AxiRam``,
-  and the native harness's memory, which copies its timing): a read command's first
-  word 7 cycles after its handshake (:data:`AXI_RAM_READ_LATENCY`), the writer idle 4
-  cycles plus the last burst's beats after its last word (:data:`AXI_RAM_WRITE_LATENCY`).
-* ASSUMED, TO CALIBRATE on the board (no ML605 measurement yet): the DDR3 controller's
-  :data:`DDR3_AR_TO_R` and :data:`DDR3_W_TO_B`, and the sustained bandwidth, which is
-  the board's figure ``hw.mem_bytes_per_cycle`` (ML605: 6.4 GB/s peak x 0.7 assumed
-  efficiency = 22.4 bytes = 11.2 words a cycle at 200 MHz; boards/virtex6.py).
+  The model reads them off the parts (``Accelerator.PHASE_GAP`` ...); the memory ports'
+  are named ``READER_*`` and ``WRITER_*`` in :mod:`convc.sim.memtiming`.
+* the external memory's figures, MEASURED for the testbench memory and ASSUMED, TO
+  CALIBRATE on the board (DDR3): :mod:`convc.sim.memtiming`.
 * Simplifications: the conv weight commands (``K*K`` words each) are taken to stream
   back to back (true when ``K*K >= read_latency / READER_OUTSTANDING``); memory is one
   shared bandwidth figure (reads and writes together); outside OP_FC streams the read
@@ -180,31 +174,11 @@ from convc.hdl.pointwise import PointwiseEngine
 from convc.hdl.pool import PoolEngine
 from convc.hdl.rowwriter import RowWriter
 
-from .cycle_fcstream import FEEDER_GROUP_CYCLES, _fc_stream
+from .cycle_fcstream import _fc_stream
 from .cycle_results import CycleReport, LayerTiming, RecordTiming
 from .memtiming import WRITER_CMD_TO_WORD, MemoryTiming, _ceil
-# the memory side, named here too for the model's callers (``cycle.MemoryTiming``,
-# ``cycle.AXI_RAM_READ_LATENCY``): defined in convc.sim.memtiming
-from .memtiming import (AXI_RAM_READ_LATENCY, AXI_RAM_WRITE_LATENCY, DDR3_AR_TO_R, DDR3_W_TO_B,  # noqa: F401
-                        READER_CMD_TO_AR, READER_FREE_TO_AR, READER_OUTSTANDING, READER_R_TO_WORD,
-                        WRITER_B_TO_IDLE, WRITER_OUTSTANDING, WRITER_WORD_TO_AW)
 
-__all__ = ["simulate", "run_cycles", "SEQ_START", "SEQ_DECODE", "SEQ_DIVIDE", "SEQ_PHASE_GAP", "SEQ_DONE",
-           "ROW_BUFFERS", "ROW_BUFFER_LATENCY", "ROW_WRITER_CMD_GAP", "LCN_SWEEP_GAP", "FEEDER_START_STAGGER",
-           "FEEDER_GROUP_CYCLES"]
-
-# ---- the parts' timing, published by the parts (hdl/) -----------------------------------
-# (the memory ports' READER_* and WRITER_*: convc.sim.memtiming)
-SEQ_START = Accelerator.START_CYCLES
-SEQ_DECODE = Accelerator.DECODE_CYCLES
-SEQ_DIVIDE = Accelerator.DIVIDE_CYCLES       # CONV/FC records only
-SEQ_PHASE_GAP = Accelerator.PHASE_GAP
-SEQ_DONE = Accelerator.DONE_CYCLES
-LCN_SWEEP_GAP = Accelerator.LCN_GO_CYCLES
-FEEDER_START_STAGGER = Accelerator.LCN_FEEDER_STAGGER
-ROW_BUFFERS = RowWriter.BUFFER_ROWS
-ROW_BUFFER_LATENCY = RowWriter.BUFFER_LATENCY
-ROW_WRITER_CMD_GAP = RowWriter.CMD_GAP
+__all__ = ["simulate", "run_cycles"]
 
 
 # =========================================================================================
@@ -279,7 +253,7 @@ def _row_cost(out: _Out, mem: MemoryTiming) -> float:
     """The row writer's time for one row: the busiest port's commands back to back, or
     the row's beats on the shared write channel (:class:`~convc.hdl.arbiter.WriteArbiter`:
     a beat a cycle across the ports), whichever is longer."""
-    return max(out.cmds * (mem.write_cmd_cycles(out.words) + ROW_WRITER_CMD_GAP),
+    return max(out.cmds * (mem.write_cmd_cycles(out.words) + RowWriter.CMD_GAP),
                out.beats / mem.beats_per_cycle)
 
 
@@ -292,8 +266,8 @@ def _row_writer(out: _Out, mem: MemoryTiming) -> tuple[float, float]:
     D = 0.0
     wend: list[float] = []
     for r, (a, c) in enumerate(zip(out.first, out.done)):
-        if r >= ROW_BUFFERS and a + D < wend[r - ROW_BUFFERS]:
-            D += wend[r - ROW_BUFFERS] - (a + D)
+        if r >= RowWriter.BUFFER_ROWS and a + D < wend[r - RowWriter.BUFFER_ROWS]:
+            D += wend[r - RowWriter.BUFFER_ROWS] - (a + D)
         ws = max(c + D + WRITER_CMD_TO_WORD, wend[-1] if wend else 0.0)
         wend.append(ws + cost)
     return D, (wend[-1] if wend else 0.0)
@@ -301,7 +275,12 @@ def _row_writer(out: _Out, mem: MemoryTiming) -> tuple[float, float]:
 
 def _read_phase(words: int, mem: MemoryTiming) -> int:
     # the command's handshake cycle is the first of the read latency (measured on the RTL)
-    return SEQ_PHASE_GAP + mem.read_latency - 1 + words
+    return Accelerator.PHASE_GAP + mem.read_latency - 1 + words
+
+
+def _fetch(mem: MemoryTiming) -> int:
+    """FETCH: the record's words read, then DECODE."""
+    return _read_phase(RECORD_WORDS, mem) + Accelerator.DECODE_CYCLES
 
 
 def _useful_conv_macs(ins: isa.Instr) -> int:
@@ -404,7 +383,7 @@ class _Model:
     def _setup(self, ins: isa.Instr, phases: dict, bias_addr: int) -> tuple[int, int]:
         """FETCH, TABLE, LIST, BIAS of CONV/FC records; returns the words and beats read."""
         mem = self.mem
-        phases["fetch"] = _read_phase(RECORD_WORDS, mem) + SEQ_DECODE + SEQ_DIVIDE
+        phases["fetch"] = _fetch(mem) + Accelerator.DIVIDE_CYCLES
         words = RECORD_WORDS
         phases["table"] = 0
         table = ins.act == isa.ACT_PWL and ins.pwl_id != self.table_loaded
@@ -427,7 +406,7 @@ class _Model:
         setup_words, setup_beats = setup
         mem = self.mem
         D, w_last = _row_writer(out, mem)
-        lead = SEQ_PHASE_GAP + max(0, mem.read_latency - zeros_first)
+        lead = Accelerator.PHASE_GAP + max(0, mem.read_latency - zeros_first)
         engine_done = engine_end + D
         writer_done = w_last + mem.write_drain(out.words, out.ports)
         phases["stream"] = _ceil(lead + engine_done)
@@ -476,7 +455,7 @@ class _Model:
         sched = eng.conv.band_schedule(K, Wp, R, max(G, 1), preload=True, stride=S,
                                        weight_delay=min(self.mem.read_latency, zeros_first))
         band = sched.cycles
-        post = eng.pw_latency + eng.pool_latency + ROW_BUFFER_LATENCY
+        post = eng.pw_latency + eng.pool_latency + RowWriter.BUFFER_LATENCY
 
         def t_out(y: int, x: int) -> int:      # conv output (y, x) of the band, into the row buffer
             return sched.output(y, x) + post
@@ -540,7 +519,7 @@ class _Model:
         E, waits = _fc_stream(ins, hw, mem, tr)
         r_beats = tr.fc_read(ins, IL)
         s_end = float(E[-1]) + 1
-        lat = eng.fc.latency + eng.pw_latency + ROW_BUFFER_LATENCY
+        lat = eng.fc.latency + eng.pw_latency + RowWriter.BUFFER_LATENCY
 
         def t_px(p: int) -> float:
             return float(E[p]) + 1 + lat
@@ -572,27 +551,27 @@ class _Model:
         eng = self.eng.lcn(hw.lcn_channels)
         hp = K - 1 - K // 2
         phases: dict[str, int] = {}
-        phases["fetch"] = _read_phase(RECORD_WORDS, mem) + SEQ_DECODE
+        phases["fetch"] = _fetch(mem)
         phases["table"] = 2 * _read_phase(isa.TABLE_WORDS, mem)
         phases["list"] = _read_phase(2 * K, mem)          # the window's R and Q
         setup_words = RECORD_WORDS + 2 * isa.TABLE_WORDS + 2 * K
         rl = mem.read_latency
         # each sweep: its list of map bases (one a cycle, no read), the start pulse, then the
-        # first words of its reading feeders, FEEDER_START_STAGGER apart (sweep A reads the
+        # first words of its reading feeders, Accelerator.LCN_FEEDER_STAGGER apart (sweep A reads the
         # C maps, sweep B v of every engine map and s)
-        go = Accelerator.lcn_list_cycles(hw) + LCN_SWEEP_GAP + SEQ_PHASE_GAP + rl
-        lead_a = go + FEEDER_START_STAGGER * (C - 1)
-        lead_b = go + FEEDER_START_STAGGER * (self.eng.lcn_lanes - 1)
+        go = Accelerator.lcn_list_cycles(hw) + Accelerator.LCN_GO_CYCLES + Accelerator.PHASE_GAP + rl
+        lead_a = go + Accelerator.LCN_FEEDER_STAGGER * (C - 1)
+        lead_b = go + Accelerator.LCN_FEEDER_STAGGER * (self.eng.lcn_lanes - 1)
         # sweep A: x in (C feeders), (v, s) out: C + 1 commands of W words a row
         Dw = hp * (W + hp) + hp
-        a_first = [2 * Dw + eng.latency_a + r * (W + hp) + ROW_BUFFER_LATENCY for r in range(H)]
+        a_first = [2 * Dw + eng.latency_a + r * (W + hp) + RowWriter.BUFFER_LATENCY for r in range(H)]
         a_done = [a + W - 1 for a in a_first]
         out_a = _Out(a_first, a_done, -(-(C + 1) // self.eng.writers), W)
         Da, wa = _row_writer(out_a, mem)
         a_engine = (H + 2 * hp) * (W + hp) + hp - 1 + eng.latency_a + Da
         sweep_a = lead_a + max(a_engine, wa + mem.write_drain(W))
         # sweep B: (v, s) in (C + 1 feeders), y out: C commands of W words a row
-        b_first = [eng.latency_b + r * W + ROW_BUFFER_LATENCY for r in range(H)]
+        b_first = [eng.latency_b + r * W + RowWriter.BUFFER_LATENCY for r in range(H)]
         b_done = [b + W - 1 for b in b_first]
         out_b = _Out(b_first, b_done, -(-C // self.eng.writers), W)
         Db, wb = _row_writer(out_b, mem)
@@ -617,7 +596,7 @@ class _Model:
 
     def end(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
         # DECODE goes straight to END (no DERIVE, no NEXT): one cycle less than the others
-        phases = {"fetch": _read_phase(RECORD_WORDS, self.mem) + SEQ_DECODE - 1, "done": SEQ_DONE}
+        phases = {"fetch": _fetch(self.mem) - 1, "done": Accelerator.DONE_CYCLES}
         return RecordTiming(k, name, isa.OP_NAMES.get(ins.op, str(ins.op)), start, sum(phases.values()), phases,
                             0, 0, 0, "setup", RECORD_WORDS, 0, 0)
 
@@ -630,7 +609,7 @@ def _run(program, mem: MemoryTiming, fc_floor: bool = False) -> list[RecordTimin
     if len(names) != len(instrs):
         raise ConvcError(f"program: {len(instrs)} records but {len(names)} names")
     model = _Model(hw, mem, program)
-    t = SEQ_START
+    t = Accelerator.START_CYCLES
     records: list[RecordTiming] = []
     ended = False
     for k, (ins, name) in enumerate(zip(instrs, names)):
@@ -648,8 +627,7 @@ def _run(program, mem: MemoryTiming, fc_floor: bool = False) -> list[RecordTimin
             rec = model.end(k, name, ins, t)
             ended = True
         elif ins.op == isa.OP_NOP:
-            rec = RecordTiming(k, name, "nop", t, _read_phase(RECORD_WORDS, mem) + SEQ_DECODE,
-                               {"fetch": _read_phase(RECORD_WORDS, mem) + SEQ_DECODE}, 0, 0, 0, "setup",
+            rec = RecordTiming(k, name, "nop", t, _fetch(mem), {"fetch": _fetch(mem)}, 0, 0, 0, "setup",
                                RECORD_WORDS, 0, 0)
         else:
             raise ConvcError(f"record {k} ({name}): unknown op {ins.op}")
@@ -671,7 +649,7 @@ def run_cycles(program, memory: MemoryTiming | None = None, fc_floor: bool = Fal
     the full model never goes below: a lower bound, for searches that prune
     (``compiler/passes/size.py``)."""
     records = _run(program, memory or MemoryTiming.board(program.hw), fc_floor)
-    return SEQ_START + sum(r.cycles for r in records)
+    return Accelerator.START_CYCLES + sum(r.cycles for r in records)
 
 
 def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
@@ -681,28 +659,15 @@ def simulate(program, memory: MemoryTiming | None = None) -> CycleReport:
     hw = program.hw
     mem = memory or MemoryTiming.board(hw)
     records = _run(program, mem)
-    cycles = SEQ_START + sum(r.cycles for r in records)
+    cycles = Accelerator.START_CYCLES + sum(r.cycles for r in records)
 
     # per layer, in order of first appearance; the OP_END record and the start are overhead
-    layers: list[LayerTiming] = []
     by_name: dict[str, list[RecordTiming]] = {}
     for rec in records:
         if rec.op in ("conv", "fc", "lcn"):
             by_name.setdefault(rec.name, []).append(rec)
     overhead = cycles - sum(r.cycles for rs in by_name.values() for r in rs)
-    for lname, rs in by_name.items():
-        cyc = sum(r.cycles for r in rs)
-        macs = sum(r.macs for r in rs)
-        ops = sorted({r.op for r in rs})
-        per_bound: dict[str, int] = {}
-        for r in rs:
-            per_bound[r.bound] = per_bound.get(r.bound, 0) + r.cycles
-        util = macs / (cyc * hw.macs_per_cycle) if cyc and "lcn" not in ops else None
-        layers.append(LayerTiming(
-            name=lname, op="/".join(ops), passes=len(rs), cycles=cyc, ms=cyc / (hw.clock_mhz * 1e3), macs=macs,
-            utilization=util, bytes_read=2 * sum(r.words_read for r in rs),
-            bytes_written=2 * sum(r.words_written for r in rs),
-            bound=max(per_bound.items(), key=lambda kv: kv[1])[0], writer_stall=sum(r.writer_stall for r in rs)))
+    layers = [LayerTiming.of(lname, rs, hw) for lname, rs in by_name.items()]
     notes = []
     notes.append(f"memory: {mem.note}" if mem.note else f"memory: {mem.name}")
     return CycleReport(hw=hw, memory=mem, cycles=cycles, records=records, layers=layers,

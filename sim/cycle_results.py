@@ -12,11 +12,26 @@ from convc.compiler.hwconfig import HardwareConfig
 
 from .memtiming import MemoryTiming
 
-__all__ = ["RecordTiming", "LayerTiming", "CycleReport"]
+__all__ = ["RecordTiming", "LayerTiming", "CycleReport", "cycles_by_bound"]
+
+
+def cycles_by_bound(records) -> dict[str, int]:
+    """Cycles per bound label over ``records`` (in order of first appearance)."""
+    out: dict[str, int] = {}
+    for r in records:
+        out[r.bound] = out.get(r.bound, 0) + r.cycles
+    return out
+
+
+class _Row:
+    """A row of the report: its JSON is its fields."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
-class RecordTiming:
+class RecordTiming(_Row):
     """One record's accounting.  ``phases`` sums to ``cycles``."""
 
     index: int
@@ -33,12 +48,11 @@ class RecordTiming:
     words_written: int
     macs: int
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
-class LayerTiming:
+class LayerTiming(_Row):
+    """A layer's records together (:meth:`of`)."""
+
     name: str
     op: str
     passes: int
@@ -51,8 +65,21 @@ class LayerTiming:
     bound: str
     writer_stall: int
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    @classmethod
+    def of(cls, name: str, records: list[RecordTiming], hw: HardwareConfig) -> "LayerTiming":
+        """Layer ``name`` from its ``records`` (its passes): their sums, the utilization of
+        ``hw``'s multipliers (none for LCN: its DSPs are not in ``macs_per_cycle``) and the
+        bound of the most cycles."""
+        cycles = sum(r.cycles for r in records)
+        macs = sum(r.macs for r in records)
+        ops = sorted({r.op for r in records})
+        util = macs / (cycles * hw.macs_per_cycle) if cycles and "lcn" not in ops else None
+        return cls(name=name, op="/".join(ops), passes=len(records), cycles=cycles,
+                   ms=cycles / (hw.clock_mhz * 1e3), macs=macs, utilization=util,
+                   bytes_read=2 * sum(r.words_read for r in records),
+                   bytes_written=2 * sum(r.words_written for r in records),
+                   bound=max(cycles_by_bound(records).items(), key=lambda kv: kv[1])[0],
+                   writer_stall=sum(r.writer_stall for r in records))
 
 
 @dataclass
@@ -90,10 +117,7 @@ class CycleReport:
 
     def bound_cycles(self) -> dict:
         """Cycles per bound label over all records."""
-        out: dict[str, int] = {}
-        for r in self.records:
-            out[r.bound] = out.get(r.bound, 0) + r.cycles
-        return out
+        return cycles_by_bound(self.records)
 
     def to_json(self, records: bool = True) -> dict:
         d = {

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from convc.compiler import isa
-from convc.compiler.numeric import QFormat, check_acc, pwl_eval, requantize, round_shift, saturate
+from convc.compiler.numeric import QFormat, check_acc, requantize, round_shift, saturate
+from convc.compiler.pwl_table import pwl_eval
 from convc.compiler.program import Program
 
 from .golden import GoldenResult

@@ -2,10 +2,11 @@ r"""Label maps as pictures, for the HTML reports of ``convc verify`` and ``convc
 
 A scene parser's output is per-pixel class scores ``(C, h, w)``; the arg-max over the
 classes is a label map ``(h, w)``.  This module draws label maps and input frames as RGB
-pictures, encodes them as PNG with the standard library alone (:func:`png_bytes`: zlib
-and struct, no imaging library) and embeds them in HTML as ``data:image/png;base64``
-images that the browser upscales with ``image-rendering: pixelated``: every panel of a
-row is shown in a box the input frame's shape, :data:`DISPLAY_WIDTH` pixels wide.  A label
+pictures, encodes them as PNG with the standard library alone
+(:func:`convc.reference.imagefiles.png_bytes`: zlib and struct, no imaging library) and embeds them
+in HTML as ``data:image/png;base64`` images that the browser upscales with
+``image-rendering: pixelated``: every panel of a row is shown in a box the input
+frame's shape, :data:`DISPLAY_WIDTH` pixels wide.  A label
 map sits in that box where its pixels lie on the input (:meth:`Network.output_grid
 <convc.reference.network.Network.output_grid>`: valid convolutions leave a margin), so
 the input, the ground truth and the predictions line up.
@@ -39,29 +40,27 @@ with the golden model when it is there), and its pixel accuracy against the grou
 
 from __future__ import annotations
 
-import base64
 import colorsys
 import html
-import struct
-import zlib
 
 import numpy as np
 
 from convc.errors import ConvcError
 from convc.inputs import dataset_of
 from convc.reference.datasets import DATASETS, load_dataset
+from convc.reference.imagefiles import png_base64
 from convc.reference.layers import IGNORE_LABEL
 from convc.reference.modelfile import load_model
 from convc.reference.scenes import SCENE_CLASSES, scene_palette
 
+
 __all__ = ["MAX_IMAGES", "DISPLAY_WIDTH", "IGNORE_COLOUR", "CSS", "palette", "class_names", "label_rgb",
-           "frame_rgb", "png_bytes", "img_tag", "legend_html", "has_maps", "top_labels", "dataset_truth",
+           "frame_rgb", "img_tag", "legend_html", "has_maps", "top_labels", "dataset_truth",
            "collect", "model_maps", "verify_maps", "section_html"]
 
 MAX_IMAGES = 4              # images drawn in a report
 DISPLAY_WIDTH = 240         # CSS pixels of every panel's width
 IGNORE_COLOUR = (215, 215, 215)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 #: The section's style (the report pages include it).
 CSS = """
@@ -183,36 +182,6 @@ def frame_rgb(frame: np.ndarray) -> np.ndarray:
             f = np.full_like(f, 128.0)
         a = np.clip(np.round(f), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(a.transpose(1, 2, 0))
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode a picture as an 8-bit PNG file (no filter, one zlib stream).
-
-    Parameters
-    ----------
-    image : ndarray
-        uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB, ``H, W >= 1``.
-
-    Returns
-    -------
-    bytes
-        The whole file: signature, IHDR, IDAT, IEND.
-    """
-    a = np.asarray(image)
-    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3) or 0 in a.shape[:2]:
-        raise ValueError(f"png_bytes: need uint8 (H, W) or (H, W, 3) with H, W >= 1, got {a.dtype} {a.shape}")
-    h, w = a.shape[:2]
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), a.reshape(h, -1)], axis=1).tobytes()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 0 if a.ndim == 2 else 2, 0, 0, 0)
-    return PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-
-
-def _b64png(image: np.ndarray) -> str:
-    return base64.b64encode(png_bytes(image)).decode("ascii")
 
 
 def img_tag(png_b64: str, *, left: float, top: float, width: float, height: float, alt: str) -> str:
@@ -364,7 +333,7 @@ def collect(frames: np.ndarray, maps: dict, *, columns, classes: int, dataset: s
     images = []
     for i, frame in enumerate(frames):
         rgb = frame_rgb(frame)
-        images.append({"index": i, "frame": _b64png(rgb), "frame_size": list(rgb.shape[:2]),
+        images.append({"index": i, "frame": png_base64(rgb), "frame_size": list(rgb.shape[:2]),
                        "maps": {k: (np.asarray(v[i]).astype(int).tolist() if v is not None and i < len(v) else None)
                                 for k, v in maps.items()}})
     return {"classes": class_names(classes, dataset), "palette": palette(classes).tolist(),
@@ -528,7 +497,7 @@ def section_html(data: dict) -> str:
                 off, stride = grid
                 left, top = (off - stride / 2) * scale, (off - stride / 2) * scale
                 width, height = w * stride * scale, h * stride * scale
-            tag = img_tag(_b64png(label_rgb(lab, colours)), left=left, top=top, width=width, height=height,
+            tag = img_tag(png_base64(label_rgb(lab, colours)), left=left, top=top, width=width, height=height,
                           alt=f"image {im.get('index')}: {title}")
             cap = [] if key == "truth" else _caption(key, maps, truth)
             row.append(f'<figure class="lm">{box}{tag}</div><figcaption><b>{e(title)}</b>'

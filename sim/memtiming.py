@@ -1,11 +1,18 @@
 r"""Memory timing for the cycle model: how the external memory looks to the
 accelerator's ports (:class:`MemoryTiming`).
 
-Two settings: :meth:`MemoryTiming.axi_ram`, the testbenches' cocotbext-axi ``AxiRam``
-(one beat a cycle each way, latencies MEASURED: :data:`AXI_RAM_READ_LATENCY`,
-:data:`AXI_RAM_WRITE_LATENCY`), and :meth:`MemoryTiming.board`, the board's DDR3
-(the board's sustained bandwidth ``hw.mem_bytes_per_cycle``, controller latencies
-ASSUMED, to calibrate on the board: :data:`DDR3_AR_TO_R`, :data:`DDR3_W_TO_B`).
+Two settings:
+
+* :meth:`MemoryTiming.axi_ram`, the testbenches' cocotbext-axi ``AxiRam``, one beat a
+  cycle each way, latencies MEASURED (cocotb + Icarus against ``AxiRam``, and the native
+  harness's memory, which copies its timing): a read command's first word 7 cycles
+  after its handshake (:data:`AXI_RAM_READ_LATENCY`), the writer idle 4 cycles plus the
+  last burst's beats after its last word (:data:`AXI_RAM_WRITE_LATENCY`).
+* :meth:`MemoryTiming.board`, the board's DDR3, ASSUMED, TO CALIBRATE on the board (no
+  ML605 measurement yet): the controller's latencies :data:`DDR3_AR_TO_R` and
+  :data:`DDR3_W_TO_B`, and the sustained bandwidth, the board's figure
+  ``hw.mem_bytes_per_cycle`` (ML605: 6.4 GB/s peak x 0.7 assumed efficiency = 22.4
+  bytes = 11.2 words a cycle at 200 MHz; :mod:`convc.boards.catalog`).
 
 The memory ports' own timing is published by :mod:`convc.hdl.memport` and named here
 (``READER_*``, ``WRITER_*``), so that a latency seen at a port splits into the port's

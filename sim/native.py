@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from convc.hdl import regs
-from convc.hdl.accel import schedule_addr
+from convc.compiler.program import schedule_addr
 
 from .rtlrun import RtlRun, VerifyError, log_tail, record_hint, record_name, status_text, top_module
 

@@ -38,6 +38,8 @@ from pathlib import Path
 from convc.errors import ConvcError
 
 from . import native
+from .cocotb_run import SIMULATORS, run_cocotb
+from .cycle import simulate
 from .labelmap import verify_maps
 from .memtiming import MemoryTiming
 from .report import write_report
@@ -102,12 +104,7 @@ def memory_timing(name: str, hw):
 def cycle_model(program, memory=None):
     """The cycle-level simulator's report of one run of ``program`` with ``memory`` (a
     MemoryTiming; default the testbenches' AXI RAM), or ``(None, why)`` when that model
-    is not available or fails."""
-    try:
-        from convc.sim.cycle import simulate
-    except ImportError as exc:
-        return None, (f"cycle-level simulator not available (convc.sim.cycle: {exc}); "
-                      f"sim_cycles is null")
+    fails: the RTL's results are still reported."""
     try:
         return simulate(program, memory or MemoryTiming.axi_ram(program.hw.data_width)), None
     except Exception as exc:  # report, do not hide the RTL results
@@ -148,8 +145,6 @@ def verify(compiled_dir, images: int = 10, sim: str | None = None, model=None, r
             if kind not in ("fst", "vcd"):
                 raise ConvcError(f"--trace {trace}: name a .fst or .vcd file")
     else:
-        from .cocotb_run import SIMULATORS, run_cocotb   # cocotb (optional): only for this harness
-
         sim = (sim or "icarus").lower()
         if sim not in SIMULATORS:
             raise ConvcError(f"--sim {sim!r}: choose icarus or verilator")

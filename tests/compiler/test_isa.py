@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convc.compiler import isa
-from convc.compiler.numeric import QFormat, pwl_eval
+from convc.compiler.numeric import QFormat
+from convc.compiler.pwl_table import pwl_eval
 from convc.compiler.pwl_fit import make_tanh
 
 

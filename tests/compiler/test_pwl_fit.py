@@ -13,7 +13,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from convc.compiler import pwl_fit as pf
-from convc.compiler.numeric import PWLTable, QFormat, pwl_eval
+from convc.compiler.minimax_line import minimax_line, stab_line
+from convc.compiler.numeric import QFormat
+from convc.compiler.pwl_table import PWLTable, pwl_eval
 from convc.compiler.pwl_fit import fit_pwl, make_inv_sqrt, make_tanh
 
 Q88 = QFormat(16, 8)
@@ -28,7 +30,7 @@ Q214 = QFormat(16, 14)
 def test_minimax_line_is_optimal(ys):
     y = np.array(ys)
     x = np.arange(len(y), dtype=float)
-    a, b, e = pf._minimax_line(x, y)
+    a, b, e = minimax_line(x, y)
     assert e == pytest.approx(float(np.max(np.abs(y - a * x - b))), abs=1e-12)
     # brute force: best half-width over a fine slope grid never beats it
     slopes = np.linspace(-25, 25, 20001)[:, None]
@@ -46,7 +48,7 @@ def test_stab_line_is_optimal(m, w):
     mid = np.array(m)
     wid = np.array(w[: len(m)])
     x = np.arange(len(m), dtype=float)
-    a, b, r, ok = pf._stab_line(x, mid - wid, mid + wid)
+    a, b, r, ok = stab_line(x, mid - wid, mid + wid)
     assert r == pytest.approx(float(np.max(np.abs(a * x + b - mid) / wid)), rel=1e-9)
     # brute force over slopes: for a fixed slope with residuals q = mid - a*x,
     # some b gives |q_j - b| <= t*wid_j for all j iff t >= (q_i - q_k) /
@@ -84,7 +86,7 @@ def test_greedy_is_optimal_against_dp():
         nseg = int(rng.integers(1, 5))
         x = np.arange(n, dtype=float)
         y = rng.normal(size=n).cumsum() if trial % 2 else np.tanh((x - n / 2) / 3)
-        err = {(s, t): pf._minimax_line(x[s:t], y[s:t])[2]
+        err = {(s, t): minimax_line(x[s:t], y[s:t])[2]
                for s in range(n) for t in range(s + 1, n + 1)}
         memo: dict = {}
 
@@ -189,7 +191,7 @@ def test_fit_random_cubics_honest(c, n, fi, fo):
     assert e == measured_error(t, func, -2, 2)
     # never worse than the best single line plus rounding (n >= 1 segments)
     codes = np.arange(math.ceil(-2 * 2**fi), math.floor(2 * 2**fi) + 1)
-    one = pf._minimax_line(codes.astype(float), func(codes / 2**fi))[2]
+    one = minimax_line(codes.astype(float), func(codes / 2**fi))[2]
     assert e <= one + out_fmt.lsb * (1 + 1 / 32) + 1e-12
 
 

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from convc import cli
+from convc import commands_compile
 from convc.cli import main
 from convc.reference.datasets import write_idx
 from convc.reference.modelfile import network_from_graph, save_model
@@ -307,7 +307,7 @@ def test_interrupt_prints_one_line(tmp_path, capsys, monkeypatch, tiny):
         Engine()                      # built, never elaborated: Amaranth warns when it is freed
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "compile_network", interrupted)
+    monkeypatch.setattr(commands_compile, "compile_network", interrupted)
     _, model, _ = tiny
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

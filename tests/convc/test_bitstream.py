@@ -13,7 +13,7 @@ from convc.compiler import isa
 from convc.compiler.isa import encode_program
 from convc.compiler.program import load_program
 from convc.hdl import ecp5
-from convc.hdl.accel import schedule_addr
+from convc.compiler.program import schedule_addr
 from convc.reference.archs import build_network
 from convc.reference.modelfile import save_model
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from convc import cli
+from convc import commands_compile
 from convc.cli import main
 
 TINY = {"name": "tiny", "input": {"shape": [1, 8, 8]}, "classes": 2,
@@ -88,8 +88,8 @@ def test_synth_counts_in_report_and_json(tiny_model, tmp_path, capsys, monkeypat
         calls.append((top, family, full, "module convc_accel(" in design))
         return dict(FAKE_COUNTS, full=full, LUT=123456 if full else None)
 
-    monkeypatch.setattr(cli, "synthesize", fake)
-    monkeypatch.setattr(cli, "accelerator_verilog", lambda hw: FAKE_VERILOG)
+    monkeypatch.setattr(commands_compile, "synthesize", fake)
+    monkeypatch.setattr(commands_compile, "accelerator_verilog", lambda hw: FAKE_VERILOG)
     out = tmp_path / "c"
     assert main(["compile", str(tiny_model), "-o", str(out), "--synth", "--no-hdl", "--json", *SMALL_HW]) == 0
     captured = capsys.readouterr()
@@ -113,9 +113,9 @@ def test_synth_counts_in_report_and_json(tiny_model, tmp_path, capsys, monkeypat
 
 
 def test_failure_leaves_the_folder_as_it_was(tiny_model, tmp_path, capsys, monkeypatch):
-    import convc.hdl.project as project
+    import convc.hdl.vendor_project as vendor_project
 
-    monkeypatch.setattr(cli, "accelerator_verilog", lambda hw: FAKE_VERILOG)
+    monkeypatch.setattr(commands_compile, "accelerator_verilog", lambda hw: FAKE_VERILOG)
     out = tmp_path / "c"
     assert main(["compile", str(tiny_model), "-o", str(out), "--no-hdl", *SMALL_HW]) == 0
     before = {f: (out / f).read_bytes() for f in _files(out)}
@@ -123,14 +123,14 @@ def test_failure_leaves_the_folder_as_it_was(tiny_model, tmp_path, capsys, monke
     def broken(*a, **kw):
         raise RuntimeError("yosys synth_xilinx failed for convc_accel (exit 1):\nout of memory")
 
-    monkeypatch.setattr(cli, "synthesize", broken)
+    monkeypatch.setattr(commands_compile, "synthesize", broken)
     assert main(["compile", str(tiny_model), "-o", str(out), "--synth", "--bits", "8", *SMALL_HW]) == 2
     assert "Yosys synthesis of the accelerator failed" in capsys.readouterr().err
 
     def no_project(*a, **kw):
         raise OSError("disk full")
 
-    monkeypatch.setattr(project, "write_vendor_project", no_project)
+    monkeypatch.setattr(vendor_project, "write_vendor_project", no_project)
     assert main(["compile", str(tiny_model), "-o", str(out), "--bits", "8", *SMALL_HW]) == 2
     assert "disk full" in capsys.readouterr().err
     assert {f: (out / f).read_bytes() for f in _files(out)} == before

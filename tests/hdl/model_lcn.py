@@ -18,7 +18,8 @@ import numpy as np
 
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
-from convc.compiler.numeric import PWLTable, QFormat, round_shift, saturate
+from convc.compiler.numeric import QFormat, round_shift, saturate
+from convc.compiler.pwl_table import PWLTable
 from convc.compiler.program import Program, Region
 from convc.compiler.pwl_fit import fit_pwl
 from convc.sim import golden

@@ -25,7 +25,8 @@ import pytest
 from needs import needs_iverilog
 from convc.compiler import isa
 from convc.compiler.hwconfig import HardwareConfig
-from convc.hdl.accel import Accelerator, reader_count, record_layout, schedule_addr
+from convc.compiler.program import schedule_addr
+from convc.hdl.accel import Accelerator, reader_count, record_layout
 
 
 SMALL_NETS = {

@@ -113,7 +113,7 @@ def _program() -> Program:
 
 
 def _build(tmp_path):
-    from convc.hdl.project import accelerator_verilog
+    from convc.hdl.boardtop import accelerator_verilog
     from convc.sim import native
 
     v = tmp_path / "convc_accel.v"

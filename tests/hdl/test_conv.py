@@ -25,7 +25,8 @@ from amaranth.sim import Simulator
 from needs import needs_yosys
 import streams
 from convc.compiler.hwconfig import HardwareConfig
-from convc.hdl.conv import BandError, ConvEngine, bias_layout, conv_out_layout
+from convc.hdl.conv import ConvEngine, bias_layout, conv_out_layout
+from convc.hdl.convband import BandError
 from convc.hdl.export import to_verilog
 from convc.hdl.linebuffer import WindowGenerator, pixel_layout
 from model_conv import Band, band_streams, conv_band, expected_outputs, random_band

@@ -19,7 +19,8 @@ from needs import needs_yosys
 import streams
 from convc.compiler import isa
 from convc.hdl.export import to_verilog
-from convc.hdl.lcn import FramePadder, LCNEngine, lcn_dsp_count
+from convc.hdl.framepad import FramePadder
+from convc.hdl.lcn import LCNEngine, lcn_dsp_count
 from model_lcn import LCNCase, golden_lcn, lcn_job, random_case
 
 

@@ -1,5 +1,6 @@
-"""The board tops and their vendor projects (hdl/project.py), written without the tools:
-the ML605's ISE project, the KC705's and the Arty A7-100T's Vivado projects."""
+"""The board tops and their vendor projects (hdl/project.py, hdl/boardtop.py,
+hdl/vendor_project.py), written without the tools: the ML605's ISE project, the KC705's
+and the Arty A7-100T's Vivado projects."""
 
 import re
 import shutil
@@ -15,9 +16,9 @@ from convc.hdl import axi
 from convc.hdl.accel import id_width_for
 from convc.hdl.export import to_verilog
 from convc.errors import ConvcError
-from convc.hdl.project import (ACCEL_NAME, GENERATED_FILES, HOST_BOX, MEM_BOX, PROJECTS, BoardTop, ML605Top,
-                               blackbox_stub, generated_files, parse_ports, vivado_readme, vivado_script_hook,
-                               write_ise_project, write_vendor_project)
+from convc.hdl.boardtop import BoardTop, ML605Top, blackbox_stub, parse_ports
+from convc.hdl.project import ACCEL_NAME, GENERATED_FILES, HOST_BOX, MEM_BOX, PROJECTS, generated_files
+from convc.hdl.vendor_project import vivado_readme, vivado_script_hook, write_ise_project, write_vendor_project
 
 HW = HardwareConfig(board="virtex6", clock_mhz=200.0, bits=16, kmax=3, in_lanes=1, out_lanes=1,
                     max_width=8, psum_words=64, pool_kmax=1)

@@ -13,7 +13,8 @@ import pytest
 
 import streams
 from convc.compiler import isa
-from convc.compiler.numeric import PWLTable, QFormat, pwl_eval
+from convc.compiler.numeric import QFormat
+from convc.compiler.pwl_table import PWLTable, pwl_eval
 from convc.compiler.pwl_fit import make_tanh
 from convc.hdl.pwl import PWLCore, PWLUnit, load_table_words
 

@@ -24,7 +24,9 @@ import pytest
 from onnx_graphs import DATA, RTOL, convc_output, onnx, rel_error
 
 from convc.errors import ConvcError
-from convc.reference.onnx_import import FOLDED, SUPPORTED, import_onnx
+from convc.reference.onnx_fold import FOLDED
+from convc.reference.onnx_import import import_onnx
+from convc.reference.onnx_load import SUPPORTED
 
 from onnx import numpy_helper  # noqa: E402
 

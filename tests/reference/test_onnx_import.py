@@ -8,7 +8,8 @@ from onnx_graphs import NEWEST, RTOL, Graph, convc_output, onnx, rel_error, run_
 
 from convc.errors import ConvcError
 from convc.reference.modelfile import load_model, save_model
-from convc.reference.onnx_import import SUPPORTED, import_onnx
+from convc.reference.onnx_import import import_onnx
+from convc.reference.onnx_load import SUPPORTED
 
 OPSETS = (9, 13, NEWEST)
 

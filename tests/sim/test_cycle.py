@@ -16,12 +16,14 @@ from convc.compiler.numeric import QFormat
 from convc.pipeline import CompileOptions, compile_network
 from convc.compiler.program import Program, Region, save_program
 from convc.errors import ConvcError
+from convc.hdl.accel import Accelerator
 from convc.hdl.conv import ConvEngine
 from convc.hdl.pointwise import PointwiseEngine
 from convc.hdl.pool import PoolEngine
+from convc.hdl.rowwriter import RowWriter
 from convc.reference.archs import build_network
 from convc.reference.modelfile import network_from_graph, save_model
-from convc.sim import cycle
+from convc.sim import memtiming
 from convc.sim.cycle import simulate
 from convc.sim.memtiming import MemoryTiming
 
@@ -68,7 +70,7 @@ def test_writer_light_conv_streams_in_band_cycles():
         band = ConvEngine(hw).band_cycles(3, 24, 20, 1, preload=True, stride=1)
         assert rec.writer_stall == 0 and rec.bound == "compute"
         assert rec.compute_cycles == band
-        assert rec.phases["stream"] == cycle.SEQ_PHASE_GAP + mem.read_latency + band
+        assert rec.phases["stream"] == Accelerator.PHASE_GAP + mem.read_latency + band
         assert rec.cycles == sum(rec.phases.values())
 
 
@@ -87,10 +89,10 @@ def test_writer_bound_conv_takes_rows_times_row_cost():
     # row 0 is complete one cycle before row 1's first output: the pixel (K, K-1) of the
     # band, accepted in cycle K*Wp + K, plus the pipeline to the row buffer
     row0 = (K * Wp + K + conv.latency + PointwiseEngine(16).latency
-            + PoolEngine(lanes=8, bits=16, kmax=2, max_width=64).latency + cycle.ROW_BUFFER_LATENCY - 1)
-    expected = (row0 + cycle.WRITER_CMD_TO_WORD + rows * ins.n_out * mem.write_cmd_cycles(ins.out_w)
+            + PoolEngine(lanes=8, bits=16, kmax=2, max_width=64).latency + RowWriter.BUFFER_LATENCY - 1)
+    expected = (row0 + memtiming.WRITER_CMD_TO_WORD + rows * ins.n_out * mem.write_cmd_cycles(ins.out_w)
                 + mem.write_drain(ins.out_w))
-    lead = cycle.SEQ_PHASE_GAP + mem.read_latency
+    lead = Accelerator.PHASE_GAP + mem.read_latency
     streamed = rec.phases["stream"] + rec.phases["drain"] - lead
     assert abs(streamed - expected) <= 2, (streamed, expected)
     assert streamed - band > rows * ins.n_out * ins.out_w - band
@@ -104,17 +106,17 @@ def test_memory_timings():
     b, a = MemoryTiming.board(hw), MemoryTiming.axi_ram()
     assert b.words_per_cycle == pytest.approx(hw.mem_bytes_per_cycle / 2)
     assert a.words_per_cycle == 16 and MemoryTiming.axi_ram(64).words_per_cycle == 4
-    assert a.read_latency == cycle.AXI_RAM_READ_LATENCY and b.read_latency > a.read_latency
+    assert a.read_latency == memtiming.AXI_RAM_READ_LATENCY and b.read_latency > a.read_latency
     assert b.write_latency > a.write_latency
     # the memory side alone, as the native harness runs it
-    assert a.ar_to_r == cycle.AXI_RAM_READ_LATENCY - cycle.READER_CMD_TO_AR - cycle.READER_R_TO_WORD
-    assert b.ar_to_r == cycle.DDR3_AR_TO_R and b.w_to_b == cycle.DDR3_W_TO_B
+    assert a.ar_to_r == memtiming.AXI_RAM_READ_LATENCY - memtiming.READER_CMD_TO_AR - memtiming.READER_R_TO_WORD
+    assert b.ar_to_r == memtiming.DDR3_AR_TO_R and b.w_to_b == memtiming.DDR3_W_TO_B
     rate = hw.mem_bytes_per_cycle / 32                    # 256-bit beats
     assert a.beats_per_cycle == 1 and b.beats_per_cycle == pytest.approx(rate)
     assert a.bucket_beats == 2 and b.bucket_beats == pytest.approx(max(1, rate) + rate)
     # bandwidth in beats: each way on the AXI RAM, shared on the DDR3
     assert a.beat_cycles(10, 10) == 10 and b.beat_cycles(7, 7) == math.ceil(14 / rate - 1e-9)
-    assert a.write_drain(69) == cycle.AXI_RAM_WRITE_LATENCY + 5        # measured: 9 cycles
+    assert a.write_drain(69) == memtiming.AXI_RAM_WRITE_LATENCY + 5        # measured: 9 cycles
     with pytest.raises(ConvcError, match="data_width"):
         MemoryTiming.axi_ram(100)
     with pytest.raises(ConvcError, match="words_per_cycle"):
@@ -131,7 +133,7 @@ def test_invariants_on_small_networks(small_net):
     hw = prog.hw
     conv = ConvEngine(hw)
     wpc = board.memory.words_per_cycle
-    assert board.cycles == cycle.SEQ_START + sum(r.cycles for r in board.records)
+    assert board.cycles == Accelerator.START_CYCLES + sum(r.cycles for r in board.records)
     assert board.cycles == sum(lt.cycles for lt in board.layers) + board.overhead_cycles
     assert board.records[-1].op == "end" and len(board.records) == len(prog.instrs)
     for r, ins in zip(board.records, prog.instrs):

@@ -19,7 +19,7 @@ from convc.compiler.hwconfig import HardwareConfig
 from convc.compiler.numeric import QFormat
 from convc.compiler.program import Program, Region
 from convc.compiler.pwl_fit import fit_pwl, make_tanh
-from convc.sim import golden, golden_naive
+from convc.sim import golden, golden_conv, golden_exact, golden_naive
 
 Q88 = QFormat(16, 8)
 HW = HardwareConfig(board="test", clock_mhz=100.0, bits=16, kmax=9, in_lanes=2, out_lanes=2,
@@ -152,9 +152,9 @@ def both(prog: Program, x: np.ndarray):
     model runs three times: as is, with tiny im2col chunks (chunked over
     images and rows), and with its weights in tiny column blocks."""
     fast = golden.run(prog, x)
-    with mock.patch.object(golden, "_CHUNK_ELEMS", 64):
+    with mock.patch.object(golden_exact, "_CHUNK_ELEMS", 64):
         chunked = golden.run(prog, x)
-    with mock.patch.object(golden, "_WEIGHT_ELEMS", 16):     # weights widened in column blocks
+    with mock.patch.object(golden_conv, "_WEIGHT_ELEMS", 16):     # weights widened in column blocks
         blocked = golden.run(prog, x)
     slow = golden_naive.run(prog, x)
     assert fast.memory.dtype == np.int64 and fast.memory.shape == (x.shape[0], prog.memory_words)
@@ -619,8 +619,8 @@ def test_chunking_and_int64_paths(monkeypatch):
     x = inputs(rng, prog, 4)
     ref = both(prog, x)
     for chunk, exact in [(1, 1 << 53), (200, 1 << 53), (5000, 1 << 53), (1 << 23, 0)]:
-        monkeypatch.setattr(golden, "_CHUNK_ELEMS", chunk)
-        monkeypatch.setattr(golden, "_F64_EXACT", exact)
+        monkeypatch.setattr(golden_exact, "_CHUNK_ELEMS", chunk)
+        monkeypatch.setattr(golden_exact, "_F64_EXACT", exact)
         res = golden.run(prog, x)
         np.testing.assert_array_equal(res.memory, ref.memory)
         assert res.saturations == ref.saturations and res.overflows == ref.overflows
@@ -701,16 +701,16 @@ def test_f64_products_exact_at_the_bound(L, log_a, seed):
     is taken, and is exact too."""
     rng = np.random.default_rng(seed)
     max_a = max(1, (1 << log_a) // L)
-    max_b = (golden._F64_EXACT - 1) // (max_a * L)
+    max_b = (golden_exact._F64_EXACT - 1) // (max_a * L)
     if max_b < 1:
         return
-    assert golden.f64_exact(max_a, max_b, L) and not golden.f64_exact(max_a, max_b + 1, L)
+    assert golden_exact.f64_exact(max_a, max_b, L) and not golden_exact.f64_exact(max_a, max_b + 1, L)
     a, b = _extremes(rng, (3, L), max_a), _extremes(rng, (L, 4), max_b)
     exact = a.astype(object) @ b.astype(object)
-    np.testing.assert_array_equal(golden._exact_matmul(a, b, max_a, max_b), exact.astype(np.int64))
+    np.testing.assert_array_equal(golden_exact.exact_matmul(a, b, max_a, max_b), exact.astype(np.int64))
     b[0, 0] = max_b + 1 if b[0, 0] > 0 else -(max_b + 1)     # past the bound: int64
     exact = a.astype(object) @ b.astype(object)
-    np.testing.assert_array_equal(golden._exact_matmul(a, b, max_a, max_b + 1),
+    np.testing.assert_array_equal(golden_exact.exact_matmul(a, b, max_a, max_b + 1),
                                   exact.astype(np.int64))
 
 
@@ -721,8 +721,8 @@ def test_f64_bound_is_needed():
     a, b = np.full((1, 3), v, dtype=np.int64), np.full((3, 1), v, dtype=np.int64)
     exact = 3 * v * v
     assert int((a.astype(np.float64) @ b.astype(np.float64))[0, 0]) != exact
-    assert not golden.f64_exact(v, v, 3)
-    assert int(golden._exact_matmul(a, b, v, v)[0, 0]) == exact
+    assert not golden_exact.f64_exact(v, v, 3)
+    assert int(golden_exact.exact_matmul(a, b, v, v)[0, 0]) == exact
 
 
 # ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Label maps as pictures (sim/labelmap.py): the standard-library PNG encoder decoded by
-hand, the palette, the ignore grey, input frames; and the label-map section of the
+"""Label maps as pictures (sim/labelmap.py): the standard-library PNG encoder
+(reference/imagefiles.py) decoded by hand, the palette, the ignore grey, input frames; and the label-map section of the
 ``convc verify`` and ``convc compare`` reports of a tiny scene parser (no simulator: the
 RTL run is the golden model's words)."""
 
@@ -28,6 +28,7 @@ from convc.reference.scenes import SCENE_CLASSES, scene_palette  # noqa: E402
 from convc.sim import labelmap as L  # noqa: E402
 from convc.sim import verify as V  # noqa: E402
 from convc.sim.compare import compare  # noqa: E402
+from convc.reference.imagefiles import png_bytes  # noqa: E402
 from convc.sim.report import render_compare_html, render_html  # noqa: E402
 
 
@@ -55,17 +56,17 @@ def _decode_png(data: bytes) -> tuple[int, int, int, np.ndarray]:
 
 def test_png_round_trips(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    w, h, ctype, pix = _decode_png(L.png_bytes(rgb))
+    w, h, ctype, pix = _decode_png(png_bytes(rgb))
     assert (w, h, ctype) == (7, 5, 2) and np.array_equal(pix, rgb)
     grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
-    w, h, ctype, pix = _decode_png(L.png_bytes(grey))
+    w, h, ctype, pix = _decode_png(png_bytes(grey))
     assert (w, h, ctype) == (4, 3, 0) and np.array_equal(pix[..., 0], grey)
     # the project's own PNG reader agrees
-    (tmp_path / "a.png").write_bytes(L.png_bytes(rgb))
+    (tmp_path / "a.png").write_bytes(png_bytes(rgb))
     assert np.array_equal(np.asarray(read_png(tmp_path / "a.png")).reshape(rgb.shape), rgb)
     for bad in (rgb.astype(np.int16), np.zeros((2, 2, 4), np.uint8), np.zeros((0, 3), np.uint8)):
         with pytest.raises(ValueError):
-            L.png_bytes(bad)
+            png_bytes(bad)
 
 
 def test_palette_is_distinct_and_the_scenes_own():

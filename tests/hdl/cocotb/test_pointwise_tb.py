@@ -14,7 +14,8 @@ import random
 import numpy as np
 
 from convc.compiler import isa
-from convc.compiler.numeric import PWLTable, QFormat, pwl_eval, saturate
+from convc.compiler.numeric import QFormat, saturate
+from convc.compiler.pwl_table import PWLTable, pwl_eval
 
 try:  # only inside the simulator
     import cocotb
