@@ -136,7 +136,7 @@ from .pointwise import PointwiseEngine
 from .pool import PoolEngine
 from .regs import HostRegisters
 from .rowwriter import RowWriter
-from .seqstates import lcn_states, read_command
+from .seqstates import command_state, lcn_states
 
 __all__ = ["Accelerator", "trace_signature", "post_lanes", "lcn_lanes", "logic_luts", "CONTROL_LUTS",
            "SEQUENCER_MULTIPLIERS", "control_multipliers", "reader_count", "writer_count",
@@ -368,10 +368,7 @@ class Accelerator(wiring.Component):
                                  rec_idx.eq(regs.sched_addr), table_ok.eq(0), rec_start.eq(1)]
                     m.next = "FETCH_CMD"
             with m.State("FETCH_CMD"):
-                m.d.comb += read_command(pr, rec_idx, RECORD_WORDS)
-                with m.If(pr.cmd.ready):
-                    m.d.sync += k.eq(0)
-                    m.next = "FETCH"
+                command_state(m, pr, k, rec_idx, RECORD_WORDS, "FETCH")
             with m.State("FETCH"):
                 m.d.comb += pr.o.ready.eq(1)
                 with m.If(pr.o.valid):
@@ -433,10 +430,8 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.next = "LIST_CMD"
             with m.State("TABLE_CMD"):
-                m.d.comb += read_command(pr, regs.image_addr + R.pwl_id * isa.TABLE_WORDS, isa.TABLE_WORDS)
-                with m.If(pr.cmd.ready):
-                    m.d.sync += [k.eq(0), table_ok.eq(0)]
-                    m.next = "TABLE"
+                command_state(m, pr, k, regs.image_addr + R.pwl_id * isa.TABLE_WORDS, isa.TABLE_WORDS, "TABLE",
+                              table_ok.eq(0))
             with m.State("TABLE"):
                 m.d.comb += [pr.o.ready.eq(1), pw.table.addr.eq(k), pw.table.data.eq(word), pw.table.en.eq(pr.o.valid)]
                 with m.If(pr.o.valid):
@@ -445,10 +440,7 @@ class Accelerator(wiring.Component):
                         m.d.sync += [table_ok.eq(1), table_id.eq(R.pwl_id)]
                         m.next = "LIST_CMD"
             with m.State("LIST_CMD"):
-                m.d.comb += read_command(pr, R.list_addr, R.n_in)
-                with m.If(pr.cmd.ready):
-                    m.d.sync += [k.eq(0), groups.eq(0), lane_ctr.eq(0)]
-                    m.next = "LIST"
+                command_state(m, pr, k, R.list_addr, R.n_in, "LIST", groups.eq(0), lane_ctr.eq(0))
             with m.State("LIST"):
                 m.d.comb += [pr.o.ready.eq(1), lw.addr.eq(k), lw.data.eq(R.in_addr + word * map_in),
                              lw.en.eq(pr.o.valid & (k < hw.list_words))]
@@ -473,10 +465,7 @@ class Accelerator(wiring.Component):
             with m.State("BIAS_CMD"):
                 with m.If(lane_ctr != 0):                  # a last, partly filled group
                     m.d.sync += [groups.eq(groups + 1), lane_ctr.eq(0)]
-                m.d.comb += read_command(pr, bias_addr, 2 * R.n_out)
-                with m.If(pr.cmd.ready):
-                    m.d.sync += k.eq(0)
-                    m.next = "BIAS"
+                command_state(m, pr, k, bias_addr, 2 * R.n_out, "BIAS")
             with m.State("BIAS"):
                 m.d.comb += pr.o.ready.eq(1)
                 with m.If(pr.o.valid):

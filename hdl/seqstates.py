@@ -21,15 +21,17 @@ from __future__ import annotations
 
 from convc.compiler import isa
 
-__all__ = ["read_command", "table_states", "lcn_states"]
+__all__ = ["command_state", "table_states", "lcn_states"]
 
 
-def read_command(pr, addr, length) -> list:
-    """A ``*_CMD`` state's statements (comb): offer the read command (``addr``, ``length``
-    words) to the parameter reader ``pr``.  The handshake's ``with m.If(pr.cmd.ready)``
-    stays with each caller: Amaranth merges the condition cells of ``If`` s written at one
-    source line, so a shared one would change the netlist's numbering (and the Verilog)."""
-    return [pr.cmd.payload.addr.eq(addr), pr.cmd.payload.length.eq(length), pr.cmd.valid.eq(1)]
+def command_state(m, pr, k, addr, length, nxt: str, *also) -> None:
+    """The body of a ``*_CMD`` state: offer the read command (``addr``, ``length`` words)
+    to the parameter reader ``pr``; once it is taken, clear the word counter ``k``, do
+    the statements ``also`` (sync) and go to state ``nxt``, which reads the words."""
+    m.d.comb += [pr.cmd.payload.addr.eq(addr), pr.cmd.payload.length.eq(length), pr.cmd.valid.eq(1)]
+    with m.If(pr.cmd.ready):
+        m.d.sync += [k.eq(0), *also]
+        m.next = nxt
 
 
 def table_states(m, pr, k, word, state, nxt, port, image_addr, table_id):
@@ -37,10 +39,7 @@ def table_states(m, pr, k, word, state, nxt, port, image_addr, table_id):
     words at ``image_addr + table_id * isa.TABLE_WORDS``) into the table write ``port``,
     then ``nxt`` (the LCN engine's two tables)."""
     with m.State(state + "_CMD"):
-        m.d.comb += read_command(pr, image_addr + table_id * isa.TABLE_WORDS, isa.TABLE_WORDS)
-        with m.If(pr.cmd.ready):
-            m.d.sync += k.eq(0)
-            m.next = state
+        command_state(m, pr, k, image_addr + table_id * isa.TABLE_WORDS, isa.TABLE_WORDS, state)
     with m.State(state):
         m.d.comb += [pr.o.ready.eq(1), port.addr.eq(k), port.data.eq(word), port.en.eq(pr.o.valid)]
         with m.If(pr.o.valid):
@@ -65,10 +64,7 @@ def lcn_states(m, hw, R, pr, word, k, kk, lcn, lw, map_in, lcn_b, lcn_base, grou
     table_states(m, pr, k, word, "LCN_SQRT", "LCN_RECIP_CMD", lcn.sqrt_table, regs.image_addr, R.pwl_id)
     table_states(m, pr, k, word, "LCN_RECIP", "LCN_WIN_CMD", lcn.recip_table, regs.image_addr, R.pwl2_id)
     with m.State("LCN_WIN_CMD"):                        # R and Q: 2K words after G
-        m.d.comb += read_command(pr, R.w_addr + kk, 2 * R.kernel)
-        with m.If(pr.cmd.ready):
-            m.d.sync += [k.eq(0), lcn_base.eq(R.in_addr)]
-            m.next = "LCN_WIN"
+        command_state(m, pr, k, R.w_addr + kk, 2 * R.kernel, "LCN_WIN", lcn_base.eq(R.in_addr))
     with m.State("LCN_WIN"):
         m.d.comb += [pr.o.ready.eq(1), lcn.window.addr.eq(kk + k), lcn.window.data.eq(word),
                      lcn.window.en.eq(pr.o.valid)]

@@ -158,8 +158,6 @@ utilization (its DSPs are not in ``macs_per_cycle``), as in the compiler's repor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from convc.compiler import isa
@@ -176,7 +174,8 @@ from convc.hdl.rowwriter import RowWriter
 
 from .cycle_fcstream import _fc_stream
 from .cycle_results import CycleReport, LayerTiming, RecordTiming
-from .memtiming import WRITER_CMD_TO_WORD, MemoryTiming, _ceil
+from .cycle_memory import RowOut, Traffic, fetch_cycles, read_phase, row_writer
+from .memtiming import MemoryTiming, _ceil
 
 __all__ = ["simulate", "run_cycles"]
 
@@ -230,59 +229,6 @@ class _Engines:
         return self._lcn
 
 
-@dataclass
-class _Out:
-    """The output side of a streaming phase: per row, when its first element reaches the
-    row buffer (``first``) and when it is complete (``done``), without stalls; the
-    busiest write port writes each row as ``cmds`` commands of ``words`` words, and all
-    ports together ``beats`` beats a row on the one write channel."""
-
-    first: list
-    done: list
-    cmds: int
-    words: int
-    beats: float = 0.0
-    ports: int = 1          # write ports whose final bursts of the last row queue together
-
-    def shifted(self, d: float) -> "_Out":
-        return _Out([a + d for a in self.first], [c + d for c in self.done], self.cmds, self.words, self.beats,
-                    self.ports)
-
-
-def _row_cost(out: _Out, mem: MemoryTiming) -> float:
-    """The row writer's time for one row: the busiest port's commands back to back, or
-    the row's beats on the shared write channel (:class:`~convc.hdl.arbiter.WriteArbiter`:
-    a beat a cycle across the ports), whichever is longer."""
-    return max(out.cmds * (mem.write_cmd_cycles(out.words) + RowWriter.CMD_GAP),
-               out.beats / mem.beats_per_cycle)
-
-
-def _row_writer(out: _Out, mem: MemoryTiming) -> tuple[float, float]:
-    """The two-row buffer recurrence (module docstring); returns (the engines' stall D,
-    the time the writer takes the last word).  A row's first command is issued when the
-    row is complete; its words go in ``WRITER_CMD_TO_WORD`` cycles later, or right after
-    the previous row's (back-to-back commands have no gap)."""
-    cost = _row_cost(out, mem)
-    D = 0.0
-    wend: list[float] = []
-    for r, (a, c) in enumerate(zip(out.first, out.done)):
-        if r >= RowWriter.BUFFER_ROWS and a + D < wend[r - RowWriter.BUFFER_ROWS]:
-            D += wend[r - RowWriter.BUFFER_ROWS] - (a + D)
-        ws = max(c + D + WRITER_CMD_TO_WORD, wend[-1] if wend else 0.0)
-        wend.append(ws + cost)
-    return D, (wend[-1] if wend else 0.0)
-
-
-def _read_phase(words: int, mem: MemoryTiming) -> int:
-    # the command's handshake cycle is the first of the read latency (measured on the RTL)
-    return Accelerator.PHASE_GAP + mem.read_latency - 1 + words
-
-
-def _fetch(mem: MemoryTiming) -> int:
-    """FETCH: the record's words read, then DECODE."""
-    return _read_phase(RECORD_WORDS, mem) + Accelerator.DECODE_CYCLES
-
-
 def _useful_conv_macs(ins: isa.Instr) -> int:
     """The compiler's MAC count, per record: the conv rows this band adds to the layer
     (rows shared with the previous band count once; the last band takes the layer's
@@ -299,7 +245,7 @@ def _useful_conv_macs(ins: isa.Instr) -> int:
 
 def _band_input_rows(ins: isa.Instr) -> tuple[int, int]:
     """(R, rows of the band inside the map): the band's input rows start at
-    ``row0 * pool_s * stride - pad`` (sim/golden.py's ``_band``), rows of the upsampled
+    ``row0 * pool_s * stride - pad`` (sim/golden_conv.py's ``_band``), rows of the upsampled
     map (``up_h`` rows; each one a read command of ``in_w`` words)."""
     R = isa.in_rows(isa.conv_rows(ins.rows, ins.pool_k, ins.pool_s), ins.kernel, ins.stride)
     y0 = ins.row0 * ins.pool_s * ins.stride - ins.pad
@@ -307,96 +253,31 @@ def _band_input_rows(ins: isa.Instr) -> tuple[int, int]:
     return R, inside
 
 
-class _Traffic:
-    """Beats a record moves on the AXI data channels: every read and write command
-    covers the whole beats its words touch (``MemoryTiming.words_per_beat`` words a
-    beat), so a 1-word read costs a beat of bandwidth like a 16-word one.  Exact from the
-    command addresses; the input-map addresses come from the record's list in the
-    program's constant image (when the program has none: maps in list order)."""
-
-    def __init__(self, program, mem: MemoryTiming):
-        self.W = mem.words_per_beat
-        image = getattr(program, "image", None)
-        self.image = None if image is None else np.asarray(image)
-        self.table_addr = int(getattr(program, "table_addr", 0))
-
-    def span(self, addr, words) -> int:
-        """Beats covered by commands of ``words`` words at ``addr`` (arrays broadcast)."""
-        a = np.asarray(addr, dtype=np.int64)
-        n = np.asarray(words, dtype=np.int64)
-        b = np.where(n > 0, (a + n - 1) // self.W - a // self.W + 1, 0)
-        return int(np.sum(b))
-
-    def map_bases(self, ins: isa.Instr) -> np.ndarray:
-        """The word address of each input map ``j < n_in`` (the LIST phase's result)."""
-        idx = np.arange(ins.n_in, dtype=np.int64)
-        if self.image is not None and ins.list_addr + ins.n_in <= self.image.size:
-            idx = self.image[ins.list_addr:ins.list_addr + ins.n_in].astype(np.int64)
-        return ins.in_addr + idx * ins.in_h * ins.in_w
-
-    def setup(self, ins: isa.Instr, table: bool, bias_addr: int) -> int:
-        beats = -(-RECORD_WORDS // self.W)                 # records are 32-word aligned
-        if table:
-            beats += self.span(self.table_addr + ins.pwl_id * isa.TABLE_WORDS, isa.TABLE_WORDS)
-        return beats + self.span(ins.list_addr, ins.n_in) + self.span(bias_addr, 2 * ins.n_out)
-
-    def rows(self, ins: isa.Instr, first: int, count: int) -> int:
-        """Input rows ``first .. first+count-1`` of every input map, one command a row: rows
-        of the upsampled map (``up``), row ``y`` a command of the ``in_w`` words of stored row
-        ``y >> up``."""
-        y = np.arange(max(first, 0), min(first + count, ins.up_h), dtype=np.int64) >> ins.up
-        if y.size == 0 or ins.in_w == 0:
-            return 0
-        addr = self.map_bases(ins)[:, None] + y[None, :] * ins.in_w
-        return self.span(addr, ins.in_w)
-
-    def fc_read(self, ins: isa.Instr, in_lanes: int) -> int:
-        """An OP_FC record's stream reads: each group's weight block (``in_lanes`` inputs'
-        columns of ``isa.fc_ld(n_out)`` words, one command) and the band's input rows."""
-        ld = isa.fc_ld(ins.n_out)
-        g = np.arange(max(-(-ins.n_in // in_lanes), 1), dtype=np.int64)
-        return (self.span(ins.w_addr + g * in_lanes * ld, np.minimum(in_lanes, ins.n_in - g * in_lanes) * ld)
-                + self.rows(ins, ins.row0, ins.rows))
-
-    def written(self, ins: isa.Instr, ports: int) -> int:
-        """The row writer's commands: ``out_w`` words a map a row, or for a vector output
-        one command of each port's maps."""
-        map_out = ins.out_h * ins.out_w
-        base = ins.out_addr + ins.o0 * map_out + ins.row0 * ins.out_w
-        if map_out == 1:
-            q = -(-ins.n_out // ports)
-            starts = np.arange(0, ins.n_out, q)
-            return self.span(base + starts, np.minimum(q, ins.n_out - starts))
-        o = np.arange(ins.n_out, dtype=np.int64)[:, None]
-        r = np.arange(ins.rows, dtype=np.int64)[None, :]
-        return self.span(base + o * map_out + r * ins.out_w, ins.out_w)
-
-
 class _Model:
     def __init__(self, hw: HardwareConfig, mem: MemoryTiming, program=None):
         self.hw, self.mem = hw, mem
         self.eng = _Engines(hw)
         self.table_loaded: int | None = None
-        self.traffic = _Traffic(program, mem)
+        self.traffic = Traffic(program, mem)
 
     # ---- common pieces -------------------------------------------------------------
     def _setup(self, ins: isa.Instr, phases: dict, bias_addr: int) -> tuple[int, int]:
         """FETCH, TABLE, LIST, BIAS of CONV/FC records; returns the words and beats read."""
         mem = self.mem
-        phases["fetch"] = _fetch(mem) + Accelerator.DIVIDE_CYCLES
+        phases["fetch"] = fetch_cycles(mem) + Accelerator.DIVIDE_CYCLES
         words = RECORD_WORDS
         phases["table"] = 0
         table = ins.act == isa.ACT_PWL and ins.pwl_id != self.table_loaded
         if table:
-            phases["table"] = _read_phase(isa.TABLE_WORDS, mem)
+            phases["table"] = read_phase(isa.TABLE_WORDS, mem)
             self.table_loaded = ins.pwl_id
             words += isa.TABLE_WORDS
-        phases["list"] = _read_phase(ins.n_in, mem)
-        phases["bias"] = _read_phase(2 * ins.n_out, mem)
+        phases["list"] = read_phase(ins.n_in, mem)
+        phases["bias"] = read_phase(2 * ins.n_out, mem)
         return words + ins.n_in + 2 * ins.n_out, self.traffic.setup(ins, table, bias_addr)
 
     def _finish(self, k: int, name: str, ins: isa.Instr, start: int, phases: dict, setup: tuple,
-                stream_words_read: int, words_written: int, beats: tuple, engine_end: float, out: _Out,
+                stream_words_read: int, words_written: int, beats: tuple, engine_end: float, out: RowOut,
                 compute: int, macs: int, label: str, zeros_first: int = 0) -> RecordTiming:
         """The streaming phase's end (engine, row writer, drain), the bandwidth bounds,
         the label; ``engine_end``/``out`` are relative to the engine's start (after
@@ -405,7 +286,7 @@ class _Model:
         beats the set-up phases read; ``beats``: the stream's beats read and written."""
         setup_words, setup_beats = setup
         mem = self.mem
-        D, w_last = _row_writer(out, mem)
+        D, w_last = row_writer(out, mem)
         lead = Accelerator.PHASE_GAP + max(0, mem.read_latency - zeros_first)
         engine_done = engine_end + D
         writer_done = w_last + mem.write_drain(out.words, out.ports)
@@ -469,7 +350,7 @@ class _Model:
         done[-1] = max(done[-1], t_out(conv_rows - 1, conv_w - 1) - 1)
         w_beats = tr.written(ins, eng.writers)
         q = eng.maps_per_port(ins.n_out)
-        out = _Out(first, done, q, ins.out_w,                              # the busiest port
+        out = RowOut(first, done, q, ins.out_w,                              # the busiest port
                    w_beats / max(ins.rows, 1), ports=-(-ins.n_out // q))
         weights = isa.bias_offset(ins.op, ins.n_in, ins.n_out, K)
         stream_read = weights + ins.n_in * inside * ins.in_w
@@ -530,7 +411,7 @@ class _Model:
         q = eng.maps_per_port(ins.n_out)                  # the busiest port's maps
         w_beats = tr.written(ins, eng.writers)
         row_beats = w_beats / max(ins.rows, 1)
-        out = _Out(first, done, 1, q, row_beats) if vector else _Out(first, done, q, ins.out_w, row_beats)
+        out = RowOut(first, done, 1, q, row_beats) if vector else RowOut(first, done, q, ins.out_w, row_beats)
         engine_end = s_end + eng.fc.latency
         compute = _ceil(engine_end - rl)
         # waiting on the reads (weights and pixels) longer than computing: read-bound
@@ -551,9 +432,9 @@ class _Model:
         eng = self.eng.lcn(hw.lcn_channels)
         hp = K - 1 - K // 2
         phases: dict[str, int] = {}
-        phases["fetch"] = _fetch(mem)
-        phases["table"] = 2 * _read_phase(isa.TABLE_WORDS, mem)
-        phases["list"] = _read_phase(2 * K, mem)          # the window's R and Q
+        phases["fetch"] = fetch_cycles(mem)
+        phases["table"] = 2 * read_phase(isa.TABLE_WORDS, mem)
+        phases["list"] = read_phase(2 * K, mem)          # the window's R and Q
         setup_words = RECORD_WORDS + 2 * isa.TABLE_WORDS + 2 * K
         rl = mem.read_latency
         # each sweep: its list of map bases (one a cycle, no read), the start pulse, then the
@@ -566,15 +447,15 @@ class _Model:
         Dw = hp * (W + hp) + hp
         a_first = [2 * Dw + eng.latency_a + r * (W + hp) + RowWriter.BUFFER_LATENCY for r in range(H)]
         a_done = [a + W - 1 for a in a_first]
-        out_a = _Out(a_first, a_done, -(-(C + 1) // self.eng.writers), W)
-        Da, wa = _row_writer(out_a, mem)
+        out_a = RowOut(a_first, a_done, -(-(C + 1) // self.eng.writers), W)
+        Da, wa = row_writer(out_a, mem)
         a_engine = (H + 2 * hp) * (W + hp) + hp - 1 + eng.latency_a + Da
         sweep_a = lead_a + max(a_engine, wa + mem.write_drain(W))
         # sweep B: (v, s) in (C + 1 feeders), y out: C commands of W words a row
         b_first = [eng.latency_b + r * W + RowWriter.BUFFER_LATENCY for r in range(H)]
         b_done = [b + W - 1 for b in b_first]
-        out_b = _Out(b_first, b_done, -(-C // self.eng.writers), W)
-        Db, wb = _row_writer(out_b, mem)
+        out_b = RowOut(b_first, b_done, -(-C // self.eng.writers), W)
+        Db, wb = row_writer(out_b, mem)
         b_engine = H * W + eng.latency_b + Db
         sweep_b = lead_b + max(b_engine, wb + mem.write_drain(W))
         phases["sweep_a"] = _ceil(sweep_a)
@@ -596,7 +477,7 @@ class _Model:
 
     def end(self, k: int, name: str, ins: isa.Instr, start: int) -> RecordTiming:
         # DECODE goes straight to END (no DERIVE, no NEXT): one cycle less than the others
-        phases = {"fetch": _fetch(self.mem) - 1, "done": Accelerator.DONE_CYCLES}
+        phases = {"fetch": fetch_cycles(self.mem) - 1, "done": Accelerator.DONE_CYCLES}
         return RecordTiming(k, name, isa.OP_NAMES.get(ins.op, str(ins.op)), start, sum(phases.values()), phases,
                             0, 0, 0, "setup", RECORD_WORDS, 0, 0)
 
@@ -627,7 +508,7 @@ def _run(program, mem: MemoryTiming, fc_floor: bool = False) -> list[RecordTimin
             rec = model.end(k, name, ins, t)
             ended = True
         elif ins.op == isa.OP_NOP:
-            rec = RecordTiming(k, name, "nop", t, _fetch(mem), {"fetch": _fetch(mem)}, 0, 0, 0, "setup",
+            rec = RecordTiming(k, name, "nop", t, fetch_cycles(mem), {"fetch": fetch_cycles(mem)}, 0, 0, 0, "setup",
                                RECORD_WORDS, 0, 0)
         else:
             raise ConvcError(f"record {k} ({name}): unknown op {ins.op}")

@@ -57,13 +57,23 @@ def _ceil(x: float) -> int:
     return int(math.ceil(x - 1e-9))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MemoryTiming:
     """How the external memory looks to the accelerator's ports.
 
     Attributes
     ----------
     name : str
+    note : str
+        Where the figures come from.
+    duplex : bool
+        Reads and writes each move ``words_per_cycle`` (True: separate channels, as
+        cocotbext-axi's ``AxiRam`` and the native harness's ``axi-ram`` setting), or
+        share it (False: one DDR3 bus).
+    data_width : int
+        AXI data width (bits): words a beat = ``data_width // 16``.
+    max_burst : int
+        Beats a burst (``memport.default_max_burst``).
     words_per_cycle : float
         Sustained 16-bit words a cycle, all ports together (the bandwidth bound).
     read_latency : int
@@ -72,16 +82,6 @@ class MemoryTiming:
         The writer's last word to its ``idle``, beyond the beats of its last burst.
     cmd_overhead : int
         Cycles a command costs a port beyond its words (back-to-back commands).
-    data_width : int
-        AXI data width (bits): words a beat = ``data_width // 16``.
-    max_burst : int
-        Beats a burst (``memport.default_max_burst``).
-    note : str
-        Where the figures come from.
-    duplex : bool
-        Reads and writes each move ``words_per_cycle`` (True: separate channels, as
-        cocotbext-axi's ``AxiRam`` and the native harness's ``axi-ram`` setting), or
-        share it (False: one DDR3 bus).
 
     The memory side alone (what the native harness models, :mod:`convc.sim.native`):
     :attr:`ar_to_r` and :attr:`w_to_b`, the latencies left when the ports' own
@@ -90,14 +90,14 @@ class MemoryTiming:
     """
 
     name: str
+    note: str = ""
+    duplex: bool = False
+    data_width: int = 256
+    max_burst: int = 32
     words_per_cycle: float
     read_latency: int
     write_latency: int
     cmd_overhead: int = 0
-    data_width: int = 256
-    max_burst: int = 32
-    note: str = ""
-    duplex: bool = False
 
     def __post_init__(self):
         if not self.words_per_cycle > 0:

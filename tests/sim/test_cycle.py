@@ -120,7 +120,7 @@ def test_memory_timings():
     with pytest.raises(ConvcError, match="data_width"):
         MemoryTiming.axi_ram(100)
     with pytest.raises(ConvcError, match="words_per_cycle"):
-        MemoryTiming("x", 0, 1, 1)
+        MemoryTiming(name="x", words_per_cycle=0, read_latency=1, write_latency=1)
 
 
 # ---- compiled small networks ----------------------------------------------------------
