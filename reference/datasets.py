@@ -104,7 +104,7 @@ def _canvas(images: np.ndarray, size: int) -> np.ndarray:
 
 def load_digits(seed: int = 0) -> Dataset:
     try:
-        from sklearn.datasets import load_digits as sk_digits
+        from sklearn.datasets import load_digits as sk_digits  # optional tool: convc.optional
     except ImportError:
         raise ConvcError("dataset 'digits' needs scikit-learn: pip install 'convc[digits]'") from None
     data = sk_digits()

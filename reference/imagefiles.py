@@ -211,7 +211,7 @@ def read_pnm(path) -> np.ndarray:
 
 def _read_with_pillow(path: Path):
     try:
-        from PIL import Image
+        from PIL import Image  # optional tool: convc.optional
     except ImportError:
         return None
     try:

@@ -59,7 +59,7 @@ class _Builder:
         return name
 
     def const(self, base: str, value: np.ndarray) -> str:
-        from onnx import numpy_helper
+        from onnx import numpy_helper  # optional tool: convc.optional
         name = self.name(base)
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name))
         return name
@@ -119,7 +119,7 @@ def to_onnx(net: Network):
         raise ConvcError(f"network {net.name!r} is a graph (layers with several inputs or shared weights); "
                          "ONNX export writes chains only")
     onnx = require_onnx()
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper  # optional tool: convc.optional
 
     b = _Builder(onnx)
     c, h, w = net.input.shape

@@ -118,7 +118,7 @@ class AccelBench:
             raise TestbenchError(f"{self.top} has no port {name!r}{hint}") from None
 
     async def start(self) -> None:
-        from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+        from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam  # optional tool: convc.optional
 
         clk, rst = self._port("clk"), self._port("rst")
         self.irq = self._port("irq")

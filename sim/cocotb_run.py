@@ -120,7 +120,7 @@ def run_cocotb(program, compiled: Path, codes: np.ndarray, verilog: Path, work_d
     design never reuses a stale build).  A failed build raises :class:`CocotbBuildError`; a
     simulation that stops (timeout, STATUS.error, a crash) returns the images done so
     far with ``error`` set."""
-    from cocotb_tools.runner import get_runner
+    from cocotb_tools.runner import get_runner  # optional tool: convc.optional
 
     sim = sim.lower()
     env, remove, build_args = simulator_env(sim)

