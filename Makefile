@@ -42,11 +42,14 @@ demo: $(STAMP) iverilog
 	$(VENV)/bin/convc compare $(OUT)/model.npz $(OUT)/lenet-virtex6
 	$(VENV)/bin/convc verify $(OUT)/lenet-virtex6 --images $(RTL_IMAGES)
 
+# one pytest worker a core; each test file stays on one worker (its fixtures are built once)
+PYTEST_PAR ?= -n auto --dist loadfile
+
 test: $(STAMP) iverilog
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PAR)
 
 test-all: $(STAMP) iverilog
-	$(PY) -m pytest -q -m "slow or not slow"
+	$(PY) -m pytest -q $(PYTEST_PAR) -m "slow or not slow"
 
 bench: $(STAMP) iverilog
 	$(PY) bench/bench_train_lenet.py
