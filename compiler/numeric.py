@@ -168,12 +168,6 @@ def signed_range(bits: int) -> tuple[int, int]:
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
-def _round_half_up_float(v: float) -> int:
-    """floor(v + 1/2) of a finite Python float, exactly (no double rounding)."""
-    fl = math.floor(v)
-    return int(fl) + (1 if v - fl >= 0.5 else 0)
-
-
 # ----------------------------------------------------------------------------
 # QFormat
 # ----------------------------------------------------------------------------

@@ -158,7 +158,7 @@ class MemoryTiming:
         """The board's memory: ``hw.mem_bytes_per_cycle`` (the board's peak times its
         assumed efficiency, at ``hw.clock_mhz``) and the DDR3 controller's latencies
         (:data:`DDR3_AR_TO_R`, :data:`DDR3_W_TO_B`, assumed) behind the ports."""
-        return cls(name="board", words_per_cycle=hw.mem_bytes_per_cycle / 2.0,
+        return cls(name="board", words_per_cycle=hw.mem_words_per_cycle,
                    read_latency=READER_CMD_TO_AR + DDR3_AR_TO_R + READER_R_TO_WORD,
                    write_latency=WRITER_WORD_TO_AW + DDR3_W_TO_B + WRITER_B_TO_IDLE,
                    data_width=hw.data_width, max_burst=default_max_burst(hw.data_width),
